@@ -1,0 +1,70 @@
+# patchgate: the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8080
+HOST ?= 127.0.0.1
+PG := $(BIN)/patchgate
+
+.PHONY: run test check venv test-deps browsers services lint typecheck contracts drift bench clean
+
+$(BIN)/patchgate: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $(BIN)/patchgate
+
+venv: $(BIN)/patchgate
+
+run: venv
+	$(PG) init --demo
+	@echo
+	@echo "patchgate on http://$(HOST):$(PORT)/"
+	@echo "  public policy   http://$(HOST):$(PORT)/policy"
+	@echo "  security.txt    http://$(HOST):$(PORT)/.well-known/security.txt"
+	@echo "  dashboard       http://$(HOST):$(PORT)/"
+	@echo "  management API  http://$(HOST):$(PORT)/api/v1/  (OpenAPI: /api/v1/openapi.json)"
+	@echo "  device API      http://$(HOST):$(PORT)/DEFAULT/controller/v1/{controllerId}"
+	@echo "  metrics         http://$(HOST):$(PORT)/metrics"
+	@echo -n "  admin token     "; $(PG) token create quickstart --role admin --replace
+	@echo
+	$(PG) serve --host $(HOST) --port $(PORT)
+
+$(VENV)/.test-deps: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+test-deps: $(VENV)/.test-deps
+
+# Debian's chromium for the page tests (Playwright drives it; it downloads no browser).
+browsers:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# PostgreSQL must answer for the suite; start the machine's cluster when it does not.
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start && sleep 2; }
+	@pg_isready -h 127.0.0.1 -p 5432
+
+test: test-deps browsers services
+	PATCHGATE_TEST_POSTGRES=postgresql://postgres@127.0.0.1:5432/test $(BIN)/pytest -q -n 2 --dist loadfile
+
+lint:
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck:
+	$(BIN)/mypy
+
+contracts:
+	$(BIN)/lint-imports
+
+drift:
+	$(BIN)/patchgate db check
+
+check: test-deps lint typecheck contracts drift
+
+clean:
+	rm -rf $(VENV) var build dist .pytest_cache .mypy_cache .ruff_cache

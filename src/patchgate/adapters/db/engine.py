@@ -1,0 +1,88 @@
+"""Engines for SQLite (the zero-configuration default) and PostgreSQL (psycopg 3).
+
+On SQLite every connection runs in WAL mode with foreign keys on, and writing units of
+work take the write lock up front (``BEGIN IMMEDIATE``) so that two writers never both read
+a state and then fail on the upgrade to a write lock. Reads use a second engine with
+ordinary deferred transactions so they never wait for a writer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+
+@dataclass(frozen=True)
+class Engines:
+    """The write engine (units of work) and the read engine (pages, polls)."""
+
+    write: Engine
+    read: Engine
+    url: str
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.write.dialect.name == "sqlite"
+
+    def dispose(self) -> None:
+        self.write.dispose()
+        if self.read is not self.write:
+            self.read.dispose()
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` and use the psycopg 3 driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"timeout": 30, "check_same_thread": False},
+        # One connection per thread is enough for SQLite; NullPool would reopen the file
+        # for every unit of work and re-run the pragmas.
+        pool_size=8,
+        max_overflow=8,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the sqlite3 module so BEGIN is ours to issue.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def make_engines(url: str, *, pool_size: int = 10) -> Engines:
+    """Create the engines for ``url``; nothing connects until first use."""
+    url = normalise_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        return Engines(
+            write=_sqlite_engine(url, immediate=True),
+            read=_sqlite_engine(url, immediate=False),
+            url=url,
+        )
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return Engines(write=engine, read=engine, url=url)
+
+
+def make_throwaway_engine(url: str) -> Engine:
+    """A pool-less engine for one-off administrative work (migrations, checks)."""
+    return create_engine(normalise_url(url), poolclass=NullPool)

@@ -1,0 +1,43 @@
+"""The SQLAlchemy unit of work: one session, one transaction, every repository on it."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from patchgate.adapters.db import core_repos
+from patchgate.services.unit_of_work import UnitOfWork
+
+
+class SqlUnitOfWork(UnitOfWork):
+    """A unit of work on a fresh session; rolled back unless ``commit()`` is called."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self._session_factory = session_factory
+
+    def __enter__(self) -> SqlUnitOfWork:
+        super().__enter__()
+        self.session = self._session_factory()
+        self.state = core_repos.SqlStateRepository(self.session)
+        self.audit = core_repos.SqlAuditRepository(self.session)
+        self.tokens = core_repos.SqlTokenRepository(self.session)
+        self.policies = core_repos.SqlPolicyRepository(self.session)
+        self.tenants = core_repos.SqlTenantRepository(self.session)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        super().__exit__(exc_type, exc, tb)
+        self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+        self._run_after_commit()
+
+    def rollback(self) -> None:
+        self.session.rollback()

@@ -1,0 +1,90 @@
+"""Local key material: the audit checkpoint key and its journal file."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from patchgate.domain.audit import Checkpoint
+from patchgate.services import ports
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` readable by the owner only, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+class Ed25519Signer(ports.Signer):
+    """Signs audit checkpoints with an Ed25519 key kept in the data folder."""
+
+    def __init__(self, private: Ed25519PrivateKey | None, public: Ed25519PublicKey) -> None:
+        self._private = private
+        self._public = public
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> Ed25519Signer:
+        """Load the key at ``path``, creating it (mode 0600) on first use."""
+        if not path.exists():
+            key = Ed25519PrivateKey.generate()
+            pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            write_private_file(path, pem)
+        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(loaded, Ed25519PrivateKey):
+            raise ValueError(f"{path.name} is not an Ed25519 private key")
+        return cls(loaded, loaded.public_key())
+
+    def sign(self, message: bytes) -> str:
+        if self._private is None:
+            raise RuntimeError("this signer holds only the public key")
+        return self._private.sign(message).hex()
+
+    def verify(self, message: bytes, signature: str) -> bool:
+        try:
+            self._public.verify(bytes.fromhex(signature), message)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+class FileCheckpointJournal(ports.CheckpointJournal):
+    """Checkpoints appended, one JSON line each, to a file outside the database."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, checkpoint: Checkpoint) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(checkpoint.__dict__, sort_keys=True) + "\n"
+        # O_APPEND makes each small write land whole at the end, even with several writers.
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read(self) -> Sequence[Checkpoint]:
+        if not self.path.exists():
+            return []
+        out: list[Checkpoint] = []
+        for line in self.path.read_text().splitlines():
+            if line.strip():
+                out.append(Checkpoint(**json.loads(line)))
+        return out

@@ -1,0 +1,84 @@
+"""The composition root: settings from the environment, and the one place that wires real
+adapters to the services. Nothing here runs at import time."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.orm import sessionmaker
+
+from patchgate.adapters.db.engine import Engines, make_engines
+from patchgate.adapters.db.uow import SqlUnitOfWork
+from patchgate.adapters.keys import Ed25519Signer, FileCheckpointJournal
+from patchgate.services.context import Context
+
+DEFAULT_DATA_DIR = "./var"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where patchgate keeps its data, and the knobs operators set by environment."""
+
+    data_dir: Path
+    database_url: str
+    public_url: str | None = None
+    max_request_bytes: int = 1024 * 1024
+    max_artifact_bytes: int = 4 * 1024 * 1024 * 1024
+    poll_sleep_seconds: int = 300
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, data_dir: str | Path | None = None) -> Settings:
+        """``--data-dir`` if given, else ``PATCHGATE_DATA_DIR``, else ``./var``;
+        ``PATCHGATE_DATABASE_URL`` or a SQLite file in the data folder."""
+        root = Path(data_dir or os.environ.get("PATCHGATE_DATA_DIR") or DEFAULT_DATA_DIR)
+        root = root.expanduser().resolve()
+        url = os.environ.get("PATCHGATE_DATABASE_URL") or f"sqlite:///{root / 'patchgate.db'}"
+        return cls(
+            data_dir=root,
+            database_url=url,
+            public_url=os.environ.get("PATCHGATE_PUBLIC_URL") or None,
+            max_request_bytes=int(os.environ.get("PATCHGATE_MAX_REQUEST_BYTES", 1024 * 1024)),
+            max_artifact_bytes=int(
+                os.environ.get("PATCHGATE_MAX_ARTIFACT_BYTES", 4 * 1024 * 1024 * 1024)
+            ),
+            poll_sleep_seconds=int(os.environ.get("PATCHGATE_POLL_SLEEP", 300)),
+        )
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def policy_file(self) -> Path:
+        return self.data_dir / "policy.toml"
+
+
+@dataclass
+class App:
+    """Everything a running entrypoint holds: settings, engines and the service context."""
+
+    settings: Settings
+    engines: Engines
+    context: Context
+    read_sessions: sessionmaker  # type: ignore[type-arg]  # Session type varies by engine
+
+    def close(self) -> None:
+        self.engines.dispose()
+
+
+def build(settings: Settings) -> App:
+    """Wire the real adapters. Connects lazily; creates the audit key on first use."""
+    engines = make_engines(settings.database_url)
+    write_sessions = sessionmaker(engines.write, expire_on_commit=False)
+    read_sessions = sessionmaker(engines.read, expire_on_commit=False)
+    context = Context(
+        uow=lambda: SqlUnitOfWork(write_sessions),
+        read_uow=lambda: SqlUnitOfWork(read_sessions),
+        audit_signer=Ed25519Signer.load_or_create(settings.keys_dir / "audit-checkpoint.key"),
+        checkpoint_journal=FileCheckpointJournal(settings.data_dir / "audit-checkpoints.jsonl"),
+        data_dir=settings.data_dir,
+    )
+    return App(settings, engines, context, read_sessions)

@@ -1,0 +1,1 @@
+"""The management REST API under ``/api/v1`` (bearer tokens, JSON, OpenAPI)."""

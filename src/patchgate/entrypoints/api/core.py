@@ -1,0 +1,120 @@
+"""Management API: the policy in force, the audit log and tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, Field
+
+from patchgate.domain.audit import AuditRecord
+from patchgate.domain.clock import rfc3339
+from patchgate.entrypoints.api.deps import Admin, Viewer
+from patchgate.services import access, audit
+from patchgate.services import policy as policy_service
+
+router = APIRouter()
+
+
+@router.get("/whoami", tags=["access"])
+def whoami(caller: Viewer) -> dict[str, Any]:
+    """The token used for this call and its role."""
+    return {"name": caller.token.name, "role": caller.token.role}
+
+
+@router.get("/policy", tags=["policy"])
+def get_policy(caller: Viewer) -> dict[str, Any]:
+    """The policy in force (the same JSON as ``/policy.json``), with its TOML source."""
+    current = policy_service.in_force(caller.ctx)
+    body = current.policy.to_json()
+    body["sha256"] = current.sha256
+    body["applied_at"] = rfc3339(current.applied_at)
+    return body
+
+
+@router.put("/policy", tags=["policy"])
+def put_policy(
+    caller: Admin,
+    source: str = Body(..., media_type="application/toml", description="Policy TOML"),
+) -> dict[str, Any]:
+    """Validate a policy and put it in force. 422 lists every problem; nothing changes."""
+    policy, changed = policy_service.apply(caller.ctx, source, actor=caller.actor)
+    return {"changed": changed, "policy": policy.to_json()}
+
+
+def _entry(e: AuditRecord) -> dict[str, Any]:
+    return {
+        "seq": e.seq,
+        "at": e.at,
+        "actor": e.actor,
+        "action": e.action,
+        "subject": e.subject,
+        "details": e.details,
+        "hash": e.hash,
+    }
+
+
+@router.get("/audit", tags=["audit"])
+def list_audit(
+    caller: Viewer,
+    limit: int = 100,
+    before_seq: int | None = None,
+    subject: str | None = None,
+    action: str | None = None,
+) -> dict[str, Any]:
+    """Audit entries, newest first."""
+    rows = audit.entries(
+        caller.ctx,
+        limit=min(max(limit, 1), 1000),
+        before_seq=before_seq,
+        subject=subject,
+        action_prefix=action,
+    )
+    return {"entries": [_entry(e) for e in rows]}
+
+
+@router.get("/audit/verify", tags=["audit"])
+def verify_audit(caller: Viewer) -> dict[str, Any]:
+    """Check the chain and its checkpoints; names the first problem."""
+    count, finding = audit.verify(caller.ctx)
+    return {
+        "entries": count,
+        "ok": finding is None,
+        "finding": None if finding is None else finding.__dict__,
+    }
+
+
+class TokenIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: str
+
+
+@router.post("/tokens", tags=["access"], status_code=201)
+def create_token(caller: Admin, body: TokenIn) -> dict[str, Any]:
+    """Create a token; the token itself is in this answer only."""
+    record, token = access.create_token(
+        caller.ctx, name=body.name, role=body.role, actor=caller.actor
+    )
+    return {"name": record.name, "role": record.role, "token": token}
+
+
+@router.get("/tokens", tags=["access"])
+def list_tokens(caller: Admin) -> dict[str, Any]:
+    """Token names, roles and dates (never the tokens)."""
+    return {
+        "tokens": [
+            {
+                "name": t.name,
+                "role": t.role,
+                "created_at": rfc3339(t.created_at),
+                "revoked_at": rfc3339(t.revoked_at),
+            }
+            for t in access.list_tokens(caller.ctx)
+        ]
+    }
+
+
+@router.delete("/tokens/{name}", tags=["access"], status_code=204)
+def revoke_token(caller: Admin, name: str) -> None:
+    """Revoke a token at once."""
+    access.revoke_token(caller.ctx, name=name, actor=caller.actor)

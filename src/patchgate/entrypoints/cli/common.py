@@ -1,0 +1,71 @@
+"""What every CLI command shares: the wired app, the actor, JSON output, error exits."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from functools import cache
+from typing import Any, NoReturn
+
+import typer
+
+from patchgate.bootstrap import App, Settings, build
+from patchgate.domain.errors import InvalidInput
+
+# Set by main() from --data-dir, wherever it appears on the command line.
+DATA_DIR: dict[str, str | None] = {"value": None}
+
+
+def settings() -> Settings:
+    return Settings.from_env(DATA_DIR["value"])
+
+
+@cache
+def app() -> App:
+    """The wired app for this command, built on first use and checked to be migrated."""
+    from patchgate.adapters.db import migrate
+
+    wired = build(settings())
+    current = migrate.current_revision(wired.engines.write)
+    if current != migrate.head_revision():
+        hint = "patchgate init" if current is None else "patchgate db upgrade"
+        fail(f"the database is not at the current schema ({current or 'empty'}); run `{hint}`")
+    return wired
+
+
+def actor() -> str:
+    """Who the audit log names for a CLI action: the local user."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"cli:{user}"
+
+
+def emit_json(payload: dict[str, Any]) -> None:
+    """Exactly one JSON object on stdout."""
+    sys.stdout.write(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def fail(*problems: str, code: int = 2) -> NoReturn:
+    """One readable line per problem on stderr, then exit (2: bad input or refused)."""
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    raise typer.Exit(code)
+
+
+def read_text_file(path: str, *, what: str = "file", limit: int = 16 * 1024 * 1024) -> str:
+    """Read a UTF-8 text file given on the command line, with readable errors."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {what} {path}: {exc.strerror}") from exc
+    if len(data) > limit:
+        raise InvalidInput(f"{what} {path} is over {limit} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{what} {path} is not UTF-8 text") from exc

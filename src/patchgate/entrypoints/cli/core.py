@@ -1,0 +1,386 @@
+"""Commands of the foundation: init, serve, db, policy, audit, token."""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from patchgate.domain.clock import utcnow
+from patchgate.domain.errors import PolicyInvalid
+from patchgate.entrypoints.cli.common import (
+    actor,
+    app,
+    emit_json,
+    fail,
+    read_text_file,
+    settings,
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+class RenderFormat(StrEnum):
+    html = "html"
+    md = "md"
+    json = "json"
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the foundation's commands to ``cli``."""
+    cli.command("init")(init)
+    cli.command("serve")(serve)
+    db = typer.Typer(help="Database schema.", no_args_is_help=True)
+    db.command("upgrade")(db_upgrade)
+    db.command("check")(db_check)
+    db.command("revision", hidden=True)(db_revision)
+    cli.add_typer(db, name="db")
+    pol = typer.Typer(help="The patch management policy.", no_args_is_help=True)
+    pol.command("check")(policy_check)
+    pol.command("render")(policy_render)
+    pol.command("apply")(policy_apply)
+    cli.add_typer(pol, name="policy")
+    aud = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+    aud.command("verify")(audit_verify)
+    aud.command("list")(audit_list)
+    cli.add_typer(aud, name="audit")
+    tok = typer.Typer(help="Management API tokens.", no_args_is_help=True)
+    tok.command("create")(token_create)
+    tok.command("list")(token_list)
+    tok.command("revoke")(token_revoke)
+    cli.add_typer(tok, name="token")
+
+
+# --- init, db, serve -----------------------------------------------------------------------
+
+
+def _upgrade_schema() -> None:
+    from patchgate.adapters.db import migrate
+    from patchgate.adapters.db.engine import make_throwaway_engine
+
+    cfg = settings()
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_throwaway_engine(cfg.database_url)
+    try:
+        migrate.upgrade(engine, utcnow())
+    finally:
+        engine.dispose()
+
+
+def init(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Add a demo product, devices and a release.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create the database, data folder, keys, default policy and admin token (idempotent)."""
+    from patchgate.services import setup
+
+    _upgrade_schema()
+    wired = app()
+    result = setup.initialise(wired.context, demo=demo, actor=actor())
+    policy_file = wired.settings.policy_file
+    if not policy_file.exists():
+        policy_file.write_text(_in_force_source())
+        result.created.append(f"editable policy file {policy_file}")
+    if as_json:
+        emit_json(
+            {
+                "data_dir": str(wired.settings.data_dir),
+                "created": result.created,
+                "admin_token": result.admin_token,
+            }
+        )
+        return
+    typer.echo(f"data folder: {wired.settings.data_dir}")
+    for item in result.created or ["nothing: already initialised"]:
+        typer.echo(f"created: {item}")
+    if result.admin_token:
+        typer.echo(f"admin token (shown once, store it now): {result.admin_token}")
+
+
+def _in_force_source() -> str:
+    with app().context.read_uow() as uow:
+        record = uow.policies.current()
+    return record.source if record else ""
+
+
+def db_upgrade() -> None:
+    """Migrate the database to the current schema."""
+    _upgrade_schema()
+    typer.echo("database is at the current schema")
+
+
+def db_check() -> None:
+    """Exit 2 unless the models and the migrations agree (run on a freshly migrated database)."""
+    import tempfile
+
+    from patchgate.adapters.db import migrate
+    from patchgate.adapters.db.engine import make_throwaway_engine
+
+    url = os.environ.get("PATCHGATE_DRIFT_URL")
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_throwaway_engine(url or f"sqlite:///{Path(tmp) / 'drift.db'}")
+        try:
+            migrate.upgrade(engine, utcnow())
+            differences = migrate.drift(engine)
+        finally:
+            engine.dispose()
+    if differences:
+        fail(*(f"models and migrations differ: {d}" for d in differences))
+    typer.echo("models and migrations agree")
+
+
+def db_revision(
+    message: str,
+    rev_id: Annotated[str | None, typer.Option(help="Revision id to use.")] = None,
+) -> None:
+    """(developers) Autogenerate a migration from the models against a scratch database."""
+    import tempfile
+
+    from patchgate.adapters.db import migrate
+    from patchgate.adapters.db.engine import make_throwaway_engine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_throwaway_engine(f"sqlite:///{Path(tmp) / 'rev.db'}")
+        try:
+            from alembic import command
+
+            cfg = migrate._config()
+            with engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+            migrate.revision(engine, message, rev_id)
+        finally:
+            engine.dispose()
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    policy_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="Policy file to put in force at start "
+            "(default: policy.toml in the data folder, if present).",
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1,
+) -> None:
+    """Serve the device API, the management API and the pages."""
+    from patchgate.adapters.db import migrate
+    from patchgate.services import policy as policy_service
+
+    cfg = settings()
+    wired = app()  # refuses on an outdated schema, naming the command to run
+    del migrate
+    source_path = policy_file or (cfg.policy_file if cfg.policy_file.exists() else None)
+    if source_path is not None:
+        source = read_text_file(str(source_path), what="policy file")
+        try:
+            _, changed = policy_service.apply(wired.context, source, actor=actor())
+        except PolicyInvalid as exc:
+            fail(*exc.problems)
+        if changed:
+            typer.echo(f"policy from {source_path} put in force")
+    wired.close()
+    from granian.constants import Interfaces
+    from granian.server import Server
+
+    # The worker builds its own app from the environment, so hand it the data folder.
+    os.environ["PATCHGATE_DATA_DIR"] = str(cfg.data_dir)
+    typer.echo(f"patchgate serving on http://{host}:{port}/", err=True)
+    Server(
+        "patchgate.entrypoints.http:create_app",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        factory=True,
+        workers=workers,
+        log_access=False,
+        backlog=2048,
+    ).serve()
+
+
+# --- policy --------------------------------------------------------------------------------
+
+
+def policy_check(file: Annotated[str, typer.Argument(help="Policy TOML file.")]) -> None:
+    """Validate a policy file: exit 2 with one line per problem."""
+    from patchgate.services import policy as policy_service
+
+    source = read_text_file(file, what="policy file")
+    try:
+        policy = policy_service.check(source, today=utcnow())
+    except PolicyInvalid as exc:
+        fail(*(f"{file}: {p}" for p in exc.problems))
+    typer.echo(
+        f"{file}: valid ({len(policy.products)} product(s), cadence for "
+        f"{', '.join(policy.cadence)})"
+    )
+
+
+def policy_render(
+    file: Annotated[
+        str | None, typer.Argument(help="Policy TOML file (default: in force).")
+    ] = None,
+    fmt: Annotated[RenderFormat, typer.Option("--format", help="Output format.")] = RenderFormat.md,
+    base_url: Annotated[
+        str, typer.Option(help="Public URL used in links.")
+    ] = "http://127.0.0.1:8080",
+) -> None:
+    """Render a policy (or the one in force) as HTML, Markdown or JSON."""
+    import json
+
+    from patchgate.entrypoints.web import render
+    from patchgate.services import policy as policy_service
+
+    if file is not None:
+        try:
+            policy = policy_service.check(read_text_file(file, what="policy file"), today=utcnow())
+        except PolicyInvalid as exc:
+            fail(*(f"{file}: {p}" for p in exc.problems))
+    else:
+        policy = policy_service.in_force(app().context).policy
+    if fmt is RenderFormat.json:
+        typer.echo(json.dumps(policy.to_json(), indent=2))
+    elif fmt is RenderFormat.md:
+        typer.echo(render.policy_markdown(policy, base_url), nl=False)
+    else:
+        typer.echo(render.policy_html(policy, base_url))
+
+
+def policy_apply(file: Annotated[str, typer.Argument(help="Policy TOML file.")]) -> None:
+    """Validate a policy and put it in force (audited); the server publishes it at once."""
+    from patchgate.services import policy as policy_service
+
+    source = read_text_file(file, what="policy file")
+    wired = app()
+    try:
+        _, changed = policy_service.apply(wired.context, source, actor=actor())
+    except PolicyInvalid as exc:
+        fail(*(f"{file}: {p}" for p in exc.problems))
+    if Path(file).resolve() != wired.settings.policy_file:
+        wired.settings.policy_file.write_text(source)
+    typer.echo("policy put in force" if changed else "policy unchanged (already in force)")
+
+
+# --- audit ---------------------------------------------------------------------------------
+
+
+def audit_verify(as_json: JsonFlag = False) -> None:
+    """Check the audit chain and its signed checkpoints; exit 2 naming the first problem."""
+    from patchgate.services import audit
+
+    count, finding = audit.verify(app().context)
+    if as_json:
+        emit_json(
+            {
+                "entries": count,
+                "ok": finding is None,
+                "finding": None if finding is None else finding.__dict__,
+            }
+        )
+        if finding is not None:
+            raise typer.Exit(2)
+        return
+    if finding is not None:
+        fail(f"audit log: {finding.message}")
+    typer.echo(f"audit log intact: {count} entries, chain and checkpoints verified")
+
+
+def audit_list(
+    as_json: JsonFlag = False,
+    limit: Annotated[int, typer.Option(help="Newest entries to show.")] = 50,
+    subject: Annotated[str | None, typer.Option(help="Only entries about this subject.")] = None,
+) -> None:
+    """List audit entries, newest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from patchgate.services import audit
+
+    rows = audit.entries(app().context, limit=limit, subject=subject)
+    if as_json:
+        emit_json(
+            {
+                "entries": [
+                    {
+                        "seq": e.seq,
+                        "at": e.at,
+                        "actor": e.actor,
+                        "action": e.action,
+                        "subject": e.subject,
+                        "details": e.details,
+                        "hash": e.hash,
+                    }
+                    for e in rows
+                ]
+            }
+        )
+        return
+    table = Table("seq", "at", "actor", "action", "subject")
+    for e in rows:
+        table.add_row(str(e.seq), e.at, e.actor, e.action, e.subject)
+    Console().print(table)
+
+
+# --- tokens --------------------------------------------------------------------------------
+
+
+def token_create(
+    name: Annotated[str, typer.Argument(help="A name for the token.")],
+    role: Annotated[
+        str, typer.Option(help="admin, release_manager, security_analyst or viewer.")
+    ] = "viewer",
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Revoke an existing token of this name first.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a management API token and print it once."""
+    from patchgate.services import access
+
+    ctx = app().context
+    if replace and any(t.name == name and t.revoked_at is None for t in access.list_tokens(ctx)):
+        access.revoke_token(ctx, name=name, actor=actor())
+    record, token = access.create_token(ctx, name=name, role=role, actor=actor())
+    if as_json:
+        emit_json({"name": record.name, "role": record.role, "token": token})
+    else:
+        typer.echo(token)
+
+
+def token_list(as_json: JsonFlag = False) -> None:
+    """List tokens (names and roles, never the tokens)."""
+    from patchgate.domain.clock import rfc3339
+    from patchgate.services import access
+
+    tokens = access.list_tokens(app().context)
+    payload = [
+        {
+            "name": t.name,
+            "role": t.role,
+            "created_at": rfc3339(t.created_at),
+            "revoked_at": rfc3339(t.revoked_at),
+        }
+        for t in tokens
+    ]
+    if as_json:
+        emit_json({"tokens": payload})
+        return
+    for t in payload:
+        state = f"revoked {t['revoked_at']}" if t["revoked_at"] else "active"
+        typer.echo(f"{t['name']}\t{t['role']}\t{state}")
+
+
+def token_revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:
+    """Revoke a token at once."""
+    from patchgate.services import access
+
+    access.revoke_token(app().context, name=name, actor=actor())
+    typer.echo(f"token {name} revoked")

@@ -1,0 +1,74 @@
+"""The ASGI application: routers of every entrypoint, error mapping, middleware."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from patchgate import __version__
+from patchgate.bootstrap import App, Settings, build
+from patchgate.domain.errors import PatchgateError
+from patchgate.entrypoints import logs, ops
+from patchgate.entrypoints.api import core as api_core
+from patchgate.entrypoints.errors import error_body, http_status
+from patchgate.entrypoints.middleware import BodyLimit, Metrics
+from patchgate.entrypoints.runtime import make_runtime
+from patchgate.entrypoints.web import public
+
+log = logging.getLogger("patchgate.http")
+
+API_PREFIX = "/api/v1"
+# Paths whose handlers stream large bodies and enforce their own limit.
+UPLOAD_PREFIXES = (f"{API_PREFIX}/releases",)
+
+
+def create_app(app: App | None = None) -> Any:
+    """Build the ASGI app. Without ``app``, wire one from the environment (``serve``)."""
+    logs.configure()
+    if app is None:
+        app = build(Settings.from_env())
+    rt = make_runtime(app)
+    api = FastAPI(
+        title="patchgate",
+        version=__version__,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        description="Management API of patchgate. Devices use the hawkBit DDI API under "
+        "/{tenant}/controller/v1/ instead.",
+    )
+    api.state.runtime = rt
+
+    @api.exception_handler(PatchgateError)
+    async def domain_error(_request: Request, exc: PatchgateError) -> JSONResponse:
+        return JSONResponse(error_body(exc), status_code=http_status(exc))
+
+    @api.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}"
+            for err in exc.errors()
+        ]
+        return JSONResponse(
+            {"error": "InvalidInput", "message": "the request is not valid", "problems": problems},
+            status_code=422,
+        )
+
+    api.include_router(ops.router)
+    api.include_router(public.router)
+    api.include_router(api_core.router, prefix=API_PREFIX)
+    api.mount(
+        "/static", StaticFiles(packages=[("patchgate.entrypoints.web", "static")]), name="static"
+    )
+
+    asgi: Any = BodyLimit(api, app.settings.max_request_bytes, UPLOAD_PREFIXES)
+    asgi = Metrics(asgi, rt.registry)
+    # Keep a handle for tests and for code that needs the runtime behind the middleware.
+    asgi.runtime = rt
+    asgi.fastapi = api
+    return asgi

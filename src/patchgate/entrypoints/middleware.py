@@ -1,0 +1,129 @@
+"""Pure ASGI middleware (no per-request task switching): body size limit and metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+async def _reject(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": "TooLarge", "message": message, "problems": [message]}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, except on upload paths, whose
+    handlers stream and enforce their own (larger) limit."""
+
+    def __init__(self, app: ASGIApp, limit: int, exempt_prefixes: Sequence[str] = ()) -> None:
+        self.app = app
+        self.limit = limit
+        self.exempt = tuple(exempt_prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.limit:
+                    await _reject(send, 413, f"request body over {self.limit} bytes")
+                    return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLargeError
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLargeError:
+            if not started:
+                await _reject(send, 413, f"request body over {self.limit} bytes")
+
+
+def route_group(path: str) -> str:
+    """A low-cardinality label for a path (device API, management API, pages, …)."""
+    if "/controller/v1/" in path:
+        return "ddi"
+    if path.startswith("/api/"):
+        return "api"
+    if path.startswith("/tuf/"):
+        return "tuf"
+    if path in ("/healthz", "/metrics"):
+        return "ops"
+    return "web"
+
+
+class Metrics:
+    """Counts requests and their latency per route group into a per-app registry."""
+
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.requests = Counter(
+            "patchgate_http_requests_total",
+            "HTTP requests answered",
+            ["group", "method", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "patchgate_http_request_seconds",
+            "Time to answer an HTTP request",
+            ["group"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            group = route_group(scope["path"])
+            self.requests.labels(group, scope["method"], str(status)).inc()
+            self.latency.labels(group).observe(time.perf_counter() - start)

@@ -1,0 +1,54 @@
+"""Per-process state of a running server: the wired app and caches that follow the state
+version. Created by ``http.create_app``; never at import time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from prometheus_client import CollectorRegistry
+
+from patchgate.bootstrap import App
+from patchgate.services import policy as policy_service
+from patchgate.services import state
+from patchgate.services.context import Context
+from patchgate.services.policy import PolicyInForce
+
+
+@dataclass
+class Runtime:
+    """What request handlers share inside one server process."""
+
+    app: App
+    registry: CollectorRegistry
+    policy_cache: state.VersionedCache[PolicyInForce]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ctx(self) -> Context:
+        return self.app.context
+
+    def policy(self) -> PolicyInForce:
+        """The policy in force, re-read when the state version has moved."""
+        return self.policy_cache.get(state.current_version(self.ctx))
+
+    def base_url(self, request: Request) -> str:
+        """The public base URL: configured, or what the request came in on."""
+        if self.app.settings.public_url:
+            return self.app.settings.public_url.rstrip("/")
+        return str(request.base_url).rstrip("/")
+
+
+def make_runtime(app: App) -> Runtime:
+    return Runtime(
+        app=app,
+        registry=CollectorRegistry(),
+        policy_cache=state.VersionedCache(lambda: policy_service.in_force(app.context)),
+    )
+
+
+def runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the runtime of the process serving ``request``."""
+    rt: Runtime = request.app.state.runtime
+    return rt

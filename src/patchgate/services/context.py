@@ -1,0 +1,28 @@
+"""What every use case may need besides its arguments, wired once in ``bootstrap``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from patchgate.domain.clock import utcnow
+from patchgate.services import ports
+from patchgate.services.unit_of_work import UnitOfWork
+
+
+@dataclass
+class Context:
+    """Dependencies of the services: unit-of-work factories, the clock, key material.
+
+    ``uow`` is for use cases that write (on SQLite it takes the write lock at once);
+    ``read_uow`` is for queries and never waits for a writer.
+    """
+
+    uow: Callable[[], UnitOfWork]
+    read_uow: Callable[[], UnitOfWork]
+    audit_signer: ports.Signer
+    checkpoint_journal: ports.CheckpointJournal
+    data_dir: Path
+    clock: Callable[[], datetime] = field(default=utcnow)

@@ -1,0 +1,75 @@
+"""Putting a policy in force and reading the one in force."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from patchgate.domain.errors import NotFound
+from patchgate.domain.policy import Policy, load_policy
+from patchgate.services import audit
+from patchgate.services.context import Context
+
+
+@dataclass(frozen=True)
+class PolicyInForce:
+    """The parsed policy with the version record it came from."""
+
+    policy: Policy
+    version_id: int
+    sha256: str
+    applied_at: datetime
+
+
+def check(source: str, *, today: datetime) -> Policy:
+    """Validate policy text; raises ``PolicyInvalid`` with one problem per line."""
+    return load_policy(source, today=today.date())
+
+
+def apply(ctx: Context, source: str, *, actor: str) -> tuple[Policy, bool]:
+    """Validate ``source`` and put it in force; returns (policy, changed).
+
+    Applying the text already in force changes nothing and records nothing. An invalid
+    policy raises before any write.
+    """
+    now = ctx.clock()
+    policy = check(source, today=now)
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    with ctx.uow() as uow:
+        current = uow.policies.current()
+        if current is not None and current.sha256 == digest:
+            return policy, False
+        record = uow.policies.add(source=source, sha256=digest, now=now, actor=actor)
+        audit.record(
+            ctx,
+            uow,
+            actor=actor,
+            action="policy.apply",
+            subject=f"policy:{record.id}",
+            details={
+                "sha256": digest,
+                "previous_sha256": current.sha256 if current else None,
+                "products": [p.name for p in policy.products],
+            },
+        )
+        uow.commit()
+    return policy, True
+
+
+def in_force(ctx: Context) -> PolicyInForce:
+    """The policy in force. Its text was validated when applied; it is parsed again here
+    with today's date, so a support period that has since ended still parses (the
+    compliance checklist, not the parser, reports it)."""
+    with ctx.read_uow() as uow:
+        record = uow.policies.current()
+    if record is None:
+        raise NotFound("no policy is in force: run `patchgate init`")
+    import tomllib
+
+    from patchgate.domain.policy import parse_policy
+
+    # Parse with the date it was applied so an end date that has passed since does not
+    # make the published policy unreadable.
+    policy = parse_policy(tomllib.loads(record.source), today=record.applied_at.date())
+    return PolicyInForce(policy, record.id, record.sha256, record.applied_at)
