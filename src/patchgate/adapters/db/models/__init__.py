@@ -10,6 +10,7 @@ from patchgate.adapters.db.models.core import (
     StateVersion,
     Tenant,
 )
+from patchgate.adapters.db.models.releases import Blob, Release, ReleaseArtifact, ReleaseFix
 
 __all__ = [
     "ApiToken",
@@ -17,7 +18,11 @@ __all__ = [
     "AuditEntryRow",
     "AuditHead",
     "Base",
+    "Blob",
     "PolicyVersion",
+    "Release",
+    "ReleaseArtifact",
+    "ReleaseFix",
     "StateVersion",
     "Tenant",
 ]
