@@ -10,6 +10,7 @@ from patchgate.adapters.db.models.core import (
     StateVersion,
     Tenant,
 )
+from patchgate.adapters.db.models.devices import Device, DeviceGroup
 from patchgate.adapters.db.models.releases import Blob, Release, ReleaseArtifact, ReleaseFix
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     "AuditHead",
     "Base",
     "Blob",
+    "Device",
+    "DeviceGroup",
     "PolicyVersion",
     "Release",
     "ReleaseArtifact",

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 19:09:29.642634
+Create Date: 2026-11-26 19:10:11.763666
 """
 
 from __future__ import annotations
@@ -139,6 +139,34 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "devices",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("controller_id", sa.String(length=255), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=True),
+        sa.Column("hardware", sa.String(length=128), nullable=True),
+        sa.Column("installed_version", sa.String(length=128), nullable=True),
+        sa.Column("attributes", sa.JSON(), nullable=False),
+        sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_devices_tenant_id_tenants")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_devices")),
+        sa.UniqueConstraint("tenant_id", "controller_id", name=op.f("uq_devices_tenant_id")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_devices_token_hash")),
+    )
+    with op.batch_alter_table("devices", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_devices_hardware"), ["hardware"], unique=False)
+
+    op.create_table(
         "releases",
         sa.Column(
             "id",
@@ -168,6 +196,23 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("releases", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_releases_product"), ["product"], unique=False)
+
+    op.create_table(
+        "device_groups",
+        sa.Column(
+            "device_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["device_id"],
+            ["devices.id"],
+            name=op.f("fk_device_groups_device_id_devices"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("device_id", "name", name=op.f("pk_device_groups")),
+    )
+    with op.batch_alter_table("device_groups", schema=None) as batch_op:
+        batch_op.create_index("ix_device_groups_name", ["name"], unique=False)
 
     op.create_table(
         "release_artifacts",
@@ -230,10 +275,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_release_artifacts_sha256"))
 
     op.drop_table("release_artifacts")
+    with op.batch_alter_table("device_groups", schema=None) as batch_op:
+        batch_op.drop_index("ix_device_groups_name")
+
+    op.drop_table("device_groups")
     with op.batch_alter_table("releases", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_releases_product"))
 
     op.drop_table("releases")
+    with op.batch_alter_table("devices", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_devices_hardware"))
+
+    op.drop_table("devices")
     with op.batch_alter_table("tenants", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_tenants_gateway_token_hash"))
 
