@@ -23,7 +23,7 @@ run: venv
 	@echo "patchgate on http://$(HOST):$(PORT)/"
 	@echo "  public policy   http://$(HOST):$(PORT)/policy"
 	@echo "  security.txt    http://$(HOST):$(PORT)/.well-known/security.txt"
-	@echo "  dashboard       http://$(HOST):$(PORT)/"
+	@echo "  home            http://$(HOST):$(PORT)/"
 	@echo "  management API  http://$(HOST):$(PORT)/api/v1/  (OpenAPI: /api/v1/openapi.json)"
 	@echo "  device API      http://$(HOST):$(PORT)/DEFAULT/controller/v1/{controllerId}"
 	@echo "  metrics         http://$(HOST):$(PORT)/metrics"

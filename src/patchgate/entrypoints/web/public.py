@@ -16,6 +16,18 @@ router = APIRouter(include_in_schema=False)
 Rt = Annotated[Runtime, Depends(runtime)]
 
 
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, rt: Rt) -> HTMLResponse:
+    html = (
+        render.templates()
+        .get_template("index.html")
+        .render(
+            policy=rt.policy().policy, version=__version__, trust_mode=rt.extras.get("trust_mode")
+        )
+    )
+    return HTMLResponse(html)
+
+
 @router.get("/policy", response_class=HTMLResponse)
 def policy_page(request: Request, rt: Rt) -> HTMLResponse:
     current = rt.policy()
