@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Final
 
 from patchgate.domain.errors import InvalidInput
 
@@ -86,3 +87,6 @@ class VersionRange:
 
     def __str__(self) -> str:
         return ",".join(op + v for op, v in self.constraints)
+
+
+ANY_VERSION: Final = VersionRange()
