@@ -151,12 +151,14 @@ def plan_schedule(
         budget = deadline - start
         needed = _to_last(reach, soaks)
         if needed > budget:
-            slack = sum((soaks[i] - floors[i] for i in range(count - 1)), timedelta(0))
+            # A stage lasts max(reach, soak): shrinking a soak below its reach saves nothing.
+            lows = [min(soaks[i], max(floors[i], reach[i])) for i in range(count)]
+            slack = sum((soaks[i] - lows[i] for i in range(count - 1)), timedelta(0))
             over = needed - budget
             if slack > timedelta(0) and over <= slack:
                 keep = 1 - over / slack
                 soaks = [
-                    floors[i] + (soaks[i] - floors[i]) * keep if i < count - 1 else soaks[i]
+                    lows[i] + (soaks[i] - lows[i]) * keep if i < count - 1 else soaks[i]
                     for i in range(count)
                 ]
                 soaks = [timedelta(seconds=math.floor(s.total_seconds())) for s in soaks]
