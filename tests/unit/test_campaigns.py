@@ -349,6 +349,19 @@ def test_revert_offers_the_known_good_release_to_devices_on_the_bad_one() -> Non
     assert decide(device(installed_version="1.0"), snap, T0).offer is None
     # Below the device's floor the revert would be refused by the device: not offered.
     assert decide(device(installed_version="1.1", security_floor=4), snap, T0).offer is None
+    # A revert that ended (even failed) is not offered again.
+    done = device(installed_version="1.1", finished_reverts=frozenset({7}))
+    assert decide(done, snap, T0).reason == c.ALREADY_DONE
+
+
+def test_stage_of_names_the_first_admitting_stage() -> None:
+    plan = make_plan()
+    assert plan.stage_of("anyone", frozenset({"qa"})) == 0
+    inside = in_percent(20)
+    assert plan.stage_of(inside, frozenset({CANARY_OPTIN_GROUP})) == 1
+    ten = in_percent(10)
+    assert plan.stage_of(ten, frozenset()) == 2
+    assert plan.stage_of(in_percent(100, outside=False), frozenset()) is not None
 
 
 def test_revert_plan_refuses_a_release_below_the_security_floor() -> None:

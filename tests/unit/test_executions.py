@@ -191,6 +191,15 @@ def test_counts_json_has_the_interface_fields() -> None:
     assert counts.plus(counts).succeeded == 4
 
 
+def test_stage_tallies_count_each_device_in_its_own_stage() -> None:
+    pairs = [(0, ex.SUCCEEDED), (1, ex.FAILED), (1, ex.SUCCEEDED), (1, ex.NONE), (2, ex.S_OFFERED)]
+    stages = ex.tally_stages(pairs, [5, 20, 100])
+    assert [s.finished for s in stages] == [1, 2, 0]
+    assert stages[1].failed == 1 and stages[2].offered == 1 and stages[2].eligible == 100
+    total = stages[0].plus(stages[1]).plus(stages[2])
+    assert total == ex.tally([status for _, status in pairs], eligible=125)
+
+
 def test_health_tally_sums_crashes_and_exposure() -> None:
     tally_ = ex.NO_HEALTH.add(Event(ex.HEALTH, T0, crashes=2, exposure_hours=24))
     tally_ = tally_.add(Event(ex.HEALTH, T0, crashes=0, exposure_hours=24))

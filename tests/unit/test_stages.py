@@ -30,9 +30,7 @@ def test_default_plan_is_the_guides() -> None:
     assert stages[0].groups == ("internal", "qa")
     assert stages[1].canary and stages[1].percent == 2
     assert [s.kind for s in stages] == ["groups", "canary", "percent", "percent", "percent"]
-    assert [s.gates.min_soak for s in stages] == [
-        timedelta(hours=h) for h in (1, 24, 12, 6, 24)
-    ]
+    assert [s.gates.min_soak for s in stages] == [timedelta(hours=h) for h in (1, 24, 12, 6, 24)]
     assert stages[0].gates.min_finished == 1 and stages[1].gates.min_finished == 10
     assert format_stages(stages) == DEFAULT_SPEC
 

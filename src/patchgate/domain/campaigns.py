@@ -42,7 +42,8 @@ in the order applied (each no-offer answer names its rule in ``Decision.reason``
 6. **Maintenance window** (new rollout offers only; reverts are urgent and ignore it).
 7. **Rate limit**: one token from the campaign's bucket, whose new state is returned.
 8. **Revert plan.** A reverting campaign offers its known-good release to devices running
-   the bad release, when the known-good security version is at least the device's floor.
+   the bad release, when the known-good security version is at least the device's floor,
+   once per device (a failed revert is not offered again; the device stays on record).
    The floor rises only when a rollout completes after its last soak
    (:func:`floor_after`), so a revert stays possible until then.
 
@@ -391,6 +392,11 @@ class CampaignPlan:
         """The campaign's state."""
         return self.progress.state
 
+    def stage_of(self, device_id: str, groups: frozenset[str]) -> int | None:
+        """The stage that first admits the device (its stage for per-stage counts), or
+        ``None`` when no stage does."""
+        return first_admitting_stage(self.cuts, cohort_bucket(self.salt, device_id), groups)
+
     def window_state(self, now: datetime) -> str | None:
         """DDI ``maintenanceWindow`` for this campaign's actions: ``available``,
         ``unavailable``, or ``None`` without a window."""
@@ -414,7 +420,9 @@ class OpenAction:
 
 @dataclass(frozen=True, slots=True)
 class DeviceFacts:
-    """What the poll knows of the device from its row (one indexed read)."""
+    """What the poll knows of the device from its row (one indexed read).
+    ``finished_campaigns`` and ``finished_reverts`` are the campaigns whose rollout,
+    respectively revert, execution on this device has ended (any terminal status)."""
 
     device_id: str
     product: str | None
@@ -424,6 +432,7 @@ class DeviceFacts:
     security_floor: int = 0
     open_action: OpenAction | None = None
     finished_campaigns: frozenset[int] = frozenset()
+    finished_reverts: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -644,6 +653,8 @@ def _consider_revert(
         plan.selector.product != device.product
     ):
         return _NOTHING[NOT_TARGETED]
+    if plan.id in device.finished_reverts:
+        return _NOTHING[ALREADY_DONE]  # a failed revert is not offered again and again
     if target.security_version < device.security_floor:
         return _NOTHING[BELOW_FLOOR]
     return _offer(plan, target, "revert", plan.progress.stage_index, now, tokens, dry=dry)

@@ -37,7 +37,7 @@ Rules implemented here:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Final
@@ -305,6 +305,18 @@ def tally(statuses: Iterable[str], eligible: int = 0) -> Counts:
         if status != NONE:
             numbers[_FIELD[status]] += 1
     return Counts(eligible=eligible, **numbers)
+
+
+def tally_stages(
+    stage_statuses: Iterable[tuple[int, str]], eligible: Sequence[int]
+) -> tuple[Counts, ...]:
+    """Per-stage counts from ``(stage index, status)`` pairs, one per device with an
+    execution; ``eligible[i]`` is the number of devices stage ``i`` admitted first."""
+    numbers = [dict.fromkeys(_FIELD.values(), 0) for _ in eligible]
+    for stage, status in stage_statuses:
+        if status != NONE:
+            numbers[stage][_FIELD[status]] += 1
+    return tuple(Counts(eligible=e, **n) for e, n in zip(eligible, numbers, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
