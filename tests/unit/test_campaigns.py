@@ -141,6 +141,16 @@ def test_halt_needs_a_reason_and_records_gate_figures() -> None:
     assert t.events[0].details["gate"]["failures"] == 9
 
 
+def test_a_breached_gate_halts_a_paused_campaign_but_never_advances_it() -> None:
+    running = transition(Progress(), c.StartCampaign(), stages=2, now=T0).progress
+    paused = transition(running, c.PauseCampaign(), stages=2, now=T0).progress
+    assert c.apply_verdict(paused, GateResult("advance", (), {}), stages=2, now=T0).events == ()
+    halted = c.apply_verdict(paused, GateResult("halt", ("x",), {}), stages=2, now=T0)
+    assert halted.progress.state == c.HALTED
+    done = Progress(state=c.COMPLETED)
+    assert c.apply_verdict(done, GateResult("halt", ("x",), {}), stages=2, now=T0).events == ()
+
+
 def test_verdicts_that_wait_change_nothing_and_approval_is_recorded() -> None:
     running = transition(Progress(), c.StartCampaign(), stages=2, now=T0).progress
     waiting = GateResult("await_approval", ("approve",), {})

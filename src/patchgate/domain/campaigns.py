@@ -56,6 +56,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Final
 
 from patchgate.domain.cohorts import CohortCut, cohort_bucket, first_admitting_stage
@@ -278,13 +279,12 @@ def _complete(
 def apply_verdict(
     progress: Progress, gate: GateResult, *, stages: int, now: datetime
 ) -> Transition:
-    """What a gate verdict does to a running campaign: advance (or complete), halt with
-    the gate's figures, or nothing (``wait``, ``await_approval``)."""
-    if progress.state != RUNNING:
-        return Transition(progress, ())
-    if gate.verdict == ADVANCE:
+    """What a gate verdict does: a running campaign advances (or completes); a running or
+    paused one halts with the gate's figures (a pause stops offers, not the evidence of
+    devices already updating); anything else changes nothing."""
+    if gate.verdict == ADVANCE and progress.state == RUNNING:
         return transition(progress, AdvanceStage(gate), stages=stages, now=now)
-    if gate.verdict == HALT:
+    if gate.verdict == HALT and progress.state in (RUNNING, PAUSED):
         reason = "; ".join(gate.reasons)
         return transition(progress, HaltCampaign(reason, gate), stages=stages, now=now)
     return Transition(progress, ())
@@ -458,8 +458,8 @@ class Snapshot:
         return cls(
             state_version,
             tuple(ordered),
-            {c.id: c for c in ordered},
-            {p: tuple(v) for p, v in by_product.items()},
+            MappingProxyType({c.id: c for c in ordered}),
+            MappingProxyType({p: tuple(v) for p, v in by_product.items()}),
         )
 
 
