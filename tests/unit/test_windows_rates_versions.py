@@ -114,6 +114,13 @@ def test_window_follows_daylight_saving_time() -> None:
     assert not w.is_open(summer + timedelta(hours=1))
 
 
+def test_a_start_in_the_spring_forward_gap_opens_at_the_offset_before_the_gap() -> None:
+    w = MaintenanceWindow.parse("30 2 * * *,1h,Europe/Berlin")
+    gap_day = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)  # 02:30 CET does not exist that night
+    assert w.is_open(gap_day) and not w.is_open(gap_day - timedelta(minutes=1))
+    assert not w.is_open(gap_day + timedelta(hours=1))
+
+
 def test_window_longer_than_a_day_spans_midnight_and_days() -> None:
     w = MaintenanceWindow.parse("0 22 * * sat,30h,UTC")
     saturday = datetime(2026, 11, 28, 22, 0, tzinfo=UTC)
