@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from patchgate.domain.campaigns import CANCELLED, HALTED, Progress
+from patchgate.domain.clock import rfc3339
 from patchgate.domain.durations import format_duration
 from patchgate.domain.stages import Stage, min_soak
 
@@ -109,8 +110,6 @@ class Schedule:
 
     def to_json(self) -> dict[str, object]:
         """The plan as ``campaign status --json`` may show it."""
-        from patchgate.domain.clock import rfc3339
-
         return {
             "feasible": self.feasible,
             "shortened": self.shortened,
