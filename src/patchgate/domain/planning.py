@@ -1,0 +1,256 @@
+"""Deadline-aware plans (issue 6 "Deadline-aware plans"; PRODUCT.md §5): a stage schedule
+that reaches the last stage before the earliest vulnerability due date, and a forecast of
+completion from the adoption observed so far.
+
+Model. A stage's devices poll every ``poll_interval`` and then need ``install_time`` to
+download, install, reboot and confirm, so a stage *reaches* its devices in
+``poll_interval + install_time``, plus ``size / rate`` when a rate limit applies. A stage
+lasts ``max(reach, soak)`` (its soak runs from the stage's start). The deadline is met when
+the last stage has reached its devices: ``start + Σ(stages before the last) + reach(last)``
+— the last stage's soak only delays completion (and the security floor), not patching.
+
+Schedule rule. If the requested soaks fit, they are kept. Otherwise every soak before the
+last is shrunk towards its floor (:data:`stages.MIN_SOAK`) by the same fraction of its
+excess, just enough to fit. If even the floors do not fit, the floors are used, the plan is
+marked infeasible, and a warning says by how much the deadline is missed.
+
+Forecast rule. In the current stage the observed time to reach its devices is the elapsed
+time scaled to the stage's ``min_finished_fraction`` (elapsed × target ÷ finished share);
+the ratio of that to the model's reach time (at least 1 until something is observed, so an
+empty stage is not optimistic) scales the reach time of every later stage.
+``deadline_at_risk`` is true when the forecast reach of the last stage is after the
+deadline, or the campaign is halted or cancelled with a deadline (a paused campaign's
+elapsed time keeps counting, so pausing for long raises the risk by itself).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from patchgate.domain.campaigns import CANCELLED, HALTED, Progress
+from patchgate.domain.clock import rfc3339
+from patchgate.domain.durations import format_duration
+from patchgate.domain.stages import Stage, min_soak
+
+
+@dataclass(frozen=True, slots=True)
+class FleetTiming:
+    """How fast the fleet takes an offer."""
+
+    poll_interval: timedelta = timedelta(minutes=15)
+    install_time: timedelta = timedelta(minutes=20)
+    rate_per_minute: float | None = None
+
+    def reach(self, size: int) -> timedelta:
+        """Time for a stage of ``size`` new devices to reach them (module "Model")."""
+        base = self.poll_interval + self.install_time
+        if self.rate_per_minute:
+            base += timedelta(minutes=size / self.rate_per_minute)
+        return base
+
+
+def stage_sizes(
+    stages: Sequence[Stage], *, fleet: int, group_sizes: Mapping[str, int]
+) -> tuple[int, ...]:
+    """Estimated new devices per stage: group stages by their groups' sizes, the canary by
+    its aim (its opt-in devices are mostly new), percentage stages by the growth of their
+    share of ``fleet`` over the devices admitted before (cumulative stages)."""
+    sizes = []
+    admitted = 0
+    for stage in stages:
+        if stage.percent is None:
+            size = sum(group_sizes.get(g, 0) for g in stage.groups)
+        elif stage.canary:
+            size = math.ceil(stage.percent / 100 * fleet)
+        else:
+            total = math.ceil(stage.percent / 100 * fleet)
+            size = max(0, total - admitted)
+        admitted += size
+        sizes.append(min(size, max(0, fleet - (admitted - size))))
+    return tuple(sizes)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedStage:
+    """One stage of a schedule: when it starts, reaches its devices, and may end."""
+
+    name: str
+    starts_at: datetime
+    reached_at: datetime
+    soak: timedelta
+    ends_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A stage schedule (module "Schedule rule")."""
+
+    stages: tuple[PlannedStage, ...]
+    last_stage_reached_at: datetime
+    complete_at: datetime
+    deadline_at: datetime | None
+    feasible: bool
+    shortened: bool
+    warnings: tuple[str, ...]
+
+    @property
+    def soaks(self) -> tuple[timedelta, ...]:
+        """The planned soak of every stage."""
+        return tuple(s.soak for s in self.stages)
+
+    def apply(self, stages: Sequence[Stage]) -> tuple[Stage, ...]:
+        """``stages`` with their minimum soaks set to this schedule's."""
+        return tuple(
+            replace(stage, gates=replace(stage.gates, min_soak=planned.soak))
+            for stage, planned in zip(stages, self.stages, strict=True)
+        )
+
+    def to_json(self) -> dict[str, object]:
+        """The plan as ``campaign status --json`` may show it."""
+        return {
+            "feasible": self.feasible,
+            "shortened": self.shortened,
+            "warnings": list(self.warnings),
+            "deadline_at": rfc3339(self.deadline_at),
+            "last_stage_reached_at": rfc3339(self.last_stage_reached_at),
+            "complete_at": rfc3339(self.complete_at),
+            "stages": [
+                {
+                    "name": s.name,
+                    "starts_at": rfc3339(s.starts_at),
+                    "reached_at": rfc3339(s.reached_at),
+                    "soak": format_duration(s.soak),
+                    "ends_at": rfc3339(s.ends_at),
+                }
+                for s in self.stages
+            ],
+        }
+
+
+def plan_schedule(
+    stages: Sequence[Stage],
+    *,
+    start: datetime,
+    sizes: Sequence[int],
+    timing: FleetTiming,
+    deadline: datetime | None,
+) -> Schedule:
+    """A schedule that reaches the last stage before ``deadline`` when it can (module
+    "Schedule rule"); without a deadline, the requested soaks."""
+    count = len(stages)
+    reach = [timing.reach(size) for size in sizes]
+    soaks = [s.gates.min_soak for s in stages]
+    floors = [min(min_soak(s, i == count - 1), soaks[i]) for i, s in enumerate(stages)]
+    warnings: list[str] = []
+    feasible, shortened = True, False
+    if deadline is not None and count:
+        budget = deadline - start
+        needed = _to_last(reach, soaks)
+        if needed > budget:
+            # A stage lasts max(reach, soak): shrinking a soak below its reach saves nothing.
+            lows = [min(soaks[i], max(floors[i], reach[i])) for i in range(count)]
+            slack = sum((soaks[i] - lows[i] for i in range(count - 1)), timedelta(0))
+            over = needed - budget
+            if slack > timedelta(0) and over <= slack:
+                keep = 1 - over / slack
+                soaks = [
+                    lows[i] + (soaks[i] - lows[i]) * keep if i < count - 1 else soaks[i]
+                    for i in range(count)
+                ]
+                soaks = [timedelta(seconds=math.floor(s.total_seconds())) for s in soaks]
+                shortened = True
+                warnings.append(
+                    f"soaks shortened to {_fraction(keep)} of their excess over the minimum "
+                    "to reach the last stage before the deadline"
+                )
+            else:
+                soaks = [floors[i] if i < count - 1 else soaks[i] for i in range(count)]
+                shortened = any(f < s.gates.min_soak for f, s in zip(floors, stages, strict=True))
+                feasible = False
+                missed = _to_last(reach, soaks) - budget
+                warnings.append(
+                    "deadline cannot be met: even the minimum soaks reach the last stage "
+                    f"{format_duration(missed)} after it"
+                )
+    planned: list[PlannedStage] = []
+    at = start
+    for i, stage in enumerate(stages):
+        ends = at + max(reach[i], soaks[i])
+        planned.append(PlannedStage(stage.name, at, at + reach[i], soaks[i], ends))
+        at = ends
+    last_reached = planned[-1].reached_at if planned else start
+    complete = planned[-1].ends_at if planned else start
+    return Schedule(
+        tuple(planned), last_reached, complete, deadline, feasible, shortened, tuple(warnings)
+    )
+
+
+def _to_last(reach: Sequence[timedelta], soaks: Sequence[timedelta]) -> timedelta:
+    total = sum((max(r, s) for r, s in zip(reach[:-1], soaks[:-1], strict=True)), timedelta(0))
+    return total + reach[-1]
+
+
+def _fraction(value: float) -> str:
+    return f"{max(0.0, value):.0%}"
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """When the campaign is expected to reach its last stage's devices and to complete,
+    and whether the deadline is at risk (``forecast_complete_at``, ``deadline_at``,
+    ``deadline_at_risk`` in ``campaign status``)."""
+
+    last_stage_reached_at: datetime | None
+    complete_at: datetime | None
+    deadline_at: datetime | None
+    deadline_at_risk: bool
+    pace: float
+
+
+def forecast(
+    stages: Sequence[Stage],
+    progress: Progress,
+    *,
+    sizes: Sequence[int],
+    timing: FleetTiming,
+    eligible: int,
+    finished: int,
+    now: datetime,
+    deadline: datetime | None,
+) -> Forecast:
+    """The forecast from the current stage's observed adoption (module "Forecast rule");
+    ``eligible`` and ``finished`` are the current stage's own devices."""
+    if progress.state in (HALTED, CANCELLED) or progress.stage_started_at is None:
+        return Forecast(None, None, deadline, deadline is not None, 0.0)
+    index = progress.stage_index
+    stage = stages[index]
+    started = progress.stage_started_at
+    elapsed = max(timedelta(0), now - started)
+    planned_reach = timing.reach(sizes[index])
+    target = stage.gates.min_finished_fraction or 1.0
+    share = finished / eligible if eligible else 1.0
+    if share >= target:
+        # Reached at some time within ``elapsed``: faster than the model if that is short.
+        observed = min(elapsed, planned_reach)
+        pace = max(0.05, observed / planned_reach)
+    elif share > 0:
+        observed = max(elapsed, elapsed * (target / share))
+        pace = max(1.0, observed / planned_reach)
+    else:
+        observed = elapsed + planned_reach
+        pace = observed / planned_reach
+    at = started + max(observed, stage.gates.min_soak)
+    last_reached = started + observed
+    if index == len(stages) - 1:
+        complete = at
+    else:
+        for j in range(index + 1, len(stages)):
+            reach = timing.reach(sizes[j]) * pace
+            last_reached = at + reach
+            at = at + max(reach, stages[j].gates.min_soak)
+        complete = at
+    risk = deadline is not None and last_reached > deadline
+    return Forecast(last_reached, complete, deadline, risk, round(pace, 3))
