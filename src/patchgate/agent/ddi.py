@@ -43,6 +43,9 @@ __all__ = [
 ]
 
 
+DOWNLOAD_CHUNK = 64 * 1024
+
+
 class DdiError(Exception):
     """The server answered something this client cannot use (4xx, malformed JSON)."""
 
@@ -278,7 +281,7 @@ class DdiClient:
                 if start and response.status_code != 206:
                     raise RestartFromZero("the server ignored the Range header")
                 total = int(response.headers.get("content-length", "0")) + start
-                for chunk in response.iter_bytes():
+                for chunk in response.iter_bytes(chunk_size=DOWNLOAD_CHUNK):
                     yield total, chunk
         except httpx.TransportError as exc:
             raise ServerUnavailable(f"GET {href}: {exc}") from exc
