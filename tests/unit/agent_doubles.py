@@ -125,6 +125,7 @@ class HawkbitDouble:
         self.tamper: Callable[[bytes], bytes] | None = None
         self.cut_download_after: int | None = None  # drop the connection after N bytes once
         self.hook: Callable[[httpx.Request], None] | None = None
+        self.base_url = SERVER
 
     # -- set-up --------------------------------------------------------------------------
     def add_device(self, device_id: str, token: str) -> None:
@@ -183,7 +184,7 @@ class HawkbitDouble:
         return self._route(request, device_id, record, rest)
 
     def _base(self, device_id: str) -> str:
-        return f"{SERVER}/{self.tenant}/controller/v1/{device_id}"
+        return f"{self.base_url}/{self.tenant}/controller/v1/{device_id}"
 
     def _route(
         self, request: httpx.Request, device_id: str, record: DeviceRecord, rest: str
@@ -325,3 +326,50 @@ class _Broken(httpx.SyncByteStream):
     def __iter__(self):  # type: ignore[no-untyped-def]
         yield self.data
         raise httpx.ReadError("connection reset")
+
+
+class ServedOverHttp:
+    """The double on a real loopback HTTP server, for tests of the ``patchgate agent``
+    command (which builds its own ``httpx.Client``)."""
+
+    def __init__(self, double: HawkbitDouble, port: int) -> None:
+        import http.server
+        import threading
+
+        self.double = double
+        self.url = f"http://127.0.0.1:{port}"
+        double.base_url = self.url
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                request = httpx.Request(
+                    self.command,
+                    outer.url + self.path,
+                    headers=dict(self.headers.items()),
+                    content=body,
+                )
+                response = outer.double.handle(request)
+                content = response.read()
+                self.send_response(response.status_code)
+                for key, value in response.headers.items():
+                    if key.lower() not in {"content-length", "transfer-encoding"}:
+                        self.send_header(key, value)
+                self.send_header("content-length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = do_PUT = _serve  # noqa: N815
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
