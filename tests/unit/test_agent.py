@@ -107,7 +107,10 @@ def test_a_failing_health_check_reverts_and_leaves_the_known_good_slot_untouched
     assert executions(device)[-1] == ("closed", "failure")
     details = final_details(device)
     assert "service foo did not start" in details and "running version 1.0.0" in details
-    assert device.server.devices[device.device_id].config_data["version"] == "1.0.0"
+    record = device.server.devices[device.device_id]
+    assert record.config_data["version"] == "1.0.0"
+    assert record.health[-1]["crash_count"] == 1
+    assert record.health[-1]["running_version"] == "1.0.0"
 
 
 def test_an_image_that_never_confirms_falls_back_after_the_boot_limit(device: Device) -> None:

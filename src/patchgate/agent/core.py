@@ -280,7 +280,7 @@ class Agent:
         return {
             "bootcount": env.bootcount,
             "uptime_seconds": _uptime(),
-            "crash_count": _crash_count(env),
+            "crash_count": env.failed_trials,
             "running_version": env.installed_version,
             "booted_slot": env.booted_slot,
             "active_slot": env.active_slot,
@@ -511,9 +511,3 @@ def _uptime() -> float:
             return float(handle.read().split()[0])
     except (OSError, ValueError, IndexError):
         return time.monotonic()
-
-
-def _crash_count(env: BootEnv) -> int:
-    """Failed trials the device has seen and not yet reported: a proxy for crashes that the
-    bootloader caught (the full count lives in the server's execution events)."""
-    return 1 if env.report is not None and env.report.outcome.value == "failure" else 0

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 from tuf.api import exceptions as tuf_exceptions
+
 # Imported from where they are defined: tuf.api.metadata re-exports them implicitly,
 # which mypy --strict does not accept.
 from tuf.api._payload import Root, TargetFile

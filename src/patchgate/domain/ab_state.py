@@ -150,7 +150,9 @@ class BootEnv:
     """Everything persisted: bootloader variables, slot marks, the agent's phase.
 
     ``booted_slot`` is the slot the bootloader started last; ``active_slot`` the one it will
-    start next. ``action_id`` names the DDI action in progress (``None`` when idle)."""
+    start next. ``action_id`` names the DDI action in progress (``None`` when idle).
+    ``failed_trials`` counts trial boots that ended in a revert (health check or boot
+    limit) since provisioning: the device's crash count."""
 
     active_slot: str = "a"
     booted_slot: str = "a"
@@ -163,6 +165,7 @@ class BootEnv:
     slots: Mapping[str, Slot] = field(default_factory=lambda: {s: Slot() for s in SLOTS})
     report: PendingReport | None = None
     last_event: str = ""
+    failed_trials: int = 0
 
     def slot(self, name: str) -> Slot:
         return self.slots[name]
@@ -211,6 +214,7 @@ class BootEnv:
                 "details": list(self.report.details),
             },
             "last_event": self.last_event,
+            "failed_trials": self.failed_trials,
         }
 
     @classmethod
@@ -250,6 +254,7 @@ class BootEnv:
                 slots=slots,
                 report=report,
                 last_event=str(data.get("last_event", "")),
+                failed_trials=int(data.get("failed_trials", 0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"malformed boot environment: {exc}") from exc
@@ -483,6 +488,7 @@ def _fall_back(env: BootEnv, reason: str) -> BootEnv:
         phase=Phase.REVERTED,
         report=report,
         last_event=f"reverted to slot {good}: {reason}",
+        failed_trials=env.failed_trials + 1,
     )
 
 
