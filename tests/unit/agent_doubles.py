@@ -98,6 +98,7 @@ class Action:
     filename: str
     data: bytes
     tuf_target: str | None
+    maintenance_window: str | None = None
     status: str = "open"  # open | closed
     result: str | None = None
     feedback: list[dict[str, Any]] = field(default_factory=list)
@@ -247,7 +248,8 @@ class HawkbitDouble:
         if (m := re.fullmatch(r"/cancelAction/([^/]+)/feedback", rest)) and method == "POST":
             stop = self._action(record, m.group(1))
             body = json.loads(request.content)
-            if stop is not None and body["status"]["execution"] == "closed":
+            closing = body["status"]["execution"] == "closed"
+            if stop is not None and stop.status == "open" and closing:
                 stop.status, stop.result = "closed", "canceled"
             record.cancel = None
             return httpx.Response(200)
@@ -272,6 +274,11 @@ class HawkbitDouble:
             "deployment": {
                 "download": "forced",
                 "update": "forced",
+                **(
+                    {"maintenanceWindow": action.maintenance_window}
+                    if action.maintenance_window
+                    else {}
+                ),
                 "chunks": [
                     {
                         "part": "os",

@@ -11,6 +11,7 @@ from securesystemslib.signer import CryptoSigner
 from patchgate.agent.core import backoff_delay
 from patchgate.agent.runner import status
 from patchgate.domain.ab_state import BootEnv, Phase, SlotState
+from patchgate.domain.ab_state import check_invariants as ab_state_problems
 from tests.unit.agent_device import FACTORY, UPDATE, Device, sha
 from tests.unit.agent_doubles import HawkbitDouble, TufRepo
 
@@ -244,3 +245,44 @@ def test_status_reports_the_contract_fields(device: Device) -> None:
         "image_matches": True,
     }
     assert data["problems"] == []
+
+
+def test_outside_the_maintenance_window_the_image_is_downloaded_but_not_installed(
+    device: Device,
+) -> None:
+    offer_update(device)
+    action = device.server.devices[device.device_id].actions[0]
+    action.maintenance_window = "unavailable"
+    assert device.run() == "ok"
+    assert device.env().phase is Phase.DOWNLOADING and device.slot("b") == b""
+    assert executions(device)[-1] == ("scheduled", "none")
+    action.maintenance_window = "available"
+    downloads = sum("artifacts" in r.url.path for r in device.server.requests)
+    assert device.run() == "reboot"
+    assert sum("artifacts" in r.url.path for r in device.server.requests) == downloads
+    assert device.slot("b") == UPDATE
+
+
+def test_a_cancelled_download_is_abandoned_and_the_running_slot_kept(device: Device) -> None:
+    offer_update(device)
+    device.server.cut_download_after = 70_000
+    device.run()
+    assert device.env().phase is Phase.DOWNLOADING
+    record = device.server.devices[device.device_id]
+    record.cancel = record.actions[0].id
+    device.settle()
+    env = device.env()
+    assert env.active_slot == "a" and env.installed_version == "1.0.0"
+    assert record.actions[0].status == "closed"
+    assert ab_state_problems(env) == []
+
+
+def test_a_cancel_that_arrives_after_the_switch_changes_nothing(device: Device) -> None:
+    offer_update(device)
+    assert device.run() == "reboot"
+    device.boot()
+    record = device.server.devices[device.device_id]
+    record.cancel = record.actions[0].id
+    device.settle()
+    assert device.env().installed_version == "2.0.0"
+    assert record.actions[0].result == "success"

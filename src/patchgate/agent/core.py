@@ -314,6 +314,8 @@ class Agent:
             env = self._deliver_report(env)
         if env.report is not None:
             return env  # the last action's report is not delivered yet
+        if deployment.download == "skip":
+            return env  # DDI: the server only announces the action; nothing to fetch yet
         try:
             chunk, offer, signed = self._check_offer(env, deployment)
         except Refused as exc:
@@ -393,6 +395,10 @@ class Agent:
                 if attempt == 1:
                     return self._abort(env, f"the artifact does not match its signed target: {exc}")
         self._feedback(action, "downloaded", details=[f"verified {offer.size} bytes"])
+        if not deployment.may_install:
+            # Downloaded and verified; install once the server opens the window.
+            self._feedback(action, "scheduled", details=["waiting for the maintenance window"])
+            return env
         target = env.inactive_slot
         self._feedback(action, "proceeding", details=[f"installing into slot {target}"])
         path = self.config.slot_path(target)

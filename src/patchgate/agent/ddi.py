@@ -108,6 +108,13 @@ class Deployment:
     download: str
     update: str
     chunks: tuple[Chunk, ...] = field(default_factory=tuple)
+    maintenance_window: str | None = None
+
+    @property
+    def may_install(self) -> bool:
+        """False while DDI says to wait: ``update: skip`` or a maintenance window that is
+        ``unavailable`` (download allowed, installation not yet)."""
+        return self.update != "skip" and self.maintenance_window != "unavailable"
 
 
 def _parse_deployment(data: Mapping[str, Any]) -> Deployment:
@@ -142,6 +149,7 @@ def _parse_deployment(data: Mapping[str, Any]) -> Deployment:
             download=str(body.get("download", "forced")),
             update=str(body.get("update", "forced")),
             chunks=tuple(chunks),
+            maintenance_window=body.get("maintenanceWindow"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DdiError(f"malformed deploymentBase answer: {exc}") from exc
