@@ -286,3 +286,13 @@ def test_a_cancel_that_arrives_after_the_switch_changes_nothing(device: Device) 
     device.settle()
     assert device.env().installed_version == "2.0.0"
     assert record.actions[0].result == "success"
+
+
+def test_a_wrong_token_is_logged_and_retried_without_touching_the_slots(device: Device) -> None:
+    offer_update(device)
+    device.token = "wrong"
+    agent = device.agent()
+    delay = agent.run_once()
+    assert 0 <= delay <= 3600
+    assert any("401" in line for line in device.log)
+    assert device.env().phase is Phase.IDLE and device.slot("b") == b""

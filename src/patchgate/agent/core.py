@@ -41,6 +41,7 @@ from patchgate.agent.io import DeviceIO
 from patchgate.agent.trust import SignedTarget, TrustError, TrustStore, TrustUnavailable
 from patchgate.domain import ab_state
 from patchgate.domain.ab_state import BootEnv, Offer, PersistEnv, Phase, Reboot, SlotState, Step
+from patchgate.domain.errors import TransitionRefused
 
 __all__ = [
     "Agent",
@@ -220,6 +221,13 @@ class Agent:
             self.failures += 1
             delay = backoff_delay(self.failures, base=2.0, cap=300.0, rng=self.rng)
             self.log(f"server unavailable ({exc}); retry in {delay:.1f}s")
+            return delay
+        except (DdiError, TransitionRefused) as exc:
+            # A refused request (bad token, unknown device) or a step the state machine
+            # does not allow: keep the current slot, say why, and try again later.
+            self.failures += 1
+            delay = backoff_delay(self.failures, base=30.0, cap=3600.0, rng=self.rng)
+            self.log(f"{exc}; retry in {delay:.1f}s")
             return delay
         self.failures = 0
         return poll.sleep_seconds
