@@ -91,6 +91,7 @@ def test_the_agent_command_installs_boots_and_commits_a_release(
     assert data["upgrade_available"] is False and data["bootcount"] == 0
     assert data["slots"]["b"]["sha256"] == sha(UPDATE) and data["slots"]["b"]["state"] == "good"
     assert data["slots"]["a"]["state"] == "good"
+    assert data["slots"]["a"]["image_matches"] and data["slots"]["b"]["image_matches"]
     assert (tmp / "b.img").read_bytes() == UPDATE
     action = served.double.devices["dev-1"].actions[0]
     assert (action.status, action.result) == ("closed", "success")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import random
 import shlex
@@ -58,6 +59,7 @@ HealthCheck = Callable[[BootEnv, str], "str | None"]
 """``(env, slot_path) -> None`` when healthy, else the reason it is not."""
 
 STAGING = "download.part"
+SLOTS_FILE = "slots.json"
 _CHUNK = 64 * 1024
 
 
@@ -172,6 +174,11 @@ class Agent:
             return self.store.load()
         except NoValidEnv:
             pass
+        # Where the slots are, so `agent status` can check their bytes without flags.
+        self.io.write_file_atomic(
+            os.path.join(self.config.state_dir, SLOTS_FILE),
+            json.dumps({s: self.config.slot_path(s) for s in ab_state.SLOTS}).encode(),
+        )
         path = self.config.slot_path("a")
         size = self.io.size(path)
         env = ab_state.fresh_env(

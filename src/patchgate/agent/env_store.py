@@ -1,8 +1,8 @@
 """The bootloader environment on disk, redundant as U-Boot's ``CONFIG_SYS_REDUNDAND_ENVIRONMENT``.
 
 Two copies, ``bootenv.0`` and ``bootenv.1``. Each starts with one header line carrying a
-sequence number, the body's length and its CRC-32; the body is the env as JSON. A write
-goes to the copy that does *not* hold the newest valid env, with the next sequence number,
+sequence number, the body's length and a CRC-32 over both and the body; the body is the env
+as JSON. A write goes to the copy that does *not* hold the newest valid env, with the next sequence number,
 through :meth:`DeviceIO.write_file_atomic` (temp file, fsync, rename, fsync of the folder).
 A reader takes the valid copy with the highest sequence number. So a torn or lost write
 costs at most the change being written: the other copy still holds the state before it.
@@ -40,9 +40,16 @@ class EnvCopy:
     problem: str | None = None
 
 
+def _crc(sequence: int, length: int, body: bytes) -> int:
+    """CRC-32 over the sequence number, the length and the body: a damaged sequence number
+    must not let an old copy pass for the newest."""
+    return zlib.crc32(f"{sequence}:{length}:".encode() + body)
+
+
 def encode(env: BootEnv, sequence: int) -> bytes:
     body = json.dumps(env.to_dict(), sort_keys=True, separators=(",", ":")).encode()
-    header = f"{_MAGIC} seq={sequence} len={len(body)} crc32={zlib.crc32(body):08x}\n"
+    crc = _crc(sequence, len(body), body)
+    header = f"{_MAGIC} seq={sequence} len={len(body)} crc32={crc:08x}\n"
     return header.encode() + body
 
 
@@ -63,7 +70,7 @@ def decode(index: int, data: bytes | None) -> EnvCopy:
         return EnvCopy(index, -1, None, "bad header")
     if len(body) != length:
         return EnvCopy(index, sequence, None, "torn (length differs)")
-    if zlib.crc32(body) != crc:
+    if _crc(sequence, length, body) != crc:
         return EnvCopy(index, sequence, None, "checksum mismatch")
     try:
         env = BootEnv.from_dict(json.loads(body))

@@ -3,6 +3,7 @@ bootloader, describe the state."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 
 from patchgate.agent.core import (
+    SLOTS_FILE,
     Agent,
     AgentConfig,
     RebootRequested,
@@ -56,7 +58,7 @@ def status(state_dir: str, slot_paths: dict[str, str] | None = None) -> dict[str
         env = store.load()
     except NoValidEnv as exc:
         raise AgentSetupError(f"{state_dir}: {exc}") from exc
-    paths = slot_paths or {}
+    paths = slot_paths or _recorded_slot_paths(state_dir)
     slots: dict[str, Any] = {}
     for name, slot in sorted(env.slots.items()):
         path = paths.get(name) or os.path.join(state_dir, f"slot-{name}.img")
@@ -90,6 +92,15 @@ def status(state_dir: str, slot_paths: dict[str, str] | None = None) -> dict[str
         ],
         "problems": ab_state.check_invariants(env),
     }
+
+
+def _recorded_slot_paths(state_dir: str) -> dict[str, str]:
+    raw = DeviceIO.read_bytes(os.path.join(state_dir, SLOTS_FILE))
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
 def build_agent(
