@@ -2,8 +2,9 @@
 
 Two copies, ``bootenv.0`` and ``bootenv.1``. Each starts with one header line carrying a
 sequence number, the body's length and a CRC-32 over both and the body; the body is the env
-as JSON. A write goes to the copy that does *not* hold the newest valid env, with the next sequence number,
-through :meth:`DeviceIO.write_file_atomic` (temp file, fsync, rename, fsync of the folder).
+as JSON. A write goes to the copy that does *not* hold the newest valid env, with the next
+sequence number, through :meth:`DeviceIO.write_file_atomic` (temp file, fsync, rename,
+fsync of the folder).
 A reader takes the valid copy with the highest sequence number. So a torn or lost write
 costs at most the change being written: the other copy still holds the state before it.
 """
