@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Annotated
 
 import httpx
@@ -90,7 +91,7 @@ def agent_run(
         hardware=hardware,
         initial_version=initial_version,
         bootlimit=bootlimit,
-        reboot_cmd=tuple(reboot_cmd.split()) if reboot_cmd else (),
+        reboot_cmd=tuple(shlex.split(reboot_cmd)) if reboot_cmd else (),
     )
     with httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0)) as client:
         try:
