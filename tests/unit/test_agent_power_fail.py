@@ -1,7 +1,8 @@
 """Power loss at every crash point of a deterministic install, enumerated, not sampled.
 
 The install runs the whole life of an update: poll, verify, download, write the inactive
-slot, switch, reboot (the bootloader), health check, commit, report. Every write, fsync,
+slot, switch, reboot (the bootloader), health check, commit (or, for a release that fails
+its health check, revert), report. Every write, fsync,
 rename, folder fsync, unlink, feedback, reboot and HTTP request is a checkpoint of the
 device's I/O interface; for each N the power goes out at the N-th one (a cut write is torn
 in half). Then the device boots again and runs until it settles, and we check:
@@ -18,12 +19,14 @@ import shutil
 from pathlib import Path
 
 import httpx
+import pytest
 
+from patchgate.agent.core import HealthCheck
 from patchgate.agent.env_store import EnvStore, decode
 from patchgate.agent.io import DeviceIO, PowerCut
 from patchgate.agent.runner import boot_device
 from patchgate.domain import ab_state
-from patchgate.domain.ab_state import Phase, SlotState
+from patchgate.domain.ab_state import BootEnv, Phase, SlotState
 from tests.unit.agent_device import FACTORY, UPDATE, CrashingIO, Device, sha
 from tests.unit.agent_doubles import HawkbitDouble, TufRepo
 
@@ -41,7 +44,12 @@ def make_device(root: Path) -> Device:
     return device
 
 
-def install_with(device: Device, io: CrashingIO) -> None:
+def unhealthy(env: BootEnv, slot_path: str) -> str | None:
+    """The health check of a release that does not work on this device."""
+    return "the application did not start" if env.installed_version == "2.0.0" else None
+
+
+def install_with(device: Device, io: CrashingIO, health: HealthCheck | None = None) -> None:
     """The deterministic install: every step goes through ``io``, HTTP requests included."""
 
     def on_request(request: httpx.Request) -> None:
@@ -50,7 +58,7 @@ def install_with(device: Device, io: CrashingIO) -> None:
     device.server.hook = on_request
     try:
         for _ in range(6):
-            if device.run(io=io) == "reboot":
+            if device.run(io=io, health=health) == "reboot":
                 boot_device(device.state_dir, io)
                 continue
             if device.env().phase is Phase.IDLE:
@@ -70,12 +78,17 @@ def assert_booted_image_is_known(device: Device) -> None:
     )
 
 
-def test_power_loss_at_every_crash_point_never_bricks_the_device(tmp_path: Path) -> None:
+@pytest.mark.parametrize("release", ["healthy", "unhealthy"])
+def test_power_loss_at_every_crash_point_never_bricks_the_device(
+    tmp_path: Path, release: str
+) -> None:
+    health = unhealthy if release == "unhealthy" else None
+    expected = "1.0.0" if release == "unhealthy" else "2.0.0"
     # A dry run counts the crash points of the whole install.
     dry = make_device(tmp_path / "count")
     counting = CrashingIO()
-    install_with(dry, counting)
-    assert dry.env().installed_version == "2.0.0"
+    install_with(dry, counting, health)
+    assert dry.env().installed_version == expected
     total = counting.calls
     labels = counting.labels
     assert total > 40, labels
@@ -88,7 +101,7 @@ def test_power_loss_at_every_crash_point_never_bricks_the_device(tmp_path: Path)
         device = make_device(root)
         io = CrashingIO(crash_at)
         try:
-            install_with(device, io)
+            install_with(device, io, health)
         except PowerCut:
             pass
         else:
@@ -98,7 +111,7 @@ def test_power_loss_at_every_crash_point_never_bricks_the_device(tmp_path: Path)
         device.boot()
         try:
             assert_booted_image_is_known(device)
-            device.settle()
+            device.settle(health)
             assert_booted_image_is_known(device)
             env = device.env()
             assert ab_state.check_invariants(env) == []
@@ -109,6 +122,8 @@ def test_power_loss_at_every_crash_point_never_bricks_the_device(tmp_path: Path)
             assert action.status == "closed"
             # The report tells the truth: success only if the device runs the release.
             assert (action.result == "success") == (env.installed_version == "2.0.0")
+            if release == "unhealthy":
+                assert env.installed_version == "1.0.0" and device.slot("a") == FACTORY
             assert KNOWN[env.slots[env.booted_slot].sha256 or ""] == env.installed_version
         except AssertionError as exc:
             bricked.append(f"crash {crash_at} at {where}: {exc}")
