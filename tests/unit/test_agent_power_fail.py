@@ -2,10 +2,10 @@
 
 The install runs the whole life of an update: poll, verify, download, write the inactive
 slot, switch, reboot (the bootloader), health check, commit (or, for a release that fails
-its health check, revert), report. Every write, fsync,
-rename, folder fsync, unlink, feedback, reboot and HTTP request is a checkpoint of the
-device's I/O interface; for each N the power goes out at the N-th one (a cut write is torn
-in half). Then the device boots again and runs until it settles, and we check:
+its health check, revert), report. Every write, fsync, rename, folder fsync, unlink,
+feedback, reboot and HTTP request is a checkpoint of the device's I/O interface; for each
+N the power goes out at the N-th one (a cut write is torn in half). Then the device boots
+again and runs until it settles, and we check:
 
 - the booted slot holds a known image, byte for byte (hash), and the env says so;
 - the env is consistent (a valid copy, every safety invariant holds);
