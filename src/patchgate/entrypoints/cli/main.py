@@ -8,6 +8,7 @@ import typer
 
 from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints.cli import common
+from patchgate.entrypoints.cli.agent import register as register_agent
 from patchgate.entrypoints.cli.core import register as register_core
 
 cli = typer.Typer(
@@ -18,6 +19,7 @@ cli = typer.Typer(
     add_completion=False,
 )
 register_core(cli)
+register_agent(cli)
 
 
 def _take_data_dir(argv: list[str]) -> list[str]:
