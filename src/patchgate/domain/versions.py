@@ -222,6 +222,7 @@ def parse_range(text: str) -> VersionRange:
     if not spec:
         raise InvalidInput("an empty version range")
     scheme = "semver"
+    separators = ""
     if spec.lower().startswith("vers:"):
         body = spec[5:]
         if "/" not in body:
@@ -229,12 +230,47 @@ def parse_range(text: str) -> VersionRange:
         scheme, _, spec = body.partition("/")
         scheme = scheme.lower() or "semver"
         separators = r"\|"
-    else:
-        separators = r"[,|]|\s+(?=[<>=!])"
     if spec.strip() == "*":
         return VersionRange((Interval(),), scheme)
-    pieces = [p for p in re.split(separators, spec) if p.strip()]
-    return _from_constraints([_comparator(p) for p in pieces], repr(text), scheme)
+    if separators == r"\|":
+        pieces = [p for p in spec.split("|") if p.strip()]
+        return _from_constraints([_comparator(p) for p in pieces], repr(text), scheme)
+    # Outside vers, "|" / "||" separate alternatives and a comma or space list within one
+    # alternative is an intersection, as npm and PEP 440 write it (">= 2.0.0, < 2.0.7").
+    intervals: list[Interval] = []
+    for alternative in re.split(r"\|\|?", spec):
+        pieces = [p for p in re.split(r",|\s+(?=[<>=!])", alternative) if p.strip()]
+        if not pieces:
+            raise InvalidInput(f"{text!r}: an empty alternative")
+        intervals.append(_intersection([_comparator(p) for p in pieces], repr(text)))
+    return VersionRange(tuple(intervals), scheme)
+
+
+def _intersection(pairs: Sequence[tuple[str, str]], where: str) -> Interval:
+    """One interval satisfying every constraint at once; an empty one is refused."""
+    lower: Bound | None = None
+    upper: Bound | None = None
+    for op, raw in pairs:
+        v = _require_version(raw, where)
+        if op == "!=":
+            raise InvalidInput(f"{where}: '!=' constraints are not supported")
+        if op in ("=", ">", ">="):
+            b = Bound(v, op != ">")
+            if lower is None or compare(v, lower.version) > 0 or (
+                compare(v, lower.version) == 0 and not b.inclusive
+            ):
+                lower = b
+        if op in ("=", "<", "<="):
+            b = Bound(v, op != "<")
+            if upper is None or compare(v, upper.version) < 0 or (
+                compare(v, upper.version) == 0 and not b.inclusive
+            ):
+                upper = b
+    if lower is not None and upper is not None:
+        order = compare(lower.version, upper.version)
+        if order > 0 or (order == 0 and not (lower.inclusive and upper.inclusive)):
+            raise InvalidInput(f"{where}: no version satisfies every constraint")
+    return Interval(lower, upper)
 
 
 def from_cve5_versions(
