@@ -44,7 +44,7 @@ def test_trailing_zeros_and_build_metadata_do_not_change_a_version() -> None:
     assert versions.compare("1.2.0+build.7", "1.2.0") == 0
 
 
-@pytest.mark.parametrize("text", ["unspecified", "n/a", "log4j-core*", "6.1.*", "", "a b"])
+@pytest.mark.parametrize("text", ["unspecified", "n/a", "log4j-core*", "6.1.*", "4.x", "", "a b"])
 def test_placeholders_are_not_versions(text: str) -> None:
     assert not versions.is_version(text)
     with pytest.raises(InvalidInput):
@@ -175,3 +175,19 @@ def test_a_range_written_as_vers_and_read_back_contains_the_same_versions(
     rng = versions.VersionRange(tuple(kept))
     again = versions.parse_range(rng.to_vers())
     assert again.contains(probe) == rng.contains(probe)
+
+
+def test_overlapping_intervals_are_merged_when_written_as_vers() -> None:
+    # CVE-2025-4565 lists three lessThan ranges that all start at "0": literally, one range.
+    rng, _ = versions.from_cve5_versions(
+        [
+            {"version": "0", "lessThan": "4.25.8", "status": "affected"},
+            {"version": "0", "lessThan": "5.29.5", "status": "affected"},
+            {"version": "0", "lessThan": "6.31.1", "status": "affected"},
+        ]
+    )
+    assert rng is not None and rng.to_vers() == "vers:semver/<6.31.1"
+    inner = versions.parse_range("vers:semver/2.7.0|<2.8.11.1")
+    assert inner.to_vers() == "vers:semver/<2.8.11.1"
+    touching = versions.parse_range(">=1.0,<2.0 || >=2.0,<3.0")
+    assert touching.to_vers() == "vers:semver/>=1.0|<3.0"

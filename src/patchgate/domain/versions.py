@@ -44,6 +44,9 @@ def is_version(text: str) -> bool:
         return False
     if t[:1] in ("v", "V") and len(t) > 1 and t[1].isdigit():
         t = t[1:]
+    # "4.x" and "6.1.X" are wildcards, not versions.
+    if re.search(r"(^|\.)[xX](\.|$)", t):
+        return False
     return bool(_VERSION_TEXT.match(t)) and t[0].isdigit()
 
 
@@ -162,14 +165,39 @@ class VersionRange:
         return f"vers:{self.scheme}/" + "|".join(parts)
 
     def normalised(self) -> VersionRange:
-        """Intervals sorted by lower bound (unbounded first)."""
+        """The same versions as sorted, non-overlapping intervals (overlapping or touching
+        ones merged), which is the form ``vers`` can express."""
 
-        def key(i: Interval) -> tuple[int, Any]:
+        def key(i: Interval) -> tuple[Any, ...]:
             if i.lower is None:
                 return (0, ())
-            return (1, version_key(i.lower.version))
+            return (1, version_key(i.lower.version), not i.lower.inclusive)
 
-        return VersionRange(tuple(sorted(self.intervals, key=key)), self.scheme)
+        merged: list[Interval] = []
+        for interval in sorted(self.intervals, key=key):
+            if merged and _overlaps(merged[-1], interval):
+                merged[-1] = Interval(merged[-1].lower, _higher(merged[-1].upper, interval.upper))
+            else:
+                merged.append(interval)
+        return VersionRange(tuple(merged), self.scheme)
+
+
+def _overlaps(first: Interval, second: Interval) -> bool:
+    """True when ``second`` (which starts no earlier) starts inside or right at the end of
+    ``first``."""
+    if first.upper is None or second.lower is None:
+        return True
+    order = compare(second.lower.version, first.upper.version)
+    return order < 0 or (order == 0 and (second.lower.inclusive or first.upper.inclusive))
+
+
+def _higher(a: Bound | None, b: Bound | None) -> Bound | None:
+    if a is None or b is None:
+        return None
+    order = compare(a.version, b.version)
+    if order == 0:
+        return a if a.inclusive else b
+    return a if order > 0 else b
 
 
 def _comparator(text: str) -> tuple[str, str]:
@@ -256,14 +284,18 @@ def _intersection(pairs: Sequence[tuple[str, str]], where: str) -> Interval:
             raise InvalidInput(f"{where}: '!=' constraints are not supported")
         if op in ("=", ">", ">="):
             b = Bound(v, op != ">")
-            if lower is None or compare(v, lower.version) > 0 or (
-                compare(v, lower.version) == 0 and not b.inclusive
+            if (
+                lower is None
+                or compare(v, lower.version) > 0
+                or (compare(v, lower.version) == 0 and not b.inclusive)
             ):
                 lower = b
         if op in ("=", "<", "<="):
             b = Bound(v, op != "<")
-            if upper is None or compare(v, upper.version) < 0 or (
-                compare(v, upper.version) == 0 and not b.inclusive
+            if (
+                upper is None
+                or compare(v, upper.version) < 0
+                or (compare(v, upper.version) == 0 and not b.inclusive)
             ):
                 upper = b
     if lower is not None and upper is not None:
