@@ -329,7 +329,7 @@ def test_the_sla_state_follows_the_injected_clock_until_the_fix_is_deployed(
 def test_the_sla_report_gives_median_p90_and_share_met_per_severity(demo_env: Env) -> None:
     at(demo_env, NOW)
     hours = [10, 20, 30, 40, 80]  # deployed after awareness; the deadline is 72 h
-    for i, h in enumerate(hours):
+    for i in range(len(hours)):
         add(demo_env, f"CVE-2026-20{i:02d}", CRITICAL, products=[PRODUCT])
     add(demo_env, "CVE-2026-2100", MEDIUM, products=[PRODUCT])
     at(demo_env, NOW + timedelta(days=10))
