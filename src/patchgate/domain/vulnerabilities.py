@@ -84,7 +84,9 @@ class ScoreCandidate:
     @property
     def label(self) -> str:
         """``score_source``: ``cna:GitLab`` (or ``manufacturer``)."""
-        return self.source if not self.provider else f"{self.source}:{self.provider}"
+        if self.source == "manufacturer" or not self.provider:
+            return self.source
+        return f"{self.source}:{self.provider}"
 
 
 def choose_score(candidates: Iterable[ScoreCandidate]) -> ScoreCandidate | None:
