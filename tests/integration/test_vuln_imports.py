@@ -504,7 +504,7 @@ def test_a_file_with_one_bad_record_imports_nothing_and_names_it(env: Env) -> No
     bad = json.loads((SAMPLES / "osv/GO-2023-2102.json").read_text())
     bad["affected"][0]["ranges"][0]["events"].append({"patched": "1.22"})
     data = json.dumps([good, bad]).encode()
-    with pytest.raises(InvalidInput, match="GO-2023-2102: .*unknown OSV event 'patched'"):
+    with pytest.raises(InvalidInput, match=r"GO-2023-2102: .*unknown OSV event 'patched'"):
         vuln_imports.import_document(env.ctx, data, actor="t")
     assert register(env) == {}
 
