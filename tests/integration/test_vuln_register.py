@@ -215,7 +215,7 @@ def test_exploitation_escalates_to_the_critical_cadence_and_starts_the_art14_clo
     assert art14["early_warning_due"] == "2026-03-05T17:00:00Z"
     assert art14["notification_due"] == "2026-03-07T17:00:00Z"
     assert art14["final_report_due"] is None  # no corrective measure yet
-    assert art14["member_states"] == ["DE", "FR", "NL"]
+    assert art14["member_states"] == ["DE", "FR", "NL"] and art14["required"] is True
     draft = vulns.draft_report(demo_env.ctx, "CVE-2026-1008", "early_warning")
     assert draft["member_states"] == ["DE", "FR", "NL"] and draft["actively_exploited"]
     assert "# Early warning" in vulns.report_markdown(draft)
@@ -235,8 +235,11 @@ def test_exploitation_escalates_to_the_critical_cadence_and_starts_the_art14_clo
 def test_a_severe_incident_has_its_own_clocks(env: Env) -> None:
     at(env, NOW)
     add(env, "CVE-2026-1009")
+    assert vulns.reports_due(env.ctx) == []
     v = vulns.mark_exploited(env.ctx, "CVE-2026-1009", actor="t", severe=True)
     reports = v["art14"]["reports"]
+    assert v["art14"]["required"] is False  # tied to no product: nothing to report yet
+    assert vulns.reports_due(env.ctx) == []
     assert set(reports) == {
         "incident_early_warning",
         "incident_notification",

@@ -569,7 +569,9 @@ def _merge(
     now: Any,
 ) -> None:
     """Fold a parsed record into a stored one (a no-op for what did not change)."""
-    record.title = rec.title
+    # A record without a title of its own (a bare VEX statement) keeps the one it has.
+    if rec.title != rec.id or not record.title:
+        record.title = rec.title
     record.description = rec.description or record.description
     record.origin = record.origin if record.origin == "manual" else fmt
     aliases = [a for a in dict.fromkeys([*record.aliases, *rec.aliases, rec.id]) if a != record.id]

@@ -201,6 +201,11 @@ def art14_view(record: VulnerabilityRecord, facts: Facts) -> dict[str, Any]:
         submitted=submitted,
     )
     body: dict[str, Any] = {
+        # Art. 14 concerns vulnerabilities contained in a product: one only known from a
+        # feed (no product yet) or not affecting any product has clocks but no duty.
+        "required": any(
+            a.product != UNASSIGNED and a.status != "not_affected" for a in record.products
+        ),
         "member_states": member_states(record, facts.policy),
         "severe_incident_at": rfc3339(record.severe_incident_at),
         "reports": {
@@ -742,7 +747,9 @@ def reports_due(ctx: Context) -> list[dict[str, Any]]:
     """Every Art. 14 report not yet submitted whose clock runs, soonest first."""
     out: list[dict[str, Any]] = []
     for item in list_all(ctx):
-        for kind, clock in (item.get("art14") or {}).get("reports", {}).items():
+        if not (item.get("art14") or {}).get("required"):
+            continue
+        for kind, clock in item["art14"]["reports"].items():
             if clock["state"] in ("due", "overdue"):
                 out.append({"id": item["id"], "report": kind, **clock})
     out.sort(key=lambda r: r["due_at"])
