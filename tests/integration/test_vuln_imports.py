@@ -635,3 +635,19 @@ def test_a_bare_vex_statement_keeps_the_title_the_register_already_has(env: Env)
     view = vulns.show(env.ctx, "CVE-2021-44228")
     assert view["title"].startswith("Apache Log4j2")
     assert view["status"] == "not_affected"
+
+
+def test_an_imported_advisory_can_be_tied_to_a_product_later_keeping_its_analysis(
+    demo_env: Env,
+) -> None:
+    import_sample(demo_env, "cyclonedx/vex-not_affected.json")
+    view = vulns.set_affected(
+        demo_env.ctx, "CVE-2021-44228", product="Demo Gateway", affected=["<2.0"], actor="t"
+    )
+    assert [(p["product"], p["status"], p["affected"]) for p in view["products"]] == [
+        ("Demo Gateway", "not_affected", ["vers:semver/<2.0"])
+    ]
+    with pytest.raises(InvalidInput, match="not in the policy"):
+        vulns.set_affected(
+            demo_env.ctx, "CVE-2021-44228", product="Toaster", affected=[], actor="t"
+        )

@@ -425,6 +425,53 @@ def _load(uow: UnitOfWork, vuln_id: str) -> VulnerabilityRecord:
     return record
 
 
+def set_affected(
+    ctx: Context,
+    vuln_id: str,
+    *,
+    product: str,
+    affected: Sequence[str],
+    actor: str,
+) -> dict[str, Any]:
+    """Record that ``product`` is affected (in the versions ``affected``; none means every
+    version before its fixing release). A new product starts at ``new``; for a product
+    already recorded only the ranges change. An imported advisory known under no product
+    until now takes over its unassigned analysis."""
+    policy = in_force(ctx).policy
+    _check_products(policy, [product])
+    ranges = _check_ranges(affected)
+    now = ctx.clock()
+    with ctx.uow() as uow:
+        record = _load(uow, vuln_id)
+        analysis = record.product(product)
+        if analysis is None:
+            unassigned = record.product(UNASSIGNED)
+            analysis = ProductAnalysis(
+                product=product,
+                status=unassigned.status if unassigned else "new",
+                justification=unassigned.justification if unassigned else None,
+                updated_at=now,
+            )
+            record.products = [a for a in record.products if a.product != UNASSIGNED]
+            record.products.append(analysis)
+        before = list(analysis.ranges)
+        analysis.ranges = ranges
+        analysis.updated_at = now
+        record.updated_at = now
+        uow.vulnerabilities.save(record)
+        audit.record(
+            ctx,
+            uow,
+            actor=actor,
+            action="vuln.affects",
+            subject=f"vuln:{record.id}",
+            details={"product": product, "from": before, "to": ranges},
+        )
+        result = view(record, _facts(uow, record, policy, now))
+        uow.commit()
+    return result
+
+
 def triage(
     ctx: Context,
     vuln_id: str,

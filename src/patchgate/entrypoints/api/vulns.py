@@ -37,6 +37,11 @@ class Triage(BaseModel):
     release_id: int | None = None
 
 
+class Affects(BaseModel):
+    product: str
+    affected: list[str] = []
+
+
 class Override(BaseModel):
     severity: str | None = Field(description="null clears the override")
     justification: str
@@ -133,6 +138,14 @@ def triage(caller: SecurityAnalyst, vuln_id: str, body: Triage) -> dict[str, Any
         product=body.product,
         at=body.at,
         release_id=body.release_id,
+    )
+
+
+@router.put("/{vuln_id}/products")
+def affects(caller: SecurityAnalyst, vuln_id: str, body: Affects) -> dict[str, Any]:
+    """Record that a product is affected and in which versions."""
+    return vulnerabilities.set_affected(
+        caller.ctx, vuln_id, product=body.product, affected=body.affected, actor=caller.actor
     )
 
 

@@ -24,6 +24,7 @@ def register(cli: typer.Typer) -> None:
         ("list", list_vulns),
         ("show", show),
         ("triage", triage),
+        ("affects", affects),
         ("override", override),
         ("exploited", exploited),
         ("upstream", upstream),
@@ -177,6 +178,23 @@ def triage(
         product=product,
         at=_time(at, "--at"),
         release_id=release,
+    )
+    emit_json(v) if as_json else _print_view(v)
+
+
+def affects(
+    vuln_id: Annotated[str, typer.Argument(metavar="ID")],
+    product: Annotated[str, typer.Option("--product")],
+    affected: Annotated[
+        list[str] | None, typer.Option("--affected", help="vers:semver/… or >=1.0,<1.2")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record that a product is affected, in which versions (e.g. after an import)."""
+    from patchgate.services import vulnerabilities
+
+    v = vulnerabilities.set_affected(
+        app().context, vuln_id, product=product, affected=affected or [], actor=actor()
     )
     emit_json(v) if as_json else _print_view(v)
 
