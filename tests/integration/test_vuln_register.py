@@ -278,6 +278,7 @@ def test_exposure_counts_devices_of_the_product_on_affected_versions_and_falls_a
     v = add(demo_env, "CVE-2026-1011", products=[PRODUCT], affected=[">=1.0.0, <1.2.0"])
     assert v["exposed_devices"] == 2
     assert v["exposure"]["per_product"] == {PRODUCT: 2}
+    assert (v["products"][0]["fleet_devices"], v["products"][0]["patched_share"]) == (4, 0.5)
     set_version(demo_env, "d1", "1.2.0")
     assert vulns.show(demo_env.ctx, "CVE-2026-1011")["exposed_devices"] == 1
     vulns.triage(

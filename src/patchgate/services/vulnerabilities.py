@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +51,7 @@ class Facts:
     releases: Sequence[FixingRelease]
     submissions: Sequence[Submission]
     exposure: Mapping[str, int | None]
+    fleet: Mapping[str, int] = field(default_factory=dict)
 
 
 def cvss_severity(record: VulnerabilityRecord, policy: Policy) -> str:
@@ -139,6 +140,12 @@ def view(record: VulnerabilityRecord, facts: Facts) -> dict[str, Any]:
                 "released_at": rfc3339(released),
                 "deployed_at": rfc3339(analysis.deployed_at),
                 "exposed_devices": facts.exposure.get(analysis.product),
+                "fleet_devices": facts.fleet.get(analysis.product),
+                # Share of the product's registered devices not on an affected version:
+                # what "95 % of affected devices run the fix" is measured against.
+                "patched_share": _share(
+                    facts.exposure.get(analysis.product), facts.fleet.get(analysis.product)
+                ),
             }
         )
     exposed = [n for n in facts.exposure.values() if n is not None]
@@ -260,6 +267,24 @@ def affected_range(
     return versions.VersionRange((versions.Interval(),))
 
 
+def _share(exposed: int | None, fleet: int | None) -> float | None:
+    if exposed is None or not fleet:
+        return None
+    return round(1 - exposed / fleet, 4)
+
+
+def fleet_sizes(uow: UnitOfWork, record: VulnerabilityRecord, policy: Policy) -> dict[str, int]:
+    """Registered devices per product of the record (by the product's hardware models)."""
+    out: dict[str, int] = {}
+    for analysis in record.products:
+        product = policy.product(analysis.product)
+        if product is not None and product.hardware:
+            out[analysis.product] = sum(
+                uow.vulnerabilities.installed_versions(product.hardware).values()
+            )
+    return out
+
+
 def exposure(
     uow: UnitOfWork, record: VulnerabilityRecord, policy: Policy, releases: Sequence[FixingRelease]
 ) -> dict[str, int | None]:
@@ -292,6 +317,7 @@ def _facts(uow: UnitOfWork, record: VulnerabilityRecord, policy: Policy, now: da
         releases=releases,
         submissions=uow.vulnerabilities.submissions(record.id),
         exposure=exposure(uow, record, policy, releases),
+        fleet=fleet_sizes(uow, record, policy),
     )
 
 
