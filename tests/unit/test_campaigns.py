@@ -26,7 +26,7 @@ from patchgate.domain.executions import S_DOWNLOADING, S_INSTALLING, S_OFFERED, 
 from patchgate.domain.gates import GateResult
 from patchgate.domain.ratelimit import RateLimit
 from patchgate.domain.stages import default_stages, parse_stages
-from patchgate.domain.versions import VersionRange
+from patchgate.domain.versions import parse_range
 from patchgate.domain.windows import MaintenanceWindow
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -246,7 +246,7 @@ def test_targeting_by_product_hardware_groups_and_version_range() -> None:
     snap = Snapshot.build(1, [plan])
     assert decide(device(product="other"), snap, T0).reason == c.NO_CAMPAIGN
     assert decide(device(hardware="gw-b"), snap, T0).reason == c.NOT_TARGETED
-    ranged = replace(plan, selector=Selector("gw", versions=VersionRange.parse(">=0.9,<1.0")))
+    ranged = replace(plan, selector=Selector("gw", versions=parse_range(">=0.9,<1.0")))
     assert decide(device(), Snapshot.build(1, [ranged]), T0).reason == c.NOT_TARGETED
     grouped = replace(plan, selector=Selector("gw", groups=frozenset({"beta"})))
     snap_g = Snapshot.build(1, [grouped])

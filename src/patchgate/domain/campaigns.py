@@ -65,7 +65,7 @@ from patchgate.domain.executions import CANCELLABLE, S_RETRYING
 from patchgate.domain.gates import ADVANCE, AWAIT_APPROVAL, HALT, GateResult
 from patchgate.domain.ratelimit import FULL, RateLimit, TokenBucket
 from patchgate.domain.stages import Stage
-from patchgate.domain.versions import ANY_VERSION, VersionRange
+from patchgate.domain.versions import VersionRange
 from patchgate.domain.windows import MaintenanceWindow
 
 # States (INTERFACES.md).
@@ -341,7 +341,7 @@ class Selector:
     product: str
     hardware: frozenset[str] = frozenset()
     groups: frozenset[str] = frozenset()
-    versions: VersionRange = ANY_VERSION
+    versions: VersionRange | None = None  # None: any version, even an unknown one
 
     def matches(self, device: DeviceFacts) -> bool:
         """Whether ``device`` is targeted (rule 4, apart from the release's own checks)."""
@@ -351,7 +351,7 @@ class Selector:
             return False
         if self.groups and self.groups.isdisjoint(device.groups):
             return False
-        return self.versions.contains(device.installed_version)
+        return self.versions is None or self.versions.contains(device.installed_version)
 
 
 @dataclass(frozen=True, slots=True)

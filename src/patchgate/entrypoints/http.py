@@ -15,6 +15,7 @@ from patchgate.bootstrap import App, Settings, build
 from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints import logs, ops
 from patchgate.entrypoints.api import core as api_core
+from patchgate.entrypoints.api import vulns as api_vulns
 from patchgate.entrypoints.errors import error_body, http_status
 from patchgate.entrypoints.middleware import BodyLimit, Metrics
 from patchgate.entrypoints.runtime import make_runtime
@@ -62,6 +63,7 @@ def create_app(app: App | None = None) -> Any:
     api.include_router(ops.router)
     api.include_router(public.router)
     api.include_router(api_core.router, prefix=API_PREFIX)
+    api.include_router(api_vulns.router, prefix=API_PREFIX)
     api.mount(
         "/static", StaticFiles(packages=[("patchgate.entrypoints.web", "static")]), name="static"
     )

@@ -12,9 +12,15 @@ from patchgate.adapters.db.models.core import (
 )
 from patchgate.adapters.db.models.devices import Device, DeviceGroup
 from patchgate.adapters.db.models.releases import Blob, Release, ReleaseArtifact, ReleaseFix
+from patchgate.adapters.db.models.vulnerabilities import (
+    Art14Submission,
+    Vulnerability,
+    VulnerabilityProduct,
+)
 
 __all__ = [
     "ApiToken",
+    "Art14Submission",
     "AuditCheckpointRow",
     "AuditEntryRow",
     "AuditHead",
@@ -28,4 +34,6 @@ __all__ = [
     "ReleaseFix",
     "StateVersion",
     "Tenant",
+    "Vulnerability",
+    "VulnerabilityProduct",
 ]

@@ -1,0 +1,209 @@
+"""Management API of the vulnerability register: ``/api/v1/vulnerabilities``.
+
+Reading needs the viewer role; every change needs security_analyst (or admin).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from patchgate.entrypoints.api.deps import SecurityAnalyst, Viewer
+from patchgate.services import vuln_imports, vulnerabilities
+
+router = APIRouter(prefix="/vulnerabilities", tags=["vulnerabilities"])
+
+
+class NewVulnerability(BaseModel):
+    id: str = Field(min_length=1, max_length=128)
+    title: str = Field(min_length=1)
+    cvss: str = Field(description="CVSS:3.1/…, CVSS:3.0/… or CVSS:4.0/… vector")
+    aware_at: datetime | None = None
+    products: list[str] = []
+    affected: list[str] = []
+    exploited: bool = False
+    description: str = ""
+
+
+class Triage(BaseModel):
+    status: str
+    justification: str | None = None
+    product: str | None = None
+    at: datetime | None = None
+    release_id: int | None = None
+
+
+class Affects(BaseModel):
+    product: str
+    affected: list[str] = []
+
+
+class Override(BaseModel):
+    severity: str | None = Field(description="null clears the override")
+    justification: str
+
+
+class Exploited(BaseModel):
+    at: datetime | None = None
+    severe_incident: bool = False
+
+
+class Upstream(BaseModel):
+    component: str
+    reported_to: str
+    at: datetime | None = None
+    reference: str = ""
+
+
+class SubmitReport(BaseModel):
+    at: datetime | None = None
+    reference: str = ""
+
+
+@router.get("")
+def list_vulnerabilities(caller: Viewer, overdue: bool = False) -> dict[str, Any]:
+    """Every vulnerability, soonest deadline first."""
+    return {"vulnerabilities": vulnerabilities.list_all(caller.ctx, overdue=overdue)}
+
+
+@router.post("", status_code=201)
+def add_vulnerability(caller: SecurityAnalyst, body: NewVulnerability) -> dict[str, Any]:
+    """Register a vulnerability (422 with the cvss library's reason for a bad vector, 409
+    for a duplicate ID)."""
+    return vulnerabilities.add(
+        caller.ctx,
+        vuln_id=body.id,
+        title=body.title,
+        cvss=body.cvss,
+        actor=caller.actor,
+        aware_at=body.aware_at,
+        products=body.products,
+        affected=body.affected,
+        exploited=body.exploited,
+        description=body.description,
+    )
+
+
+@router.post("/import")
+async def import_vulnerabilities(
+    request: Request,
+    caller: SecurityAnalyst,
+    format: Literal["cve5", "osv", "cyclonedx"] | None = None,  # the CLI flag's name
+    product: list[str] = Query(default=[]),  # noqa: B008  # FastAPI's way to declare a list
+) -> dict[str, Any]:
+    """Import a CVE JSON 5, OSV or CycloneDX document sent as the request body."""
+    data = await request.body()
+    return vuln_imports.import_document(
+        caller.ctx, data, actor=caller.actor, fmt=format, products=product, name="the body"
+    ).to_json()
+
+
+@router.get("/reports/due")
+def art14_due(caller: Viewer) -> dict[str, Any]:
+    """CRA Art. 14 reports whose clock runs and that are not submitted yet."""
+    return {"reports": vulnerabilities.reports_due(caller.ctx)}
+
+
+@router.get("/reports/sla")
+def sla(caller: Viewer) -> dict[str, Any]:
+    """The SLA report (the same as ``patchgate report sla --json``)."""
+    return vulnerabilities.sla_report(caller.ctx)
+
+
+@router.get("/vex/{product}")
+def vex(caller: Viewer, product: str) -> dict[str, Any]:
+    """CycloneDX 1.6 VEX of the current analysis for a product."""
+    return vuln_imports.export_vex(caller.ctx, product)
+
+
+@router.get("/{vuln_id}")
+def show_vulnerability(caller: Viewer, vuln_id: str) -> dict[str, Any]:
+    """One vulnerability."""
+    return vulnerabilities.show(caller.ctx, vuln_id)
+
+
+@router.post("/{vuln_id}/triage")
+def triage(caller: SecurityAnalyst, vuln_id: str, body: Triage) -> dict[str, Any]:
+    """Move along the lifecycle (409 naming the allowed transitions when refused)."""
+    return vulnerabilities.triage(
+        caller.ctx,
+        vuln_id,
+        status=body.status,
+        actor=caller.actor,
+        justification=body.justification,
+        product=body.product,
+        at=body.at,
+        release_id=body.release_id,
+    )
+
+
+@router.put("/{vuln_id}/products")
+def affects(caller: SecurityAnalyst, vuln_id: str, body: Affects) -> dict[str, Any]:
+    """Record that a product is affected and in which versions."""
+    return vulnerabilities.set_affected(
+        caller.ctx, vuln_id, product=body.product, affected=body.affected, actor=caller.actor
+    )
+
+
+@router.post("/{vuln_id}/override")
+def override(caller: SecurityAnalyst, vuln_id: str, body: Override) -> dict[str, Any]:
+    """Override the severity with a written justification (audited)."""
+    return vulnerabilities.override_severity(
+        caller.ctx,
+        vuln_id,
+        severity_name=body.severity,
+        justification=body.justification,
+        actor=caller.actor,
+    )
+
+
+@router.post("/{vuln_id}/exploited")
+def exploited(caller: SecurityAnalyst, vuln_id: str, body: Exploited) -> dict[str, Any]:
+    """Record active exploitation (or a severe incident): starts the Art. 14 clocks."""
+    return vulnerabilities.mark_exploited(
+        caller.ctx, vuln_id, actor=caller.actor, at=body.at, severe=body.severe_incident
+    )
+
+
+@router.post("/{vuln_id}/upstream")
+def upstream(caller: SecurityAnalyst, vuln_id: str, body: Upstream) -> dict[str, Any]:
+    """Record the report to the component's maintainer (CRA Art. 13(6))."""
+    return vulnerabilities.record_upstream(
+        caller.ctx,
+        vuln_id,
+        actor=caller.actor,
+        component=body.component,
+        reported_to=body.reported_to,
+        at=body.at,
+        reference=body.reference,
+    )
+
+
+@router.get("/{vuln_id}/art14/{kind}", response_model=None)
+def art14_draft(
+    caller: Viewer,
+    vuln_id: str,
+    kind: str,
+    format: Literal["json", "md"] = "json",
+) -> dict[str, Any] | PlainTextResponse:
+    """Draft of one Art. 14 report as JSON or Markdown."""
+    report = vulnerabilities.draft_report(caller.ctx, vuln_id, kind)
+    if format == "md":
+        return PlainTextResponse(
+            vulnerabilities.report_markdown(report), media_type="text/markdown"
+        )
+    return report
+
+
+@router.post("/{vuln_id}/art14/{kind}/submitted")
+def art14_submitted(
+    caller: SecurityAnalyst, vuln_id: str, kind: str, body: SubmitReport
+) -> dict[str, Any]:
+    """Record the submission of an Art. 14 report."""
+    return vulnerabilities.submit_report(
+        caller.ctx, vuln_id, kind, actor=caller.actor, at=body.at, reference=body.reference
+    )

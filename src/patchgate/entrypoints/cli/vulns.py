@@ -1,0 +1,336 @@
+"""``patchgate vuln ...`` and ``patchgate report sla``: the vulnerability register."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from patchgate.domain.clock import parse_rfc3339
+from patchgate.domain.errors import InvalidInput
+from patchgate.entrypoints.cli.common import actor, app, emit_json
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def register(cli: typer.Typer) -> None:
+    """Add ``vuln`` and ``report sla`` to ``cli``."""
+    vuln = typer.Typer(help="The vulnerability register.", no_args_is_help=True)
+    for name, fn in (
+        ("add", add),
+        ("import", import_file),
+        ("list", list_vulns),
+        ("show", show),
+        ("triage", triage),
+        ("affects", affects),
+        ("override", override),
+        ("exploited", exploited),
+        ("upstream", upstream),
+        ("art14", art14),
+        ("submit", submit),
+        ("due", due),
+        ("export-vex", export_vex),
+    ):
+        vuln.command(name)(fn)
+    cli.add_typer(vuln, name="vuln")
+    report = typer.Typer(help="Reports.", no_args_is_help=True)
+    report.command("sla")(report_sla)
+    cli.add_typer(report, name="report")
+
+
+def _time(value: str | None, flag: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_rfc3339(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{flag}: {value!r} is not an RFC 3339 time") from exc
+
+
+def _summary(v: dict[str, Any]) -> str:
+    exposed = v["exposed_devices"]
+    return (
+        f"{v['id']}  {v['severity']:<8} {v['score'] if v['score'] is not None else '-':>4}  "
+        f"{v['status']:<15} {v['sla_state']:<14} due {v['due_at'] or '-'}  "
+        f"exposed {exposed}  {v['title']}"
+    )
+
+
+def _print_view(v: dict[str, Any]) -> None:
+    typer.echo(_summary(v))
+    typer.echo(f"  cvss: {v['cvss_vector'] or '-'} ({v['score_source'] or 'no score'})")
+    typer.echo(f"  aware: {v['aware_at']}  exploited: {'yes' if v['exploited'] else 'no'}")
+    for p in v["products"]:
+        typer.echo(
+            f"  product {p['product']}: {p['status']}  {p['sla_state']}  "
+            f"exposed {p['exposed_devices']}  affected {', '.join(p['affected']) or 'all'}"
+        )
+    for kind, clock in (v.get("art14") or {}).get("reports", {}).items():
+        typer.echo(f"  art14 {kind}: {clock['state']} (due {clock['due_at'] or '-'})")
+    for note in v["notes"]:
+        typer.echo(f"  note: {note}")
+
+
+def add(
+    vuln_id: Annotated[str, typer.Argument(metavar="ID")],
+    title: Annotated[str, typer.Option("--title", help="A short title.")],
+    cvss: Annotated[str, typer.Option("--cvss", help="CVSS:3.1/…, CVSS:3.0/… or CVSS:4.0/…")],
+    aware_at: Annotated[str | None, typer.Option("--aware-at", help="RFC 3339")] = None,
+    product: Annotated[list[str] | None, typer.Option("--product")] = None,
+    affected: Annotated[
+        list[str] | None, typer.Option("--affected", help="vers:semver/… or >=1.0,<1.2")
+    ] = None,
+    is_exploited: Annotated[bool, typer.Option("--exploited")] = False,
+    description: Annotated[str, typer.Option("--description")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Register a vulnerability with the manufacturer's own CVSS assessment."""
+    from patchgate.services import vulnerabilities
+
+    v = vulnerabilities.add(
+        app().context,
+        vuln_id=vuln_id,
+        title=title,
+        cvss=cvss,
+        actor=actor(),
+        aware_at=_time(aware_at, "--aware-at"),
+        products=product or [],
+        affected=affected or [],
+        exploited=is_exploited,
+        description=description,
+    )
+    emit_json(v) if as_json else _print_view(v)
+
+
+def import_file(
+    path: Annotated[str, typer.Argument(metavar="FILE")],
+    fmt: Annotated[str | None, typer.Option("--format", help="cve5|osv|cyclonedx")] = None,
+    product: Annotated[
+        list[str] | None, typer.Option("--product", help="Tie every record to this product.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Import CVE JSON 5, OSV or CycloneDX (format detected when not given); all or nothing."""
+    from patchgate.services import vuln_imports
+
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(vuln_imports.MAX_IMPORT_BYTES + 1)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
+    result = vuln_imports.import_document(
+        app().context, data, actor=actor(), fmt=fmt, products=product or [], name=path
+    )
+    if as_json:
+        emit_json(result.to_json())
+        return
+    typer.echo(
+        f"{result.format}: {len(result.created)} created, {len(result.updated)} updated, "
+        f"{len(result.skipped)} skipped"
+    )
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+
+
+def list_vulns(
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only overdue ones.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Every vulnerability, soonest deadline first."""
+    from patchgate.services import vulnerabilities
+
+    items = vulnerabilities.list_all(app().context, overdue=overdue)
+    if as_json:
+        emit_json({"vulnerabilities": items})
+        return
+    for v in items:
+        typer.echo(_summary(v))
+
+
+def show(vuln_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonFlag = False) -> None:
+    """One vulnerability with its products, deadline, exposure and Art. 14 clocks."""
+    from patchgate.services import vulnerabilities
+
+    v = vulnerabilities.show(app().context, vuln_id)
+    emit_json(v) if as_json else _print_view(v)
+
+
+def triage(
+    vuln_id: Annotated[str, typer.Argument(metavar="ID")],
+    status: Annotated[str, typer.Option("--status")],
+    justification: Annotated[str | None, typer.Option("--justification")] = None,
+    product: Annotated[str | None, typer.Option("--product")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="When it happened (RFC 3339)")] = None,
+    release: Annotated[int | None, typer.Option("--release", help="Fixing release ID")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Move the analysis along the lifecycle (for one product, or all of them)."""
+    from patchgate.services import vulnerabilities
+
+    v = vulnerabilities.triage(
+        app().context,
+        vuln_id,
+        status=status,
+        actor=actor(),
+        justification=justification,
+        product=product,
+        at=_time(at, "--at"),
+        release_id=release,
+    )
+    emit_json(v) if as_json else _print_view(v)
+
+
+def affects(
+    vuln_id: Annotated[str, typer.Argument(metavar="ID")],
+    product: Annotated[str, typer.Option("--product")],
+    affected: Annotated[
+        list[str] | None, typer.Option("--affected", help="vers:semver/… or >=1.0,<1.2")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record that a product is affected, in which versions (e.g. after an import)."""
+    from patchgate.services import vulnerabilities
+
+    v = vulnerabilities.set_affected(
+        app().context, vuln_id, product=product, affected=affected or [], actor=actor()
+    )
+    emit_json(v) if as_json else _print_view(v)
+
+
+def override(
+    vuln_id: Annotated[str, typer.Argument(metavar="ID")],
+    justification: Annotated[str, typer.Option("--justification")],
+    severity: Annotated[str | None, typer.Option("--severity")] = None,
+    clear: Annotated[bool, typer.Option("--clear")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Override the severity (or --clear the override), with a written justification."""
+    from patchgate.services import vulnerabilities
+
+    if (severity is None) != clear:
+        raise InvalidInput("give --severity S or --clear")
+    v = vulnerabilities.override_severity(
+        app().context, vuln_id, severity_name=severity, justification=justification, actor=actor()
+    )
+    emit_json(v) if as_json else _print_view(v)
+
+
+def exploited(
+    vuln_id: Annotated[str, typer.Argument(metavar="ID")],
+    at: Annotated[str | None, typer.Option("--at", help="When we became aware")] = None,
+    severe_incident: Annotated[
+        bool, typer.Option("--severe-incident", help="A severe incident (Art. 14(3))")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Mark actively exploited: escalates the deadline and starts the Art. 14 clocks."""
+    from patchgate.services import vulnerabilities
+
+    v = vulnerabilities.mark_exploited(
+        app().context, vuln_id, actor=actor(), at=_time(at, "--at"), severe=severe_incident
+    )
+    emit_json(v) if as_json else _print_view(v)
+
+
+def upstream(
+    vuln_id: Annotated[str, typer.Argument(metavar="ID")],
+    component: Annotated[str, typer.Option("--component")],
+    to: Annotated[str, typer.Option("--to", help="Maintainer it was reported to")],
+    at: Annotated[str | None, typer.Option("--at")] = None,
+    reference: Annotated[str, typer.Option("--reference")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Record the report to a third-party component's maintainer (CRA Art. 13(6))."""
+    from patchgate.services import vulnerabilities
+
+    v = vulnerabilities.record_upstream(
+        app().context,
+        vuln_id,
+        actor=actor(),
+        component=component,
+        reported_to=to,
+        at=_time(at, "--at"),
+        reference=reference,
+    )
+    emit_json(v) if as_json else _print_view(v)
+
+
+def art14(
+    vuln_id: Annotated[str, typer.Argument(metavar="ID")],
+    kind: Annotated[str, typer.Argument(metavar="REPORT")],
+    fmt: Annotated[str, typer.Option("--format", help="json|md")] = "md",
+) -> None:
+    """Draft a CRA Art. 14 report (early_warning, notification, final_report, incident_*)."""
+    from patchgate.services import vulnerabilities
+
+    report = vulnerabilities.draft_report(app().context, vuln_id, kind)
+    if fmt == "json":
+        emit_json(report)
+    elif fmt == "md":
+        typer.echo(vulnerabilities.report_markdown(report))
+    else:
+        raise InvalidInput("--format is json or md")
+
+
+def submit(
+    vuln_id: Annotated[str, typer.Argument(metavar="ID")],
+    kind: Annotated[str, typer.Argument(metavar="REPORT")],
+    at: Annotated[str | None, typer.Option("--at")] = None,
+    reference: Annotated[str, typer.Option("--reference")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Record that an Art. 14 report was submitted."""
+    from patchgate.services import vulnerabilities
+
+    v = vulnerabilities.submit_report(
+        app().context, vuln_id, kind, actor=actor(), at=_time(at, "--at"), reference=reference
+    )
+    emit_json(v) if as_json else _print_view(v)
+
+
+def due(as_json: JsonFlag = False) -> None:
+    """Art. 14 reports whose clock runs and that are not submitted yet."""
+    from patchgate.services import vulnerabilities
+
+    items = vulnerabilities.reports_due(app().context)
+    if as_json:
+        emit_json({"reports": items})
+        return
+    for r in items:
+        typer.echo(f"{r['id']}  {r['report']:<24} {r['state']:<8} due {r['due_at']}")
+
+
+def export_vex(product: Annotated[str, typer.Argument(metavar="PRODUCT")]) -> None:
+    """CycloneDX 1.6 VEX of the current analysis for a product, on stdout."""
+    from patchgate.services import vuln_imports
+
+    typer.echo(json.dumps(vuln_imports.export_vex(app().context, product), indent=2))
+
+
+def report_sla(as_json: JsonFlag = False) -> None:
+    """Per severity: median and p90 time to release and to deploy, share met."""
+    from patchgate.services import vulnerabilities
+
+    report = vulnerabilities.sla_report(app().context)
+    if as_json:
+        emit_json(report)
+        return
+    typer.echo(
+        f"{'severity':<9} {'n':>4} {'rel med h':>10} {'rel p90 h':>10} "
+        f"{'dep med h':>10} {'dep p90 h':>10} {'met':>6}"
+    )
+
+    def num(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    for sev, row in report["severities"].items():
+        share = row["share_met"]
+        typer.echo(
+            f"{sev:<9} {row['count']:>4} {num(row['time_to_release_hours']['median']):>10} "
+            f"{num(row['time_to_release_hours']['p90']):>10} "
+            f"{num(row['time_to_deploy_hours']['median']):>10} "
+            f"{num(row['time_to_deploy_hours']['p90']):>10} "
+            f"{'-' if share is None else f'{share:.0%}':>6}"
+        )
