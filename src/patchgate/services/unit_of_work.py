@@ -10,7 +10,7 @@ import abc
 from collections.abc import Callable
 from types import TracebackType
 
-from patchgate.services import ports
+from patchgate.services import ports, release_ports
 
 
 class UnitOfWork(abc.ABC):
@@ -21,6 +21,7 @@ class UnitOfWork(abc.ABC):
     tokens: ports.TokenRepository
     policies: ports.PolicyRepository
     tenants: ports.TenantRepository
+    releases: release_ports.ReleaseRepository
 
     def __enter__(self) -> UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []
