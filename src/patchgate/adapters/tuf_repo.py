@@ -97,7 +97,7 @@ def load_signer(path: Path) -> CryptoSigner:
     except (ValueError, TypeError) as exc:
         raise InvalidInput(f"{path} is not an unencrypted PEM private key") from exc
     try:
-        return CryptoSigner(private)  # type: ignore[arg-type]  # any supported key type
+        return CryptoSigner(private)
     except ValueError as exc:
         raise InvalidInput(f"{path}: unsupported key type ({exc})") from exc
 
@@ -164,7 +164,9 @@ class FileTrustRepository(TrustRepository):
 
     def root(self) -> Metadata[Root]:
         """The newest root metadata."""
-        return Metadata[Root].from_file(str(self.metadata_dir / f"{self._root_version()}.root.json"))
+        return Metadata[Root].from_file(
+            str(self.metadata_dir / f"{self._root_version()}.root.json")
+        )
 
     def root_bytes(self) -> bytes:
         """The newest root metadata as served (what a device is provisioned with)."""
@@ -296,7 +298,9 @@ class FileTrustRepository(TrustRepository):
 
     def _write_timestamp(self, now: datetime, snapshot_version: int) -> None:
         path = self.metadata_dir / "timestamp.json"
-        version = Metadata[Timestamp].from_file(str(path)).signed.version + 1 if path.exists() else 1
+        version = (
+            Metadata[Timestamp].from_file(str(path)).signed.version + 1 if path.exists() else 1
+        )
         timestamp = Metadata(
             Timestamp(
                 version=version,
@@ -349,8 +353,10 @@ class FileTrustRepository(TrustRepository):
 
         if not self.exists():
             return False
-        if not force and not due(self.timestamp(), "timestamp") and not due(
-            self.snapshot(), "snapshot"
+        if (
+            not force
+            and not due(self.timestamp(), "timestamp")
+            and not due(self.snapshot(), "snapshot")
         ):
             return False
         with _locked(self._lock_path):

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from patchgate import __version__
 from patchgate.entrypoints.runtime import Runtime, runtime
-from patchgate.services import state
+from patchgate.services import releases, state
 
 router = APIRouter(include_in_schema=False)
 
@@ -25,9 +25,9 @@ def healthz(rt: Rt) -> JSONResponse:
         "version": __version__,
         "state_version": version,
         "database": rt.app.engines.write.dialect.name,
+        # Read per request: moving the offline keys away ends lab mode without a restart.
+        "trust": releases.trust_mode(rt.app.settings),
     }
-    if "trust_mode" in rt.extras:
-        body["trust"] = rt.extras["trust_mode"]
     return JSONResponse(body)
 
 

@@ -39,3 +39,7 @@ class ArtifactStore(abc.ABC):
     @abc.abstractmethod
     def open(self, sha256: str) -> Iterable[bytes]:
         """The blob's bytes as a stream of chunks."""
+
+    @abc.abstractmethod
+    def delete(self, sha256: str) -> None:
+        """Remove a blob no row refers to (harmless when absent)."""

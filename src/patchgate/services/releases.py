@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from patchgate.domain.clock import rfc3339
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound, PatchgateError
 from patchgate.services import audit
 from patchgate.services import policy as policy_service
@@ -116,7 +117,8 @@ def validate_sbom(data: bytes) -> str:
         detail = getattr(error.data, "message", None) or str(error)
         where = "/".join(str(p) for p in getattr(error.data, "absolute_path", ()))
         raise InvalidInput(
-            f"the SBOM is not valid CycloneDX {spec}: {detail}" + (f" (at /{where})" if where else "")
+            f"the SBOM is not valid CycloneDX {spec}: {detail}"
+            + (f" (at /{where})" if where else "")
         )
     return spec
 
@@ -168,7 +170,9 @@ def _validate(
                 f"(policy lists {', '.join(known.hardware)})"
             )
     clean_fixes = list(dict.fromkeys(f.strip() for f in fixes if f.strip()))
-    problems.extend(f"{f!r} is not a vulnerability ID" for f in clean_fixes if not _VULN_ID.match(f))
+    problems.extend(
+        f"{f!r} is not a vulnerability ID" for f in clean_fixes if not _VULN_ID.match(f)
+    )
     if not filenames:
         problems.append("a release needs at least one artifact")
     for name in filenames:
@@ -307,13 +311,10 @@ def create_release(
 
 def _discard_unreferenced(ctx: Context, blobs: Sequence[StoredBlob]) -> None:
     store = _store(ctx)
-    delete = getattr(store, "delete", None)
-    if delete is None:
-        return
     with contextlib.suppress(Exception), ctx.read_uow() as uow:
         for blob in blobs:
             if not uow.releases.blob_referenced(blob.sha256):
-                delete(blob.sha256)
+                store.delete(blob.sha256)
 
 
 def _target_specs(releases: Iterable[ReleaseRecord]) -> list[TargetSpec]:
@@ -520,12 +521,49 @@ def sbom_blob(ctx: Context, release_id: int) -> tuple[str, Path | None]:
     return release.sbom_sha256, _store(ctx).local_path(release.sbom_sha256)
 
 
+def as_json(release: ReleaseRecord, *, trust: TrustMode) -> dict[str, Any]:
+    """The JSON shape of a release (INTERFACES.md: ``release create|show --json``)."""
+    return {
+        "id": release.id,
+        "product": release.product,
+        "version": release.version,
+        "security_version": release.security_version,
+        "type": release.type,
+        "hardware": list(release.hardware),
+        "state": release.state,
+        "installable": release.state == STATE_SIGNED,
+        "trust": trust,
+        "notes": release.notes,
+        "fixes": list(release.fixes),
+        "sbom_sha256": release.sbom_sha256,
+        "flags": dict(release.flags),
+        "created_at": rfc3339(release.created_at),
+        "created_by": release.created_by,
+        "signed_at": rfc3339(release.signed_at),
+        "withdrawn_at": rfc3339(release.withdrawn_at),
+        "withdraw_reason": release.withdraw_reason,
+        "artifacts": [
+            {
+                "filename": a.filename,
+                "size": a.size,
+                "sha256": a.sha256,
+                "sha1": a.sha1,
+                "md5": a.md5,
+                "tuf_target": a.tuf_target,
+                "download_path": f"/tuf/targets/{a.tuf_target}",
+            }
+            for a in release.artifacts
+        ],
+    }
+
+
 __all__ = [
     "UPDATE_TYPES",
     "ArtifactUpload",
     "PatchgateError",
     "TrustMode",
     "WithdrawResult",
+    "as_json",
     "check_filename",
     "create_release",
     "downloadable",

@@ -65,7 +65,9 @@ class SqlReleaseRepository(ReleaseRepository):
     def add_blob(self, blob: StoredBlob, now: datetime) -> None:
         if self.session.get(Blob, blob.sha256) is None:
             self.session.add(
-                Blob(sha256=blob.sha256, sha1=blob.sha1, md5=blob.md5, size=blob.size, created_at=now)
+                Blob(
+                    sha256=blob.sha256, sha1=blob.sha1, md5=blob.md5, size=blob.size, created_at=now
+                )
             )
             self.session.flush()
 

@@ -47,4 +47,3 @@ class DeviceGroup(Base):
         ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
     )
     name: Mapped[str64] = mapped_column(primary_key=True)
-
