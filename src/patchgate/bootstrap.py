@@ -32,7 +32,7 @@ class Settings:
     max_artifact_bytes: int = 4 * 1024 * 1024 * 1024
     poll_sleep_seconds: int = 300
     tuf_timestamp_expiry_seconds: int = 24 * 3600
-    tuf_refresh_seconds: int = 300
+    tuf_refresh_seconds: float = 300
     swu_certificate: Path | None = None
     rauc_keyring: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
@@ -56,7 +56,7 @@ class Settings:
             tuf_timestamp_expiry_seconds=int(
                 os.environ.get("PATCHGATE_TUF_TIMESTAMP_EXPIRY", 24 * 3600)
             ),
-            tuf_refresh_seconds=int(os.environ.get("PATCHGATE_TUF_REFRESH", 300)),
+            tuf_refresh_seconds=float(os.environ.get("PATCHGATE_TUF_REFRESH", 300)),
             swu_certificate=_optional_path(os.environ.get("PATCHGATE_SWU_CERT")),
             rauc_keyring=_optional_path(os.environ.get("PATCHGATE_RAUC_KEYRING")),
         )

@@ -559,6 +559,7 @@ def as_json(release: ReleaseRecord, *, trust: TrustMode) -> dict[str, Any]:
 
 __all__ = [
     "UPDATE_TYPES",
+    "TargetSpec",
     "ArtifactUpload",
     "PatchgateError",
     "TrustMode",
