@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +76,9 @@ def check_filename(name: str) -> str:
         raise InvalidInput("an artifact file name must be 1–255 characters")
     if "/" in name or "\\" in name or name in (".", ".."):
         raise InvalidInput(f"artifact file name {name!r} contains a path; give a bare name")
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name):
+    # Control, format, unassigned and separator characters other than the space hide what
+    # a name says on a terminal or a web page (str.isprintable's definition).
+    if not name.isprintable():
         raise InvalidInput(f"artifact file name {name!r} contains control characters")
     return name
 
@@ -559,9 +560,9 @@ def as_json(release: ReleaseRecord, *, trust: TrustMode) -> dict[str, Any]:
 
 __all__ = [
     "UPDATE_TYPES",
-    "TargetSpec",
     "ArtifactUpload",
     "PatchgateError",
+    "TargetSpec",
     "TrustMode",
     "WithdrawResult",
     "as_json",
