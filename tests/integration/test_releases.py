@@ -253,3 +253,43 @@ def test_keys_init_is_idempotent_and_init_warns_about_the_offline_keys(sqlite_en
     assert again.code == 0
     assert "MOVE THEM TO OFFLINE STORAGE" in again.stderr
     assert len(releases.list_releases(sqlite_env.ctx)) == 1
+
+
+def test_a_withdrawal_without_the_targets_key_stops_downloads_at_once_and_sign_targets_drops_it(
+    demo_env: Env,
+) -> None:
+    release = _create(demo_env)
+    target = release.artifacts[0].tuf_target
+    vault = demo_env.data_dir.parent / "vault"
+    shutil.move(demo_env.data_dir / "offline-keys", vault)
+    result = demo_env.cli("release", "withdraw", str(release.id), "--reason", "bad", "--json")
+    assert result.code == 0, result.stderr
+    assert result.json()["still_in_targets"] is True
+    assert target in _targets(demo_env)
+    assert releases.downloadable(demo_env.ctx, target) is None
+    resigned = demo_env.cli("keys", "sign-targets", "--key", str(vault / "targets.key"))
+    assert resigned.code == 0, resigned.stderr
+    assert target not in _targets(demo_env)
+    assert "demo-gateway/1.0.1/demo-gw-1-1.0.1.img" in _targets(demo_env)
+
+
+def test_rotating_keys_needs_a_threshold_of_the_current_root_keys(sqlite_env: Env) -> None:
+    offline = sqlite_env.data_dir / "offline-keys"
+    one = sqlite_env.cli("keys", "rotate", "snapshot", "--root-key", str(offline / "root-1.key"))
+    assert one.code == 2
+    assert "needs 2 of the current root keys; 1 given" in one.stderr
+    two = sqlite_env.cli(
+        "keys",
+        "rotate",
+        "snapshot",
+        "--root-key",
+        str(offline / "root-1.key"),
+        "--root-key",
+        str(offline / "root-3.key"),
+        "--json",
+    )
+    assert two.code == 0, two.stderr
+    assert two.json()["root_version"] == 2
+    unknown = sqlite_env.cli("keys", "rotate", "mirror")
+    assert unknown.code == 2
+    assert "unknown TUF role 'mirror'" in unknown.stderr

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from patchgate import __version__
 from patchgate.entrypoints.runtime import Runtime, runtime
-from patchgate.services import releases, state
+from patchgate.services import state
 
 router = APIRouter(include_in_schema=False)
 
@@ -26,7 +26,7 @@ def healthz(rt: Rt) -> JSONResponse:
         "state_version": version,
         "database": rt.app.engines.write.dialect.name,
         # Read per request: moving the offline keys away ends lab mode without a restart.
-        "trust": releases.trust_mode(rt.app.settings),
+        "trust": rt.trust_mode(),
     }
     return JSONResponse(body)
 

@@ -380,8 +380,12 @@ def sign_release(
 
 @dataclass(frozen=True)
 class WithdrawResult:
+    """The withdrawn release; ``still_in_targets`` when it was signed and the targets
+    metadata could not be re-signed yet (no targets key at hand)."""
+
     release: ReleaseRecord
     targets_resigned: bool
+    still_in_targets: bool
 
 
 def withdraw_release(
@@ -411,6 +415,7 @@ def withdraw_release(
             details={"reason": reason, "was": release.state},
         )
         now = ctx.clock()
+        was_signed = release.state == STATE_SIGNED
         uow.releases.withdraw(release_id, reason, now)
         if can_sign:
             trust.publish_targets(
@@ -419,7 +424,7 @@ def withdraw_release(
         uow.commit()
         done = uow.releases.get(release_id)
     assert done is not None
-    return WithdrawResult(done, can_sign)
+    return WithdrawResult(done, can_sign, was_signed and not can_sign)
 
 
 def sign_targets(ctx: Context, *, key_file: Path | None, actor: str) -> int:

@@ -135,6 +135,7 @@ def withdraw_release(release_id: int, body: WithdrawIn, caller: ReleaseManager) 
     )
     out = releases.as_json(result.release, trust=_trust(caller))
     out["targets_resigned"] = result.targets_resigned
+    out["still_in_targets"] = result.still_in_targets
     return out
 
 

@@ -231,13 +231,14 @@ def release_withdraw(
     )
     payload = releases.as_json(result.release, trust=_trust())
     payload["targets_resigned"] = result.targets_resigned
+    payload["still_in_targets"] = result.still_in_targets
     if as_json:
         emit_json(payload)
         return
     typer.echo(f"release {release_id} withdrawn; it is never offered again")
     if result.targets_resigned:
         typer.echo("TUF targets re-signed without it")
-    else:
+    elif result.still_in_targets:
         typer.echo(
             "the TUF targets still list it until re-signed: "
             "patchgate keys sign-targets --key targets.key"

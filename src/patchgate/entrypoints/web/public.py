@@ -23,7 +23,7 @@ def policy_page(request: Request, rt: Rt) -> HTMLResponse:
         current.policy,
         rt.base_url(request),
         version=__version__,
-        trust_mode=rt.extras.get("trust_mode"),
+        trust_mode=rt.trust_mode(),
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
