@@ -293,3 +293,25 @@ def test_rotating_keys_needs_a_threshold_of_the_current_root_keys(sqlite_env: En
     unknown = sqlite_env.cli("keys", "rotate", "mirror")
     assert unknown.code == 2
     assert "unknown TUF role 'mirror'" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["release", "show", "99"], "no release 99"),
+        (["release", "withdraw", "1"], "Missing option '--reason'"),
+        (
+            ["release", "create", "Demo Gateway", "1.0.9", "--artifact", "/nonexistent.img"],
+            "cannot read artifact",
+        ),
+        (["release", "sign", "1", "--key", "/nonexistent.key"], "cannot read key file"),
+        (["release", "sign", "1", "--key", "/etc/hostname"], "not an unencrypted PEM"),
+    ],
+)
+def test_bad_release_commands_exit_2_with_one_readable_line(
+    sqlite_env: Env, args: list[str], message: str
+) -> None:
+    result = sqlite_env.cli(*args)
+    assert result.code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

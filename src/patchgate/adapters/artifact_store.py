@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -93,16 +94,17 @@ class LocalArtifactStore(ArtifactStore):
         with contextlib.suppress(FileNotFoundError):
             self._path(sha256).unlink()
 
-    def sweep_temporary(self) -> int:
-        """Remove temporary files left by a crash; returns how many were removed."""
+    def sweep_temporary(self, older_than_seconds: float = 0) -> int:
         incoming = self.root / "incoming"
         if not incoming.is_dir():
             return 0
+        cutoff = time.time() - older_than_seconds
         removed = 0
         for path in incoming.glob(_TMP_PREFIX + "*"):
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed += 1
+                if path.stat().st_mtime <= cutoff:
+                    path.unlink()
+                    removed += 1
         return removed
 
 

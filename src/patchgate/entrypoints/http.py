@@ -66,6 +66,9 @@ def create_app(app: App | None = None) -> Any:
     api.include_router(api_releases.router, prefix=API_PREFIX)
     api.include_router(tuf.router)
     rt.extras["tuf_refresher"] = tuf.start_refresher(rt, app.settings.tuf_refresh_seconds)
+    if app.context.artifacts is not None:
+        # Partial uploads a crash left behind; a day old, so no live upload is touched.
+        app.context.artifacts.sweep_temporary(older_than_seconds=86400)
     api.mount(
         "/static", StaticFiles(packages=[("patchgate.entrypoints.web", "static")]), name="static"
     )

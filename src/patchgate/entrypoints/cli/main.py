@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # the last line of defence: one line, never a traceback
         import click
 
-        if isinstance(exc, click.ClickException):
+        # typer >= 0.20 raises its vendored click's exceptions (TyperException subclasses).
+        if isinstance(exc, click.ClickException | typer.TyperException) and hasattr(exc, "show"):
             exc.show()
             sys.exit(2)
         typer.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
