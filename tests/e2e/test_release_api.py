@@ -148,6 +148,13 @@ def test_an_upload_cut_off_half_way_leaves_no_partial_artifact_and_no_release_ro
     assert [r.version for r in releases.list_releases(sqlite_env.ctx)] == ["1.0.1"]
 
 
+def test_the_openapi_document_describes_the_multipart_upload(api_server: LiveServer) -> None:
+    spec = httpx.get(f"{api_server.url}/api/v1/openapi.json").json()
+    body = spec["paths"]["/api/v1/releases"]["post"]["requestBody"]
+    schema = body["content"]["multipart/form-data"]["schema"]
+    assert schema["required"] == ["product", "version", "artifact"]
+
+
 def test_trust_status_names_the_mode_and_metadata_versions(
     sqlite_env: Env, api_server: LiveServer
 ) -> None:

@@ -81,6 +81,7 @@ def test_offline_signing_leaves_a_release_unsigned_until_release_sign_with_the_t
         "release", "create", "Demo Gateway", "1.1.0", "--artifact", str(artifact), "--json"
     )
     assert created.code == 0, created.stderr
+    assert "upload fw.img" in created.stderr  # the progress bar
     body = created.json()
     assert body["state"] == "awaiting_signature"
     assert body["trust"] == "production"

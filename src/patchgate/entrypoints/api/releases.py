@@ -48,7 +48,36 @@ def _trust(caller: Any) -> releases.TrustMode:
     return releases.trust_mode(caller.ctx)
 
 
-@router.post("/releases", status_code=201)
+UPLOAD_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["product", "version", "artifact"],
+                    "properties": {
+                        "product": {"type": "string"},
+                        "version": {"type": "string"},
+                        "security_version": {"type": "integer", "minimum": 0},
+                        "type": {"type": "string", "enum": list(releases.UPDATE_TYPES)},
+                        "hardware": {"type": "array", "items": {"type": "string"}},
+                        "fixes": {"type": "string", "description": "IDs, comma-separated"},
+                        "notes": {"type": "string"},
+                        "artifact": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                        },
+                        "sbom": {"type": "string", "format": "binary"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/releases", status_code=201, openapi_extra=UPLOAD_SCHEMA)
 async def create_release(request: Request, caller: ReleaseManager) -> dict[str, Any]:
     """Create a release from a ``multipart/form-data`` upload.
 
