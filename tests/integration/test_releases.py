@@ -316,3 +316,30 @@ def test_bad_release_commands_exit_2_with_one_readable_line(
     assert result.code == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_rotating_the_targets_key_in_production_writes_the_new_key_where_asked(
+    sqlite_env: Env,
+) -> None:
+    vault = sqlite_env.data_dir.parent / "vault"
+    shutil.move(sqlite_env.data_dir / "offline-keys", vault)
+    rotated = sqlite_env.cli(
+        "keys",
+        "rotate",
+        "targets",
+        "--root-key",
+        str(vault / "root-1.key"),
+        "--root-key",
+        str(vault / "root-2.key"),
+        "--out",
+        str(vault),
+    )
+    assert rotated.code == 0, rotated.stderr
+    assert releases.trust_mode(sqlite_env.ctx) == "production"
+    assert isinstance(sqlite_env.ctx.trust, FileTrustRepository)
+    targets = sqlite_env.ctx.trust.targets()
+    assert "demo-gateway/1.0.1/demo-gw-1-1.0.1.img" in targets.signed.targets
+    old = sqlite_env.cli("keys", "sign-targets", "--key", str(vault / "root-1.key"))
+    assert old.code == 2
+    new = sqlite_env.cli("keys", "sign-targets", "--key", str(vault / "targets.key"))
+    assert new.code == 0, new.stderr

@@ -378,6 +378,7 @@ class FileTrustRepository(TrustRepository):
         now: datetime,
         root_key_files: Sequence[Path],
         targets: Sequence[TargetSpec],
+        keys_out: Path | None = None,
     ) -> int:
         if role not in ROLES:
             raise InvalidInput(f"unknown TUF role {role!r} (known: {', '.join(ROLES)})")
@@ -407,13 +408,14 @@ class FileTrustRepository(TrustRepository):
             # the old root's keys and of its own.
             self._sign_root(new_root, [*usable, *new_signers] if role == "root" else usable)
             # Keep the new key material before publishing metadata that depends on it.
+            out = keys_out or self.offline_dir
             if role == "root":
-                for old in self.offline_dir.glob("root-*.key"):
+                for old in out.glob("root-*.key"):
                     old.unlink()
                 for index, signer in enumerate(fresh, start=1):
-                    write_private_file(self.offline_dir / f"root-{index}.key", _pem(signer))
+                    write_private_file(out / f"root-{index}.key", _pem(signer))
             elif role == "targets":
-                write_private_file(self.offline_dir / "targets.key", _pem(fresh[0]))
+                write_private_file(out / "targets.key", _pem(fresh[0]))
             else:
                 write_private_file(self.online_dir / f"tuf-{role}.key", _pem(fresh[0]))
             version = new_root.signed.version

@@ -184,9 +184,11 @@ class TrustRepository(abc.ABC):
         now: datetime,
         root_key_files: Sequence[Path],
         targets: Sequence[TargetSpec],
+        keys_out: Path | None = None,
     ) -> int:
         """Replace the keys of ``role``; a new root version signed by old and new root
-        keys. Returns the new root version."""
+        keys. New offline keys (root, targets) go to ``keys_out`` (default: the data
+        folder's offline-keys). Returns the new root version."""
 
 
 class NativeSignatureChecker(abc.ABC):

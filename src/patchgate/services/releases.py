@@ -442,7 +442,14 @@ def sign_targets(ctx: Context, *, key_file: Path | None, actor: str) -> int:
     return version
 
 
-def rotate_keys(ctx: Context, role: str, *, root_key_files: Sequence[Path], actor: str) -> int:
+def rotate_keys(
+    ctx: Context,
+    role: str,
+    *,
+    root_key_files: Sequence[Path],
+    actor: str,
+    keys_out: Path | None = None,
+) -> int:
     """Replace a role's keys with a new root version signed by old and new root keys."""
     trust = _trust(ctx)
     with ctx.uow() as uow:
@@ -452,6 +459,7 @@ def rotate_keys(ctx: Context, role: str, *, root_key_files: Sequence[Path], acto
             now=ctx.clock(),
             root_key_files=root_key_files,
             targets=_target_specs(uow.releases.in_targets()),
+            keys_out=keys_out,
         )
         uow.commit()
     return version

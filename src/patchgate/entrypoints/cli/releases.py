@@ -286,6 +286,10 @@ def keys_rotate(
         list[Path] | None,
         typer.Option("--root-key", help="A current root key (repeatable; default: offline-keys/)."),
     ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for new root/targets keys (default: offline-keys/)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Replace a role's keys: a new root version signed by old and new root keys."""
@@ -293,9 +297,9 @@ def keys_rotate(
 
     wired = app()
     version = releases.rotate_keys(
-        wired.context, role, root_key_files=root_key or [], actor=actor()
+        wired.context, role, root_key_files=root_key or [], actor=actor(), keys_out=out
     )
-    offline = wired.settings.offline_keys_dir
+    offline = out or wired.settings.offline_keys_dir
     if as_json:
         emit_json({"role": role, "root_version": version})
         return
