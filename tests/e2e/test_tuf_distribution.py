@@ -79,6 +79,7 @@ def test_the_tuf_client_bootstrapped_with_root_downloads_the_demo_release(
         "hardware": ["demo-gw-1"],
         "release_id": 1,
         "type": "security",
+        "security_floor": 0,
     }
     path = updater.download_target(info)
     assert Path(path).read_bytes() == demo_artifact()

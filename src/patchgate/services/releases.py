@@ -318,9 +318,17 @@ def _discard_unreferenced(ctx: Context, blobs: Sequence[StoredBlob]) -> None:
                 store.delete(blob.sha256)
 
 
-def _target_specs(releases: Iterable[ReleaseRecord]) -> list[TargetSpec]:
+def _target_specs(uow: UnitOfWork) -> list[TargetSpec]:
+    """Every artifact of every signed, not withdrawn release, with its custom fields.
+
+    ``security_floor`` is the product's anti-rollback floor when the targets metadata was
+    signed: a TUF client learns of a raised floor through signed metadata only.
+    """
     specs: list[TargetSpec] = []
-    for release in releases:
+    floors: dict[str, int] = {}
+    for release in uow.releases.in_targets():
+        if release.product not in floors:
+            floors[release.product] = uow.releases.security_floor(release.product)
         for artifact in release.artifacts:
             specs.append(
                 TargetSpec(
@@ -334,6 +342,7 @@ def _target_specs(releases: Iterable[ReleaseRecord]) -> list[TargetSpec]:
                         "hardware": list(release.hardware),
                         "release_id": release.id,
                         "type": release.type,
+                        "security_floor": floors[release.product],
                     },
                 )
             )
@@ -368,9 +377,7 @@ def sign_release(
         )
         now = ctx.clock()
         uow.releases.set_state(release_id, STATE_SIGNED, now)
-        version = trust.publish_targets(
-            _target_specs(uow.releases.in_targets()), key_file=key_file, now=now
-        )
+        version = trust.publish_targets(_target_specs(uow), key_file=key_file, now=now)
         uow.commit()
         signed = uow.releases.get(release_id)
     assert signed is not None
@@ -418,9 +425,7 @@ def withdraw_release(
         was_signed = release.state == STATE_SIGNED
         uow.releases.withdraw(release_id, reason, now)
         if can_sign:
-            trust.publish_targets(
-                _target_specs(uow.releases.in_targets()), key_file=key_file, now=now
-            )
+            trust.publish_targets(_target_specs(uow), key_file=key_file, now=now)
         uow.commit()
         done = uow.releases.get(release_id)
     assert done is not None
@@ -435,9 +440,7 @@ def sign_targets(ctx: Context, *, key_file: Path | None, actor: str) -> int:
         trust.check_targets_key(key_file)
     with ctx.uow() as uow:
         audit.record(ctx, uow, actor=actor, action="tuf.sign_targets", subject="tuf:targets")
-        version = trust.publish_targets(
-            _target_specs(uow.releases.in_targets()), key_file=key_file, now=ctx.clock()
-        )
+        version = trust.publish_targets(_target_specs(uow), key_file=key_file, now=ctx.clock())
         uow.commit()
     return version
 
@@ -458,7 +461,7 @@ def rotate_keys(
             role,
             now=ctx.clock(),
             root_key_files=root_key_files,
-            targets=_target_specs(uow.releases.in_targets()),
+            targets=_target_specs(uow),
             keys_out=keys_out,
         )
         uow.commit()
@@ -505,10 +508,25 @@ def require_installable(ctx_or_uow: Context | UnitOfWork, release_id: int) -> Re
     return release
 
 
-def raise_floor(ctx: Context, uow: UnitOfWork, *, product: str, security_version: int) -> int:
+def raise_floor(
+    ctx: Context, uow: UnitOfWork, *, product: str, security_version: int, actor: str = "system"
+) -> int:
     """Raise a product's anti-rollback floor in the caller's transaction (the campaign
-    engine calls this when a campaign completes); returns the floor."""
-    return uow.releases.raise_floor(product, security_version, ctx.clock())
+    engine calls this when a campaign completes); returns the floor.
+
+    Devices learn the floor from the targets metadata (custom field ``security_floor``):
+    in lab trust mode it is re-signed as soon as the caller commits; otherwise by the next
+    ``keys sign-targets --key FILE``.
+    """
+    before = uow.releases.security_floor(product)
+    floor = uow.releases.raise_floor(product, security_version, ctx.clock())
+    if floor > before and ctx.trust is not None and trust_mode(ctx) == "lab":
+
+        def resign() -> None:
+            sign_targets(ctx, key_file=None, actor=actor)
+
+        uow.after_commit(resign)
+    return floor
 
 
 def security_floor(ctx: Context, product: str) -> int:
