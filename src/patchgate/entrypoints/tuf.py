@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -75,6 +76,16 @@ def target(target: str, request: Request, rt: Rt) -> Response:
         raise NotFound(f"no target {target!r}")
     sha256, _size, path = found
     assert path is not None
+    return artifact_response(request, sha256, path)
+
+
+def artifact_response(
+    request: Request, sha256: str, path: Path, *, filename: str | None = None
+) -> Response:
+    """Serve a stored blob: HEAD, Range (single and multiple), If-Range and 416 from
+    Starlette's ``FileResponse`` (zero-copy pathsend on granian for whole files), the
+    SHA-256 as a strong ETag, and 304 for ``If-None-Match``. The device API uses this too.
+    """
     etag = f'"{sha256}"'
     if _not_modified(request, etag):
         return Response(status_code=304, headers={"etag": etag})
@@ -82,6 +93,7 @@ def target(target: str, request: Request, rt: Rt) -> Response:
         path,
         media_type="application/octet-stream",
         headers={"etag": etag, "cache-control": "public, max-age=3600"},
+        filename=filename,
     )
 
 
