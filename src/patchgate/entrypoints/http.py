@@ -66,6 +66,8 @@ def create_app(app: App | None = None) -> Any:
     api.include_router(api_releases.router, prefix=API_PREFIX)
     api.include_router(tuf.router)
     rt.extras["tuf_refresher"] = tuf.start_refresher(rt, app.settings.tuf_refresh_seconds)
+    # The old spelling, as of start-up; rt.trust_mode() is current on every call.
+    rt.extras["trust_mode"] = rt.trust_mode()
     if app.context.artifacts is not None:
         # Partial uploads a crash left behind; a day old, so no live upload is touched.
         app.context.artifacts.sweep_temporary(older_than_seconds=86400)
