@@ -129,10 +129,13 @@ def test_a_security_version_below_the_products_floor_is_refused_with_the_reason(
     with pytest.raises(InvalidInput, match="below Demo Gateway's anti-rollback floor 5"):
         _create(demo_env, security_version=3)
     assert releases.security_floor(demo_env.ctx, "Demo Gateway") == 5
+    _create(demo_env, "2.0.0", security_version=6)
     assert isinstance(demo_env.ctx.trust, FileTrustRepository)
-    # In lab mode the raised floor reaches devices through re-signed targets metadata.
-    target = demo_env.ctx.trust.targets().signed.targets["demo-gateway/1.0.1/demo-gw-1-1.0.1.img"]
-    assert target.custom["security_floor"] == 5
+    # In lab mode the raised floor reaches devices through re-signed targets metadata,
+    # capped at each target's own security version.
+    signed = demo_env.ctx.trust.targets().signed.targets
+    assert signed["demo-gateway/2.0.0/fw.img"].custom["security_floor"] == 5
+    assert signed["demo-gateway/1.0.1/demo-gw-1-1.0.1.img"].custom["security_floor"] == 1
 
 
 @pytest.mark.parametrize(

@@ -321,8 +321,10 @@ def _discard_unreferenced(ctx: Context, blobs: Sequence[StoredBlob]) -> None:
 def _target_specs(uow: UnitOfWork) -> list[TargetSpec]:
     """Every artifact of every signed, not withdrawn release, with its custom fields.
 
-    ``security_floor`` is the product's anti-rollback floor when the targets metadata was
-    signed: a TUF client learns of a raised floor through signed metadata only.
+    ``security_floor`` carries the product's anti-rollback floor, capped at the target's
+    own security version: a device raises its floor to it once it runs the target (the
+    agent's rule), so it never ends up below the floor of the image it runs, and it learns
+    of a raised floor through signed metadata only.
     """
     specs: list[TargetSpec] = []
     floors: dict[str, int] = {}
@@ -342,7 +344,7 @@ def _target_specs(uow: UnitOfWork) -> list[TargetSpec]:
                         "hardware": list(release.hardware),
                         "release_id": release.id,
                         "type": release.type,
-                        "security_floor": floors[release.product],
+                        "security_floor": min(floors[release.product], release.security_version),
                     },
                 )
             )
