@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.orm import sessionmaker
 
+from patchgate.adapters.artifact_store import LocalArtifactStore
 from patchgate.adapters.db.engine import Engines, make_engines
 from patchgate.adapters.db.uow import SqlUnitOfWork
 from patchgate.adapters.keys import Ed25519Signer, FileCheckpointJournal
+from patchgate.adapters.native_signatures import NativeSignatures
+from patchgate.adapters.tuf_repo import FileTrustRepository
 from patchgate.services.context import Context
 
 DEFAULT_DATA_DIR = "./var"
@@ -27,6 +31,10 @@ class Settings:
     max_request_bytes: int = 1024 * 1024
     max_artifact_bytes: int = 4 * 1024 * 1024 * 1024
     poll_sleep_seconds: int = 300
+    tuf_timestamp_expiry_seconds: int = 24 * 3600
+    tuf_refresh_seconds: float = 300
+    swu_certificate: Path | None = None
+    rauc_keyring: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -45,7 +53,21 @@ class Settings:
                 os.environ.get("PATCHGATE_MAX_ARTIFACT_BYTES", 4 * 1024 * 1024 * 1024)
             ),
             poll_sleep_seconds=int(os.environ.get("PATCHGATE_POLL_SLEEP", 300)),
+            tuf_timestamp_expiry_seconds=int(
+                os.environ.get("PATCHGATE_TUF_TIMESTAMP_EXPIRY", 24 * 3600)
+            ),
+            tuf_refresh_seconds=float(os.environ.get("PATCHGATE_TUF_REFRESH", 300)),
+            swu_certificate=_optional_path(os.environ.get("PATCHGATE_SWU_CERT")),
+            rauc_keyring=_optional_path(os.environ.get("PATCHGATE_RAUC_KEYRING")),
         )
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @property
+    def offline_keys_dir(self) -> Path:
+        return self.data_dir / "offline-keys"
 
     @property
     def keys_dir(self) -> Path:
@@ -54,6 +76,18 @@ class Settings:
     @property
     def policy_file(self) -> Path:
         return self.data_dir / "policy.toml"
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return Path(value).expanduser().resolve() if value else None
+
+
+def trust_repository(settings: Settings) -> FileTrustRepository:
+    """The TUF repository in the data folder, with the configured expiries."""
+    return FileTrustRepository(
+        settings.data_dir,
+        timestamp_expiry=timedelta(seconds=settings.tuf_timestamp_expiry_seconds),
+    )
 
 
 @dataclass
@@ -80,5 +114,9 @@ def build(settings: Settings) -> App:
         audit_signer=Ed25519Signer.load_or_create(settings.keys_dir / "audit-checkpoint.key"),
         checkpoint_journal=FileCheckpointJournal(settings.data_dir / "audit-checkpoints.jsonl"),
         data_dir=settings.data_dir,
+        artifacts=LocalArtifactStore(settings.artifacts_dir),
+        trust=trust_repository(settings),
+        max_artifact_bytes=settings.max_artifact_bytes,
+        native_signatures=NativeSignatures(settings.swu_certificate, settings.rauc_keyring),
     )
     return App(settings, engines, context, read_sessions)

@@ -13,8 +13,9 @@ from fastapi.staticfiles import StaticFiles
 from patchgate import __version__
 from patchgate.bootstrap import App, Settings, build
 from patchgate.domain.errors import PatchgateError
-from patchgate.entrypoints import logs, ops
+from patchgate.entrypoints import logs, ops, tuf
 from patchgate.entrypoints.api import core as api_core
+from patchgate.entrypoints.api import releases as api_releases
 from patchgate.entrypoints.api import vulns as api_vulns
 from patchgate.entrypoints.errors import error_body, http_status
 from patchgate.entrypoints.middleware import BodyLimit, Metrics
@@ -64,6 +65,12 @@ def create_app(app: App | None = None) -> Any:
     api.include_router(public.router)
     api.include_router(api_core.router, prefix=API_PREFIX)
     api.include_router(api_vulns.router, prefix=API_PREFIX)
+    api.include_router(api_releases.router, prefix=API_PREFIX)
+    api.include_router(tuf.router)
+    rt.extras["tuf_refresher"] = tuf.start_refresher(rt, app.settings.tuf_refresh_seconds)
+    if app.context.artifacts is not None:
+        # Partial uploads a crash left behind; a day old, so no live upload is touched.
+        app.context.artifacts.sweep_temporary(older_than_seconds=86400)
     api.mount(
         "/static", StaticFiles(packages=[("patchgate.entrypoints.web", "static")]), name="static"
     )

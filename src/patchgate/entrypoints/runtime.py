@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from patchgate.bootstrap import App
 from patchgate.services import policy as policy_service
-from patchgate.services import state
+from patchgate.services import releases, state
 from patchgate.services.context import Context
 from patchgate.services.policy import PolicyInForce
 
@@ -32,6 +32,11 @@ class Runtime:
     def policy(self) -> PolicyInForce:
         """The policy in force, re-read when the state version has moved."""
         return self.policy_cache.get(state.current_version(self.ctx))
+
+    def trust_mode(self) -> releases.TrustMode:
+        """``lab`` while the offline keys sit in the data folder, else ``production``;
+        checked on each call, so moving the keys away takes effect without a restart."""
+        return releases.trust_mode(self.app.settings)
 
     def base_url(self, request: Request) -> str:
         """The public base URL: configured, or what the request came in on."""

@@ -39,3 +39,12 @@ class ArtifactStore(abc.ABC):
     @abc.abstractmethod
     def open(self, sha256: str) -> Iterable[bytes]:
         """The blob's bytes as a stream of chunks."""
+
+    @abc.abstractmethod
+    def delete(self, sha256: str) -> None:
+        """Remove a blob no row refers to (harmless when absent)."""
+
+    def sweep_temporary(self, older_than_seconds: float) -> int:
+        """Remove partial uploads left by a crash, older than ``older_than_seconds`` so an
+        upload in progress in another process is never touched. Returns how many."""
+        return 0

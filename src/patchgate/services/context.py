@@ -9,6 +9,8 @@ from pathlib import Path
 
 from patchgate.domain.clock import utcnow
 from patchgate.services import ports
+from patchgate.services.artifact_ports import ArtifactStore
+from patchgate.services.release_ports import NativeSignatureChecker, TrustRepository
 from patchgate.services.unit_of_work import UnitOfWork
 
 
@@ -26,3 +28,9 @@ class Context:
     checkpoint_journal: ports.CheckpointJournal
     data_dir: Path
     clock: Callable[[], datetime] = field(default=utcnow)
+    # Releases and distribution (wired in bootstrap; None only in contexts that never
+    # touch releases).
+    artifacts: ArtifactStore | None = None
+    trust: TrustRepository | None = None
+    max_artifact_bytes: int = 4 * 1024 * 1024 * 1024
+    native_signatures: NativeSignatureChecker | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import resources
 
-from patchgate.services import access, audit, policy
+from patchgate.services import access, audit, policy, releases
 from patchgate.services.context import Context
 
 DEFAULT_TENANT = "DEFAULT"
@@ -44,6 +44,7 @@ class InitResult:
 
     created: list[str] = field(default_factory=list)
     admin_token: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def initialise(ctx: Context, *, demo: bool, actor: str) -> InitResult:
@@ -68,4 +69,67 @@ def initialise(ctx: Context, *, demo: bool, actor: str) -> InitResult:
         _, token = access.create_token(ctx, name=ADMIN_TOKEN_NAME, role="admin", actor=actor)
         result.admin_token = token
         result.created.append("admin token")
+    _initialise_trust(ctx, result, actor=actor)
+    if demo:
+        _demo_release(ctx, result, actor=actor)
     return result
+
+
+OFFLINE_KEYS_WARNING = (
+    "the OFFLINE TUF keys (root and targets) are in {folder}: MOVE THEM TO OFFLINE STORAGE. "
+    "Until they are gone patchgate runs in lab trust mode and signs every release itself; "
+    "afterwards sign releases with `patchgate release sign ID --key FILE`."
+)
+
+
+def _initialise_trust(ctx: Context, result: InitResult, *, actor: str) -> None:
+    """Create the TUF repository and its keys once; warn while the offline keys sit in the
+    data folder."""
+    if ctx.trust is None:
+        return
+    created = ctx.trust.create(ctx.clock())
+    if created:
+        result.created.extend(created)
+        with ctx.uow() as uow:
+            audit.record(ctx, uow, actor=actor, action="tuf.init", subject="tuf:root")
+            uow.commit()
+    if ctx.trust.offline_keys_present():
+        result.warnings.append(OFFLINE_KEYS_WARNING.format(folder=ctx.data_dir / "offline-keys"))
+
+
+DEMO_RELEASE_VERSION = "1.0.1"
+
+
+def demo_artifact(version: str = DEMO_RELEASE_VERSION) -> bytes:
+    """A small, deterministic stand-in for a firmware image of the demo gateway."""
+    header = f"patchgate demo image: Demo Gateway {version} for demo-gw-1\n".encode()
+    return header + bytes(range(256)) * 64
+
+
+def _demo_release(ctx: Context, result: InitResult, *, actor: str) -> None:
+    """Add a signed demo release of the demo product once (needs lab trust mode)."""
+    if ctx.trust is None or ctx.artifacts is None:
+        return
+    with ctx.read_uow() as uow:
+        if uow.releases.list(product="Demo Gateway"):
+            return
+    if releases.trust_mode(ctx) != "lab":
+        result.warnings.append("demo release skipped: the targets key is not in the data folder")
+        return
+    data = demo_artifact()
+    try:
+        record = releases.create_release(
+            ctx,
+            product="Demo Gateway",
+            version=DEMO_RELEASE_VERSION,
+            artifacts=[releases.ArtifactUpload("demo-gw-1-1.0.1.img", [data])],
+            actor=actor,
+            security_version=1,
+            update_type="security",
+            hardware=["demo-gw-1"],
+            notes="Demo release created by `patchgate init --demo`.",
+        )
+    except releases.PatchgateError as exc:
+        result.warnings.append(f"demo release skipped: {exc}")
+        return
+    result.created.append(f"demo release {record.id} (Demo Gateway {record.version})")

@@ -10,7 +10,7 @@ import abc
 from collections.abc import Callable
 from types import TracebackType
 
-from patchgate.services import ports, vulnerability_ports
+from patchgate.services import ports, release_ports, vulnerability_ports
 
 
 class UnitOfWork(abc.ABC):
@@ -22,6 +22,7 @@ class UnitOfWork(abc.ABC):
     policies: ports.PolicyRepository
     tenants: ports.TenantRepository
     vulnerabilities: vulnerability_ports.VulnerabilityRepository
+    releases: release_ports.ReleaseRepository
 
     def __enter__(self) -> UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []

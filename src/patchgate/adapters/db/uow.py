@@ -6,7 +6,7 @@ from types import TracebackType
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from patchgate.adapters.db import core_repos, vulnerability_repos
+from patchgate.adapters.db import core_repos, release_repos, vulnerability_repos
 from patchgate.services.unit_of_work import UnitOfWork
 
 
@@ -25,6 +25,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.policies = core_repos.SqlPolicyRepository(self.session)
         self.tenants = core_repos.SqlTenantRepository(self.session)
         self.vulnerabilities = vulnerability_repos.SqlVulnerabilityRepository(self.session)
+        self.releases = release_repos.SqlReleaseRepository(self.session)
         return self
 
     def __exit__(

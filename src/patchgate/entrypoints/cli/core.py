@@ -92,14 +92,19 @@ def init(
                 "data_dir": str(wired.settings.data_dir),
                 "created": result.created,
                 "admin_token": result.admin_token,
+                "warnings": result.warnings,
             }
         )
+        for warning in result.warnings:
+            typer.echo(f"WARNING: {warning}", err=True)
         return
     typer.echo(f"data folder: {wired.settings.data_dir}")
     for item in result.created or ["nothing: already initialised"]:
         typer.echo(f"created: {item}")
     if result.admin_token:
         typer.echo(f"admin token (shown once, store it now): {result.admin_token}")
+    for warning in result.warnings:
+        typer.echo(f"WARNING: {warning}", err=True)
 
 
 def _in_force_source() -> str:

@@ -10,6 +10,7 @@ from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints.cli import common
 from patchgate.entrypoints.cli.agent import register as register_agent
 from patchgate.entrypoints.cli.core import register as register_core
+from patchgate.entrypoints.cli.releases import register as register_releases
 from patchgate.entrypoints.cli.vulns import register as register_vulns
 
 cli = typer.Typer(
@@ -22,6 +23,7 @@ cli = typer.Typer(
 register_core(cli)
 register_agent(cli)
 register_vulns(cli)
+register_releases(cli)
 
 
 def _take_data_dir(argv: list[str]) -> list[str]:
@@ -62,7 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # the last line of defence: one line, never a traceback
         import click
 
-        if isinstance(exc, click.ClickException):
+        # typer >= 0.20 raises its vendored click's exceptions (TyperException subclasses).
+        if isinstance(exc, click.ClickException | typer.TyperException) and hasattr(exc, "show"):
             exc.show()
             sys.exit(2)
         typer.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)

@@ -21,9 +21,7 @@ def home(request: Request, rt: Rt) -> HTMLResponse:
     html = (
         render.templates()
         .get_template("index.html")
-        .render(
-            policy=rt.policy().policy, version=__version__, trust_mode=rt.extras.get("trust_mode")
-        )
+        .render(policy=rt.policy().policy, version=__version__, trust_mode=rt.trust_mode())
     )
     return HTMLResponse(html)
 
@@ -35,7 +33,7 @@ def policy_page(request: Request, rt: Rt) -> HTMLResponse:
         current.policy,
         rt.base_url(request),
         version=__version__,
-        trust_mode=rt.extras.get("trust_mode"),
+        trust_mode=rt.trust_mode(),
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 

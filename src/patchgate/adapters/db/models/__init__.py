@@ -11,7 +11,13 @@ from patchgate.adapters.db.models.core import (
     Tenant,
 )
 from patchgate.adapters.db.models.devices import Device, DeviceGroup
-from patchgate.adapters.db.models.releases import Blob, Release, ReleaseArtifact, ReleaseFix
+from patchgate.adapters.db.models.releases import (
+    Blob,
+    ProductFloor,
+    Release,
+    ReleaseArtifact,
+    ReleaseFix,
+)
 from patchgate.adapters.db.models.vulnerabilities import (
     Art14Submission,
     Vulnerability,
@@ -29,6 +35,7 @@ __all__ = [
     "Device",
     "DeviceGroup",
     "PolicyVersion",
+    "ProductFloor",
     "Release",
     "ReleaseArtifact",
     "ReleaseFix",

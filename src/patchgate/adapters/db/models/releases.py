@@ -78,3 +78,17 @@ class ReleaseFix(Base):
         ForeignKey("releases.id", ondelete="CASCADE"), primary_key=True
     )
     vulnerability_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class ProductFloor(Base):
+    """A product's anti-rollback floor: no release below it may be created or offered.
+
+    Raised by the campaign engine when a campaign completes (after its soak), so a revert
+    to the previous release stays possible until then.
+    """
+
+    __tablename__ = "product_floors"
+
+    product: Mapped[str255] = mapped_column(primary_key=True)
+    security_floor: Mapped[int] = mapped_column(BigInteger, default=0)
+    raised_at: Mapped[datetime]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 19:35:43.309406
+Create Date: 2026-11-26 19:41:50.972317
 """
 
 from __future__ import annotations
@@ -110,6 +110,13 @@ def upgrade() -> None:
         sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("applied_by", sa.String(length=255), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_policy_versions")),
+    )
+    op.create_table(
+        "product_floors",
+        sa.Column("product", sa.String(length=255), nullable=False),
+        sa.Column("security_floor", sa.BigInteger(), nullable=False),
+        sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("product", name=op.f("pk_product_floors")),
     )
     op.create_table(
         "state_version",
@@ -366,6 +373,7 @@ def downgrade() -> None:
 
     op.drop_table("tenants")
     op.drop_table("state_version")
+    op.drop_table("product_floors")
     op.drop_table("policy_versions")
     op.drop_table("blobs")
     op.drop_table("audit_head")

@@ -1,0 +1,200 @@
+"""Management API: releases (multipart upload, list, show, withdraw, SBOM) and trust status.
+
+Uploads are parsed as a stream: the multipart parser spools each file part to a temporary
+file (never the whole body in memory), the byte count is checked while the body arrives
+(413 as soon as it passes the limit), and the artifact store then hashes each part as it
+copies it into place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Iterator
+from typing import IO, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from patchgate.domain.clock import rfc3339
+from patchgate.domain.errors import InvalidInput, NotFound, TooLarge
+from patchgate.entrypoints.api.deps import ReleaseManager, Viewer
+from patchgate.services import releases
+
+router = APIRouter(tags=["releases"])
+
+SLACK_BYTES = 64 * 1024 * 1024  # room for the SBOM, notes and multipart framing
+CHUNK = 1024 * 1024
+
+
+def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
+    handle.seek(0)
+    while chunk := handle.read(CHUNK):
+        yield chunk
+
+
+async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > limit:
+            raise TooLarge(f"the upload is over the limit of {limit} bytes")
+        yield chunk
+
+
+def _trust(caller: Any) -> releases.TrustMode:
+    return releases.trust_mode(caller.ctx)
+
+
+UPLOAD_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["product", "version", "artifact"],
+                    "properties": {
+                        "product": {"type": "string"},
+                        "version": {"type": "string"},
+                        "security_version": {"type": "integer", "minimum": 0},
+                        "type": {"type": "string", "enum": list(releases.UPDATE_TYPES)},
+                        "hardware": {"type": "array", "items": {"type": "string"}},
+                        "fixes": {"type": "string", "description": "IDs, comma-separated"},
+                        "notes": {"type": "string"},
+                        "artifact": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                        },
+                        "sbom": {"type": "string", "format": "binary"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/releases", status_code=201, openapi_extra=UPLOAD_SCHEMA)
+async def create_release(request: Request, caller: ReleaseManager) -> dict[str, Any]:
+    """Create a release from a ``multipart/form-data`` upload.
+
+    Fields: ``product``, ``version``, ``security_version``, ``type``
+    (security|feature|combined), ``hardware`` (repeatable), ``fixes`` (comma-separated),
+    ``notes``; files: ``artifact`` (repeatable), ``sbom`` (CycloneDX JSON, optional).
+    In lab trust mode the release is signed at once.
+    """
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise InvalidInput("upload a release as multipart/form-data")
+    limit = caller.ctx.max_artifact_bytes + SLACK_BYTES
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the upload is over the limit of {limit} bytes")
+    parser = MultiPartParser(
+        request.headers, _limited(request, limit), max_files=64, max_fields=256
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise InvalidInput(f"the multipart body is not valid: {exc.message}") from exc
+    try:
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        files = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
+        artifacts = [
+            releases.ArtifactUpload(f.filename or "", _chunks(f.file))
+            for k, f in files
+            if k == "artifact"
+        ]
+        sbom_files = [f for k, f in files if k == "sbom"]
+        sbom = sbom_files[0].file.read(releases.MAX_SBOM_BYTES + 1) if sbom_files else None
+        try:
+            security_version = int(fields.get("security_version", "0") or 0)
+        except ValueError as exc:
+            raise InvalidInput("security_version must be a whole number") from exc
+        hardware = [v for k, v in form.multi_items() if k == "hardware" and isinstance(v, str)]
+        fixes = [f for f in fields.get("fixes", "").split(",") if f.strip()]
+        record = await run_in_threadpool(
+            releases.create_release,
+            caller.ctx,
+            product=fields.get("product", ""),
+            version=fields.get("version", ""),
+            artifacts=artifacts,
+            actor=caller.actor,
+            security_version=security_version,
+            update_type=fields.get("type", "security"),
+            hardware=hardware,
+            fixes=fixes,
+            notes=fields.get("notes", ""),
+            sbom=sbom,
+        )
+    finally:
+        await form.close()
+    return releases.as_json(record, trust=_trust(caller))
+
+
+@router.get("/releases")
+def list_releases(caller: Viewer, product: str | None = None) -> dict[str, Any]:
+    """Releases, newest first."""
+    trust = _trust(caller)
+    return {
+        "releases": [
+            releases.as_json(r, trust=trust)
+            for r in releases.list_releases(caller.ctx, product=product)
+        ]
+    }
+
+
+@router.get("/releases/{release_id}")
+def show_release(release_id: int, caller: Viewer) -> dict[str, Any]:
+    """One release with its artifacts and state."""
+    return releases.as_json(releases.get_release(caller.ctx, release_id), trust=_trust(caller))
+
+
+class WithdrawIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/releases/{release_id}/withdraw")
+def withdraw_release(release_id: int, body: WithdrawIn, caller: ReleaseManager) -> dict[str, Any]:
+    """Withdraw a release for good: never offered again, removed from the TUF targets."""
+    result = releases.withdraw_release(
+        caller.ctx, release_id, reason=body.reason, actor=caller.actor
+    )
+    out = releases.as_json(result.release, trust=_trust(caller))
+    out["targets_resigned"] = result.targets_resigned
+    out["still_in_targets"] = result.still_in_targets
+    return out
+
+
+@router.get("/releases/{release_id}/sbom")
+def release_sbom(release_id: int, caller: Viewer) -> FileResponse:
+    """The release's CycloneDX SBOM as uploaded."""
+    sha256, path = releases.sbom_blob(caller.ctx, release_id)
+    if path is None:
+        raise NotFound(f"the SBOM of release {release_id} is not in the local store")
+    return FileResponse(
+        path,
+        media_type="application/vnd.cyclonedx+json",
+        headers={"etag": f'"{sha256}"'},
+        filename=f"release-{release_id}.cdx.json",
+    )
+
+
+@router.get("/trust", tags=["trust"])
+def trust_status(caller: Viewer) -> dict[str, Any]:
+    """The TUF repository: trust mode, metadata versions, timestamp expiry."""
+    trust = caller.ctx.trust
+    if trust is None or not trust.exists():
+        raise NotFound("no TUF repository; run `patchgate init`")
+    status = trust.status()
+    return {
+        "trust": _trust(caller),
+        "root_version": status.root_version,
+        "targets_version": status.targets_version,
+        "snapshot_version": status.snapshot_version,
+        "timestamp_version": status.timestamp_version,
+        "timestamp_expires": rfc3339(status.timestamp_expires),
+        "targets_keyids": list(status.targets_keyids),
+    }

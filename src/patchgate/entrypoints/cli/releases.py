@@ -1,0 +1,347 @@
+"""Commands for releases and trust: ``release create|list|show|withdraw|sign`` and
+``keys init|rotate|sign-targets|status``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from patchgate.domain.clock import rfc3339
+from patchgate.domain.errors import InvalidInput, TooLarge
+from patchgate.entrypoints.cli.common import actor, app, emit_json, read_text_file
+
+if TYPE_CHECKING:
+    from patchgate.services.releases import TrustMode
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+CHUNK = 1024 * 1024
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the release and key commands to ``cli``."""
+    rel = typer.Typer(help="Releases: signed, content-addressed artifacts.", no_args_is_help=True)
+    rel.command("create")(release_create)
+    rel.command("list")(release_list)
+    rel.command("show")(release_show)
+    rel.command("withdraw")(release_withdraw)
+    rel.command("sign")(release_sign)
+    cli.add_typer(rel, name="release")
+    keys = typer.Typer(help="TUF keys and metadata.", no_args_is_help=True)
+    keys.command("init")(keys_init)
+    keys.command("rotate")(keys_rotate)
+    keys.command("sign-targets")(keys_sign_targets)
+    keys.command("status")(keys_status)
+    cli.add_typer(keys, name="keys")
+
+
+def _trust() -> TrustMode:
+    from patchgate.services import releases
+
+    return releases.trust_mode(app().settings)
+
+
+def _print_release(payload: dict[str, Any]) -> None:
+    typer.echo(f"release {payload['id']}: {payload['product']} {payload['version']}")
+    typer.echo(f"  state: {payload['state']}")
+    typer.echo(f"  trust: {payload['trust']}")
+    typer.echo(f"  type: {payload['type']}   security version: {payload['security_version']}")
+    typer.echo(f"  hardware: {', '.join(payload['hardware'])}")
+    if payload["fixes"]:
+        typer.echo(f"  fixes: {', '.join(payload['fixes'])}")
+    typer.echo(f"  sbom: {payload['sbom_sha256'] or 'none (flagged)'}")
+    if payload["flags"].get("combined_update"):
+        typer.echo("  flagged: combined security and feature update")
+    if payload["withdrawn_at"]:
+        typer.echo(f"  withdrawn: {payload['withdrawn_at']} ({payload['withdraw_reason']})")
+    for a in payload["artifacts"]:
+        typer.echo(f"  artifact {a['filename']}  {a['size']} bytes")
+        typer.echo(f"    sha256 {a['sha256']}")
+        typer.echo(f"    tuf_target {a['tuf_target']}")
+
+
+def _read_chunks(handle: IO[bytes], progress: Progress, task: TaskID) -> Iterator[bytes]:
+    while chunk := handle.read(CHUNK):
+        progress.advance(task, len(chunk))
+        yield chunk
+
+
+def release_create(
+    product: Annotated[str, typer.Argument(help="Product name as in the policy.")],
+    version: Annotated[str, typer.Argument(help="Version (semantic or monotonic).")],
+    artifact: Annotated[
+        list[Path], typer.Option("--artifact", help="An artifact file (repeatable).")
+    ],
+    security_version: Annotated[
+        int, typer.Option("--security-version", help="Anti-rollback counter.")
+    ] = 0,
+    update_type: Annotated[
+        str, typer.Option("--type", help="security, feature or combined.")
+    ] = "security",
+    hardware: Annotated[
+        list[str] | None,
+        typer.Option("--hardware", help="Compatible hardware model (repeatable)."),
+    ] = None,
+    fixes: Annotated[
+        str, typer.Option("--fixes", help="Fixed vulnerability IDs, comma-separated.")
+    ] = "",
+    notes: Annotated[Path | None, typer.Option("--notes", help="Release notes file.")] = None,
+    sbom: Annotated[Path | None, typer.Option("--sbom", help="CycloneDX JSON SBOM.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Upload artifacts and create a release (signed at once in lab trust mode)."""
+    from patchgate.services import releases
+
+    wired = app()
+    limit = wired.settings.max_artifact_bytes
+    handles: list[IO[bytes]] = []
+    sizes: list[int] = []
+    try:
+        for path in artifact:
+            try:
+                handle: IO[bytes] = path.open("rb")
+                size = os.fstat(handle.fileno()).st_size
+            except OSError as exc:
+                raise InvalidInput(f"cannot read artifact {path}: {exc.strerror}") from exc
+            handles.append(handle)
+            sizes.append(size)
+            if size > limit:
+                raise TooLarge(f"artifact {path} is over the limit of {limit} bytes")
+        notes_text = read_text_file(str(notes), what="notes file") if notes else ""
+        sbom_bytes: bytes | None = None
+        if sbom is not None:
+            try:
+                sbom_bytes = sbom.read_bytes()
+            except OSError as exc:
+                raise InvalidInput(f"cannot read SBOM {sbom}: {exc.strerror}") from exc
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        with progress:
+            uploads = []
+            for path, handle, size in zip(artifact, handles, sizes, strict=True):
+                task = progress.add_task(f"upload {path.name}", total=size)
+                uploads.append(
+                    releases.ArtifactUpload(path.name, _read_chunks(handle, progress, task))
+                )
+            record = releases.create_release(
+                wired.context,
+                product=product,
+                version=version,
+                artifacts=uploads,
+                actor=actor(),
+                security_version=security_version,
+                update_type=update_type,
+                hardware=hardware or [],
+                fixes=[f for f in fixes.split(",") if f.strip()],
+                notes=notes_text,
+                sbom=sbom_bytes,
+            )
+    finally:
+        for handle in handles:
+            handle.close()
+    payload = releases.as_json(record, trust=_trust())
+    if as_json:
+        emit_json(payload)
+        return
+    _print_release(payload)
+    if record.state != "signed":
+        typer.echo(
+            f"release {record.id} awaits its signature: "
+            f"patchgate release sign {record.id} --key targets.key"
+        )
+
+
+def release_list(
+    product: Annotated[str | None, typer.Option(help="Only this product.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List releases, newest first."""
+    from rich.table import Table
+
+    from patchgate.services import releases
+
+    trust = _trust()
+    found = releases.list_releases(app().context, product=product)
+    rows = [releases.as_json(r, trust=trust) for r in found]
+    if as_json:
+        emit_json({"releases": rows, "trust": trust})
+        return
+    table = Table("id", "product", "version", "sv", "type", "state", "created")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["product"],
+            r["version"],
+            str(r["security_version"]),
+            r["type"],
+            r["state"],
+            r["created_at"],
+        )
+    Console().print(table)
+    typer.echo(f"trust: {trust}")
+
+
+def release_show(
+    release_id: Annotated[int, typer.Argument(help="Release ID.")], as_json: JsonFlag = False
+) -> None:
+    """Show a release, its artifacts and its trust state."""
+    from patchgate.services import releases
+
+    payload = releases.as_json(releases.get_release(app().context, release_id), trust=_trust())
+    if as_json:
+        emit_json(payload)
+    else:
+        _print_release(payload)
+
+
+def release_withdraw(
+    release_id: Annotated[int, typer.Argument(help="Release ID.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is withdrawn.")],
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="Targets key to re-sign the TUF targets now."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Withdraw a release for good: out of the TUF targets and never offered again."""
+    from patchgate.services import releases
+
+    result = releases.withdraw_release(
+        app().context, release_id, reason=reason, actor=actor(), key_file=key
+    )
+    payload = releases.as_json(result.release, trust=_trust())
+    payload["targets_resigned"] = result.targets_resigned
+    payload["still_in_targets"] = result.still_in_targets
+    if as_json:
+        emit_json(payload)
+        return
+    typer.echo(f"release {release_id} withdrawn; it is never offered again")
+    if result.targets_resigned:
+        typer.echo("TUF targets re-signed without it")
+    elif result.still_in_targets:
+        typer.echo(
+            "the TUF targets still list it until re-signed: "
+            "patchgate keys sign-targets --key targets.key"
+        )
+
+
+def release_sign(
+    release_id: Annotated[int, typer.Argument(help="Release ID.")],
+    key: Annotated[Path, typer.Option("--key", help="The targets key file (PEM).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Sign the TUF targets metadata listing this release with the offline targets key."""
+    from patchgate.services import releases
+
+    record = releases.sign_release(app().context, release_id, key_file=key, actor=actor())
+    payload = releases.as_json(record, trust=_trust())
+    if as_json:
+        emit_json(payload)
+    else:
+        typer.echo(f"release {release_id} signed: it is installable now")
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+def keys_init(as_json: JsonFlag = False) -> None:
+    """Create the TUF repository, its online keys and the offline keys (once)."""
+    from patchgate.services import setup
+
+    wired = app()
+    result = setup.InitResult()
+    setup._initialise_trust(wired.context, result, actor=actor())
+    if as_json:
+        emit_json({"created": result.created, "warnings": result.warnings, "trust": _trust()})
+        return
+    for item in result.created or ["nothing: the TUF repository exists"]:
+        typer.echo(f"created: {item}")
+    for warning in result.warnings:
+        typer.echo(f"WARNING: {warning}", err=True)
+
+
+def keys_rotate(
+    role: Annotated[str, typer.Argument(help="root, targets, snapshot or timestamp.")],
+    root_key: Annotated[
+        list[Path] | None,
+        typer.Option("--root-key", help="A current root key (repeatable; default: offline-keys/)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for new root/targets keys (default: offline-keys/)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Replace a role's keys: a new root version signed by old and new root keys."""
+    from patchgate.services import releases
+
+    wired = app()
+    version = releases.rotate_keys(
+        wired.context, role, root_key_files=root_key or [], actor=actor(), keys_out=out
+    )
+    offline = out or wired.settings.offline_keys_dir
+    if as_json:
+        emit_json({"role": role, "root_version": version})
+        return
+    typer.echo(f"{role} keys rotated; root is now version {version}")
+    if role in ("root", "targets"):
+        typer.echo(f"WARNING: the new {role} key(s) are in {offline}: move them offline", err=True)
+
+
+def keys_sign_targets(
+    key: Annotated[
+        Path | None, typer.Option("--key", help="Targets key (default: lab key).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-sign the targets metadata from the releases in force."""
+    from patchgate.services import releases
+
+    version = releases.sign_targets(app().context, key_file=key, actor=actor())
+    if as_json:
+        emit_json({"targets_version": version})
+    else:
+        typer.echo(f"targets metadata version {version} signed")
+
+
+def keys_status(as_json: JsonFlag = False) -> None:
+    """Trust mode, metadata versions and the timestamp's expiry."""
+    wired = app()
+    trust = wired.context.trust
+    if trust is None or not trust.exists():
+        raise InvalidInput("no TUF repository; run `patchgate init` or `patchgate keys init`")
+    status = trust.status()
+    payload = {
+        "trust": _trust(),
+        "root_version": status.root_version,
+        "targets_version": status.targets_version,
+        "snapshot_version": status.snapshot_version,
+        "timestamp_version": status.timestamp_version,
+        "timestamp_expires": rfc3339(status.timestamp_expires),
+        "targets_keyids": list(status.targets_keyids),
+    }
+    if as_json:
+        emit_json(payload)
+        return
+    for k, v in payload.items():
+        typer.echo(f"{k}: {v}")

@@ -1,0 +1,118 @@
+"""TUF metadata and target downloads: ``/tuf/metadata/{name}`` and ``/tuf/targets/{path}``.
+
+Downloads use Starlette's ``FileResponse``: HEAD, single and multiple ``Range`` requests,
+``If-Range`` and 416 come from it, and on granian a whole-file answer goes out through the
+pathsend extension (zero-copy). Blobs are content-addressed, so the ETag is their SHA-256.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, Response
+
+from patchgate.adapters.tuf_repo import FileTrustRepository
+from patchgate.domain.errors import NotFound
+from patchgate.entrypoints.runtime import Runtime, runtime
+from patchgate.services import releases
+
+log = logging.getLogger("patchgate.tuf")
+
+router = APIRouter(include_in_schema=False)
+Rt = Annotated[Runtime, Depends(runtime)]
+
+_HASH_PREFIXED = re.compile(r"^(?P<dir>.*/)?(?P<sha>[0-9a-f]{64})\.(?P<name>[^/]+)$")
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def _repo(rt: Runtime) -> FileTrustRepository:
+    trust = rt.ctx.trust
+    if not isinstance(trust, FileTrustRepository):
+        raise NotFound("this server has no TUF repository")
+    return trust
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    tags = request.headers.get("if-none-match")
+    return tags is not None and etag in [t.strip() for t in tags.split(",")]
+
+
+@router.api_route("/tuf/metadata/{name}", methods=["GET", "HEAD"])
+def metadata(name: str, rt: Rt) -> Response:
+    """A metadata file. Asking for the timestamp re-signs it first when it is close to
+    expiry, so a client never receives one the server could have refreshed."""
+    repo = _repo(rt)
+    if name == "timestamp.json" and rt.app.settings.tuf_refresh_seconds > 0:
+        try:
+            repo.refresh_online(rt.ctx.clock())
+        except Exception:  # serving what exists beats failing the client outright
+            log.exception("refreshing TUF timestamp failed")
+    path = repo.metadata_file(name)
+    versioned = name[0].isdigit()
+    return FileResponse(
+        path,
+        media_type="application/json",
+        headers={"cache-control": IMMUTABLE if versioned else "no-cache"},
+    )
+
+
+@router.api_route("/tuf/targets/{target:path}", methods=["GET", "HEAD"])
+def target(target: str, request: Request, rt: Rt) -> Response:
+    """A target file by its TUF path, or by the hash-prefixed path TUF clients use with
+    consistent snapshots (``dir/<sha256>.<name>``). Only artifacts of signed, not
+    withdrawn releases are served."""
+    found = releases.downloadable(rt.ctx, target)
+    if found is None and (m := _HASH_PREFIXED.match(target)):
+        plain = f"{m.group('dir') or ''}{m.group('name')}"
+        candidate = releases.downloadable(rt.ctx, plain)
+        if candidate is not None and candidate[0] == m.group("sha"):
+            found = candidate
+    if found is None or found[2] is None:
+        raise NotFound(f"no target {target!r}")
+    sha256, _size, path = found
+    assert path is not None
+    return artifact_response(request, sha256, path)
+
+
+def artifact_response(
+    request: Request, sha256: str, path: Path, *, filename: str | None = None
+) -> Response:
+    """Serve a stored blob: HEAD, Range (single and multiple), If-Range and 416 from
+    Starlette's ``FileResponse`` (zero-copy pathsend on granian for whole files), the
+    SHA-256 as a strong ETag, and 304 for ``If-None-Match``. The device API uses this too.
+    """
+    etag = f'"{sha256}"'
+    if _not_modified(request, etag):
+        return Response(status_code=304, headers={"etag": etag})
+    return FileResponse(
+        path,
+        media_type="application/octet-stream",
+        headers={"etag": etag, "cache-control": "public, max-age=3600"},
+        filename=filename,
+    )
+
+
+def start_refresher(rt: Runtime, interval_seconds: float) -> threading.Event | None:
+    """Re-sign snapshot and timestamp before they expire, every ``interval_seconds``, in a
+    daemon thread of this process (the repository's file lock makes several processes
+    safe). Returns the event that stops it; None when disabled (interval 0)."""
+    if interval_seconds <= 0 or rt.ctx.trust is None:
+        return None
+    stop = threading.Event()
+    trust = rt.ctx.trust
+
+    def loop() -> None:
+        while not stop.wait(interval_seconds):
+            try:
+                if trust.refresh_online(rt.ctx.clock()):
+                    log.info("TUF timestamp re-signed")
+            except Exception:
+                log.exception("refreshing TUF metadata failed")
+
+    threading.Thread(target=loop, name="tuf-refresh", daemon=True).start()
+    return stop
