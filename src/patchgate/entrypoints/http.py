@@ -15,6 +15,8 @@ from patchgate.bootstrap import App, Settings, build
 from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints import logs, ops
 from patchgate.entrypoints.api import core as api_core
+from patchgate.entrypoints.api import devices as api_devices
+from patchgate.entrypoints.ddi.app import DdiApp
 from patchgate.entrypoints.errors import error_body, http_status
 from patchgate.entrypoints.middleware import BodyLimit, Metrics
 from patchgate.entrypoints.runtime import make_runtime
@@ -62,11 +64,14 @@ def create_app(app: App | None = None) -> Any:
     api.include_router(ops.router)
     api.include_router(public.router)
     api.include_router(api_core.router, prefix=API_PREFIX)
+    api.include_router(api_devices.router, prefix=API_PREFIX)
     api.mount(
         "/static", StaticFiles(packages=[("patchgate.entrypoints.web", "static")]), name="static"
     )
 
-    asgi: Any = BodyLimit(api, app.settings.max_request_bytes, UPLOAD_PREFIXES)
+    # DDI requests are answered by a small ASGI handler in front of FastAPI (hot path).
+    asgi: Any = DdiApp(api, rt)
+    asgi = BodyLimit(asgi, app.settings.max_request_bytes, UPLOAD_PREFIXES)
     asgi = Metrics(asgi, rt.registry)
     # Keep a handle for tests and for code that needs the runtime behind the middleware.
     asgi.runtime = rt

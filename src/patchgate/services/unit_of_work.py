@@ -10,7 +10,7 @@ import abc
 from collections.abc import Callable
 from types import TracebackType
 
-from patchgate.services import ports
+from patchgate.services import device_ports, ports
 
 
 class UnitOfWork(abc.ABC):
@@ -21,6 +21,10 @@ class UnitOfWork(abc.ABC):
     tokens: ports.TokenRepository
     policies: ports.PolicyRepository
     tenants: ports.TenantRepository
+    devices: device_ports.DeviceRepository
+    actions: device_ports.ActionRepository
+    health: device_ports.HealthRepository
+    catalog: device_ports.ReleaseCatalog
 
     def __enter__(self) -> UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []

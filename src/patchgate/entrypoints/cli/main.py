@@ -9,6 +9,7 @@ import typer
 from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints.cli import common
 from patchgate.entrypoints.cli.core import register as register_core
+from patchgate.entrypoints.cli.devices import register as register_devices
 
 cli = typer.Typer(
     name="patchgate",
@@ -18,6 +19,7 @@ cli = typer.Typer(
     add_completion=False,
 )
 register_core(cli)
+register_devices(cli)
 
 
 def _take_data_dir(argv: list[str]) -> list[str]:

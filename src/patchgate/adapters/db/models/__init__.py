@@ -10,10 +10,18 @@ from patchgate.adapters.db.models.core import (
     StateVersion,
     Tenant,
 )
-from patchgate.adapters.db.models.devices import Device, DeviceGroup
+from patchgate.adapters.db.models.devices import (
+    Action,
+    ActionEvent,
+    Device,
+    DeviceGroup,
+    HealthReport,
+)
 from patchgate.adapters.db.models.releases import Blob, Release, ReleaseArtifact, ReleaseFix
 
 __all__ = [
+    "Action",
+    "ActionEvent",
     "ApiToken",
     "AuditCheckpointRow",
     "AuditEntryRow",
@@ -22,6 +30,7 @@ __all__ = [
     "Blob",
     "Device",
     "DeviceGroup",
+    "HealthReport",
     "PolicyVersion",
     "Release",
     "ReleaseArtifact",
