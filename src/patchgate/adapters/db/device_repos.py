@@ -349,7 +349,7 @@ class SqlReleaseCatalog(p.ReleaseCatalog):
             .order_by(ReleaseArtifact.position, ReleaseArtifact.id)
         )
         out: dict[int, list[p.ArtifactView]] = {}
-        for art, blob in self.session.execute(query).tuples():
+        for art, blob in self.session.execute(query).all():
             out.setdefault(art.release_id, []).append(_artifact(art, blob))
         return out
 
@@ -384,7 +384,7 @@ class SqlReleaseCatalog(p.ReleaseCatalog):
             .join(Blob, Blob.sha256 == ReleaseArtifact.sha256)
             .where(ReleaseArtifact.id == artifact_id)
         )
-        found = self.session.execute(query).tuples().first()
+        found = self.session.execute(query).first()
         if found is None:
             return None
         art, blob = found
