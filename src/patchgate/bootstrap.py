@@ -13,6 +13,7 @@ from patchgate.adapters.db.engine import Engines, make_engines
 from patchgate.adapters.db.uow import SqlUnitOfWork
 from patchgate.adapters.keys import Ed25519Signer, FileCheckpointJournal
 from patchgate.services.context import Context
+from patchgate.services.device_ports import DeviceAuthReader
 
 DEFAULT_DATA_DIR = "./var"
 
@@ -82,3 +83,10 @@ def build(settings: Settings) -> App:
         data_dir=settings.data_dir,
     )
     return App(settings, engines, context, read_sessions)
+
+
+def make_device_auth_reader(app: App) -> DeviceAuthReader:
+    """The poll's prepared one-statement read on the read engine (the DDI hot path)."""
+    from patchgate.adapters.db.device_repos import SqlDeviceAuthReader
+
+    return SqlDeviceAuthReader(app.engines.read)

@@ -14,7 +14,7 @@ import hmac
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from patchgate.domain import actions as rules
@@ -27,6 +27,7 @@ from patchgate.services.device_ports import (
     ActionEventRecord,
     ActionRecord,
     ArtifactView,
+    DeviceAuthReader,
     DeviceAuthRow,
     HealthRecord,
     NewDevice,
@@ -63,22 +64,41 @@ class Caller:
 UNAUTHORIZED = "authentication required"
 
 
+class _UowAuthReader(DeviceAuthReader):
+    """The same read through a unit of work (for callers without a prepared reader)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def by_token(self, tenant: str, token_hash: str) -> DeviceAuthRow | None:
+        with self.ctx.read_uow() as uow:
+            return uow.devices.auth_by_token(tenant, token_hash)
+
+    def by_controller(self, tenant: str, controller_id: str) -> DeviceAuthRow | None:
+        with self.ctx.read_uow() as uow:
+            return uow.devices.auth_by_controller(tenant, controller_id)
+
+
 def authenticate(
-    ctx: Context, tenant: str, controller_id: str, authorization: str | None
+    ctx: Context,
+    tenant: str,
+    controller_id: str,
+    authorization: str | None,
+    reader: DeviceAuthReader | None = None,
 ) -> Caller:
     """Check ``Authorization`` (``TargetToken`` or ``GatewayToken``, or none in a tenant in
     anonymous lab mode). Every failure is the same ``Unauthorized``, whether or not the
-    tenant or the device exists."""
+    tenant or the device exists. One read (``reader``, else a unit of work)."""
+    reader = reader or _UowAuthReader(ctx)
     scheme, _, credential = (authorization or "").strip().partition(" ")
     scheme = scheme.lower()
     credential = credential.strip()
-    with ctx.read_uow() as uow:
-        if scheme == "targettoken" and credential:
-            row = uow.devices.auth_by_token(tenant, hash_token(credential))
-            if row is None or row.controller_id != controller_id:
-                raise Unauthorized(UNAUTHORIZED)
-            return Caller(row, controller_id, may_register=False)
-        row = uow.devices.auth_by_controller(tenant, controller_id)
+    if scheme == "targettoken" and credential:
+        row = reader.by_token(tenant, hash_token(credential))
+        if row is None or row.controller_id != controller_id:
+            raise Unauthorized(UNAUTHORIZED)
+        return Caller(row, controller_id, may_register=False)
+    row = reader.by_controller(tenant, controller_id)
     if row is None:
         raise Unauthorized(UNAUTHORIZED)
     if scheme == "gatewaytoken" and credential:
@@ -115,6 +135,11 @@ class SnapshotCache:
             return self._snapshot
 
 
+# Last-seen is kept to this resolution: a device polling more often than this costs no
+# write at all, so the write load is at most one row per device per interval.
+LAST_SEEN_RESOLUTION = timedelta(seconds=60)
+
+
 class LastSeenBuffer:
     """Last-seen times of polling devices, kept in memory and written in batches."""
 
@@ -122,7 +147,11 @@ class LastSeenBuffer:
         self._lock = threading.Lock()
         self._seen: dict[int, datetime] = {}
 
-    def note(self, device_id: int, now: datetime) -> None:
+    def note(self, device_id: int, now: datetime, stored: datetime | None = None) -> None:
+        """Remember that the device was seen ``now`` (``stored``: the value its row holds,
+        read with it; nothing to do while that is recent enough)."""
+        if stored is not None and now - stored < LAST_SEEN_RESOLUTION:
+            return
         self._seen[device_id] = now  # one dict store; atomic under the GIL
 
     def flush(self, ctx: Context) -> int:
@@ -143,6 +172,7 @@ class Poller:
     campaign engine, and the last-seen buffer."""
 
     ctx: Context
+    reader: DeviceAuthReader | None = None
     decide: Decide = offer_nothing
     snapshots: SnapshotCache = field(default_factory=SnapshotCache)
     last_seen: LastSeenBuffer = field(default_factory=LastSeenBuffer)
@@ -152,9 +182,27 @@ class Poller:
         self.decide = decide
         self.snapshots = SnapshotCache(load_snapshot)
 
+    def authenticate(self, tenant: str, controller_id: str, authorization: str | None) -> Caller:
+        """The request's one read, through the prepared reader when one is plugged in."""
+        return authenticate(self.ctx, tenant, controller_id, authorization, self.reader)
+
+    def answer_without_writing(self, caller: Caller) -> rules.PollState | None:
+        """The poll's answer when it needs no write (a known device with an open action, or
+        nothing to offer); None when the device must be registered or gets an offer, which
+        :meth:`poll` then does. Pure apart from the last-seen note."""
+        row = caller.row
+        if row.device_id is None:
+            return None
+        self.last_seen.note(row.device_id, self.ctx.clock(), row.last_seen)
+        if row.action_id is None:
+            snapshot = self.snapshots.get(row.state_version)
+            if self.decide(facts(row), snapshot, self.ctx.clock()) is not None:
+                return None
+        return _state(row)
+
     def poll(self, caller: Caller) -> rules.PollState:
         """Answer a base poll: register the device if it is new (gateway or anonymous),
-        ask ``decide`` when nothing is open, and return what the links are built from."""
+        ask ``decide`` when nothing is open, and create the action it offers."""
         row = caller.row
         now = self.ctx.clock()
         if row.device_id is None:
@@ -162,14 +210,8 @@ class Poller:
                 raise Unauthorized(UNAUTHORIZED)
             row = register(self.ctx, row, caller.controller_id)
         assert row.device_id is not None
-        self.last_seen.note(row.device_id, now)
-        state = rules.PollState(
-            open_action_id=row.action_id,
-            open_action_status=row.action_status,
-            open_action_release_id=row.action_release_id,
-            installed_action_id=row.installed_action_id,
-            config_requested=row.config_requested,
-        )
+        self.last_seen.note(row.device_id, now, row.last_seen)
+        state = _state(row)
         if row.action_id is not None:
             return state
         snapshot = self.snapshots.get(row.state_version)
@@ -190,6 +232,16 @@ class Poller:
         )
 
 
+def _state(row: DeviceAuthRow) -> rules.PollState:
+    return rules.PollState(
+        open_action_id=row.action_id,
+        open_action_status=row.action_status,
+        open_action_release_id=row.action_release_id,
+        installed_action_id=row.installed_action_id,
+        config_requested=row.config_requested,
+    )
+
+
 def facts(row: DeviceAuthRow) -> DeviceFacts:
     """The device facts ``decide`` sees, from the row the poll read."""
     assert row.device_id is not None and row.controller_id is not None
@@ -200,7 +252,6 @@ def facts(row: DeviceAuthRow) -> DeviceFacts:
         hardware=row.hardware,
         installed_version=row.installed_version,
         groups=row.groups,
-        attributes=row.attributes,
     )
 
 

@@ -52,6 +52,7 @@ class DeviceAuthRow:
     installed_action_id: int | None = None
     config_requested: bool = False
     auto_confirm: bool = False
+    last_seen: datetime | None = None
     action_id: int | None = None
     action_status: str | None = None
     action_release_id: int | None = None
@@ -152,6 +153,19 @@ class HealthRecord:
     crash_count: int | None
     watchdog_count: int | None
     metrics: dict[str, Any]
+
+
+class DeviceAuthReader(abc.ABC):
+    """The poll's one read, outside any unit of work (the hot path): by target token, or by
+    tenant and controllerId. Implementations prepare the statement once."""
+
+    @abc.abstractmethod
+    def by_token(self, tenant: str, token_hash: str) -> DeviceAuthRow | None:
+        """Like ``DeviceRepository.auth_by_token``."""
+
+    @abc.abstractmethod
+    def by_controller(self, tenant: str, controller_id: str) -> DeviceAuthRow | None:
+        """Like ``DeviceRepository.auth_by_controller``."""
 
 
 class DeviceRepository(abc.ABC):

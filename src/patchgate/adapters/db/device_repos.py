@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, select, update
+from sqlalchemy import Engine, Row, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from patchgate.adapters.db.models import (
@@ -36,13 +37,32 @@ _AUTH_COLUMNS = (
     Device.hardware,
     Device.installed_version,
     Device.group_names,
-    Device.attributes,
     Device.installed_action_id,
     Device.config_requested,
     Device.auto_confirm,
+    Device.last_seen,
     Action.id.label("action_id"),
     Action.status.label("action_status"),
     Action.release_id.label("action_release_id"),
+)
+
+
+_BY_TOKEN = (
+    select(*_AUTH_COLUMNS)
+    .select_from(Device)
+    .join(Tenant, Tenant.id == Device.tenant_id)
+    .outerjoin(Action, Action.id == Device.open_action_id)
+    .where(Device.token_hash == bindparam("token_hash"), Tenant.name == bindparam("tenant"))
+)
+_BY_CONTROLLER = (
+    select(*_AUTH_COLUMNS)
+    .select_from(Tenant)
+    .outerjoin(
+        Device,
+        (Device.tenant_id == Tenant.id) & (Device.controller_id == bindparam("controller_id")),
+    )
+    .outerjoin(Action, Action.id == Device.open_action_id)
+    .where(Tenant.name == bindparam("tenant"))
 )
 
 
@@ -59,10 +79,10 @@ def _auth_row(row: Row[Any]) -> p.DeviceAuthRow:
         hardware=row.hardware,
         installed_version=row.installed_version,
         groups=tuple(row.group_names or ()),
-        attributes=dict(row.attributes or {}),
         installed_action_id=row.installed_action_id,
         config_requested=bool(row.config_requested),
         auto_confirm=bool(row.auto_confirm),
+        last_seen=as_utc(row.last_seen) if row.last_seen else None,
         action_id=row.action_id,
         action_status=row.action_status,
         action_release_id=row.action_release_id,
@@ -97,27 +117,12 @@ class SqlDeviceRepository(p.DeviceRepository):
     def auth_by_token(self, tenant: str, token_hash: str) -> p.DeviceAuthRow | None:
         # One statement: device by its unique token hash, its tenant and open action by
         # primary key, and the state version as a scalar subquery.
-        query = (
-            select(*_AUTH_COLUMNS)
-            .select_from(Device)
-            .join(Tenant, Tenant.id == Device.tenant_id)
-            .outerjoin(Action, Action.id == Device.open_action_id)
-            .where(Device.token_hash == token_hash, Tenant.name == tenant)
-        )
-        row = self.session.execute(query).first()
+        row = self.session.execute(_BY_TOKEN, {"token_hash": token_hash, "tenant": tenant}).first()
         return _auth_row(row) if row is not None else None
 
     def auth_by_controller(self, tenant: str, controller_id: str) -> p.DeviceAuthRow | None:
-        query = (
-            select(*_AUTH_COLUMNS)
-            .select_from(Tenant)
-            .outerjoin(
-                Device, (Device.tenant_id == Tenant.id) & (Device.controller_id == controller_id)
-            )
-            .outerjoin(Action, Action.id == Device.open_action_id)
-            .where(Tenant.name == tenant)
-        )
-        row = self.session.execute(query).first()
+        params = {"controller_id": controller_id, "tenant": tenant}
+        row = self.session.execute(_BY_CONTROLLER, params).first()
         return _auth_row(row) if row is not None else None
 
     def add(self, tenant_id: int, device: p.NewDevice, now: datetime) -> int:
@@ -401,3 +406,82 @@ def _artifact(art: ReleaseArtifact, blob: Blob) -> p.ArtifactView:
         md5=blob.md5,
         tuf_target=art.tuf_target,
     )
+
+
+class _Prepared:
+    """A statement compiled once for the engine's dialect, run on a raw pooled connection."""
+
+    def __init__(self, engine: Engine, statement: Any) -> None:
+        compiled = statement.compile(dialect=engine.dialect)
+        self.sql = str(compiled)
+        self.positional = engine.dialect.paramstyle in ("qmark", "numeric", "format")
+        self.order = tuple(compiled.positiontup or ()) if self.positional else ()
+        self.constants = {k: v for k, v in compiled.params.items() if v is not None}
+
+    def params(self, values: dict[str, Any]) -> Any:
+        merged = {**self.constants, **values}
+        return tuple(merged[name] for name in self.order) if self.positional else merged
+
+
+def _datetime(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite hands raw DBAPI callers the stored text
+        value = datetime.fromisoformat(value)
+    return as_utc(value)
+
+
+def _json_value(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+class SqlDeviceAuthReader(p.DeviceAuthReader):
+    """The poll's read without the ORM: one prepared statement on a pooled DBAPI
+    connection (no session, no unit of work; on SQLite not even a BEGIN, since a single
+    SELECT is atomic on its own)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._by_token = _Prepared(engine, _BY_TOKEN)
+        self._by_controller = _Prepared(engine, _BY_CONTROLLER)
+
+    def _one(self, prepared: _Prepared, values: dict[str, Any]) -> p.DeviceAuthRow | None:
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(prepared.sql, prepared.params(values))
+            row = cursor.fetchone()
+            cursor.close()
+        finally:
+            connection.close()  # back to the pool, which rolls back (ends PG's snapshot)
+        if row is None:
+            return None
+        (sv, tenant_id, tenant, anonymous, gateway, device_id, controller_id, token_hash,
+         hardware, version, groups, installed_action, config_requested,
+         auto_confirm, last_seen, action_id, action_status, action_release) = row  # fmt: skip
+        return p.DeviceAuthRow(
+            state_version=int(sv or 0),
+            tenant_id=tenant_id,
+            tenant=tenant,
+            anonymous_ddi=bool(anonymous),
+            gateway_token_hash=gateway,
+            device_id=device_id,
+            controller_id=controller_id,
+            token_hash=token_hash,
+            hardware=hardware,
+            installed_version=version,
+            groups=tuple(_json_value(groups) or ()),
+            installed_action_id=installed_action,
+            config_requested=bool(config_requested),
+            auto_confirm=bool(auto_confirm),
+            last_seen=_datetime(last_seen),
+            action_id=action_id,
+            action_status=action_status,
+            action_release_id=action_release,
+        )
+
+    def by_token(self, tenant: str, token_hash: str) -> p.DeviceAuthRow | None:
+        return self._one(self._by_token, {"token_hash": token_hash, "tenant": tenant})
+
+    def by_controller(self, tenant: str, controller_id: str) -> p.DeviceAuthRow | None:
+        return self._one(self._by_controller, {"controller_id": controller_id, "tenant": tenant})
