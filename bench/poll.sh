@@ -15,6 +15,7 @@ export PATCHGATE_DATA_DIR="$WORK/data"
 rm -rf "$PATCHGATE_DATA_DIR"; mkdir -p "$PATCHGATE_DATA_DIR"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } >&2
 
+if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then echo "port $PORT is in use" >&2; exit 2; fi
 "$PG" init --json > "$RES/init.json"
 python3 - "$N" > "$WORK/devices.csv" <<'PY'
 import sys
@@ -39,10 +40,18 @@ for i in $(seq 1 "$RUNS"); do
   echo "== patchgate run $i: wrk -t1 -c50 -d$DUR --latency -s poll_rr_gateway.lua $URL -- $N" | tee "$RES/P-$i.txt" >&2
   timeout $((secs + 30)) wrk -t1 -c50 -d"$DUR" --latency -s "$HERE/poll_rr_gateway.lua" "$URL" -- "$N" | tee -a "$RES/P-$i.txt" >&2
 done
+sleep 2  # let the last-seen flusher write, then check that it did
+"$ROOT/.venv/bin/python" - > "$RES/last_seen.txt" <<'PY'
+from patchgate.bootstrap import Settings, build
+from patchgate.services import devices
+found = devices.list_devices(build(Settings.from_env()).context, limit=100000)
+print(f"devices with last_seen: {sum(1 for d in found if d.last_seen)} of {len(found)}")
+PY
+cat "$RES/last_seen.txt" >&2
 stop
 trap - EXIT
 
-(cd "$ROOT" && "$ROOT/.venv/bin/granian" --interface asgi --host 127.0.0.1 --port "$PORT" --workers 1 bench.ceiling_app:app > "$RES/ceiling.log" 2>&1) &
+(cd "$ROOT" && exec "$ROOT/.venv/bin/granian" --interface asgi --host 127.0.0.1 --port "$PORT" --workers 1 bench.ceiling_app:app > "$RES/ceiling.log" 2>&1) &
 CEIL=$!
 trap 'kill $CEIL 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/" >/dev/null && break; sleep 0.2; done
@@ -51,6 +60,7 @@ for i in $(seq 1 "$RUNS"); do
   timeout $((secs + 30)) wrk -t1 -c50 -d"$DUR" --latency -s "$HERE/poll_rr_gateway.lua" "$URL" -- "$N" | tee -a "$RES/C-$i.txt" >&2
 done
 kill $CEIL 2>/dev/null || true
+wait $CEIL 2>/dev/null || true
 
 python3 - "$RES" "$RUNS" "$N" "$DUR" "${PATCHGATE_DATABASE_URL:+postgresql}" <<'PY'
 import re, statistics, sys
@@ -62,7 +72,7 @@ def parse(path):
     t = open(path).read()
     non = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
     return (float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1)),
-            ms(re.search(r"50%\s+(\S+)", t).group(1)), ms(re.search(r"99%\s+(\S+)", t).group(1)),
+            ms(re.search(r"^\s+50%\s+(\S+)", t, re.M).group(1)), ms(re.search(r"^\s+99%\s+(\S+)", t, re.M).group(1)),
             int(non.group(1)) if non else 0)
 out = {}
 for tag in ("P", "C"):

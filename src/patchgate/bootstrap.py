@@ -85,8 +85,9 @@ def build(settings: Settings) -> App:
     return App(settings, engines, context, read_sessions)
 
 
-def make_device_auth_reader(app: App) -> DeviceAuthReader:
-    """The poll's prepared one-statement read on the read engine (the DDI hot path)."""
+def make_device_auth_reader(app: App, *, dedicated: bool = False) -> DeviceAuthReader:
+    """The poll's prepared one-statement read on the read engine (the DDI hot path);
+    ``dedicated``: a connection of its own for the one thread that answers polls."""
     from patchgate.adapters.db.device_repos import SqlDeviceAuthReader
 
-    return SqlDeviceAuthReader(app.engines.read)
+    return SqlDeviceAuthReader(app.engines.read, dedicated=dedicated)

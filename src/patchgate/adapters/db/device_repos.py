@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -431,29 +433,74 @@ def _datetime(value: Any) -> datetime | None:
     return as_utc(value)
 
 
-def _json_value(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str | bytes) else value
+def _groups(value: Any) -> tuple[str, ...]:
+    if value is None or value == "[]":
+        return ()
+    return tuple(json.loads(value) if isinstance(value, str | bytes) else value)
 
 
 class SqlDeviceAuthReader(p.DeviceAuthReader):
-    """The poll's read without the ORM: one prepared statement on a pooled DBAPI
-    connection (no session, no unit of work; on SQLite not even a BEGIN, since a single
-    SELECT is atomic on its own)."""
+    """The poll's read without the ORM: one prepared statement on a raw DBAPI connection
+    (no session, no unit of work; on SQLite not even a BEGIN, since a single SELECT is
+    atomic on its own).
 
-    def __init__(self, engine: Engine) -> None:
+    With ``dedicated``, the first thread to read keeps one connection of its own in
+    autocommit mode (each SELECT sees everything committed before it, so no snapshot goes
+    stale) and skips the pool's checkout and reset, which cost more than the query. That
+    is meant for the event-loop thread that answers polls; any other thread uses the pool.
+    """
+
+    def __init__(self, engine: Engine, *, dedicated: bool = False) -> None:
         self.engine = engine
         self._by_token = _Prepared(engine, _BY_TOKEN)
         self._by_controller = _Prepared(engine, _BY_CONTROLLER)
+        self._dedicated = dedicated
+        self._owner: int | None = None
+        self._connection: Any = None
 
-    def _one(self, prepared: _Prepared, values: dict[str, Any]) -> p.DeviceAuthRow | None:
+    def _own_connection(self) -> Any:
+        if self._connection is None:
+            fairy = self.engine.raw_connection()
+            fairy.detach()  # ours for good: the pool neither resets nor reclaims it
+            dbapi: Any = fairy.dbapi_connection
+            if self.engine.dialect.name == "postgresql":
+                dbapi.autocommit = True
+            self._connection = dbapi
+        return self._connection
+
+    def _fetch(self, prepared: _Prepared, values: dict[str, Any]) -> Any:
+        params = prepared.params(values)
+        if self._dedicated:
+            me = threading.get_ident()
+            if self._owner is None:
+                self._owner = me
+            if self._owner == me:
+                for attempt in (1, 2):
+                    try:
+                        cursor = self._own_connection().cursor()
+                        cursor.execute(prepared.sql, params)
+                        row = cursor.fetchone()
+                        cursor.close()
+                        return row
+                    except Exception:
+                        # A broken connection (database restarted): reconnect once.
+                        with contextlib.suppress(Exception):
+                            self._connection.close()
+                        self._connection = None
+                        if attempt == 2:
+                            raise
         connection = self.engine.raw_connection()
         try:
             cursor = connection.cursor()
-            cursor.execute(prepared.sql, prepared.params(values))
+            cursor.execute(prepared.sql, params)
             row = cursor.fetchone()
             cursor.close()
         finally:
             connection.close()  # back to the pool, which rolls back (ends PG's snapshot)
+        return row
+
+    def _one(self, prepared: _Prepared, values: dict[str, Any]) -> p.DeviceAuthRow | None:
+        row = self._fetch(prepared, values)
         if row is None:
             return None
         (sv, tenant_id, tenant, anonymous, gateway, device_id, controller_id, token_hash,
@@ -470,7 +517,7 @@ class SqlDeviceAuthReader(p.DeviceAuthReader):
             token_hash=token_hash,
             hardware=hardware,
             installed_version=version,
-            groups=tuple(_json_value(groups) or ()),
+            groups=_groups(groups),
             installed_action_id=installed_action,
             config_requested=bool(config_requested),
             auto_confirm=bool(auto_confirm),

@@ -239,7 +239,10 @@ class DdiApp:
         self.sleep = rules.polling_sleep(settings.poll_sleep_seconds)
         self.max_body = min(MAX_DDI_BODY, settings.max_request_bytes)
         tune_gc_for_serving()
-        self.poller = ddi.Poller(rt.ctx, reader=make_device_auth_reader(rt.app))
+        # The poll reads inline on the event loop's thread, on a connection of its own;
+        # other DDI resources read in worker threads through the pool.
+        self.poller = ddi.Poller(rt.ctx, reader=make_device_auth_reader(rt.app, dedicated=True))
+        self.reader = make_device_auth_reader(rt.app)
         rt.extras["ddi_poller"] = self.poller
         self.polls = Counter(
             "patchgate_ddi_polls_total",
@@ -343,7 +346,7 @@ class DdiApp:
         ctx = self.ctx
 
         def authenticate() -> ddi.Caller:
-            return self.poller.authenticate(tenant, cid, auth)
+            return ddi.authenticate(ctx, tenant, cid, auth, self.reader)
 
         if rest == "":
             if method != "GET":
