@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import event
 
+from patchgate.bootstrap import make_device_auth_reader
 from patchgate.domain.offers import DeviceFacts, Offer, Snapshot
 from patchgate.services import ddi
 from patchgate.services import devices as device_service
@@ -63,7 +64,8 @@ def test_a_halt_committed_elsewhere_is_obeyed_by_the_next_poll(env: Env) -> None
             return None
         return Offer(release_id=release.id, campaign_id=7)
 
-    poller = ddi.Poller(env.ctx)
+    # The server's reader: one prepared statement on a connection kept by the polling thread.
+    poller = ddi.Poller(env.ctx, reader=make_device_auth_reader(env.app, dedicated=True))
     poller.plug(decide, load)
 
     def poll(cid: str) -> set[str]:
@@ -80,6 +82,36 @@ def test_a_halt_committed_elsewhere_is_obeyed_by_the_next_poll(env: Env) -> None
     # The action offered before the halt is the device's open action; the engine cancels it.
     actions = ddi.action_service.device_actions(env.ctx, "dev-a")
     assert [(a.campaign_id, a.source) for a in actions] == [(7, "campaign")]
+
+
+def test_the_prepared_reader_reads_what_the_repository_reads_and_never_a_stale_state(
+    env: Env,
+) -> None:
+    release = make_release(env, "3.0.0", {"a.bin": b"x"})
+    made = device_service.add_device(env.ctx, "dev-r", groups=["qa"], actor="test")
+    reader = make_device_auth_reader(env.app, dedicated=True)
+    pooled = make_device_auth_reader(env.app)
+    token_hash = ddi.hash_token(made.token)
+
+    def through_repository() -> object:
+        with env.ctx.read_uow() as uow:
+            return uow.devices.auth_by_token("DEFAULT", token_hash)
+
+    first = reader.by_token("DEFAULT", token_hash)
+    assert first == through_repository() == pooled.by_token("DEFAULT", token_hash)
+    assert first is not None and first.groups == ("qa",) and first.action_id is None
+    assert reader.by_token("OTHER", token_hash) is None
+    # Changes committed elsewhere after the reader's last read are seen by its next one.
+    assert env.cli("device", "assign", "dev-r", str(release.id)).code == 0
+    second = reader.by_token("DEFAULT", token_hash)
+    assert second is not None and second.state_version > first.state_version
+    assert second.action_status == "offered" and second.action_release_id == release.id
+    assert second == through_repository()
+    by_id = reader.by_controller("DEFAULT", "dev-r")
+    assert by_id is not None and by_id.device_id == second.device_id
+    unknown = reader.by_controller("DEFAULT", "nobody")
+    assert unknown is not None and unknown.device_id is None and unknown.tenant == "DEFAULT"
+    assert reader.by_controller("NOPE", "dev-r") is None
 
 
 def test_import_provisions_every_device_or_none(env: Env, tmp_path: Any) -> None:
