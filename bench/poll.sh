@@ -2,7 +2,8 @@
 # DDI poll throughput of patchgate (one server process) with wrk, plus the ceiling: a bare
 # ASGI app on the same server software answering a constant poll reply.
 # usage: bench/poll.sh [PORT=18060] [N_DEVICES=1000] [DURATION=15s] [RUNS=3]
-# Env: PATCHGATE_DATABASE_URL to bench on PostgreSQL (default: SQLite in a fresh data dir).
+# Env: PATCHGATE_DATABASE_URL to bench on PostgreSQL (default: SQLite in a fresh data dir);
+#      PENDING=1 to give every device an open action first (the poll then links deploymentBase).
 # Generated files go to ${PATCHGATE_BENCH_WORKDIR:-${TMPDIR:-/tmp}/patchgate-bench}.
 set -euo pipefail
 PORT="${1:-18060}"; N="${2:-1000}"; DUR="${3:-15s}"; RUNS="${4:-3}"
@@ -24,6 +25,28 @@ for i in range(int(sys.argv[1])):
     print(f"bench-{i},,demo-gw-1,1.0.0")
 PY
 "$PG" device import "$WORK/devices.csv" --json > "$RES/devices.json"
+if [ "${PENDING:-0}" = 1 ]; then
+  # A release (rows written directly until the release service is on main) offered to all.
+  "$ROOT/.venv/bin/python" - "$N" <<'PY' >&2
+import hashlib, sys
+from sqlalchemy.orm import Session
+from patchgate.adapters.db.models import Blob, Release, ReleaseArtifact
+from patchgate.bootstrap import Settings, build
+from patchgate.services import actions
+app = build(Settings.from_env())
+now, data = app.context.clock(), b"bench payload"
+sha = hashlib.sha256(data).hexdigest()
+with Session(app.engines.write) as s:
+    s.add(Blob(sha256=sha, sha1=hashlib.sha1(data).hexdigest(), md5=hashlib.md5(data).hexdigest(), size=len(data), created_at=now))
+    r = Release(product="bench", version="2.0.0", type="security", hardware=[], state="signed", created_at=now, created_by="bench", flags={})
+    s.add(r); s.flush()
+    s.add(ReleaseArtifact(release_id=r.id, filename="image.bin", sha256=sha, tuf_target="bench/2.0.0/image.bin"))
+    s.commit(); rid = r.id
+for i in range(int(sys.argv[1])):
+    actions.assign(app.context, f"bench-{i}", rid, actor="bench")
+print(f"assigned release {rid} to {sys.argv[1]} devices")
+PY
+fi
 export GATEWAY_TOKEN="$("$PG" ddi gateway-token --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
 
 "$PG" serve --port "$PORT" > "$RES/server.log" 2>&1 &
@@ -80,7 +103,8 @@ for tag in ("P", "C"):
     out[tag] = (statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows),
                 statistics.median(r[2] for r in rows), sum(r[3] for r in rows))
 p, c = out["P"], out["C"]
-print(f"SUMMARY patchgate ({db}, granian 1 worker, {n} devices round-robin, wrk -t1 -c50 -d{dur} x{runs}): "
+pending = " with an action pending for every device" if __import__("os").environ.get("PENDING") == "1" else ""
+print(f"SUMMARY patchgate ({db}{pending}, granian 1 worker, {n} devices round-robin, wrk -t1 -c50 -d{dur} x{runs}): "
       f"median {p[0]:.0f} polls/s, p50 {p[1]:.2f} ms, p99 {p[2]:.2f} ms, non-2xx {p[3]}; "
       f"ceiling {c[0]:.0f} req/s (p99 {c[2]:.2f} ms); share of ceiling {100 * p[0] / c[0]:.0f}%")
 PY
