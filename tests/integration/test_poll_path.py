@@ -7,9 +7,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
 from patchgate.bootstrap import make_device_auth_reader
+from patchgate.domain.errors import NotFound, Unauthorized
 from patchgate.domain.offers import DeviceFacts, Offer, Snapshot
 from patchgate.services import ddi
 from patchgate.services import devices as device_service
@@ -150,3 +152,29 @@ def test_device_add_prints_the_token_once_and_refuses_duplicates(env: Env) -> No
     ]
     listed = env.cli("device", "list", "--json").json()["devices"]
     assert [d["id"] for d in listed] == ["dev-x"]
+
+
+def test_tenants_are_isolated_even_for_the_same_controller_id(env: Env) -> None:
+    with env.ctx.uow() as uow:
+        uow.tenants.add("ACME", env.ctx.clock())
+        uow.commit()
+    release = make_release(env, "4.0.0", {"a.bin": b"y"})
+    ours = device_service.add_device(env.ctx, "dev-1", actor="test")
+    theirs = device_service.add_device(env.ctx, "dev-1", tenant="ACME", actor="test")
+    action = ddi.action_service.assign(env.ctx, "dev-1", release.id, actor="test")
+    reader = make_device_auth_reader(env.app, dedicated=True)
+    ours_caller = ddi.authenticate(env.ctx, "DEFAULT", "dev-1", f"TargetToken {ours.token}", reader)
+    theirs_caller = ddi.authenticate(
+        env.ctx, "ACME", "dev-1", f"TargetToken {theirs.token}", reader
+    )
+    assert ours_caller.device_id != theirs_caller.device_id
+    for tenant, token in (("ACME", ours.token), ("DEFAULT", theirs.token)):
+        with pytest.raises(Unauthorized):
+            ddi.authenticate(env.ctx, tenant, "dev-1", f"TargetToken {token}", reader)
+    assert ddi.deployment(env.ctx, ours_caller, action.id).action.id == action.id
+    with pytest.raises(NotFound):
+        ddi.deployment(env.ctx, theirs_caller, action.id)
+    feedback = ddi.Feedback(ddi.rules.Execution.CLOSED, ddi.rules.Finished.SUCCESS)
+    with pytest.raises(NotFound):
+        ddi.deployment_feedback(env.ctx, theirs_caller, action.id, feedback)
+    assert ddi.action_service.get_action(env.ctx, action.id).action.status == "offered"
