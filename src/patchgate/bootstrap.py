@@ -17,6 +17,7 @@ from patchgate.adapters.keys import Ed25519Signer, FileCheckpointJournal
 from patchgate.adapters.native_signatures import NativeSignatures
 from patchgate.adapters.tuf_repo import FileTrustRepository
 from patchgate.services.context import Context
+from patchgate.services.device_ports import DeviceAuthReader
 
 DEFAULT_DATA_DIR = "./var"
 
@@ -120,3 +121,11 @@ def build(settings: Settings) -> App:
         native_signatures=NativeSignatures(settings.swu_certificate, settings.rauc_keyring),
     )
     return App(settings, engines, context, read_sessions)
+
+
+def make_device_auth_reader(app: App, *, dedicated: bool = False) -> DeviceAuthReader:
+    """The poll's prepared one-statement read on the read engine (the DDI hot path);
+    ``dedicated``: a connection of its own for the one thread that answers polls."""
+    from patchgate.adapters.db.device_repos import SqlDeviceAuthReader
+
+    return SqlDeviceAuthReader(app.engines.read, dedicated=dedicated)

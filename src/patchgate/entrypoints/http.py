@@ -15,8 +15,10 @@ from patchgate.bootstrap import App, Settings, build
 from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints import logs, ops, tuf
 from patchgate.entrypoints.api import core as api_core
+from patchgate.entrypoints.api import devices as api_devices
 from patchgate.entrypoints.api import releases as api_releases
 from patchgate.entrypoints.api import vulns as api_vulns
+from patchgate.entrypoints.ddi.app import DdiApp
 from patchgate.entrypoints.errors import error_body, http_status
 from patchgate.entrypoints.middleware import BodyLimit, Metrics
 from patchgate.entrypoints.runtime import make_runtime
@@ -71,11 +73,14 @@ def create_app(app: App | None = None) -> Any:
     if app.context.artifacts is not None:
         # Partial uploads a crash left behind; a day old, so no live upload is touched.
         app.context.artifacts.sweep_temporary(older_than_seconds=86400)
+    api.include_router(api_devices.router, prefix=API_PREFIX)
     api.mount(
         "/static", StaticFiles(packages=[("patchgate.entrypoints.web", "static")]), name="static"
     )
 
-    asgi: Any = BodyLimit(api, app.settings.max_request_bytes, UPLOAD_PREFIXES)
+    # DDI requests are answered by a small ASGI handler in front of FastAPI (hot path).
+    asgi: Any = DdiApp(api, rt)
+    asgi = BodyLimit(asgi, app.settings.max_request_bytes, UPLOAD_PREFIXES)
     asgi = Metrics(asgi, rt.registry)
     # Keep a handle for tests and for code that needs the runtime behind the middleware.
     asgi.runtime = rt

@@ -22,6 +22,7 @@ class ArtifactRecord:
     md5: str
     size: int
     tuf_target: str
+    id: int = 0  # the release_artifacts row (DDI names it as a software module)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import abc
 from collections.abc import Callable
 from types import TracebackType
 
-from patchgate.services import ports, release_ports, vulnerability_ports
+from patchgate.services import device_ports, ports, release_ports, vulnerability_ports
 
 
 class UnitOfWork(abc.ABC):
@@ -23,6 +23,10 @@ class UnitOfWork(abc.ABC):
     tenants: ports.TenantRepository
     vulnerabilities: vulnerability_ports.VulnerabilityRepository
     releases: release_ports.ReleaseRepository
+    devices: device_ports.DeviceRepository
+    actions: device_ports.ActionRepository
+    health: device_ports.HealthRepository
+    catalog: device_ports.ReleaseCatalog
 
     def __enter__(self) -> UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []

@@ -56,7 +56,7 @@ class SqlReleaseRepository(ReleaseRepository):
             withdraw_reason=row.withdraw_reason,
             flags=dict(row.flags or {}),
             artifacts=tuple(
-                ArtifactRecord(a.filename, b.sha256, b.sha1, b.md5, b.size, a.tuf_target)
+                ArtifactRecord(a.filename, b.sha256, b.sha1, b.md5, b.size, a.tuf_target, a.id)
                 for a, b in artifacts
             ),
             fixes=tuple(fixes),
@@ -150,7 +150,7 @@ class SqlReleaseRepository(ReleaseRepository):
         if found is None:
             return None
         a, b, state = found
-        return ArtifactRecord(a.filename, b.sha256, b.sha1, b.md5, b.size, a.tuf_target), state
+        return ArtifactRecord(a.filename, b.sha256, b.sha1, b.md5, b.size, a.tuf_target, a.id), state
 
     def _row(self, release_id: int) -> Release:
         row = self.session.get(Release, release_id)

@@ -6,7 +6,7 @@ from types import TracebackType
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from patchgate.adapters.db import core_repos, release_repos, vulnerability_repos
+from patchgate.adapters.db import core_repos, device_repos, release_repos, vulnerability_repos
 from patchgate.services.unit_of_work import UnitOfWork
 
 
@@ -26,6 +26,10 @@ class SqlUnitOfWork(UnitOfWork):
         self.tenants = core_repos.SqlTenantRepository(self.session)
         self.vulnerabilities = vulnerability_repos.SqlVulnerabilityRepository(self.session)
         self.releases = release_repos.SqlReleaseRepository(self.session)
+        self.devices = device_repos.SqlDeviceRepository(self.session)
+        self.actions = device_repos.SqlActionRepository(self.session)
+        self.health = device_repos.SqlHealthRepository(self.session)
+        self.catalog = device_repos.SqlReleaseCatalog(self.session)
         return self
 
     def __exit__(

@@ -10,6 +10,7 @@ from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints.cli import common
 from patchgate.entrypoints.cli.agent import register as register_agent
 from patchgate.entrypoints.cli.core import register as register_core
+from patchgate.entrypoints.cli.devices import register as register_devices
 from patchgate.entrypoints.cli.releases import register as register_releases
 from patchgate.entrypoints.cli.vulns import register as register_vulns
 
@@ -24,6 +25,7 @@ register_core(cli)
 register_agent(cli)
 register_vulns(cli)
 register_releases(cli)
+register_devices(cli)
 
 
 def _take_data_dir(argv: list[str]) -> list[str]:

@@ -10,7 +10,13 @@ from patchgate.adapters.db.models.core import (
     StateVersion,
     Tenant,
 )
-from patchgate.adapters.db.models.devices import Device, DeviceGroup
+from patchgate.adapters.db.models.devices import (
+    Action,
+    ActionEvent,
+    Device,
+    DeviceGroup,
+    HealthReport,
+)
 from patchgate.adapters.db.models.releases import (
     Blob,
     ProductFloor,
@@ -25,6 +31,8 @@ from patchgate.adapters.db.models.vulnerabilities import (
 )
 
 __all__ = [
+    "Action",
+    "ActionEvent",
     "ApiToken",
     "Art14Submission",
     "AuditCheckpointRow",
@@ -34,6 +42,7 @@ __all__ = [
     "Blob",
     "Device",
     "DeviceGroup",
+    "HealthReport",
     "PolicyVersion",
     "ProductFloor",
     "Release",

@@ -1,4 +1,6 @@
-"""The fleet: devices and their groups (PRODUCT.md §4).
+"""The fleet: devices and their groups (PRODUCT.md §4), and what the device API keeps about
+them: actions (a release offered to a device), their feedback history as events, and health
+telemetry.
 
 Shared by the device API (which registers devices and keeps these rows current), the
 vulnerability register (exposure counts) and the campaign engine (target selection).
@@ -9,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from patchgate.adapters.db.models.base import Base, intpk, str64, str255
@@ -21,6 +23,12 @@ class Device(Base):
     ``installed_version`` is what the device last reported (configData, installedBase, or a
     confirmed healthy update); ``hardware`` is its hardware model, which also ties it to the
     policy's products (each product lists its hardware models).
+
+    The poll reads this row alone (with the state version in the same statement), so what a
+    poll needs is kept here: ``open_action_id`` (the one action not yet closed, if any),
+    ``installed_action_id`` (the last action that finished successfully), ``group_names``
+    (a copy of the ``device_groups`` rows, written in the same transaction), and the flags
+    ``config_requested`` and ``auto_confirm``.
     """
 
     __tablename__ = "devices"
@@ -35,6 +43,14 @@ class Device(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     registered_at: Mapped[datetime]
     last_seen: Mapped[datetime | None]
+    group_names: Mapped[list[str]] = mapped_column(JSON, default=list)
+    open_action_id: Mapped[int | None] = mapped_column(BigInteger)
+    installed_action_id: Mapped[int | None] = mapped_column(BigInteger)
+    config_requested: Mapped[bool] = mapped_column(default=True)
+    auto_confirm: Mapped[bool] = mapped_column(default=False)
+    auto_confirm_by: Mapped[str | None] = mapped_column(String(255))
+    auto_confirm_remark: Mapped[str | None] = mapped_column(Text)
+    auto_confirm_at: Mapped[datetime | None]
 
 
 class DeviceGroup(Base):
@@ -47,3 +63,85 @@ class DeviceGroup(Base):
         ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
     )
     name: Mapped[str64] = mapped_column(primary_key=True)
+
+
+class Action(Base):
+    """hawkBit's "action": one release offered to one device, and where it stands.
+
+    ``status`` follows ``patchgate.domain.actions`` (``waiting_confirmation``, ``offered``,
+    ``downloading``, ``downloaded``, ``running``, ``canceling``, ``finished``, ``error``,
+    ``canceled``); ``active`` is false once it is closed. ``campaign_id`` names the campaign
+    that made the offer (no foreign key: the campaign tables belong to the campaign engine).
+    """
+
+    __tablename__ = "actions"
+    __table_args__ = (
+        Index("ix_actions_device_created", "device_id", "id"),
+        Index("ix_actions_release_status", "release_id", "status"),
+    )
+
+    id: Mapped[intpk]
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
+    campaign_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(default=True)
+    download_type: Mapped[str] = mapped_column(String(8))
+    update_type: Mapped[str] = mapped_column(String(8))
+    window_start: Mapped[datetime | None]
+    window_end: Mapped[datetime | None]
+    result: Mapped[str | None] = mapped_column(String(16))
+    progress_cnt: Mapped[int | None]
+    progress_of: Mapped[int | None]
+    last_execution: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    cancel_requested_at: Mapped[datetime | None]
+    created_by: Mapped[str255]
+
+
+class ActionEvent(Base):
+    """One entry of an action's history: device feedback or a server-side step.
+
+    Stage counts and gate figures are computed from these rows (ARCHITECTURE.md, decision
+    7), so every figure can be traced to the devices behind it.
+    """
+
+    __tablename__ = "action_events"
+    __table_args__ = (Index("ix_action_events_action", "action_id", "id"),)
+
+    id: Mapped[intpk]
+    action_id: Mapped[int] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    channel: Mapped[str] = mapped_column(String(16))
+    execution: Mapped[str | None] = mapped_column(String(16))
+    finished: Mapped[str | None] = mapped_column(String(16))
+    progress_cnt: Mapped[int | None]
+    progress_of: Mapped[int | None]
+    code: Mapped[int | None]
+    details: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status_after: Mapped[str] = mapped_column(String(32))
+
+
+class HealthReport(Base):
+    """Post-update health telemetry from a device, tied to the release it was running."""
+
+    __tablename__ = "health_reports"
+    __table_args__ = (
+        Index("ix_health_reports_device", "device_id", "id"),
+        Index("ix_health_reports_release", "release_id", "at"),
+    )
+
+    id: Mapped[intpk]
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"))
+    at: Mapped[datetime]
+    running_version: Mapped[str | None] = mapped_column(String(128))
+    boot_count: Mapped[int | None] = mapped_column(BigInteger)
+    uptime_s: Mapped[float | None]
+    crash_count: Mapped[int | None] = mapped_column(BigInteger)
+    watchdog_count: Mapped[int | None] = mapped_column(BigInteger)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 19:41:50.972317
+Create Date: 2026-11-26 19:54:07.212703
 """
 
 from __future__ import annotations
@@ -204,6 +204,14 @@ def upgrade() -> None:
         sa.Column("attributes", sa.JSON(), nullable=False),
         sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_seen", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("group_names", sa.JSON(), nullable=False),
+        sa.Column("open_action_id", sa.BigInteger(), nullable=True),
+        sa.Column("installed_action_id", sa.BigInteger(), nullable=True),
+        sa.Column("config_requested", sa.Boolean(), nullable=False),
+        sa.Column("auto_confirm", sa.Boolean(), nullable=False),
+        sa.Column("auto_confirm_by", sa.String(length=255), nullable=True),
+        sa.Column("auto_confirm_remark", sa.Text(), nullable=True),
+        sa.Column("auto_confirm_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_devices_tenant_id_tenants")
         ),
@@ -246,6 +254,59 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_releases_product"), ["product"], unique=False)
 
     op.create_table(
+        "actions",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "device_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "release_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("campaign_id", sa.BigInteger(), nullable=True),
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("download_type", sa.String(length=8), nullable=False),
+        sa.Column("update_type", sa.String(length=8), nullable=False),
+        sa.Column("window_start", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("window_end", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("result", sa.String(length=16), nullable=True),
+        sa.Column("progress_cnt", sa.Integer(), nullable=True),
+        sa.Column("progress_of", sa.Integer(), nullable=True),
+        sa.Column("last_execution", sa.String(length=16), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("cancel_requested_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_by", sa.String(length=255), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["device_id"],
+            ["devices.id"],
+            name=op.f("fk_actions_device_id_devices"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["release_id"], ["releases.id"], name=op.f("fk_actions_release_id_releases")
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_actions_tenant_id_tenants")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_actions")),
+    )
+    with op.batch_alter_table("actions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_actions_campaign_id"), ["campaign_id"], unique=False)
+        batch_op.create_index("ix_actions_device_created", ["device_id", "id"], unique=False)
+        batch_op.create_index("ix_actions_release_status", ["release_id", "status"], unique=False)
+
+    op.create_table(
         "device_groups",
         sa.Column(
             "device_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
@@ -261,6 +322,42 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("device_groups", schema=None) as batch_op:
         batch_op.create_index("ix_device_groups_name", ["name"], unique=False)
+
+    op.create_table(
+        "health_reports",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "device_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "release_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("running_version", sa.String(length=128), nullable=True),
+        sa.Column("boot_count", sa.BigInteger(), nullable=True),
+        sa.Column("uptime_s", sa.Double(), nullable=True),
+        sa.Column("crash_count", sa.BigInteger(), nullable=True),
+        sa.Column("watchdog_count", sa.BigInteger(), nullable=True),
+        sa.Column("metrics", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["device_id"],
+            ["devices.id"],
+            name=op.f("fk_health_reports_device_id_devices"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["release_id"], ["releases.id"], name=op.f("fk_health_reports_release_id_releases")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_health_reports")),
+    )
+    with op.batch_alter_table("health_reports", schema=None) as batch_op:
+        batch_op.create_index("ix_health_reports_device", ["device_id", "id"], unique=False)
+        batch_op.create_index("ix_health_reports_release", ["release_id", "at"], unique=False)
 
     op.create_table(
         "release_artifacts",
@@ -340,11 +437,46 @@ def upgrade() -> None:
             "vulnerability_id", "product", name=op.f("pk_vulnerability_products")
         ),
     )
+    op.create_table(
+        "action_events",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "action_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("execution", sa.String(length=16), nullable=True),
+        sa.Column("finished", sa.String(length=16), nullable=True),
+        sa.Column("progress_cnt", sa.Integer(), nullable=True),
+        sa.Column("progress_of", sa.Integer(), nullable=True),
+        sa.Column("code", sa.Integer(), nullable=True),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.Column("status_after", sa.String(length=32), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["action_id"],
+            ["actions.id"],
+            name=op.f("fk_action_events_action_id_actions"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_action_events")),
+    )
+    with op.batch_alter_table("action_events", schema=None) as batch_op:
+        batch_op.create_index("ix_action_events_action", ["action_id", "id"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("action_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_action_events_action")
+
+    op.drop_table("action_events")
     op.drop_table("vulnerability_products")
     with op.batch_alter_table("release_fixes", schema=None) as batch_op:
         batch_op.drop_index("ix_release_fixes_vulnerability")
@@ -354,10 +486,21 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_release_artifacts_sha256"))
 
     op.drop_table("release_artifacts")
+    with op.batch_alter_table("health_reports", schema=None) as batch_op:
+        batch_op.drop_index("ix_health_reports_release")
+        batch_op.drop_index("ix_health_reports_device")
+
+    op.drop_table("health_reports")
     with op.batch_alter_table("device_groups", schema=None) as batch_op:
         batch_op.drop_index("ix_device_groups_name")
 
     op.drop_table("device_groups")
+    with op.batch_alter_table("actions", schema=None) as batch_op:
+        batch_op.drop_index("ix_actions_release_status")
+        batch_op.drop_index("ix_actions_device_created")
+        batch_op.drop_index(batch_op.f("ix_actions_campaign_id"))
+
+    op.drop_table("actions")
     with op.batch_alter_table("releases", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_releases_product"))
 

@@ -1,0 +1,534 @@
+"""SQLAlchemy implementations of the device API's ports."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, Row, bindparam, delete, select, update
+from sqlalchemy.orm import Session
+
+from patchgate.adapters.db.models import (
+    Action,
+    ActionEvent,
+    Blob,
+    Device,
+    DeviceGroup,
+    HealthReport,
+    Release,
+    ReleaseArtifact,
+    StateVersion,
+    Tenant,
+)
+from patchgate.domain.clock import as_utc
+from patchgate.services import device_ports as p
+
+_AUTH_COLUMNS = (
+    select(StateVersion.version).where(StateVersion.id == 1).scalar_subquery().label("sv"),
+    Tenant.id.label("tenant_id"),
+    Tenant.name.label("tenant"),
+    Tenant.anonymous_ddi,
+    Tenant.gateway_token_hash,
+    Device.id.label("device_id"),
+    Device.controller_id,
+    Device.token_hash,
+    Device.hardware,
+    Device.installed_version,
+    Device.group_names,
+    Device.installed_action_id,
+    Device.config_requested,
+    Device.auto_confirm,
+    Device.last_seen,
+    Action.id.label("action_id"),
+    Action.status.label("action_status"),
+    Action.release_id.label("action_release_id"),
+)
+
+
+_BY_TOKEN = (
+    select(*_AUTH_COLUMNS)
+    .select_from(Device)
+    .join(Tenant, Tenant.id == Device.tenant_id)
+    .outerjoin(Action, Action.id == Device.open_action_id)
+    .where(Device.token_hash == bindparam("token_hash"), Tenant.name == bindparam("tenant"))
+)
+_BY_CONTROLLER = (
+    select(*_AUTH_COLUMNS)
+    .select_from(Tenant)
+    .outerjoin(
+        Device,
+        (Device.tenant_id == Tenant.id) & (Device.controller_id == bindparam("controller_id")),
+    )
+    .outerjoin(Action, Action.id == Device.open_action_id)
+    .where(Tenant.name == bindparam("tenant"))
+)
+
+
+def _auth_row(row: Row[Any]) -> p.DeviceAuthRow:
+    return p.DeviceAuthRow(
+        state_version=int(row.sv or 0),
+        tenant_id=row.tenant_id,
+        tenant=row.tenant,
+        anonymous_ddi=bool(row.anonymous_ddi),
+        gateway_token_hash=row.gateway_token_hash,
+        device_id=row.device_id,
+        controller_id=row.controller_id,
+        token_hash=row.token_hash,
+        hardware=row.hardware,
+        installed_version=row.installed_version,
+        groups=tuple(row.group_names or ()),
+        installed_action_id=row.installed_action_id,
+        config_requested=bool(row.config_requested),
+        auto_confirm=bool(row.auto_confirm),
+        last_seen=as_utc(row.last_seen) if row.last_seen else None,
+        action_id=row.action_id,
+        action_status=row.action_status,
+        action_release_id=row.action_release_id,
+    )
+
+
+def _device(row: Device, tenant: str) -> p.DeviceRecord:
+    return p.DeviceRecord(
+        id=row.id,
+        tenant=tenant,
+        controller_id=row.controller_id,
+        hardware=row.hardware,
+        installed_version=row.installed_version,
+        groups=tuple(sorted(row.group_names or ())),
+        attributes=dict(row.attributes or {}),
+        registered_at=as_utc(row.registered_at),
+        last_seen=as_utc(row.last_seen) if row.last_seen else None,
+        open_action_id=row.open_action_id,
+        installed_action_id=row.installed_action_id,
+        config_requested=row.config_requested,
+        auto_confirm=row.auto_confirm,
+        auto_confirm_by=row.auto_confirm_by,
+        auto_confirm_remark=row.auto_confirm_remark,
+        auto_confirm_at=as_utc(row.auto_confirm_at) if row.auto_confirm_at else None,
+    )
+
+
+class SqlDeviceRepository(p.DeviceRepository):
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def auth_by_token(self, tenant: str, token_hash: str) -> p.DeviceAuthRow | None:
+        # One statement: device by its unique token hash, its tenant and open action by
+        # primary key, and the state version as a scalar subquery.
+        row = self.session.execute(_BY_TOKEN, {"token_hash": token_hash, "tenant": tenant}).first()
+        return _auth_row(row) if row is not None else None
+
+    def auth_by_controller(self, tenant: str, controller_id: str) -> p.DeviceAuthRow | None:
+        params = {"controller_id": controller_id, "tenant": tenant}
+        row = self.session.execute(_BY_CONTROLLER, params).first()
+        return _auth_row(row) if row is not None else None
+
+    def add(self, tenant_id: int, device: p.NewDevice, now: datetime) -> int:
+        row = Device(
+            tenant_id=tenant_id,
+            controller_id=device.controller_id,
+            token_hash=device.token_hash,
+            hardware=device.hardware,
+            installed_version=device.installed_version,
+            attributes={},
+            registered_at=now,
+            group_names=sorted(set(device.groups)),
+            config_requested=True,
+            auto_confirm=False,
+        )
+        self.session.add(row)
+        self.session.flush()
+        for name in sorted(set(device.groups)):
+            self.session.add(DeviceGroup(device_id=row.id, name=name))
+        return row.id
+
+    def _tenant_name(self, tenant_id: int) -> str:
+        return str(self.session.execute(select(Tenant.name).where(Tenant.id == tenant_id)).scalar())
+
+    def get(self, tenant: str, controller_id: str, *, lock: bool = False) -> p.DeviceRecord | None:
+        query = (
+            select(Device)
+            .join(Tenant, Tenant.id == Device.tenant_id)
+            .where(Tenant.name == tenant, Device.controller_id == controller_id)
+        )
+        if lock:
+            query = query.with_for_update(of=Device)
+        row = self.session.execute(query).scalar_one_or_none()
+        return _device(row, tenant) if row else None
+
+    def get_by_id(self, device_id: int, *, lock: bool = False) -> p.DeviceRecord | None:
+        query = select(Device).where(Device.id == device_id)
+        if lock:
+            query = query.with_for_update()
+        row = self.session.execute(query).scalar_one_or_none()
+        return _device(row, self._tenant_name(row.tenant_id)) if row else None
+
+    def list(
+        self, tenant: str, *, group: str | None = None, limit: int = 1000
+    ) -> Sequence[p.DeviceRecord]:
+        query = (
+            select(Device)
+            .join(Tenant, Tenant.id == Device.tenant_id)
+            .where(Tenant.name == tenant)
+            .order_by(Device.controller_id)
+            .limit(limit)
+        )
+        if group is not None:
+            query = query.join(DeviceGroup, DeviceGroup.device_id == Device.id).where(
+                DeviceGroup.name == group
+            )
+        return [_device(r, tenant) for r in self.session.execute(query).scalars()]
+
+    def set_groups(self, device_id: int, groups: Sequence[str]) -> None:
+        names = sorted(set(groups))
+        self.session.execute(delete(DeviceGroup).where(DeviceGroup.device_id == device_id))
+        for name in names:
+            self.session.add(DeviceGroup(device_id=device_id, name=name))
+        self.session.execute(update(Device).where(Device.id == device_id).values(group_names=names))
+        self.session.flush()
+
+    def update(self, device_id: int, **values: Any) -> None:
+        self.session.execute(update(Device).where(Device.id == device_id).values(**values))
+
+    def touch_many(self, seen: Mapping[int, datetime]) -> None:
+        if not seen:
+            return
+        # One executemany; sorted ids so concurrent flushers lock rows in the same order.
+        table = Device.__table__
+        self.session.connection().execute(
+            update(table).where(table.c.id == bindparam("b_id")),  # type: ignore[arg-type]  # a Table
+            [{"b_id": k, "last_seen": v} for k, v in sorted(seen.items())],
+        )
+
+
+def _action(row: Action) -> p.ActionRecord:
+    def utc(value: datetime | None) -> datetime | None:
+        return as_utc(value) if value else None
+
+    return p.ActionRecord(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        device_id=row.device_id,
+        release_id=row.release_id,
+        campaign_id=row.campaign_id,
+        source=row.source,
+        status=row.status,
+        active=row.active,
+        download_type=row.download_type,
+        update_type=row.update_type,
+        window_start=utc(row.window_start),
+        window_end=utc(row.window_end),
+        result=row.result,
+        progress_cnt=row.progress_cnt,
+        progress_of=row.progress_of,
+        last_execution=row.last_execution,
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+        closed_at=utc(row.closed_at),
+        cancel_requested_at=utc(row.cancel_requested_at),
+        created_by=row.created_by,
+    )
+
+
+def _event(row: ActionEvent) -> p.ActionEventRecord:
+    return p.ActionEventRecord(
+        id=row.id,
+        action_id=row.action_id,
+        at=as_utc(row.at),
+        channel=row.channel,
+        execution=row.execution,
+        finished=row.finished,
+        progress_cnt=row.progress_cnt,
+        progress_of=row.progress_of,
+        code=row.code,
+        details=tuple(row.details or ()),
+        status_after=row.status_after,
+    )
+
+
+class SqlActionRepository(p.ActionRepository):
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, **values: Any) -> p.ActionRecord:
+        row = Action(**values)
+        self.session.add(row)
+        self.session.flush()
+        return _action(row)
+
+    def get(self, action_id: int, *, lock: bool = False) -> p.ActionRecord | None:
+        query = select(Action).where(Action.id == action_id)
+        if lock:
+            query = query.with_for_update()
+        row = self.session.execute(query).scalar_one_or_none()
+        return _action(row) if row else None
+
+    def update(self, action_id: int, **values: Any) -> None:
+        self.session.execute(update(Action).where(Action.id == action_id).values(**values))
+
+    def for_device(self, device_id: int, *, limit: int = 50) -> Sequence[p.ActionRecord]:
+        query = (
+            select(Action)
+            .where(Action.device_id == device_id)
+            .order_by(Action.id.desc())
+            .limit(limit)
+        )
+        return [_action(r) for r in self.session.execute(query).scalars()]
+
+    def add_event(self, **values: Any) -> None:
+        self.session.add(ActionEvent(**values))
+        self.session.flush()
+
+    def last_event(self, action_id: int, channel: str) -> p.ActionEventRecord | None:
+        query = (
+            select(ActionEvent)
+            .where(ActionEvent.action_id == action_id, ActionEvent.channel == channel)
+            .order_by(ActionEvent.id.desc())
+            .limit(1)
+        )
+        row = self.session.execute(query).scalar_one_or_none()
+        return _event(row) if row else None
+
+    def events(self, action_id: int, *, limit: int = 100) -> Sequence[p.ActionEventRecord]:
+        query = (
+            select(ActionEvent)
+            .where(ActionEvent.action_id == action_id)
+            .order_by(ActionEvent.id.desc())
+            .limit(limit)
+        )
+        return [_event(r) for r in reversed(list(self.session.execute(query).scalars()))]
+
+
+def _health(row: HealthReport) -> p.HealthRecord:
+    return p.HealthRecord(
+        id=row.id,
+        device_id=row.device_id,
+        release_id=row.release_id,
+        at=as_utc(row.at),
+        running_version=row.running_version,
+        boot_count=row.boot_count,
+        uptime_s=row.uptime_s,
+        crash_count=row.crash_count,
+        watchdog_count=row.watchdog_count,
+        metrics=dict(row.metrics or {}),
+    )
+
+
+class SqlHealthRepository(p.HealthRepository):
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, **values: Any) -> None:
+        self.session.add(HealthReport(**values))
+        self.session.flush()
+
+    def for_device(self, device_id: int, *, limit: int = 50) -> Sequence[p.HealthRecord]:
+        query = (
+            select(HealthReport)
+            .where(HealthReport.device_id == device_id)
+            .order_by(HealthReport.id.desc())
+            .limit(limit)
+        )
+        return [_health(r) for r in self.session.execute(query).scalars()]
+
+    def for_release(
+        self, release_id: int, *, since: datetime | None = None
+    ) -> Sequence[p.HealthRecord]:
+        query = select(HealthReport).where(HealthReport.release_id == release_id)
+        if since is not None:
+            query = query.where(HealthReport.at >= since)
+        return [_health(r) for r in self.session.execute(query.order_by(HealthReport.id)).scalars()]
+
+
+class SqlReleaseCatalog(p.ReleaseCatalog):
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _artifacts(self, release_ids: Sequence[int]) -> dict[int, list[p.ArtifactView]]:
+        query = (
+            select(ReleaseArtifact, Blob)
+            .join(Blob, Blob.sha256 == ReleaseArtifact.sha256)
+            .where(ReleaseArtifact.release_id.in_(release_ids))
+            .order_by(ReleaseArtifact.position, ReleaseArtifact.id)
+        )
+        out: dict[int, list[p.ArtifactView]] = {}
+        for art, blob in self.session.execute(query).all():
+            out.setdefault(art.release_id, []).append(_artifact(art, blob))
+        return out
+
+    def _view(self, row: Release, artifacts: list[p.ArtifactView]) -> p.ReleaseView:
+        return p.ReleaseView(
+            id=row.id,
+            product=row.product,
+            version=row.version,
+            type=row.type,
+            state=row.state,
+            hardware=tuple(row.hardware or ()),
+            artifacts=tuple(artifacts),
+        )
+
+    def get(self, release_id: int) -> p.ReleaseView | None:
+        row = self.session.get(Release, release_id)
+        if row is None:
+            return None
+        return self._view(row, self._artifacts([row.id]).get(row.id, []))
+
+    def find(self, product: str | None, version: str) -> Sequence[p.ReleaseView]:
+        query = select(Release).where(Release.version == version).order_by(Release.id)
+        if product is not None:
+            query = query.where(Release.product == product)
+        rows = list(self.session.execute(query).scalars())
+        arts = self._artifacts([r.id for r in rows]) if rows else {}
+        return [self._view(r, arts.get(r.id, [])) for r in rows]
+
+    def artifact(self, artifact_id: int) -> tuple[int, p.ArtifactView] | None:
+        query = (
+            select(ReleaseArtifact, Blob)
+            .join(Blob, Blob.sha256 == ReleaseArtifact.sha256)
+            .where(ReleaseArtifact.id == artifact_id)
+        )
+        found = self.session.execute(query).first()
+        if found is None:
+            return None
+        art, blob = found
+        return art.release_id, _artifact(art, blob)
+
+
+def _artifact(art: ReleaseArtifact, blob: Blob) -> p.ArtifactView:
+    return p.ArtifactView(
+        id=art.id,
+        filename=art.filename,
+        size=blob.size,
+        sha256=blob.sha256,
+        sha1=blob.sha1,
+        md5=blob.md5,
+        tuf_target=art.tuf_target,
+    )
+
+
+class _Prepared:
+    """A statement compiled once for the engine's dialect, run on a raw pooled connection."""
+
+    def __init__(self, engine: Engine, statement: Any) -> None:
+        compiled = statement.compile(dialect=engine.dialect)
+        self.sql = str(compiled)
+        self.positional = engine.dialect.paramstyle in ("qmark", "numeric", "format")
+        self.order = tuple(compiled.positiontup or ()) if self.positional else ()
+        self.constants = {k: v for k, v in compiled.params.items() if v is not None}
+
+    def params(self, values: dict[str, Any]) -> Any:
+        merged = {**self.constants, **values}
+        return tuple(merged[name] for name in self.order) if self.positional else merged
+
+
+def _datetime(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite hands raw DBAPI callers the stored text
+        value = datetime.fromisoformat(value)
+    return as_utc(value)
+
+
+def _groups(value: Any) -> tuple[str, ...]:
+    if value is None or value == "[]":
+        return ()
+    return tuple(json.loads(value) if isinstance(value, str | bytes) else value)
+
+
+class SqlDeviceAuthReader(p.DeviceAuthReader):
+    """The poll's read without the ORM: one prepared statement on a raw DBAPI connection
+    (no session, no unit of work; on SQLite not even a BEGIN, since a single SELECT is
+    atomic on its own).
+
+    With ``dedicated``, the first thread to read keeps one connection of its own in
+    autocommit mode (each SELECT sees everything committed before it, so no snapshot goes
+    stale) and skips the pool's checkout and reset, which cost more than the query. That
+    is meant for the event-loop thread that answers polls; any other thread uses the pool.
+    """
+
+    def __init__(self, engine: Engine, *, dedicated: bool = False) -> None:
+        self.engine = engine
+        self._by_token = _Prepared(engine, _BY_TOKEN)
+        self._by_controller = _Prepared(engine, _BY_CONTROLLER)
+        self._dedicated = dedicated
+        self._owner: int | None = None
+        self._connection: Any = None
+
+    def _own_connection(self) -> Any:
+        if self._connection is None:
+            fairy = self.engine.raw_connection()
+            fairy.detach()  # ours for good: the pool neither resets nor reclaims it
+            dbapi: Any = fairy.dbapi_connection
+            if self.engine.dialect.name == "postgresql":
+                dbapi.autocommit = True
+            self._connection = dbapi
+        return self._connection
+
+    def _fetch(self, prepared: _Prepared, values: dict[str, Any]) -> Any:
+        params = prepared.params(values)
+        if self._dedicated:
+            me = threading.get_ident()
+            if self._owner is None:
+                self._owner = me
+            if self._owner == me:
+                for attempt in (1, 2):
+                    try:
+                        cursor = self._own_connection().cursor()
+                        cursor.execute(prepared.sql, params)
+                        row = cursor.fetchone()
+                        cursor.close()
+                        return row
+                    except Exception:
+                        # A broken connection (database restarted): reconnect once.
+                        with contextlib.suppress(Exception):
+                            self._connection.close()
+                        self._connection = None
+                        if attempt == 2:
+                            raise
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(prepared.sql, params)
+            row = cursor.fetchone()
+            cursor.close()
+        finally:
+            connection.close()  # back to the pool, which rolls back (ends PG's snapshot)
+        return row
+
+    def _one(self, prepared: _Prepared, values: dict[str, Any]) -> p.DeviceAuthRow | None:
+        row = self._fetch(prepared, values)
+        if row is None:
+            return None
+        (sv, tenant_id, tenant, anonymous, gateway, device_id, controller_id, token_hash,
+         hardware, version, groups, installed_action, config_requested,
+         auto_confirm, last_seen, action_id, action_status, action_release) = row  # fmt: skip
+        return p.DeviceAuthRow(
+            state_version=int(sv or 0),
+            tenant_id=tenant_id,
+            tenant=tenant,
+            anonymous_ddi=bool(anonymous),
+            gateway_token_hash=gateway,
+            device_id=device_id,
+            controller_id=controller_id,
+            token_hash=token_hash,
+            hardware=hardware,
+            installed_version=version,
+            groups=_groups(groups),
+            installed_action_id=installed_action,
+            config_requested=bool(config_requested),
+            auto_confirm=bool(auto_confirm),
+            last_seen=_datetime(last_seen),
+            action_id=action_id,
+            action_status=action_status,
+            action_release_id=action_release,
+        )
+
+    def by_token(self, tenant: str, token_hash: str) -> p.DeviceAuthRow | None:
+        return self._one(self._by_token, {"token_hash": token_hash, "tenant": tenant})
+
+    def by_controller(self, tenant: str, controller_id: str) -> p.DeviceAuthRow | None:
+        return self._one(self._by_controller, {"controller_id": controller_id, "tenant": tenant})

@@ -1,0 +1,225 @@
+"""Actions from the management side: assign a release to a device directly (as hawkBit's
+management API allows), cancel an action, create one from a campaign's offer, and read an
+action's history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from patchgate.domain import actions as rules
+from patchgate.domain.errors import Conflict, InvalidInput, NotFound
+from patchgate.domain.offers import Offer
+from patchgate.services import audit
+from patchgate.services.context import Context
+from patchgate.services.device_ports import (
+    ActionEventRecord,
+    ActionRecord,
+    DeviceRecord,
+    ReleaseView,
+)
+from patchgate.services.devices import DEFAULT_TENANT
+from patchgate.services.unit_of_work import UnitOfWork
+
+OFFERABLE_RELEASE_STATES = frozenset({"signed"})
+
+
+def _check_release(release: ReleaseView | None, device: DeviceRecord, release_id: int) -> None:
+    if release is None:
+        raise NotFound(f"no release {release_id}")
+    if release.state == "withdrawn":
+        raise Conflict(f"release {release_id} is withdrawn and is never offered again")
+    if release.state not in OFFERABLE_RELEASE_STATES:
+        raise Conflict(f"release {release_id} is not signed yet ({release.state})")
+    if not release.artifacts:
+        raise Conflict(f"release {release_id} has no artifacts")
+    if release.hardware and device.hardware and device.hardware not in release.hardware:
+        raise Conflict(
+            f"release {release_id} is for hardware {', '.join(release.hardware)}, "
+            f"device {device.controller_id} is {device.hardware}"
+        )
+
+
+def _open_action(
+    uow: UnitOfWork, device: DeviceRecord, offer: Offer, *, source: str, actor: str, now: datetime
+) -> ActionRecord:
+    """Insert the action for ``offer`` and make it the device's open action (the caller
+    holds the device row lock and has checked that nothing is open)."""
+    download, update = rules.handling_types(offer.action_type)
+    status = rules.initial_status(
+        confirmation_required=offer.confirmation_required, auto_confirm=device.auto_confirm
+    )
+    tenant = uow.tenants.get(device.tenant)
+    assert tenant is not None
+    action = uow.actions.add(
+        tenant_id=tenant.id,
+        device_id=device.id,
+        release_id=offer.release_id,
+        campaign_id=offer.campaign_id,
+        source=source,
+        status=status.value,
+        active=True,
+        download_type=download.value,
+        update_type=update.value,
+        window_start=offer.window_start,
+        window_end=offer.window_end,
+        created_at=now,
+        updated_at=now,
+        created_by=actor,
+    )
+    uow.actions.add_event(
+        action_id=action.id,
+        at=now,
+        channel="server",
+        execution=None,
+        finished=None,
+        details=[f"offered by {actor} ({offer.action_type.value})"],
+        status_after=status.value,
+    )
+    uow.devices.update(device.id, open_action_id=action.id)
+    return action
+
+
+def assign(
+    ctx: Context,
+    controller_id: str,
+    release_id: int,
+    *,
+    action_type: str = "forced",
+    confirmation_required: bool = False,
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+    tenant: str = DEFAULT_TENANT,
+    actor: str,
+) -> ActionRecord:
+    """Offer a release to one device now, outside any campaign. Refused while the device
+    has an open action (cancel it first)."""
+    try:
+        kind = rules.ActionType(action_type)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"unknown action type {action_type!r} (forced, soft, downloadonly)"
+        ) from exc
+    if (window_start is None) != (window_end is None):
+        raise InvalidInput("a maintenance window needs both a start and an end")
+    if window_start is not None and window_end is not None and window_end <= window_start:
+        raise InvalidInput("a maintenance window must end after it starts")
+    now = ctx.clock()
+    with ctx.uow() as uow:
+        device = uow.devices.get(tenant, controller_id, lock=True)
+        if device is None:
+            raise NotFound(f"no device {controller_id!r}")
+        _check_release(uow.catalog.get(release_id), device, release_id)
+        if device.open_action_id is not None:
+            raise Conflict(
+                f"device {controller_id} already has open action {device.open_action_id}; "
+                "cancel it first"
+            )
+        offer = Offer(
+            release_id=release_id,
+            action_type=kind,
+            confirmation_required=confirmation_required,
+            window_start=window_start,
+            window_end=window_end,
+        )
+        action = _open_action(uow, device, offer, source="management", actor=actor, now=now)
+        audit.record(
+            ctx,
+            uow,
+            actor=actor,
+            action="action.assign",
+            subject=f"device:{controller_id}",
+            details={"action": action.id, "release": release_id, "type": kind.value},
+        )
+        uow.commit()
+    return action
+
+
+def create_from_offer(
+    ctx: Context, device_id: int, offer: Offer, *, actor: str
+) -> ActionRecord | None:
+    """Turn a campaign's offer into an action. Returns None (and writes nothing) when the
+    device got an open action meanwhile or the release may no longer be offered; the poll
+    then answers as if nothing was offered."""
+    now = ctx.clock()
+    with ctx.uow() as uow:
+        device = uow.devices.get_by_id(device_id, lock=True)
+        if device is None or device.open_action_id is not None:
+            return None
+        try:
+            _check_release(uow.catalog.get(offer.release_id), device, offer.release_id)
+        except (NotFound, Conflict):
+            return None
+        action = _open_action(uow, device, offer, source="campaign", actor=actor, now=now)
+        uow.commit()
+    return action
+
+
+def cancel(ctx: Context, action_id: int, *, reason: str = "", actor: str) -> ActionRecord:
+    """Cancel an action: at once if the device never accepted it, else by asking the
+    device through ``cancelAction`` (the action stays open until it confirms)."""
+    now = ctx.clock()
+    with ctx.uow() as uow:
+        action = uow.actions.get(action_id, lock=True)
+        if action is None:
+            raise NotFound(f"no action {action_id}")
+        if action.status == rules.Status.CANCELING:
+            return action
+        new = rules.request_cancel(action.status)
+        values: dict[str, object] = {
+            "status": new.value,
+            "updated_at": now,
+            "cancel_requested_at": now,
+        }
+        if rules.is_terminal(new):
+            values.update(active=False, closed_at=now, result="canceled")
+            uow.devices.update(action.device_id, open_action_id=None)
+        uow.actions.update(action_id, **values)
+        uow.actions.add_event(
+            action_id=action_id,
+            at=now,
+            channel="server",
+            details=[f"cancellation requested by {actor}" + (f": {reason}" if reason else "")],
+            status_after=new.value,
+        )
+        audit.record(
+            ctx,
+            uow,
+            actor=actor,
+            action="action.cancel",
+            subject=f"action:{action_id}",
+            details={"reason": reason, "status": new.value},
+        )
+        updated = uow.actions.get(action_id)
+        uow.commit()
+    assert updated is not None
+    return updated
+
+
+@dataclass(frozen=True)
+class ActionDetail:
+    """An action with its history."""
+
+    action: ActionRecord
+    events: Sequence[ActionEventRecord]
+
+
+def get_action(ctx: Context, action_id: int) -> ActionDetail:
+    """An action and its history, or ``NotFound``."""
+    with ctx.read_uow() as uow:
+        action = uow.actions.get(action_id)
+        if action is None:
+            raise NotFound(f"no action {action_id}")
+        return ActionDetail(action, uow.actions.events(action_id, limit=1000))
+
+
+def device_actions(
+    ctx: Context, controller_id: str, *, tenant: str = DEFAULT_TENANT
+) -> Sequence[ActionRecord]:
+    """A device's actions, newest first."""
+    with ctx.read_uow() as uow:
+        device = uow.devices.get(tenant, controller_id)
+        if device is None:
+            raise NotFound(f"no device {controller_id!r}")
+        return uow.actions.for_device(device.id)

@@ -1,0 +1,277 @@
+"""Repository ports of the device API: devices, actions and their events, health reports,
+and a read-only view of releases as DDI offers them."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    """A device as the management side shows it."""
+
+    id: int
+    tenant: str
+    controller_id: str
+    hardware: str | None
+    installed_version: str | None
+    groups: tuple[str, ...]
+    attributes: dict[str, Any]
+    registered_at: datetime
+    last_seen: datetime | None
+    open_action_id: int | None
+    installed_action_id: int | None
+    config_requested: bool
+    auto_confirm: bool
+    auto_confirm_by: str | None = None
+    auto_confirm_remark: str | None = None
+    auto_confirm_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeviceAuthRow:
+    """Everything a DDI request needs, read in one statement: the tenant, the device (if
+    known), its open action, and the state version (ARCHITECTURE.md, decision 1)."""
+
+    state_version: int
+    tenant_id: int
+    tenant: str
+    anonymous_ddi: bool
+    gateway_token_hash: str | None
+    device_id: int | None = None
+    controller_id: str | None = None
+    token_hash: str | None = None
+    hardware: str | None = None
+    installed_version: str | None = None
+    groups: tuple[str, ...] = ()
+    attributes: dict[str, Any] = field(default_factory=dict)
+    installed_action_id: int | None = None
+    config_requested: bool = False
+    auto_confirm: bool = False
+    last_seen: datetime | None = None
+    action_id: int | None = None
+    action_status: str | None = None
+    action_release_id: int | None = None
+
+
+@dataclass(frozen=True)
+class NewDevice:
+    """A device to register."""
+
+    controller_id: str
+    token_hash: str | None
+    hardware: str | None
+    installed_version: str | None
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    """An action (a release offered to a device) as stored."""
+
+    id: int
+    tenant_id: int
+    device_id: int
+    release_id: int
+    campaign_id: int | None
+    source: str
+    status: str
+    active: bool
+    download_type: str
+    update_type: str
+    window_start: datetime | None
+    window_end: datetime | None
+    result: str | None
+    progress_cnt: int | None
+    progress_of: int | None
+    last_execution: str | None
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+    cancel_requested_at: datetime | None
+    created_by: str
+
+
+@dataclass(frozen=True)
+class ActionEventRecord:
+    """One entry of an action's history."""
+
+    id: int
+    action_id: int
+    at: datetime
+    channel: str
+    execution: str | None
+    finished: str | None
+    progress_cnt: int | None
+    progress_of: int | None
+    code: int | None
+    details: tuple[str, ...]
+    status_after: str
+
+
+@dataclass(frozen=True)
+class ArtifactView:
+    """One artifact of a release, with what DDI tells a device about it."""
+
+    id: int
+    filename: str
+    size: int
+    sha256: str
+    sha1: str
+    md5: str
+    tuf_target: str
+
+
+@dataclass(frozen=True)
+class ReleaseView:
+    """A release as DDI offers it."""
+
+    id: int
+    product: str
+    version: str
+    type: str
+    state: str
+    hardware: tuple[str, ...]
+    artifacts: tuple[ArtifactView, ...]
+
+
+@dataclass(frozen=True)
+class HealthRecord:
+    """One health report."""
+
+    id: int
+    device_id: int
+    release_id: int | None
+    at: datetime
+    running_version: str | None
+    boot_count: int | None
+    uptime_s: float | None
+    crash_count: int | None
+    watchdog_count: int | None
+    metrics: dict[str, Any]
+
+
+class DeviceAuthReader(abc.ABC):
+    """The poll's one read, outside any unit of work (the hot path): by target token, or by
+    tenant and controllerId. Implementations prepare the statement once."""
+
+    @abc.abstractmethod
+    def by_token(self, tenant: str, token_hash: str) -> DeviceAuthRow | None:
+        """Like ``DeviceRepository.auth_by_token``."""
+
+    @abc.abstractmethod
+    def by_controller(self, tenant: str, controller_id: str) -> DeviceAuthRow | None:
+        """Like ``DeviceRepository.auth_by_controller``."""
+
+
+class DeviceRepository(abc.ABC):
+    """Devices and their groups."""
+
+    @abc.abstractmethod
+    def auth_by_token(self, tenant: str, token_hash: str) -> DeviceAuthRow | None:
+        """The tenant, the device holding this target token in it, and the state version."""
+
+    @abc.abstractmethod
+    def auth_by_controller(self, tenant: str, controller_id: str) -> DeviceAuthRow | None:
+        """The tenant (None if unknown), the device with this controllerId if any, and the
+        state version."""
+
+    @abc.abstractmethod
+    def add(self, tenant_id: int, device: NewDevice, now: datetime) -> int:
+        """Insert a device; returns its id."""
+
+    @abc.abstractmethod
+    def get(self, tenant: str, controller_id: str, *, lock: bool = False) -> DeviceRecord | None:
+        """A device by controllerId (``lock``: for update in this transaction)."""
+
+    @abc.abstractmethod
+    def get_by_id(self, device_id: int, *, lock: bool = False) -> DeviceRecord | None:
+        """A device by its id."""
+
+    @abc.abstractmethod
+    def list(
+        self, tenant: str, *, group: str | None = None, limit: int = 1000
+    ) -> Sequence[DeviceRecord]:
+        """Devices of a tenant, by controllerId."""
+
+    @abc.abstractmethod
+    def set_groups(self, device_id: int, groups: Sequence[str]) -> None:
+        """Replace the device's groups (rows and the copy on the device row)."""
+
+    @abc.abstractmethod
+    def update(self, device_id: int, **values: Any) -> None:
+        """Set columns of the device row."""
+
+    @abc.abstractmethod
+    def touch_many(self, seen: Mapping[int, datetime]) -> None:
+        """Write last-seen times in one batch."""
+
+
+class ActionRepository(abc.ABC):
+    """Actions and their event history."""
+
+    @abc.abstractmethod
+    def add(self, **values: Any) -> ActionRecord:
+        """Insert an action."""
+
+    @abc.abstractmethod
+    def get(self, action_id: int, *, lock: bool = False) -> ActionRecord | None:
+        """An action by id."""
+
+    @abc.abstractmethod
+    def update(self, action_id: int, **values: Any) -> None:
+        """Set columns of the action row."""
+
+    @abc.abstractmethod
+    def for_device(self, device_id: int, *, limit: int = 50) -> Sequence[ActionRecord]:
+        """A device's actions, newest first."""
+
+    @abc.abstractmethod
+    def add_event(self, **values: Any) -> None:
+        """Append an entry to an action's history."""
+
+    @abc.abstractmethod
+    def last_event(self, action_id: int, channel: str) -> ActionEventRecord | None:
+        """The newest entry of a channel."""
+
+    @abc.abstractmethod
+    def events(self, action_id: int, *, limit: int = 100) -> Sequence[ActionEventRecord]:
+        """An action's history, oldest first (the newest ``limit``)."""
+
+
+class HealthRepository(abc.ABC):
+    """Health telemetry."""
+
+    @abc.abstractmethod
+    def add(self, **values: Any) -> None:
+        """Store one report."""
+
+    @abc.abstractmethod
+    def for_device(self, device_id: int, *, limit: int = 50) -> Sequence[HealthRecord]:
+        """A device's reports, newest first."""
+
+    @abc.abstractmethod
+    def for_release(
+        self, release_id: int, *, since: datetime | None = None
+    ) -> Sequence[HealthRecord]:
+        """Reports from devices running a release (for the campaign gates)."""
+
+
+class ReleaseCatalog(abc.ABC):
+    """Releases as DDI offers them (read-only; the releases capability writes them)."""
+
+    @abc.abstractmethod
+    def get(self, release_id: int) -> ReleaseView | None:
+        """A release with its artifacts."""
+
+    @abc.abstractmethod
+    def find(self, product: str | None, version: str) -> Sequence[ReleaseView]:
+        """Releases with this version (of this product, when given)."""
+
+    @abc.abstractmethod
+    def artifact(self, artifact_id: int) -> tuple[int, ArtifactView] | None:
+        """(release id, artifact) for an artifact id."""
