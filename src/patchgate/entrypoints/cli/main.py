@@ -10,6 +10,7 @@ from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints.cli import common
 from patchgate.entrypoints.cli.agent import register as register_agent
 from patchgate.entrypoints.cli.core import register as register_core
+from patchgate.entrypoints.cli.sim import register as register_sim
 
 cli = typer.Typer(
     name="patchgate",
@@ -20,6 +21,7 @@ cli = typer.Typer(
 )
 register_core(cli)
 register_agent(cli)
+register_sim(cli)
 
 
 def _take_data_dir(argv: list[str]) -> list[str]:
