@@ -50,6 +50,24 @@ def test_no_strategy_bricks_a_device_and_every_halt_brings_the_exposed_back(
             assert result.reverted == result.exposed
 
 
+def test_a_plan_that_starts_with_the_canary_halts_inside_the_canary() -> None:
+    scenario = Scenario(
+        devices=2_000,
+        fault=Fault.parse("boot:0.3"),
+        power_loss=0.01,
+        seed=1,
+        stages="canary:2,10,50,100",
+    )
+    results = simulate(scenario, ALL)
+    ours = results["patchgate"]
+    assert ours.halted_at_stage == "canary"
+    assert ours.exposed <= 40 + 5  # the canary's 2 %, and no one else
+    assert ours.minutes_to_halt is not None
+    aws = results["aws"].minutes_to_halt
+    assert aws is not None and ours.minutes_to_halt < aws
+    assert ours.exposed_on_known_good == ours.exposed and ours.bricked == 0
+
+
 def test_hawkbit_thresholds_let_a_release_failing_on_thirty_percent_through(
     failing_boot: dict[str, RunResult],
 ) -> None:

@@ -123,7 +123,8 @@ class Scenario:
         """Devices in each of the groups ``internal`` and ``qa``."""
         if self.internal is not None:
             return max(0, min(self.internal, self.devices // 4))
-        return max(1, round(self.devices * 0.0002)) if self.devices >= 50 else 0
+        # A maker's lab and QA bench: 20 devices each, at most 1 % of the fleet.
+        return min(20, self.devices // 100)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
