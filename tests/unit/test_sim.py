@@ -113,7 +113,7 @@ def test_a_critical_fix_reaches_ninety_five_percent_before_the_deadline_and_repo
     assert result.patched_fraction_at_deadline >= 0.95
     assert result.minutes_to_95pct is not None and result.minutes_to_95pct < 72 * 60
     assert result.offline_at_deadline > 0
-    assert len(result.offline_at_deadline_ids) == result.unpatched_offline_at_deadline
+    assert len(result.unpatched_offline_ids) == result.unpatched_offline_at_deadline
 
 
 def test_the_same_seed_replays_the_same_run() -> None:

@@ -155,7 +155,7 @@ class RunResult:
     offline_at_deadline: int
     unpatched_at_deadline: int
     unpatched_offline_at_deadline: int
-    offline_at_deadline_ids: list[str]
+    unpatched_offline_ids: list[str]
     power_cuts: int
     counts: dict[str, int]
     stages: list[dict[str, Any]]
@@ -799,7 +799,7 @@ class Run:
             offline_at_deadline=deadline["offline"],
             unpatched_at_deadline=deadline["unpatched"],
             unpatched_offline_at_deadline=deadline["unpatched_offline"],
-            offline_at_deadline_ids=deadline["ids"],
+            unpatched_offline_ids=deadline["ids"],
             power_cuts=self.power_cuts,
             counts=total.to_json(),
             stages=stage_rows,
