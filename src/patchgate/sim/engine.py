@@ -264,8 +264,10 @@ class Run:
         for index, cut in enumerate(cuts):
             self.stage_of[(self.stage_of < 0) & fleet.admitted(cut)] = index
         self.eligible = [int(np.count_nonzero(self.stage_of == i)) for i in range(len(stages))]
-        self.counts = [ex.Counts(eligible=e) for e in self.eligible]
-        self.revert_counts = ex.Counts()
+        # Devices by execution status per stage (a status name is its Counts field name);
+        # Counts objects are built from these when a gate reads them.
+        self.tallies: list[dict[str, int]] = [{} for _ in self.eligible]
+        self.revert_tally: dict[str, int] = {}
         self.rate: float | None = None
         delivery = Delivery()
         if strategy == "aws":
@@ -482,11 +484,16 @@ class Run:
 
     def _move(self, device: int, kind: int, old: str, new: str) -> None:
         if kind == _REVERT:
-            self.revert_counts = self.revert_counts.moved(old, new)
-            return
-        stage = int(self.stage_of[device])
-        if stage >= 0:
-            self.counts[stage] = self.counts[stage].moved(old, new)
+            tally = self.revert_tally
+        else:
+            stage = int(self.stage_of[device])
+            if stage < 0:
+                return
+            tally = self.tallies[stage]
+        if old != ex.NONE:
+            tally[old] -= 1
+        if new != ex.NONE:
+            tally[new] = tally.get(new, 0) + 1
 
     def _start(self, device: int, t: float, offer: Offer) -> None:
         kind = _REVERT if offer.kind == "revert" else _ROLLOUT
@@ -621,7 +628,7 @@ class Run:
             stage = progress.stage_index
             assert progress.stage_started_at is not None
             figures = StageFigures(
-                self.counts[stage],
+                self.counts(stage),
                 progress.stage_started_at,
                 updated=self.updated,
                 baseline=self.baseline,
@@ -632,10 +639,14 @@ class Run:
             if moved.progress != progress:
                 self._set_progress(moved.progress)
 
+    def counts(self, stage: int) -> ex.Counts:
+        """Stage ``stage``'s own devices' counts (``eligible``: those it admits first)."""
+        return ex.Counts(eligible=self.eligible[stage], **self.tallies[stage])
+
     def _total(self) -> ex.Counts:
         total = ex.Counts()
-        for counts in self.counts:
-            total = total.plus(counts)
+        for stage in range(len(self.stages)):
+            total = total.plus(self.counts(stage))
         return total
 
     def _deadline_report(self, t: float) -> dict[str, Any]:
@@ -767,7 +778,7 @@ class Run:
         halted = self.halted_at is not None
         stage_rows = []
         for index, stage in enumerate(self.stages):
-            stage_rows.append({"name": stage.name, **self.counts[index].to_json()})
+            stage_rows.append({"name": stage.name, **self.counts(index).to_json()})
         settings = {**self.policy.settings(), **self.plan_info}
         if self.strategy == "aws":
             settings["target"] = "one job for the whole fleet"
