@@ -68,6 +68,7 @@ def _share(fault: str, runs: int, **kw: object) -> None:
             minutes.append(r.minutes_to_halt)
             if r.halted_at_stage_index is not None and r.halted_at_stage_index <= 1:
                 halted_in_canary += 1
+        print(f"seed {seed}: halted {halted}", file=sys.stderr, flush=True)
     print(
         f"{MC_DEVICES:,} devices, fault {fault}, {runs} seeds: halted {halted}/{runs}, "
         f"before leaving the canary {halted_in_canary}/{runs}, stages {stages}, "
