@@ -12,6 +12,7 @@ from patchgate.entrypoints.cli.agent import register as register_agent
 from patchgate.entrypoints.cli.core import register as register_core
 from patchgate.entrypoints.cli.devices import register as register_devices
 from patchgate.entrypoints.cli.releases import register as register_releases
+from patchgate.entrypoints.cli.sim import register as register_sim
 from patchgate.entrypoints.cli.vulns import register as register_vulns
 
 cli = typer.Typer(
@@ -26,6 +27,7 @@ register_agent(cli)
 register_vulns(cli)
 register_releases(cli)
 register_devices(cli)
+register_sim(cli)
 
 
 def _take_data_dir(argv: list[str]) -> list[str]:

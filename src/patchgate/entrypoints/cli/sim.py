@@ -1,0 +1,196 @@
+"""``patchgate simulate``: a virtual fleet through a campaign, under patchgate's gates and
+under hawkBit's and AWS IoT Jobs' rules, with faults (INTERFACES.md; issue 8)."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from patchgate.entrypoints.cli.common import emit_json, fail
+from patchgate.sim.engine import RunResult, simulate
+from patchgate.sim.plot import check_plot_path, plot
+from patchgate.sim.scenario import MODES, STRATEGY_NAMES, Fault, Fleet, Scenario
+
+
+def register(cli: typer.Typer) -> None:
+    cli.command("simulate")(simulate_command)
+
+
+def simulate_command(
+    devices: Annotated[int, typer.Option("--devices", help="Fleet size.")] = 1000,
+    fault: Annotated[
+        str, typer.Option("--fault", help="none | boot:P (fails to boot) | crash:P (per day).")
+    ] = "none",
+    baseline_crash: Annotated[
+        float, typer.Option("--baseline-crash", help="Crashes per device-day of the old release.")
+    ] = 0.005,
+    power_loss: Annotated[
+        float, typer.Option("--power-loss", help="Share of installs that lose power.")
+    ] = 0.0,
+    offline: Annotated[
+        float, typer.Option("--offline", help="Share of devices offline at any time.")
+    ] = 0.0,
+    offline_hours: Annotated[
+        float, typer.Option("--offline-hours", help="Mean length of an offline period.")
+    ] = 6.0,
+    slow_links: Annotated[
+        float, typer.Option("--slow-links", help="Share of devices on a 256 kbit/s link.")
+    ] = 0.05,
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="patchgate | hawkbit | aws | all.")
+    ] = "patchgate",
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+    mode: Annotated[str, typer.Option("--mode", help="inprocess | http.")] = "inprocess",
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    plot_file: Annotated[
+        str | None, typer.Option("--plot", help="Write the fleet over time (.png or .svg).")
+    ] = None,
+    stages: Annotated[
+        str | None, typer.Option("--stages", help="Stage spec as for campaign create.")
+    ] = None,
+    poll_minutes: Annotated[float, typer.Option("--poll-minutes")] = 15.0,
+    deadline_hours: Annotated[
+        float, typer.Option("--deadline-hours", help="Deadline from the release (critical: 72).")
+    ] = 72.0,
+    horizon_hours: Annotated[float, typer.Option("--horizon-hours")] = 14 * 24.0,
+    optin: Annotated[
+        float, typer.Option("--optin", help="Share of devices in canary-optin.")
+    ] = 0.1,
+    internal: Annotated[
+        int | None, typer.Option("--internal", help="Devices in each of internal and qa.")
+    ] = None,
+    push: Annotated[
+        bool | None,
+        typer.Option("--push/--no-push", help="Push notices (default: patchgate and aws)."),
+    ] = None,
+    stop_after_stage: Annotated[
+        str | None, typer.Option("--stop-after-stage", help="Stop once this stage is left.")
+    ] = None,
+    stop_hours: Annotated[float | None, typer.Option("--stop-hours")] = None,
+    server: Annotated[
+        str | None, typer.Option("--server", help="http mode: the server's base URL.")
+    ] = None,
+) -> None:
+    """Simulate a campaign on a virtual fleet and report blast radius, bricked devices,
+    reverts, time to halt and patched share at the deadline."""
+    problems = []
+    if strategy not in (*STRATEGY_NAMES, "all"):
+        problems.append(f"strategy: {strategy!r} is not patchgate, hawkbit, aws or all")
+    if mode not in MODES:
+        problems.append(f"mode: {mode!r} is not inprocess or http")
+    if problems:
+        fail(*problems)
+    if plot_file is not None:
+        check_plot_path(plot_file)
+    scenario = Scenario(
+        devices=devices,
+        fault=Fault.parse(fault),
+        baseline_crash=baseline_crash,
+        power_loss=power_loss,
+        offline=offline,
+        offline_hours=offline_hours,
+        slow_links=slow_links,
+        poll_minutes=poll_minutes,
+        seed=seed,
+        deadline_hours=deadline_hours,
+        horizon_hours=horizon_hours,
+        stages=stages,
+        optin=optin,
+        internal=internal,
+        push=push,
+        stop_after_stage=stop_after_stage,
+        stop_hours=stop_hours,
+    )
+    if mode == "http":
+        fail(
+            "simulate --mode http: the server's campaign service (issue 6) is not merged yet; "
+            "the device side is patchgate.sim.ddi_fleet, the orchestration patchgate.sim.http_mode"
+        )
+    names = STRATEGY_NAMES if strategy == "all" else (strategy,)
+    err = Console(stderr=True)
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[hours]} h simulated"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("building the fleet", total=1.0, hours="0")
+        fleet = Fleet(scenario)
+
+        def progress(name: str, t: float, total: float) -> None:
+            bar.update(
+                task,
+                description=f"{name:<9}",
+                completed=min(1.0, t / total),
+                hours=f"{t / 60:.0f}",
+            )
+
+        results = simulate(scenario, names, progress=progress, fleet=fleet)
+    wall = time.perf_counter() - started
+    run = {"wall_seconds": round(wall, 2), "peak_rss_mb": round(_peak_rss_mb(), 1)}
+    if plot_file is not None:
+        plot(results, plot_file)
+    payloads = {name: {**r.to_json(), **run} for name, r in results.items()}
+    if json_out:
+        if strategy == "all":
+            emit_json({"strategies": payloads, "scenario": scenario.to_json(), "run": run})
+        else:
+            emit_json({**payloads[strategy], "scenario": scenario.to_json()})
+        return
+    _table(Console(), scenario, results, run)
+    if plot_file is not None:
+        typer.echo(f"plot written to {plot_file}")
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _minutes(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
+def _table(
+    console: Console, scenario: Scenario, results: dict[str, RunResult], run: dict[str, Any]
+) -> None:
+    table = Table(
+        title=(
+            f"{scenario.devices:,} devices · fault {scenario.fault} · power loss "
+            f"{scenario.power_loss:.1%} · offline {scenario.offline:.0%} · seed {scenario.seed}"
+        )
+    )
+    table.add_column("")
+    for name in results:
+        table.add_column(name, justify="right")
+    rows: list[tuple[str, Any]] = [
+        ("exposed", lambda r: f"{r.exposed:,} ({r.exposed / r.devices:.2%})"),
+        ("bricked", lambda r: f"{r.bricked}"),
+        ("reverted", lambda r: f"{r.reverted:,}"),
+        ("exposed back on known-good", lambda r: f"{r.exposed_on_known_good:,} of {r.exposed:,}"),
+        ("halted", lambda r: f"{r.halted_at_stage}" if r.halted else "no"),
+        ("minutes to halt", lambda r: _minutes(r.minutes_to_halt)),
+        ("false halt", lambda r: "yes" if r.false_halt else "no"),
+        ("patched at deadline", lambda r: f"{r.patched_fraction_at_deadline:.2%}"),
+        ("minutes to 95 %", lambda r: _minutes(r.minutes_to_95pct)),
+        ("offline at deadline (unpatched)", lambda r: f"{r.unpatched_offline_at_deadline:,}"),
+        ("power cuts during installs", lambda r: f"{r.power_cuts:,}"),
+    ]
+    for label, cell in rows:
+        table.add_row(label, *(cell(r) for r in results.values()))
+    console.print(table)
+    for name, result in results.items():
+        if result.halt_reason:
+            console.print(f"[bold]{name}[/bold] halt: {result.halt_reason}")
+    console.print(f"{run['wall_seconds']} s, peak memory {run['peak_rss_mb']} MB")

@@ -1,0 +1,77 @@
+"""``patchgate simulate``: the INTERFACES.md flags and JSON shapes, the plot, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support import run_cli
+
+FIELDS = {
+    "strategy",
+    "devices",
+    "exposed",
+    "exposed_fraction",
+    "bricked",
+    "reverted",
+    "halted",
+    "halted_at_stage",
+    "minutes_to_halt",
+    "patched_fraction_at_deadline",
+    "minutes_to_95pct",
+    "false_halt",
+    "settings",
+}
+
+
+def test_simulate_json_of_one_strategy_has_the_interface_fields() -> None:
+    result = run_cli(["simulate", "--devices", "300", "--json"], {})
+    assert result.code == 0, result.stderr
+    data = result.json()
+    assert set(data) >= FIELDS
+    assert data["strategy"] == "patchgate" and data["devices"] == 300
+    assert data["bricked"] == 0 and data["false_halt"] is False
+    assert data["settings"]["stages"][0]["max_failure_rate"] == 0.05
+
+
+def test_simulate_all_strategies_reports_each_with_its_settings() -> None:
+    args = ["simulate", "--devices", "400", "--fault", "boot:0.3", "--power-loss", "0.01"]
+    result = run_cli([*args, "--strategy", "all", "--seed", "4", "--json"], {})
+    assert result.code == 0, result.stderr
+    strategies = result.json()["strategies"]
+    assert set(strategies) == {"patchgate", "hawkbit", "aws"}
+    for name, data in strategies.items():
+        assert set(data) >= FIELDS
+        assert data["strategy"] == name
+    assert strategies["hawkbit"]["settings"]["error_action"] == "PAUSE"
+    assert strategies["aws"]["settings"]["abortConfig"]["criteriaList"][0]["thresholdPercentage"]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_simulate_draws_the_fleet_over_time(tmp_path: Path, suffix: str) -> None:
+    target = tmp_path / f"fleet{suffix}"
+    args = ["simulate", "--devices", "300", "--fault", "boot:0.3", "--strategy", "all"]
+    result = run_cli([*args, "--plot", str(target)], {})
+    assert result.code == 0, result.stderr
+    assert "exposed" in result.stdout
+    head = target.read_bytes()[:200]
+    assert head.startswith(b"\x89PNG") if suffix == ".png" else b"<svg" in target.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fault", "melt:1"], "fault"),
+        (["--strategy", "mender"], "strategy"),
+        (["--mode", "carrier-pigeon"], "mode"),
+        (["--offline", "1.5"], "offline"),
+        (["--plot", "fleet.gif"], "plot"),
+        (["--stages", "10,5"], "does not increase"),
+    ],
+)
+def test_simulate_refuses_bad_input_with_a_readable_line(args: list[str], message: str) -> None:
+    result = run_cli(["simulate", "--devices", "100", *args], {})
+    assert result.code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
