@@ -150,7 +150,9 @@ class SqlReleaseRepository(ReleaseRepository):
         if found is None:
             return None
         a, b, state = found
-        return ArtifactRecord(a.filename, b.sha256, b.sha1, b.md5, b.size, a.tuf_target, a.id), state
+        return ArtifactRecord(
+            a.filename, b.sha256, b.sha1, b.md5, b.size, a.tuf_target, a.id
+        ), state
 
     def _row(self, release_id: int) -> Release:
         row = self.session.get(Release, release_id)
