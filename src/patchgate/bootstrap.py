@@ -14,8 +14,10 @@ from patchgate.adapters.artifact_store import LocalArtifactStore
 from patchgate.adapters.db.engine import Engines, make_engines
 from patchgate.adapters.db.uow import SqlUnitOfWork
 from patchgate.adapters.keys import Ed25519Signer, FileCheckpointJournal
+from patchgate.adapters.mqtt_push import MqttWakeups
 from patchgate.adapters.native_signatures import NativeSignatures
 from patchgate.adapters.tuf_repo import FileTrustRepository
+from patchgate.domain.errors import InvalidInput
 from patchgate.services.context import Context
 from patchgate.services.device_ports import DeviceAuthReader
 
@@ -36,6 +38,8 @@ class Settings:
     tuf_refresh_seconds: float = 300
     swu_certificate: Path | None = None
     rauc_keyring: Path | None = None
+    # Optional push (PRODUCT.md §4): the MQTT broker for wake-ups; None turns push off.
+    mqtt_url: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -60,6 +64,7 @@ class Settings:
             tuf_refresh_seconds=float(os.environ.get("PATCHGATE_TUF_REFRESH", 300)),
             swu_certificate=_optional_path(os.environ.get("PATCHGATE_SWU_CERT")),
             rauc_keyring=_optional_path(os.environ.get("PATCHGATE_RAUC_KEYRING")),
+            mqtt_url=os.environ.get("PATCHGATE_MQTT_URL") or None,
         )
 
     @property
@@ -101,6 +106,8 @@ class App:
     read_sessions: sessionmaker  # type: ignore[type-arg]  # Session type varies by engine
 
     def close(self) -> None:
+        if self.context.wakeups is not None:
+            self.context.wakeups.close()
         self.engines.dispose()
 
 
@@ -119,8 +126,19 @@ def build(settings: Settings) -> App:
         trust=trust_repository(settings),
         max_artifact_bytes=settings.max_artifact_bytes,
         native_signatures=NativeSignatures(settings.swu_certificate, settings.rauc_keyring),
+        wakeups=_wakeups(settings.mqtt_url),
     )
     return App(settings, engines, context, read_sessions)
+
+
+def _wakeups(url: str | None) -> MqttWakeups | None:
+    """Push over MQTT when ``PATCHGATE_MQTT_URL`` is set; nothing connects until a wake-up."""
+    if not url:
+        return None
+    try:
+        return MqttWakeups(url)
+    except ValueError as exc:
+        raise InvalidInput(f"PATCHGATE_MQTT_URL: {exc}") from exc
 
 
 def make_device_auth_reader(app: App, *, dedicated: bool = False) -> DeviceAuthReader:

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from patchgate import __version__
+from patchgate.adapters.mqtt_push import MqttWakeups
 from patchgate.bootstrap import App, Settings, build
 from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints import logs, ops, tuf
@@ -37,6 +38,9 @@ def create_app(app: App | None = None) -> Any:
     if app is None:
         app = build(Settings.from_env())
     rt = make_runtime(app)
+    if isinstance(app.context.wakeups, MqttWakeups):
+        for collector in app.context.wakeups.collectors:
+            rt.registry.register(collector)
     api = FastAPI(
         title="patchgate",
         version=__version__,

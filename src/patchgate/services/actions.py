@@ -41,6 +41,15 @@ def _check_release(release: ReleaseView | None, device: DeviceRecord, release_id
         )
 
 
+def _wake_after_commit(ctx: Context, uow: UnitOfWork, device: DeviceRecord) -> None:
+    """Push (when configured): once this unit has committed, ask the device to poll now
+    rather than at its next interval. Never for a transaction that rolls back."""
+    wakeups = ctx.wakeups
+    if wakeups is not None:
+        tenant, controller_id = device.tenant, device.controller_id
+        uow.after_commit(lambda: wakeups.wake(tenant, [controller_id]))
+
+
 def _open_action(
     uow: UnitOfWork, device: DeviceRecord, offer: Offer, *, source: str, actor: str, now: datetime
 ) -> ActionRecord:
@@ -132,6 +141,7 @@ def assign(
             subject=f"device:{controller_id}",
             details={"action": action.id, "release": release_id, "type": kind.value},
         )
+        _wake_after_commit(ctx, uow, device)
         uow.commit()
     return action
 
@@ -175,6 +185,11 @@ def cancel(ctx: Context, action_id: int, *, reason: str = "", actor: str) -> Act
         if rules.is_terminal(new):
             values.update(active=False, closed_at=now, result="canceled")
             uow.devices.update(action.device_id, open_action_id=None)
+        else:
+            # The device must poll to see cancelAction: tell it now.
+            device = uow.devices.get_by_id(action.device_id)
+            if device is not None:
+                _wake_after_commit(ctx, uow, device)
         uow.actions.update(action_id, **values)
         uow.actions.add_event(
             action_id=action_id,
