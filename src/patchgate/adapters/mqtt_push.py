@@ -20,9 +20,7 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -30,54 +28,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import Counter, Gauge
 
 from patchgate.domain.clock import rfc3339, utcnow
-from patchgate.services.push_ports import Wakeups, wake_topic
+from patchgate.domain.push import BrokerAddress, addressable, parse_broker_url, wake_topic
+from patchgate.services.push_ports import Wakeups
 
-__all__ = ["BrokerAddress", "MqttWakeups", "parse_broker_url"]
+__all__ = ["MqttWakeups", "make_client"]
 
 log = logging.getLogger("patchgate.push")
 
 QOS = 1
-# Characters that cannot appear in one topic level: wildcards would be refused by the
-# client, and "/" would address another topic than the device's own.
-_UNSAFE = frozenset("+#/\x00")
-
-
-@dataclass(frozen=True)
-class BrokerAddress:
-    """Where the broker is, parsed from ``mqtt://[user[:password]@]host[:port]`` (or
-    ``mqtts://`` for TLS with the system's CA certificates)."""
-
-    host: str
-    port: int
-    tls: bool
-    username: str | None = None
-    password: str | None = None
-
-    def __str__(self) -> str:  # never shows the password
-        scheme = "mqtts" if self.tls else "mqtt"
-        user = f"{self.username}@" if self.username else ""
-        return f"{scheme}://{user}{self.host}:{self.port}"
-
-
-def parse_broker_url(url: str) -> BrokerAddress:
-    """Parse a broker URL; ``ValueError`` with a readable message when it is not one."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise ValueError(f"broker URL must start with mqtt:// or mqtts://, not {url!r}")
-    if not parts.hostname:
-        raise ValueError(f"broker URL {url!r} names no host")
-    tls = parts.scheme in ("mqtts", "ssl")
-    try:
-        port = parts.port or (8883 if tls else 1883)
-    except ValueError as exc:
-        raise ValueError(f"broker URL {url!r} has a bad port") from exc
-    return BrokerAddress(
-        host=parts.hostname,
-        port=port,
-        tls=tls,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
 
 
 def make_client(
@@ -161,7 +119,7 @@ class MqttWakeups(Wakeups):
         payload = json.dumps({"type": "poll", "at": rfc3339(self.clock())}).encode()
         items: list[tuple[str, bytes]] = []
         for controller_id in controller_ids:
-            if not controller_id or _UNSAFE & set(controller_id) or _UNSAFE & set(tenant):
+            if not addressable(tenant, controller_id):
                 self.messages.labels("skipped").inc()
                 continue
             items.append((wake_topic(tenant, controller_id), payload))

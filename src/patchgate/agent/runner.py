@@ -25,6 +25,7 @@ from patchgate.agent.core import (
 from patchgate.agent.ddi import DdiClient
 from patchgate.agent.env_store import EnvStore, NoValidEnv
 from patchgate.agent.io import DeviceIO
+from patchgate.agent.push import WakeSignal
 from patchgate.agent.trust import TrustError, TrustStore, check_trusted_root
 from patchgate.domain import ab_state
 from patchgate.domain.ab_state import BootEnv
@@ -137,10 +138,24 @@ def build_agent(
     return agent
 
 
-def run(agent: Agent, *, once: bool, log: Callable[[str], None]) -> int:
-    """Run passes until stopped (or one pass with ``once``). Returns the exit code."""
+# Polls caused by wake-ups come at most this often, whatever arrives on the wake topic.
+MIN_WAKE_GAP = 1.0
+
+
+def run(
+    agent: Agent,
+    *,
+    once: bool,
+    log: Callable[[str], None],
+    wake: WakeSignal | None = None,
+) -> int:
+    """Run passes until stopped (or one pass with ``once``). Returns the exit code.
+
+    Between passes the agent sleeps as the server asked; with ``wake`` (push over MQTT) a
+    wake-up ends the sleep early, so the next poll comes at once."""
     rng = random.Random()  # noqa: S311 (jitter, not secrets)
     while True:
+        started = time.monotonic()
         try:
             delay = agent.run_once()
         except RebootRequested as exc:
@@ -154,4 +169,8 @@ def run(agent: Agent, *, once: bool, log: Callable[[str], None]) -> int:
         if once:
             return 0
         # Jitter the server's sleep by up to 10% so polls of a fleet spread out.
-        time.sleep(delay * (1 + rng.uniform(-0.1, 0.1)))
+        delay *= 1 + rng.uniform(-0.1, 0.1)
+        if wake is None:
+            time.sleep(delay)
+        elif wake.wait(delay):
+            time.sleep(max(0.0, MIN_WAKE_GAP - (time.monotonic() - started)))

@@ -11,16 +11,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 
-__all__ = ["Wakeups", "wake_topic"]
-
-
-def wake_topic(tenant: str, controller_id: str) -> str:
-    """The per-device topic a wake-up is published on: ``patchgate/{tenant}/{id}/wake``."""
-    return f"patchgate/{tenant}/{controller_id}/wake"
+__all__ = ["Wakeups"]
 
 
 class Wakeups(abc.ABC):
-    """Sends "poll now" notices to devices. ``Context.wakeups`` is None when push is off."""
+    """Sends "poll now" notices to devices, each on its own topic
+    (``patchgate.domain.push.wake_topic``). ``Context.wakeups`` is None when push is off."""
 
     @abc.abstractmethod
     def wake(self, tenant: str, controller_ids: Sequence[str]) -> None:

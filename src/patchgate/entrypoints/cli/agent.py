@@ -13,6 +13,7 @@ import httpx
 import typer
 
 from patchgate.agent.core import AgentConfig
+from patchgate.agent.push import WakeListener, WakeSignal, parse_broker_url
 from patchgate.agent.runner import AgentSetupError, boot_device, build_agent, run, status
 from patchgate.entrypoints.cli.common import emit_json, fail
 
@@ -61,6 +62,14 @@ def agent_run(
         str | None, typer.Option("--reboot-cmd", help="Command that restarts the device.")
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="One poll, then exit.")] = False,
+    mqtt: Annotated[
+        str | None,
+        typer.Option(
+            "--mqtt",
+            help="MQTT broker (mqtt://[user:pass@]host[:port] or mqtts://) whose wake-ups "
+            "make the agent poll at once.",
+        ),
+    ] = None,
 ) -> None:
     """Run the agent: poll, verify, install into the inactive slot, switch, confirm."""
     if ctx.invoked_subcommand is not None:
@@ -81,6 +90,12 @@ def agent_run(
     if (slot_a is None) != (slot_b is None):
         fail("give both --slot-a and --slot-b, or neither")
     assert server and device_id and token and state_dir and trusted_root
+    address = None
+    if mqtt:
+        try:
+            address = parse_broker_url(mqtt)
+        except ValueError as exc:
+            fail(f"--mqtt: {exc}")
     config = AgentConfig(
         server=server,
         device_id=device_id,
@@ -104,7 +119,19 @@ def agent_run(
             )
         except AgentSetupError as exc:
             fail(f"refusing to start: {exc}")
-        code = run(agent, once=once, log=_log)
+        listener = None
+        if address is not None and not once:
+            try:
+                listener = WakeListener(
+                    address, tenant=tenant, controller_id=device_id, signal=WakeSignal(), log=_log
+                ).start()
+            except ValueError as exc:
+                fail(str(exc))
+        try:
+            code = run(agent, once=once, log=_log, wake=listener.signal if listener else None)
+        finally:
+            if listener is not None:
+                listener.stop()
     raise typer.Exit(code)
 
 
