@@ -43,10 +43,14 @@ test-deps: $(VENV)/.test-deps
 browsers:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-# PostgreSQL must answer for the suite; start the machine's cluster when it does not.
+# PostgreSQL and Mosquitto (push tests, 127.0.0.1:1883) must answer for the suite; start the
+# machine's when they do not.
+MOSQUITTO := $(shell command -v mosquitto || echo /usr/sbin/mosquitto)
 services:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start && sleep 2; }
 	@pg_isready -h 127.0.0.1 -p 5432
+	@(exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null || { mkdir -p /run/mosquitto && chown mosquitto: /run/mosquitto 2>/dev/null; $(MOSQUITTO) -d -c /etc/mosquitto/mosquitto.conf && sleep 1; }
+	@(exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && echo "127.0.0.1:1883 - accepting connections"
 
 test: test-deps browsers services
 	PATCHGATE_TEST_POSTGRES=postgresql://postgres@127.0.0.1:5432/test $(BIN)/pytest -q -n 2 --dist loadfile
