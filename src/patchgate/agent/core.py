@@ -292,15 +292,19 @@ class Agent:
             self.log(f"health telemetry refused: {exc}")
 
     def telemetry(self, env: BootEnv) -> dict[str, Any]:
+        """The health report in the server's fields (docs/ddi.md, ``POST health``); what
+        has no field of its own goes into ``metrics``."""
         return {
-            "bootcount": env.bootcount,
-            "uptime_seconds": _uptime(),
-            "crash_count": env.failed_trials,
             "running_version": env.installed_version,
-            "booted_slot": env.booted_slot,
-            "active_slot": env.active_slot,
-            "phase": env.phase.value,
-            "security_floor": env.security_floor,
+            "boot_count": env.bootcount,
+            "uptime_s": _uptime(),
+            "crash_count": env.failed_trials,
+            "metrics": {
+                "booted_slot": env.booted_slot,
+                "active_slot": env.active_slot,
+                "phase": env.phase.value,
+                "security_floor": env.security_floor,
+            },
         }
 
     def _handle_cancel(self, env: BootEnv, href: str) -> BootEnv:
