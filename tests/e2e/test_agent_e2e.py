@@ -166,6 +166,9 @@ def test_a_good_release_is_downloaded_verified_written_booted_committed_and_repo
     assert device.slot_b.read_bytes()[: len(GOOD)] == GOOD
     assert device.slot_a.read_bytes() == FACTORY
     assert action(server, env, action_id)["active"] is True  # not closed before the reboot
+    # The server asked for the attributes on first contact (DDI configData link).
+    attributes = device_show(env, "sensor-1")["attributes"]
+    assert attributes["version"] == "1.0.0" and attributes["slot"] == "a"
 
     booted = device.boot()
     assert booted["booted_slot"] == "b"
@@ -189,7 +192,9 @@ def test_a_good_release_is_downloaded_verified_written_booted_committed_and_repo
     executions = [e["execution"] for e in closed["events"]]
     assert {"download", "downloaded", "proceeding", "closed"} <= set(executions)
     assert "running version 2.0.0" in details_of(closed)
-    assert device_show(env, "sensor-1")["installed_version"] == "2.0.0"
+    shown = device_show(env, "sensor-1")
+    assert shown["installed_version"] == "2.0.0"
+    assert shown["attributes"]["version"] == "2.0.0" and shown["attributes"]["slot"] == "b"
 
 
 # --- health telemetry ----------------------------------------------------------------------

@@ -216,6 +216,8 @@ class Agent:
             env = self._deliver_report(env)
             self._send_health(env)
             poll = self.ddi.poll()
+            if poll.config_data_href:
+                self._answer_config_request(env)  # DDI: the server asks for the attributes
             if poll.cancel_href:
                 env = self._handle_cancel(env, poll.cancel_href)
             if poll.deployment_href:
@@ -281,6 +283,14 @@ class Agent:
             attributes["hardware"] = self.config.hardware
         self.io.checkpoint("configData")
         self.ddi.config_data(attributes)
+
+    def _answer_config_request(self, env: BootEnv) -> None:
+        try:
+            self._config_data(env)
+        except ServerUnavailable:
+            raise
+        except DdiError as exc:
+            self.log(f"configData refused: {exc}")
 
     def _send_health(self, env: BootEnv) -> None:
         self.io.checkpoint("health telemetry")
