@@ -114,7 +114,12 @@ def add_device(env: Env, server: LiveServer, folder: Path, cid: str) -> AgentDev
 
 
 def offer(env: Env, device: AgentDevice, release: MadeRelease) -> int:
-    """Offer ``release`` to the device; the id of its DDI action."""
+    """Offer ``release`` to the device; the id of its DDI action.
+
+    Today a direct assignment. With campaigns, create and start one here (``campaign
+    create RELEASE_ID --stages 100 --json``, ``campaign start ID``) and return the
+    device's action from ``device show --json``; the tests then add ``campaign status
+    --json`` counts next to their action assertions."""
     result = env.cli("device", "assign", device.controller_id, str(release.id), "--json")
     assert result.code == 0, result.stderr
     return int(result.json()["id"])
