@@ -627,3 +627,23 @@ def test_unknown_resources_and_methods_are_refused(device: Device) -> None:
     assert device.post("", {}).status_code == 405
     assert device.get("/configData").status_code == 405
     assert device.get("/deploymentBase/abc").status_code == 404
+
+
+def test_health_fields_beyond_the_known_ones_are_kept_as_free_form_metrics(
+    env: Env, server: LiveServer, device: Device
+) -> None:
+    report = {
+        "running_version": "1.0.0",
+        "crash_count": 0,
+        "crashes": 3,
+        "exposure_hours": 1.25,
+        "booted_slot": "a",
+        "nested": {"ignored": True},
+        "metrics": {"temp_c": 40, "crashes": 4},
+    }
+    assert device.post("/health", report).status_code == 200
+    admin = httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {env.admin_token}"}
+    )
+    metrics = admin.get(f"/api/v1/devices/{device.controller_id}").json()["health"][0]["metrics"]
+    assert metrics == {"temp_c": 40, "crashes": 4, "exposure_hours": 1.25, "booted_slot": "a"}

@@ -71,7 +71,8 @@ def test_a_good_release_is_installed_committed_and_reported_with_its_version(
     record = device.server.devices[device.device_id]
     assert record.config_data["version"] == "2.0.0"
     assert record.health and record.health[-1]["running_version"] == "2.0.0"
-    assert {"bootcount", "uptime_seconds", "crash_count"} <= set(record.health[-1])
+    assert {"boot_count", "uptime_s", "crash_count"} <= set(record.health[-1])
+    assert record.health[-1]["metrics"]["booted_slot"] == "b"
 
 
 def test_a_tampered_artifact_is_refused_before_anything_is_written_to_a_slot(

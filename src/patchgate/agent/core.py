@@ -216,6 +216,8 @@ class Agent:
             env = self._deliver_report(env)
             self._send_health(env)
             poll = self.ddi.poll()
+            if poll.config_data_href:
+                self._answer_config_request(env)  # DDI: the server asks for the attributes
             if poll.cancel_href:
                 env = self._handle_cancel(env, poll.cancel_href)
             if poll.deployment_href:
@@ -282,6 +284,14 @@ class Agent:
         self.io.checkpoint("configData")
         self.ddi.config_data(attributes)
 
+    def _answer_config_request(self, env: BootEnv) -> None:
+        try:
+            self._config_data(env)
+        except ServerUnavailable:
+            raise
+        except DdiError as exc:
+            self.log(f"configData refused: {exc}")
+
     def _send_health(self, env: BootEnv) -> None:
         self.io.checkpoint("health telemetry")
         try:
@@ -292,15 +302,19 @@ class Agent:
             self.log(f"health telemetry refused: {exc}")
 
     def telemetry(self, env: BootEnv) -> dict[str, Any]:
+        """The health report in the server's fields (docs/ddi.md, ``POST health``); what
+        has no field of its own goes into ``metrics``."""
         return {
-            "bootcount": env.bootcount,
-            "uptime_seconds": _uptime(),
-            "crash_count": env.failed_trials,
             "running_version": env.installed_version,
-            "booted_slot": env.booted_slot,
-            "active_slot": env.active_slot,
-            "phase": env.phase.value,
-            "security_floor": env.security_floor,
+            "boot_count": env.bootcount,
+            "uptime_s": _uptime(),
+            "crash_count": env.failed_trials,
+            "metrics": {
+                "booted_slot": env.booted_slot,
+                "active_slot": env.active_slot,
+                "phase": env.phase.value,
+                "security_floor": env.security_floor,
+            },
         }
 
     def _handle_cancel(self, env: BootEnv, href: str) -> BootEnv:

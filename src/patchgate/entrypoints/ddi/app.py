@@ -179,10 +179,23 @@ def parse_feedback(body: Any) -> ddi.Feedback:
     )
 
 
+HEALTH_FIELDS = frozenset(
+    {"running_version", "boot_count", "uptime_s", "uptime", "crash_count", "watchdog_count"}
+)
+
+
 def parse_health(body: Any) -> ddi.Health:
+    """A health report. Top-level fields beyond the known ones (a simulator's ``crashes``
+    and ``exposure_hours``, an agent's slot) are kept as free-form metrics when they are
+    numbers, strings or booleans; ``metrics`` wins on a clash."""
     data = _obj(body, "the body")
     metrics = data.get("metrics") or {}
-    metrics = _obj(metrics, "metrics")
+    metrics = dict(_obj(metrics, "metrics"))
+    for key, value in data.items():
+        if key in HEALTH_FIELDS or key == "metrics" or key in metrics:
+            continue
+        if value is None or isinstance(value, bool | int | float | str):
+            metrics[key] = value
     for key, value in metrics.items():
         if len(key) > 128 or not (value is None or isinstance(value, bool | int | float | str)):
             raise InvalidInput(f"metrics.{key[:40]} must be a number, string or boolean")
