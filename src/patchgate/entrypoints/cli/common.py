@@ -7,18 +7,24 @@ import json
 import os
 import sys
 from functools import cache
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from patchgate.bootstrap import App, Settings, build
 from patchgate.domain.errors import InvalidInput
+
+if TYPE_CHECKING:
+    # Imported lazily below: the agent's commands run on devices and must not pay for the
+    # server's imports (SQLAlchemy, FastAPI) at every start.
+    from patchgate.bootstrap import App, Settings
 
 # Set by main() from --data-dir, wherever it appears on the command line.
 DATA_DIR: dict[str, str | None] = {"value": None}
 
 
 def settings() -> Settings:
+    from patchgate.bootstrap import Settings
+
     return Settings.from_env(DATA_DIR["value"])
 
 
@@ -26,6 +32,7 @@ def settings() -> Settings:
 def app() -> App:
     """The wired app for this command, built on first use and checked to be migrated."""
     from patchgate.adapters.db import migrate
+    from patchgate.bootstrap import build
 
     wired = build(settings())
     current = migrate.current_revision(wired.engines.write)

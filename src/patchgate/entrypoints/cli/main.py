@@ -8,26 +8,37 @@ import typer
 
 from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints.cli import common
-from patchgate.entrypoints.cli.agent import register as register_agent
-from patchgate.entrypoints.cli.core import register as register_core
-from patchgate.entrypoints.cli.devices import register as register_devices
-from patchgate.entrypoints.cli.releases import register as register_releases
-from patchgate.entrypoints.cli.sim import register as register_sim
-from patchgate.entrypoints.cli.vulns import register as register_vulns
 
-cli = typer.Typer(
-    name="patchgate",
-    help="Vulnerability deadlines, signed releases, phased rollouts with health gates.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-register_core(cli)
-register_agent(cli)
-register_vulns(cli)
-register_releases(cli)
-register_devices(cli)
-register_sim(cli)
+
+def build_cli(argv: list[str]) -> typer.Typer:
+    """The command tree. ``patchgate agent …`` runs on devices, so it gets a tree with the
+    agent's commands only and never imports the server's modules (SQLAlchemy, FastAPI),
+    which would cost about a second at every start."""
+    cli = typer.Typer(
+        name="patchgate",
+        help="Vulnerability deadlines, signed releases, phased rollouts with health gates.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    from patchgate.entrypoints.cli.agent import register as register_agent
+
+    if argv[:1] == ["agent"]:
+        register_agent(cli)
+        return cli
+    from patchgate.entrypoints.cli.core import register as register_core
+    from patchgate.entrypoints.cli.devices import register as register_devices
+    from patchgate.entrypoints.cli.releases import register as register_releases
+    from patchgate.entrypoints.cli.sim import register as register_sim
+    from patchgate.entrypoints.cli.vulns import register as register_vulns
+
+    register_core(cli)
+    register_agent(cli)
+    register_vulns(cli)
+    register_releases(cli)
+    register_devices(cli)
+    register_sim(cli)
+    return cli
 
 
 def _take_data_dir(argv: list[str]) -> list[str]:
@@ -53,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI: exit 0 on success, 2 on bad input or refusal, 1 on internal error."""
     args = _take_data_dir(list(sys.argv[1:] if argv is None else argv))
     try:
-        code = cli(args=args, prog_name="patchgate", standalone_mode=False)
+        code = build_cli(args)(args=args, prog_name="patchgate", standalone_mode=False)
     except PatchgateError as exc:
         for problem in exc.problems:
             typer.echo(f"error: {problem}", err=True)
