@@ -16,6 +16,7 @@ from patchgate.adapters.db.uow import SqlUnitOfWork
 from patchgate.adapters.keys import Ed25519Signer, FileCheckpointJournal
 from patchgate.adapters.native_signatures import NativeSignatures
 from patchgate.adapters.tuf_repo import FileTrustRepository
+from patchgate.adapters.webhooks import HttpWebhooks, parse_endpoints
 from patchgate.services.context import Context
 from patchgate.services.device_ports import DeviceAuthReader
 
@@ -36,6 +37,8 @@ class Settings:
     tuf_refresh_seconds: float = 300
     swu_certificate: Path | None = None
     rauc_keyring: Path | None = None
+    webhooks: tuple[str, ...] = ()
+    campaign_tick_seconds: float = 30
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -60,6 +63,8 @@ class Settings:
             tuf_refresh_seconds=float(os.environ.get("PATCHGATE_TUF_REFRESH", 300)),
             swu_certificate=_optional_path(os.environ.get("PATCHGATE_SWU_CERT")),
             rauc_keyring=_optional_path(os.environ.get("PATCHGATE_RAUC_KEYRING")),
+            webhooks=tuple(parse_endpoints(os.environ.get("PATCHGATE_WEBHOOKS"))),
+            campaign_tick_seconds=float(os.environ.get("PATCHGATE_CAMPAIGN_TICK", 30)),
         )
 
     @property
@@ -119,6 +124,7 @@ def build(settings: Settings) -> App:
         trust=trust_repository(settings),
         max_artifact_bytes=settings.max_artifact_bytes,
         native_signatures=NativeSignatures(settings.swu_certificate, settings.rauc_keyring),
+        webhooks=HttpWebhooks(settings.webhooks) if settings.webhooks else None,
     )
     return App(settings, engines, context, read_sessions)
 

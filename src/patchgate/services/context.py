@@ -10,6 +10,7 @@ from pathlib import Path
 from patchgate.domain.clock import utcnow
 from patchgate.services import ports
 from patchgate.services.artifact_ports import ArtifactStore
+from patchgate.services.campaign_ports import Webhooks
 from patchgate.services.release_ports import NativeSignatureChecker, TrustRepository
 from patchgate.services.unit_of_work import UnitOfWork
 
@@ -34,3 +35,5 @@ class Context:
     trust: TrustRepository | None = None
     max_artifact_bytes: int = 4 * 1024 * 1024 * 1024
     native_signatures: NativeSignatureChecker | None = None
+    # Campaign notices (PATCHGATE_WEBHOOKS); None: no endpoint configured.
+    webhooks: Webhooks | None = None
