@@ -941,8 +941,12 @@ def _status(ctx: Context, uow: UnitOfWork, rec: CampaignRecord, now: datetime) -
         now=now,
         deadline=rec.deadline_at,
     )
+    at_risk = outlook.deadline_at_risk
+    if rec.state == core.DRAFT:
+        # Not started: the plan made at create time is the forecast.
+        at_risk = rec.deadline_at is not None and not (rec.schedule or {}).get("feasible", False)
     warnings = list(rec.warnings)
-    if outlook.deadline_at_risk and rec.state not in (core.COMPLETED, core.CANCELLED):
+    if at_risk and rec.state not in (core.COMPLETED, core.CANCELLED):
         warnings.append(
             f"deadline at risk: the last stage is forecast after {rfc3339(rec.deadline_at)}"
         )
@@ -977,9 +981,13 @@ def _status(ctx: Context, uow: UnitOfWork, rec: CampaignRecord, now: datetime) -
         "supersedes": rec.supersedes_id,
         "priority_versions": rec.priority_versions,
         "delivery": dict(rec.delivery),
-        "forecast_complete_at": rfc3339(outlook.complete_at),
+        "forecast_complete_at": rfc3339(
+            outlook.complete_at
+            if rec.state != core.DRAFT or not rec.schedule
+            else parse_rfc3339(rec.schedule["complete_at"])
+        ),
         "deadline_at": rfc3339(rec.deadline_at),
-        "deadline_at_risk": outlook.deadline_at_risk,
+        "deadline_at_risk": at_risk,
         "schedule": rec.schedule,
         "warnings": warnings,
         "created_at": rfc3339(rec.created_at),
