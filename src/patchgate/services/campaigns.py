@@ -844,58 +844,72 @@ def evaluate(ctx: Context, campaign_id: int) -> GateResult | None:
     now = ctx.clock()
     with ctx.uow() as uow:
         rec = _get(uow, campaign_id, lock=True)
-        if rec.state in (core.HALTED, core.CANCELLED):
-            stopped = True
-        elif rec.state not in (core.RUNNING, core.PAUSED) or rec.stage_started_at is None:
-            return None
+        stopped = rec.state in (core.HALTED, core.CANCELLED)
+        if stopped or rec.state not in (core.RUNNING, core.PAUSED):
+            judged = None
         else:
-            stopped = False
-        if not stopped and rec.stage_started_at is not None:
-            plan = _plan(uow, rec)
-            found = figures(ctx, uow, rec, plan, now)
-            stage = plan.stages[rec.stage_index]
-            result = evaluate_gate(
-                stage.gates,
-                StageFigures(
-                    found.stages[rec.stage_index],
-                    rec.stage_started_at,
-                    found.updated,
-                    found.baseline,
-                    rec.approved,
-                ),
-                now,
-            )
-            moved = core.apply_verdict(_progress(rec), result, stages=len(plan.stages), now=now)
-            extra: dict[str, Any] = {"last_gate": {**result.to_json(), "at": rfc3339(now)}}
-            if any(e.kind == core.STAGE_ADVANCED for e in moved.events):
-                fleet = _fleet(uow, plan, _product_hardware(ctx, rec.product))
-                cuts = list(plan.cuts)
-                to = moved.progress.stage_index
-                fill = bool(rec.delivery.get("fill_canary"))
-                cuts[to] = _cuts(plan.stages, fleet, fill)[to]
-                extra["cuts"] = [_cut_json(c) for c in cuts]
-            if moved.events:
-                effects = _apply(ctx, uow, rec, moved, actor=ACTOR_ENGINE, extra=extra)
-            else:
-                uow.campaigns.update(rec.id, **extra)
-                effects = _Effects()
+            judged = _judge(ctx, uow, rec, now)
             uow.commit()
     if stopped:
         cancel_open_actions(ctx, campaign_id, actor=ACTOR_ENGINE)
+    if judged is None:
         return None
+    result, effects = judged
     _after(ctx, campaign_id, effects, actor=ACTOR_ENGINE)
     return result
+
+
+def _judge(
+    ctx: Context, uow: UnitOfWork, rec: CampaignRecord, now: datetime
+) -> tuple[GateResult, _Effects]:
+    """The gate verdict on the current stage, applied in the caller's transaction."""
+    plan = _plan(uow, rec)
+    found = figures(ctx, uow, rec, plan, now)
+    stage = plan.stages[rec.stage_index]
+    result = evaluate_gate(
+        stage.gates,
+        StageFigures(
+            found.stages[rec.stage_index],
+            rec.stage_started_at or now,
+            found.updated,
+            found.baseline,
+            rec.approved,
+        ),
+        now,
+    )
+    moved = core.apply_verdict(_progress(rec), result, stages=len(plan.stages), now=now)
+    extra: dict[str, Any] = {"last_gate": {**result.to_json(), "at": rfc3339(now)}}
+    if any(e.kind == core.STAGE_ADVANCED for e in moved.events):
+        # The new stage's cut is fixed now, from the fleet as it stands (the canary's
+        # depends on how many targeted devices opted in).
+        fleet = _fleet(uow, plan, _product_hardware(ctx, rec.product))
+        cuts = list(plan.cuts)
+        to = moved.progress.stage_index
+        cuts[to] = _cuts(plan.stages, fleet, bool(rec.delivery.get("fill_canary")))[to]
+        extra["cuts"] = [_cut_json(c) for c in cuts]
+    if not moved.events:
+        uow.campaigns.update(rec.id, **extra)
+        return result, _Effects()
+    return result, _apply(ctx, uow, rec, moved, actor=ACTOR_ENGINE, extra=extra)
+
+
+# Halted and cancelled campaigns are swept for missed open actions this long after they
+# stopped (an action is cancelled at the halt; the sweep covers a crash right after it).
+SWEEP_FOR = timedelta(days=2)
 
 
 def tick(ctx: Context) -> dict[int, str]:
     """Evaluate every campaign that runs (the timer's job, and ``campaign tick``); returns
     each evaluated campaign's verdict."""
+    now = ctx.clock()
     with ctx.read_uow() as uow:
         ids = [
             c.id
             for c in uow.campaigns.list(
                 states=(core.RUNNING, core.PAUSED, core.HALTED, core.CANCELLED)
             )
+            if c.state in (core.RUNNING, core.PAUSED)
+            or now - (c.halted_at or c.finished_at or c.updated_at) < SWEEP_FOR
         ]
     verdicts: dict[int, str] = {}
     for campaign_id in ids:
