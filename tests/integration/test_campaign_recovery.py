@@ -174,3 +174,43 @@ def test_after_a_halt_no_poll_gets_the_release(
             assert fleet.offered(cid) is None
     finally:
         env.ctx.clock = original
+
+
+def test_the_rate_limit_is_shared_by_every_server_process(env: Env) -> None:
+    release = _release(env, "2.0.0", 2)
+    one, two = Fleet(env), Fleet(env)  # two pollers with engines of their own
+    for cid in ("a", "b", "c"):
+        one.add(cid, "1.0.0", "qa")
+    two.tokens = one.tokens
+    made = campaigns.create(
+        env.ctx, release.id, CreateOptions(stages="qa", rate="1/min"), actor="test"
+    )
+    campaigns.start(env.ctx, made["id"], actor="test")
+    assert one.offered("a") == release.id
+    assert two.offered("b") is None  # the other process finds the bucket empty
+    original = env.ctx.clock
+    later = original() + timedelta(seconds=61)
+    env.ctx.clock = lambda: later
+    try:
+        assert two.offered("b") == release.id
+        assert one.offered("c") is None
+    finally:
+        env.ctx.clock = original
+
+
+def test_a_device_that_goes_quiet_past_the_action_timeout_counts_as_timed_out(env: Env) -> None:
+    release = _release(env, "2.0.0", 2)
+    fleet = Fleet(env)
+    fleet.add("quiet", "1.0.0", "qa")
+    made = campaigns.create(env.ctx, release.id, CreateOptions(stages="qa,100"), actor="test")
+    campaigns.start(env.ctx, made["id"], actor="test")
+    assert fleet.offered("quiet") == release.id
+    assert campaigns.status(env.ctx, made["id"])["counts"]["offered"] == 1
+    original = env.ctx.clock
+    later = original() + timedelta(hours=25)
+    env.ctx.clock = lambda: later
+    try:
+        status = campaigns.status(env.ctx, made["id"])
+    finally:
+        env.ctx.clock = original
+    assert status["counts"]["timed_out"] == 1 and status["counts"]["offered"] == 0
