@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from patchgate.services import access
 from tests.conftest import Env
 from tests.factories import MadeRelease, make_release
 from tests.support import PG_ADMIN_URL, LiveServer, live_server
@@ -280,6 +281,10 @@ def test_campaign_create_refuses_bad_plans_and_releases_naming_the_rule(
         )
         assert viewer.status_code == 401
     made = create(env, new, "--stages", "qa,100")
+    _record, viewer_token = access.create_token(env.ctx, name="viewer", role="viewer", actor="t")
+    with server.client(viewer_token) as viewer:
+        assert viewer.get(f"/api/v1/campaigns/{made['id']}").json()["state"] == "draft"
+        assert viewer.post(f"/api/v1/campaigns/{made['id']}/start").status_code == 403
     assert env.cli("campaign", "start", str(made["id"])).code == 0
     assert env.cli("campaign", "halt", str(made["id"]), "--reason", "stop").code == 0
     again = env.cli("campaign", "start", str(made["id"]))
