@@ -55,6 +55,7 @@ class FleetDevice:
     hardware: str | None
     installed_version: str | None
     groups: tuple[str, ...]
+    tenant: str = "DEFAULT"
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from patchgate.services import audit
 from patchgate.services.campaign_ports import CampaignAction, CampaignRecord, FleetDevice
 from patchgate.services.context import Context
 from patchgate.services.device_ports import ActionRecord, DeviceAuthRow, DeviceRecord
+from patchgate.services.devices import DEFAULT_TENANT
 from patchgate.services.policy import in_force
 from patchgate.services.release_ports import ReleaseRecord
 from patchgate.services.unit_of_work import UnitOfWork
@@ -548,8 +549,11 @@ def _after(ctx: Context, campaign_id: int, effects: _Effects, *, actor: str) -> 
             rec = _get(uow, campaign_id)
             plan = _plan(uow, rec)
             fleet = _fleet(uow, plan, _product_hardware(ctx, rec.product))
-        ids = [d.controller_id for d in stage_devices(plan, fleet, effects.opened_stage)]
-        notify_stage_opened(ctx, campaign_id, ids)
+        by_tenant: dict[str, list[str]] = {}
+        for device in stage_devices(plan, fleet, effects.opened_stage):
+            by_tenant.setdefault(device.tenant, []).append(device.controller_id)
+        for tenant, ids in by_tenant.items():
+            notify_stage_opened(ctx, campaign_id, ids, tenant=tenant)
     if effects.halted is not None:
         reason = effects.halted.get("reason", "")
         log.error(
@@ -571,14 +575,17 @@ def _after(ctx: Context, campaign_id: int, effects: _Effects, *, actor: str) -> 
         _fixes_deployed(ctx, campaign_id)
 
 
-def notify_stage_opened(ctx: Context, campaign_id: int, device_ids: Sequence[str]) -> None:
-    """Tell a push channel (``ctx.wakeups``, if one is wired) that these devices may poll
-    now: a stage opened for them. Without one, devices learn it at their next poll."""
+def notify_stage_opened(
+    ctx: Context, campaign_id: int, device_ids: Sequence[str], *, tenant: str = DEFAULT_TENANT
+) -> None:
+    """Tell the push channel (``ctx.wakeups``, the ``Wakeups`` port, when one is wired)
+    that these devices may poll now: a stage opened for them. Without one this does
+    nothing and devices learn it at their next poll."""
     wakeups = getattr(ctx, "wakeups", None)
     if wakeups is None or not device_ids:
         return
     try:
-        wakeups.notify_stage_opened(campaign_id, list(device_ids))
+        wakeups.wake(tenant, list(device_ids))
     except Exception:  # a push channel is best effort; the poll is the fallback
         log.exception("campaign %s: wake-up of %d devices failed", campaign_id, len(device_ids))
 

@@ -10,7 +10,14 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from patchgate.adapters.db.models import Action, ActionEvent, Campaign, Device, DeviceGroup
+from patchgate.adapters.db.models import (
+    Action,
+    ActionEvent,
+    Campaign,
+    Device,
+    DeviceGroup,
+    Tenant,
+)
 from patchgate.adapters.db.models.devices import HealthReport
 from patchgate.domain.clock import as_utc
 from patchgate.services import campaign_ports as p
@@ -67,7 +74,9 @@ class SqlCampaignRepository(p.CampaignRepository):
                 Device.hardware,
                 Device.installed_version,
                 Device.group_names,
+                Tenant.name,
             )
+            .join(Tenant, Tenant.id == Device.tenant_id)
             .where(Device.id > after_id)
             .order_by(Device.id)
             .limit(limit)
@@ -75,7 +84,9 @@ class SqlCampaignRepository(p.CampaignRepository):
         if hardware is not None:
             query = query.where(Device.hardware.in_(list(hardware)))
         return [
-            p.FleetDevice(r.id, r.controller_id, r.hardware, r.installed_version, tuple(r[4] or ()))
+            p.FleetDevice(
+                r.id, r.controller_id, r.hardware, r.installed_version, tuple(r[4] or ()), r[5]
+            )
             for r in self.session.execute(query)
         ]
 
