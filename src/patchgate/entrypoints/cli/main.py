@@ -9,6 +9,7 @@ import typer
 from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints.cli import common
 from patchgate.entrypoints.cli.agent import register as register_agent
+from patchgate.entrypoints.cli.campaigns import register as register_campaigns
 from patchgate.entrypoints.cli.core import register as register_core
 from patchgate.entrypoints.cli.devices import register as register_devices
 from patchgate.entrypoints.cli.releases import register as register_releases
@@ -28,6 +29,7 @@ register_vulns(cli)
 register_releases(cli)
 register_devices(cli)
 register_sim(cli)
+register_campaigns(cli)
 
 
 def _take_data_dir(argv: list[str]) -> list[str]:
