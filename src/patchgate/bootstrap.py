@@ -17,6 +17,7 @@ from patchgate.adapters.keys import Ed25519Signer, FileCheckpointJournal
 from patchgate.adapters.mqtt_push import MqttWakeups
 from patchgate.adapters.native_signatures import NativeSignatures
 from patchgate.adapters.tuf_repo import FileTrustRepository
+from patchgate.adapters.webhooks import HttpWebhooks, parse_endpoints
 from patchgate.domain.errors import InvalidInput
 from patchgate.services.context import Context
 from patchgate.services.device_ports import DeviceAuthReader
@@ -40,6 +41,8 @@ class Settings:
     rauc_keyring: Path | None = None
     # Optional push (PRODUCT.md §4): the MQTT broker for wake-ups; None turns push off.
     mqtt_url: str | None = None
+    webhooks: tuple[str, ...] = ()
+    campaign_tick_seconds: float = 30
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -65,6 +68,8 @@ class Settings:
             swu_certificate=_optional_path(os.environ.get("PATCHGATE_SWU_CERT")),
             rauc_keyring=_optional_path(os.environ.get("PATCHGATE_RAUC_KEYRING")),
             mqtt_url=os.environ.get("PATCHGATE_MQTT_URL") or None,
+            webhooks=tuple(parse_endpoints(os.environ.get("PATCHGATE_WEBHOOKS"))),
+            campaign_tick_seconds=float(os.environ.get("PATCHGATE_CAMPAIGN_TICK", 30)),
         )
 
     @property
@@ -127,6 +132,7 @@ def build(settings: Settings) -> App:
         max_artifact_bytes=settings.max_artifact_bytes,
         native_signatures=NativeSignatures(settings.swu_certificate, settings.rauc_keyring),
         wakeups=_wakeups(settings.mqtt_url),
+        webhooks=HttpWebhooks(settings.webhooks) if settings.webhooks else None,
     )
     return App(settings, engines, context, read_sessions)
 

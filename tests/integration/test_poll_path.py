@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import event
 
 from patchgate.bootstrap import make_device_auth_reader
+from patchgate.domain.campaigns import Offer, Snapshot
 from patchgate.domain.errors import NotFound, Unauthorized
-from patchgate.domain.offers import DeviceFacts, Offer, Snapshot
 from patchgate.services import ddi
 from patchgate.services import devices as device_service
 from tests.conftest import Env
@@ -56,15 +56,17 @@ def test_a_halt_committed_elsewhere_is_obeyed_by_the_next_poll(env: Env) -> None
         for cid in ("dev-a", "dev-b", "switch")
     }
 
+    halted_at: dict[int, bool] = {}
+
     def load(version: int) -> Snapshot:
         # The campaign engine's loader: here "halted" is whether the switch device is tagged.
-        halted = "halt" in device_service.show_device(env.ctx, "switch").groups
-        return Snapshot(version, plan={"halted": halted})
+        halted_at[version] = "halt" in device_service.show_device(env.ctx, "switch").groups
+        return Snapshot.build(version, ())
 
-    def decide(facts: DeviceFacts, snapshot: Snapshot, now: datetime) -> Offer | None:
-        if snapshot.plan["halted"] or facts.controller_id == "switch":
+    def decide(row: ddi.DeviceAuthRow, snapshot: Snapshot, now: datetime) -> Offer | None:
+        if halted_at[snapshot.state_version] or row.controller_id == "switch":
             return None
-        return Offer(release_id=release.id, campaign_id=7)
+        return Offer(7, release.id, release.version, "rollout", 0, "forced", "forced", False, None)
 
     # The server's reader: one prepared statement on a connection kept by the polling thread.
     poller = ddi.Poller(env.ctx, reader=make_device_auth_reader(env.app, dedicated=True))

@@ -438,15 +438,26 @@ class DeviceFacts:
 @dataclass(frozen=True)
 class Snapshot:
     """The in-memory plan of what runs, stamped with the state version it was built from
-    (ARCHITECTURE.md decision 2). Build with :meth:`build`."""
+    (ARCHITECTURE.md decision 2). Build with :meth:`build`. The server also keeps what a
+    poll needs to know of a device beyond its row: the product of each hardware model
+    (``products``) and each product's security floor (``floors``)."""
 
     state_version: int
     campaigns: tuple[CampaignPlan, ...]
     by_id: Mapping[int, CampaignPlan]
     by_product: Mapping[str, tuple[CampaignPlan, ...]]
+    products: Mapping[str, str] = field(default_factory=dict)
+    floors: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, state_version: int, campaigns: Sequence[CampaignPlan]) -> Snapshot:
+    def build(
+        cls,
+        state_version: int,
+        campaigns: Sequence[CampaignPlan],
+        *,
+        products: Mapping[str, str] | None = None,
+        floors: Mapping[str, int] | None = None,
+    ) -> Snapshot:
         """Index ``campaigns`` by id and by product in ``decide``'s order."""
         ordered = sorted(
             campaigns,
@@ -460,6 +471,8 @@ class Snapshot:
             tuple(ordered),
             MappingProxyType({c.id: c for c in ordered}),
             MappingProxyType({p: tuple(v) for p, v in by_product.items()}),
+            MappingProxyType(dict(products or {})),
+            MappingProxyType(dict(floors or {})),
         )
 
 

@@ -15,15 +15,18 @@ from patchgate.adapters.mqtt_push import MqttWakeups
 from patchgate.bootstrap import App, Settings, build
 from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints import logs, ops, tuf
+from patchgate.entrypoints.api import campaigns as api_campaigns
 from patchgate.entrypoints.api import core as api_core
 from patchgate.entrypoints.api import devices as api_devices
 from patchgate.entrypoints.api import releases as api_releases
 from patchgate.entrypoints.api import vulns as api_vulns
+from patchgate.entrypoints.campaign_timer import CampaignTimer
 from patchgate.entrypoints.ddi.app import DdiApp
 from patchgate.entrypoints.errors import error_body, http_status
 from patchgate.entrypoints.middleware import BodyLimit, Metrics
 from patchgate.entrypoints.runtime import make_runtime
 from patchgate.entrypoints.web import public
+from patchgate.services.campaigns import PollEngine
 
 log = logging.getLogger("patchgate.http")
 
@@ -78,12 +81,22 @@ def create_app(app: App | None = None) -> Any:
         # Partial uploads a crash left behind; a day old, so no live upload is touched.
         app.context.artifacts.sweep_temporary(older_than_seconds=86400)
     api.include_router(api_devices.router, prefix=API_PREFIX)
+    api.include_router(api_campaigns.router, prefix=API_PREFIX)
     api.mount(
         "/static", StaticFiles(packages=[("patchgate.entrypoints.web", "static")]), name="static"
     )
 
     # DDI requests are answered by a small ASGI handler in front of FastAPI (hot path).
-    asgi: Any = DdiApp(api, rt)
+    ddi_app = DdiApp(api, rt)
+    # The campaign engine behind the poll (docs/ddi.md "seam"), and its timer.
+    engine = PollEngine(app.context)
+    ddi_app.poller.plug(engine.decide, engine.load, engine.create)
+    timer = CampaignTimer(app.context, app.settings.campaign_tick_seconds)
+    ddi_app.poller.on_report = timer.poke
+    rt.extras["campaign_engine"] = engine
+    rt.extras["campaign_timer"] = timer
+    timer.start()
+    asgi: Any = ddi_app
     asgi = BodyLimit(asgi, app.settings.max_request_bytes, UPLOAD_PREFIXES)
     asgi = Metrics(asgi, rt.registry)
     # Keep a handle for tests and for code that needs the runtime behind the middleware.

@@ -4,13 +4,13 @@ action's history."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from patchgate.domain import actions as rules
+from patchgate.domain.campaigns import Offer
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound
-from patchgate.domain.offers import Offer
 from patchgate.services import audit
 from patchgate.services.context import Context
 from patchgate.services.device_ports import (
@@ -50,12 +50,32 @@ def _wake_after_commit(ctx: Context, uow: UnitOfWork, device: DeviceRecord) -> N
         uow.after_commit(lambda: wakeups.wake(tenant, [controller_id]))
 
 
+@dataclass(frozen=True)
+class NewAction:
+    """What an action is made of: the release, the campaign that offered it (if any), the
+    DDI handling values (``forced``/``attempt``/``skip``), consent, maintenance window."""
+
+    release_id: int
+    campaign_id: int | None
+    download: str
+    update: str
+    confirmation_required: bool = False
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    kind: str = "assignment"
+
+
 def _open_action(
-    uow: UnitOfWork, device: DeviceRecord, offer: Offer, *, source: str, actor: str, now: datetime
+    uow: UnitOfWork,
+    device: DeviceRecord,
+    offer: NewAction,
+    *,
+    source: str,
+    actor: str,
+    now: datetime,
 ) -> ActionRecord:
     """Insert the action for ``offer`` and make it the device's open action (the caller
     holds the device row lock and has checked that nothing is open)."""
-    download, update = rules.handling_types(offer.action_type)
     status = rules.initial_status(
         confirmation_required=offer.confirmation_required, auto_confirm=device.auto_confirm
     )
@@ -69,8 +89,8 @@ def _open_action(
         source=source,
         status=status.value,
         active=True,
-        download_type=download.value,
-        update_type=update.value,
+        download_type=offer.download,
+        update_type=offer.update,
         window_start=offer.window_start,
         window_end=offer.window_end,
         created_at=now,
@@ -83,7 +103,7 @@ def _open_action(
         channel="server",
         execution=None,
         finished=None,
-        details=[f"offered by {actor} ({offer.action_type.value})"],
+        details=[f"offered by {actor} ({offer.kind}: {offer.download}/{offer.update})"],
         status_after=status.value,
     )
     uow.devices.update(device.id, open_action_id=action.id)
@@ -125,12 +145,16 @@ def assign(
                 f"device {controller_id} already has open action {device.open_action_id}; "
                 "cancel it first"
             )
-        offer = Offer(
+        download, update = rules.handling_types(kind)
+        offer = NewAction(
             release_id=release_id,
-            action_type=kind,
+            campaign_id=None,
+            download=download.value,
+            update=update.value,
             confirmation_required=confirmation_required,
             window_start=window_start,
             window_end=window_end,
+            kind=kind.value,
         )
         action = _open_action(uow, device, offer, source="management", actor=actor, now=now)
         audit.record(
@@ -146,22 +170,47 @@ def assign(
     return action
 
 
+def from_offer(
+    offer: Offer, *, window_start: datetime | None = None, window_end: datetime | None = None
+) -> NewAction:
+    """The action a campaign's ``Offer`` (``patchgate.domain.campaigns``) becomes."""
+    return NewAction(
+        release_id=offer.release_id,
+        campaign_id=offer.campaign_id,
+        download=offer.download,
+        update=offer.update,
+        confirmation_required=offer.confirmation_required,
+        window_start=window_start,
+        window_end=window_end,
+        kind=offer.kind,
+    )
+
+
 def create_from_offer(
-    ctx: Context, device_id: int, offer: Offer, *, actor: str
+    ctx: Context,
+    device_id: int,
+    offer: Offer | NewAction,
+    *,
+    actor: str,
+    check: Callable[[UnitOfWork, DeviceRecord], bool] | None = None,
 ) -> ActionRecord | None:
     """Turn a campaign's offer into an action. Returns None (and writes nothing) when the
-    device got an open action meanwhile or the release may no longer be offered; the poll
-    then answers as if nothing was offered."""
+    device got an open action meanwhile, the release may no longer be offered, or
+    ``check`` (run in the transaction, with the device row locked) says no; the poll then
+    answers as if nothing was offered."""
+    new = from_offer(offer) if isinstance(offer, Offer) else offer
     now = ctx.clock()
     with ctx.uow() as uow:
         device = uow.devices.get_by_id(device_id, lock=True)
         if device is None or device.open_action_id is not None:
             return None
         try:
-            _check_release(uow.catalog.get(offer.release_id), device, offer.release_id)
+            _check_release(uow.catalog.get(new.release_id), device, new.release_id)
         except (NotFound, Conflict):
             return None
-        action = _open_action(uow, device, offer, source="campaign", actor=actor, now=now)
+        if check is not None and not check(uow, device):
+            return None
+        action = _open_action(uow, device, new, source="campaign", actor=actor, now=now)
         uow.commit()
     return action
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from patchgate.domain.clock import utcnow
 from patchgate.services import ports
 from patchgate.services.artifact_ports import ArtifactStore
+from patchgate.services.campaign_ports import Webhooks
 from patchgate.services.push_ports import Wakeups
 from patchgate.services.release_ports import NativeSignatureChecker, TrustRepository
 from patchgate.services.unit_of_work import UnitOfWork
@@ -37,3 +38,5 @@ class Context:
     native_signatures: NativeSignatureChecker | None = None
     # Optional push (PRODUCT.md §4): None when PATCHGATE_MQTT_URL is unset.
     wakeups: Wakeups | None = None
+    # Campaign notices (PATCHGATE_WEBHOOKS); None: no endpoint configured.
+    webhooks: Webhooks | None = None

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from patchgate.domain import actions as rules
+from patchgate.domain.campaigns import Offer, Snapshot
 from patchgate.domain.errors import InvalidInput, NotFound, Unauthorized
-from patchgate.domain.offers import Decide, DeviceFacts, Offer, Snapshot, offer_nothing
 from patchgate.services import actions as action_service
 from patchgate.services.access import hash_token
 from patchgate.services.context import Context
@@ -114,11 +114,35 @@ def authenticate(
 # --- the poll ------------------------------------------------------------------------------
 
 
+# The campaign engine's seam (docs/ddi.md): ``decide`` answers a poll of a device without
+# an open action from the row the poll read and the snapshot (the campaign core's
+# ``Snapshot``); ``create`` turns its ``Offer`` into the device's action (None: nothing).
+Decide = Callable[[DeviceAuthRow, Snapshot, datetime], Offer | None]
+CreateAction = Callable[[Context, DeviceAuthRow, Offer], ActionRecord | None]
+
+
+def offer_nothing(_row: DeviceAuthRow, _snapshot: Snapshot, _now: datetime) -> Offer | None:
+    """The decision while no campaign engine is plugged in: nothing to offer."""
+    return None
+
+
+def create_action(ctx: Context, row: DeviceAuthRow, offer: Offer) -> ActionRecord | None:
+    """The default ``create``: the offer becomes an action as it is."""
+    assert row.device_id is not None
+    return action_service.create_from_offer(
+        ctx, row.device_id, offer, actor=f"campaign:{offer.campaign_id}"
+    )
+
+
+def _empty(version: int) -> Snapshot:
+    return Snapshot.build(version, ())
+
+
 class SnapshotCache:
     """The in-memory snapshot of what is running, rebuilt when the state version moves."""
 
     def __init__(self, load: Callable[[int], Snapshot] | None = None) -> None:
-        self._load = load or (lambda version: Snapshot(version))
+        self._load = load or _empty
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self.rebuilds = 0
@@ -126,10 +150,10 @@ class SnapshotCache:
     def get(self, version: int) -> Snapshot:
         """The snapshot for ``version`` (just read with the device row), rebuilt if older."""
         snapshot = self._snapshot
-        if snapshot is not None and snapshot.version >= version:
+        if snapshot is not None and snapshot.state_version >= version:
             return snapshot
         with self._lock:
-            if self._snapshot is None or self._snapshot.version < version:
+            if self._snapshot is None or self._snapshot.state_version < version:
                 self._snapshot = self._load(version)
                 self.rebuilds += 1
             return self._snapshot
@@ -176,11 +200,27 @@ class Poller:
     decide: Decide = offer_nothing
     snapshots: SnapshotCache = field(default_factory=SnapshotCache)
     last_seen: LastSeenBuffer = field(default_factory=LastSeenBuffer)
+    create: CreateAction = create_action
+    # Called after device feedback or a health report (the campaign engine evaluates its
+    # gates then); never with a lock held, never raising into the request.
+    on_report: Callable[[], None] | None = None
 
-    def plug(self, decide: Decide, load_snapshot: Callable[[int], Snapshot]) -> None:
-        """Install the campaign engine's ``decide`` and snapshot loader."""
+    def reported(self) -> None:
+        """A device reported something the gates read."""
+        if self.on_report is not None:
+            self.on_report()
+
+    def plug(
+        self,
+        decide: Decide,
+        load_snapshot: Callable[[int], Snapshot],
+        create: CreateAction | None = None,
+    ) -> None:
+        """Install the campaign engine's ``decide``, snapshot loader and action creator."""
         self.decide = decide
         self.snapshots = SnapshotCache(load_snapshot)
+        if create is not None:
+            self.create = create
 
     def authenticate(self, tenant: str, controller_id: str, authorization: str | None) -> Caller:
         """The request's one read, through the prepared reader when one is plugged in."""
@@ -196,7 +236,7 @@ class Poller:
         self.last_seen.note(row.device_id, self.ctx.clock(), row.last_seen)
         if row.action_id is None:
             snapshot = self.snapshots.get(row.state_version)
-            if self.decide(facts(row), snapshot, self.ctx.clock()) is not None:
+            if self.decide(row, snapshot, self.ctx.clock()) is not None:
                 return None
         return _state(row)
 
@@ -215,12 +255,10 @@ class Poller:
         if row.action_id is not None:
             return state
         snapshot = self.snapshots.get(row.state_version)
-        offer = self.decide(facts(row), snapshot, now)
+        offer = self.decide(row, snapshot, now)
         if offer is None:
             return state
-        action = action_service.create_from_offer(
-            self.ctx, row.device_id, offer, actor=f"campaign:{offer.campaign_id}"
-        )
+        action = self.create(self.ctx, row, offer)
         if action is None:
             return state
         return rules.PollState(
@@ -239,19 +277,6 @@ def _state(row: DeviceAuthRow) -> rules.PollState:
         open_action_release_id=row.action_release_id,
         installed_action_id=row.installed_action_id,
         config_requested=row.config_requested,
-    )
-
-
-def facts(row: DeviceAuthRow) -> DeviceFacts:
-    """The device facts ``decide`` sees, from the row the poll read."""
-    assert row.device_id is not None and row.controller_id is not None
-    return DeviceFacts(
-        id=row.device_id,
-        tenant=row.tenant,
-        controller_id=row.controller_id,
-        hardware=row.hardware,
-        installed_version=row.installed_version,
-        groups=row.groups,
     )
 
 
@@ -701,4 +726,4 @@ def artifact_for(ctx: Context, caller: Caller, module_id: int, filename: str) ->
     return artifact
 
 
-__all__ = ["Offer"]
+__all__ = ["Decide", "Offer", "Poller", "SnapshotCache"]

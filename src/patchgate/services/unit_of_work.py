@@ -10,7 +10,13 @@ import abc
 from collections.abc import Callable
 from types import TracebackType
 
-from patchgate.services import device_ports, ports, release_ports, vulnerability_ports
+from patchgate.services import (
+    campaign_ports,
+    device_ports,
+    ports,
+    release_ports,
+    vulnerability_ports,
+)
 
 
 class UnitOfWork(abc.ABC):
@@ -27,6 +33,7 @@ class UnitOfWork(abc.ABC):
     actions: device_ports.ActionRepository
     health: device_ports.HealthRepository
     catalog: device_ports.ReleaseCatalog
+    campaigns: campaign_ports.CampaignRepository
 
     def __enter__(self) -> UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []

@@ -6,7 +6,13 @@ from types import TracebackType
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from patchgate.adapters.db import core_repos, device_repos, release_repos, vulnerability_repos
+from patchgate.adapters.db import (
+    campaign_repos,
+    core_repos,
+    device_repos,
+    release_repos,
+    vulnerability_repos,
+)
 from patchgate.services.unit_of_work import UnitOfWork
 
 
@@ -30,6 +36,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.actions = device_repos.SqlActionRepository(self.session)
         self.health = device_repos.SqlHealthRepository(self.session)
         self.catalog = device_repos.SqlReleaseCatalog(self.session)
+        self.campaigns = campaign_repos.SqlCampaignRepository(self.session)
         return self
 
     def __exit__(

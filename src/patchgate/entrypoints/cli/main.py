@@ -26,6 +26,7 @@ def build_cli(argv: list[str]) -> typer.Typer:
     if argv[:1] == ["agent"]:
         register_agent(cli)
         return cli
+    from patchgate.entrypoints.cli.campaigns import register as register_campaigns
     from patchgate.entrypoints.cli.core import register as register_core
     from patchgate.entrypoints.cli.devices import register as register_devices
     from patchgate.entrypoints.cli.releases import register as register_releases
@@ -38,6 +39,7 @@ def build_cli(argv: list[str]) -> typer.Typer:
     register_releases(cli)
     register_devices(cli)
     register_sim(cli)
+    register_campaigns(cli)
     return cli
 
 

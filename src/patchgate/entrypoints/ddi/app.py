@@ -396,6 +396,7 @@ class DdiApp:
             fb = parse_feedback(body)
             apply = ddi.deployment_feedback if kind == "deploymentBase" else ddi.cancel_feedback
             await self._run(lambda: apply(ctx, caller, action_id, fb))
+            self.poller.reported()
             self.feedback.labels(
                 "deployment" if kind == "deploymentBase" else "cancel", fb.execution.value
             ).inc()
@@ -454,6 +455,7 @@ class DdiApp:
                 raise HttpError(405, "use POST")
             report = parse_health(await self._body(scope, receive))
             release_id = await self._run(lambda: ddi.report_health(ctx, caller, report))
+            self.poller.reported()
             return _json(200, {"stored": True, "release_id": release_id})
 
         if m := ARTIFACT.match(rest):

@@ -1,6 +1,7 @@
 """All table definitions. Importing this package registers every table on ``Base``."""
 
 from patchgate.adapters.db.models.base import Base
+from patchgate.adapters.db.models.campaigns import Campaign
 from patchgate.adapters.db.models.core import (
     ApiToken,
     AuditCheckpointRow,
@@ -40,6 +41,7 @@ __all__ = [
     "AuditHead",
     "Base",
     "Blob",
+    "Campaign",
     "Device",
     "DeviceGroup",
     "HealthReport",

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 19:54:07.212703
+Create Date: 2026-11-26 20:41:03.709487
 """
 
 from __future__ import annotations
@@ -307,6 +307,62 @@ def upgrade() -> None:
         batch_op.create_index("ix_actions_release_status", ["release_id", "status"], unique=False)
 
     op.create_table(
+        "campaigns",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "release_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("product", sa.String(length=255), nullable=False),
+        sa.Column("salt", sa.String(length=64), nullable=False),
+        sa.Column("stages", sa.JSON(), nullable=False),
+        sa.Column("stage_spec", sa.Text(), nullable=False),
+        sa.Column("cuts", sa.JSON(), nullable=False),
+        sa.Column("selector", sa.JSON(), nullable=False),
+        sa.Column("delivery", sa.JSON(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("stage_index", sa.Integer(), nullable=False),
+        sa.Column("stage_started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("approved", sa.Boolean(), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("halted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("halt_reason", sa.Text(), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("floor_raised", sa.Boolean(), nullable=False),
+        sa.Column(
+            "revert_to_release_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            nullable=True,
+        ),
+        sa.Column("supersedes_id", sa.Integer(), nullable=True),
+        sa.Column("priority_versions", sa.JSON(), nullable=False),
+        sa.Column("last_gate", sa.JSON(), nullable=True),
+        sa.Column("deadline_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("schedule", sa.JSON(), nullable=True),
+        sa.Column("warnings", sa.JSON(), nullable=False),
+        sa.Column("rate_tokens", sa.Float(), nullable=True),
+        sa.Column("rate_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.String(length=255), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["release_id"], ["releases.id"], name=op.f("fk_campaigns_release_id_releases")
+        ),
+        sa.ForeignKeyConstraint(
+            ["revert_to_release_id"],
+            ["releases.id"],
+            name=op.f("fk_campaigns_revert_to_release_id_releases"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_campaigns")),
+    )
+    with op.batch_alter_table("campaigns", schema=None) as batch_op:
+        batch_op.create_index("ix_campaigns_product_state", ["product", "state"], unique=False)
+
+    op.create_table(
         "device_groups",
         sa.Column(
             "device_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
@@ -495,6 +551,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_device_groups_name")
 
     op.drop_table("device_groups")
+    with op.batch_alter_table("campaigns", schema=None) as batch_op:
+        batch_op.drop_index("ix_campaigns_product_state")
+
+    op.drop_table("campaigns")
     with op.batch_alter_table("actions", schema=None) as batch_op:
         batch_op.drop_index("ix_actions_release_status")
         batch_op.drop_index("ix_actions_device_created")

@@ -1,0 +1,62 @@
+"""Campaigns (issue 6): one row per campaign, holding what its snapshot plan is built from.
+
+Stages, cohort cuts, selector and delivery settings are stored as JSON documents written
+and read by the campaign service (``patchgate.services.campaigns``), so the plan a poll
+decides on is exactly the plan that was created. Progress (state, stage, times, halt
+reason, last gate verdict) has columns of its own; every change of it is audited in the
+same transaction, which also raises the state version (ARCHITECTURE.md decision 2).
+Executions are not copied here: counts come from ``actions``/``action_events`` and
+``health_reports`` (decision 7).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from patchgate.adapters.db.models.base import Base, intpk, str64, str255
+
+
+class Campaign(Base):
+    """A phased rollout of one release (or, once reverting, of its known-good release).
+
+    ``rate_tokens``/``rate_at`` are the rate-limit bucket shared by every server process:
+    an offer of a rate-limited campaign takes a token under this row's lock.
+    """
+
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_product_state", "product", "state"),)
+
+    id: Mapped[intpk]
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
+    product: Mapped[str255]
+    salt: Mapped[str64]
+    stages: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    stage_spec: Mapped[str] = mapped_column(Text)
+    cuts: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    selector: Mapped[dict[str, Any]] = mapped_column(JSON)
+    delivery: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    stage_index: Mapped[int] = mapped_column(default=0)
+    stage_started_at: Mapped[datetime | None]
+    approved: Mapped[bool] = mapped_column(default=False)
+    started_at: Mapped[datetime | None]
+    halted_at: Mapped[datetime | None]
+    halt_reason: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None]
+    floor_raised: Mapped[bool] = mapped_column(default=False)
+    revert_to_release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"))
+    supersedes_id: Mapped[int | None]
+    priority_versions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    last_gate: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    deadline_at: Mapped[datetime | None]
+    schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    rate_tokens: Mapped[float | None] = mapped_column(Float)
+    rate_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str255]
+    updated_at: Mapped[datetime]

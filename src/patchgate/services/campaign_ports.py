@@ -1,0 +1,144 @@
+"""Repository port of the campaign engine: campaigns, and the reads that gates, cohort
+cuts and counts need from the fleet and its actions."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CampaignRecord:
+    """A campaign as stored (see ``adapters/db/models/campaigns.py``)."""
+
+    id: int
+    release_id: int
+    product: str
+    salt: str
+    stages: list[dict[str, Any]]
+    stage_spec: str
+    cuts: list[dict[str, Any]]
+    selector: dict[str, Any]
+    delivery: dict[str, Any]
+    state: str
+    stage_index: int
+    stage_started_at: datetime | None
+    approved: bool
+    started_at: datetime | None
+    halted_at: datetime | None
+    halt_reason: str | None
+    finished_at: datetime | None
+    floor_raised: bool
+    revert_to_release_id: int | None
+    supersedes_id: int | None
+    priority_versions: list[str]
+    last_gate: dict[str, Any] | None
+    deadline_at: datetime | None
+    schedule: dict[str, Any] | None
+    warnings: list[str]
+    rate_tokens: float | None
+    rate_at: datetime | None
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class FleetDevice:
+    """What cohort cuts and eligibility need of a device."""
+
+    id: int
+    controller_id: str
+    hardware: str | None
+    installed_version: str | None
+    groups: tuple[str, ...]
+    tenant: str = "DEFAULT"
+
+
+@dataclass(frozen=True)
+class ActionStep:
+    """One recorded step of an action (an ``action_events`` row)."""
+
+    at: datetime
+    status_after: str
+    execution: str | None
+    finished: str | None
+
+
+@dataclass(frozen=True)
+class CampaignAction:
+    """One action a campaign made, with its device and its history."""
+
+    id: int
+    device_id: int
+    controller_id: str
+    groups: tuple[str, ...]
+    release_id: int
+    status: str
+    created_at: datetime
+    steps: tuple[ActionStep, ...]
+
+
+@dataclass(frozen=True)
+class HealthSample:
+    """One health report, reduced to what the crash comparison reads."""
+
+    device_id: int
+    at: datetime
+    running_version: str | None
+    crashes: int
+    uptime_s: float | None
+
+
+class CampaignRepository(abc.ABC):
+    """Campaign rows, and the fleet reads of the campaign engine."""
+
+    @abc.abstractmethod
+    def add(self, **values: Any) -> int:
+        """Insert a campaign; returns its id."""
+
+    @abc.abstractmethod
+    def get(self, campaign_id: int, *, lock: bool = False) -> CampaignRecord | None:
+        """One campaign; ``lock`` takes its row lock (``SELECT … FOR UPDATE``)."""
+
+    @abc.abstractmethod
+    def list(self, *, states: Collection[str] | None = None) -> Sequence[CampaignRecord]:
+        """Campaigns, oldest first, optionally of some states only."""
+
+    @abc.abstractmethod
+    def update(self, campaign_id: int, **values: Any) -> None:
+        """Change columns of one campaign."""
+
+    @abc.abstractmethod
+    def scan_devices(
+        self, *, after_id: int, limit: int, hardware: Collection[str] | None
+    ) -> Sequence[FleetDevice]:
+        """A batch of devices by id (``hardware``: only these models, None: any)."""
+
+    @abc.abstractmethod
+    def known_groups(self) -> set[str]:
+        """Every group name some device is in."""
+
+    @abc.abstractmethod
+    def actions(self, campaign_id: int) -> Sequence[CampaignAction]:
+        """The campaign's actions with their steps, oldest first."""
+
+    @abc.abstractmethod
+    def health_since(self, since: datetime) -> Sequence[HealthSample]:
+        """Health reports received since ``since``."""
+
+    @abc.abstractmethod
+    def finished_campaigns(self, device_id: int) -> set[int]:
+        """Campaigns with a closed action on this device."""
+
+
+class Webhooks(abc.ABC):
+    """Where campaign notices go (a halt, at least): configured HTTP endpoints."""
+
+    @abc.abstractmethod
+    def post(self, notice: dict[str, Any]) -> None:
+        """Deliver ``notice`` as JSON to every endpoint, retrying failures; never raises
+        and never blocks the caller for long (delivery may continue in the background)."""
