@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 20:41:03.709487
+Create Date: (regenerated from the models)
 """
 
 from __future__ import annotations
