@@ -114,15 +114,33 @@ def add_device(env: Env, server: LiveServer, folder: Path, cid: str) -> AgentDev
 
 
 def offer(env: Env, device: AgentDevice, release: MadeRelease) -> int:
-    """Offer ``release`` to the device; the id of its DDI action.
-
-    Today a direct assignment. With campaigns, create and start one here (``campaign
-    create RELEASE_ID --stages 100 --json``, ``campaign start ID``) and return the
-    device's action from ``device show --json``; the tests then add ``campaign status
-    --json`` counts next to their action assertions."""
+    """Offer ``release`` to the device directly (``device assign``); the DDI action's id."""
     result = env.cli("device", "assign", device.controller_id, str(release.id), "--json")
     assert result.code == 0, result.stderr
     return int(result.json()["id"])
+
+
+def roll_out(env: Env, release: MadeRelease) -> str:
+    """Start a one-stage campaign for ``release``; the device gets it at its next poll."""
+    created = env.cli("campaign", "create", str(release.id), "--stages", "100", "--json")
+    assert created.code == 0, created.stderr
+    campaign_id = str(created.json()["id"])
+    started = env.cli("campaign", "start", campaign_id)
+    assert started.code == 0, started.stderr
+    return campaign_id
+
+
+def campaign_counts(env: Env, campaign_id: str) -> dict[str, int]:
+    status = env.cli("campaign", "status", campaign_id, "--json")
+    assert status.code == 0, status.stderr
+    return dict(status.json()["counts"])
+
+
+def only_action(env: Env, cid: str) -> int:
+    """The id of the device's one action (created by the campaign at its poll)."""
+    actions = device_show(env, cid)["actions"]
+    assert len(actions) == 1, actions
+    return int(actions[0]["id"])
 
 
 def action(server: LiveServer, env: Env, action_id: int) -> dict[str, Any]:
@@ -162,9 +180,10 @@ def good(env: Env) -> MadeRelease:
 def test_a_good_release_is_downloaded_verified_written_booted_committed_and_reported(
     env: Env, server: LiveServer, device: AgentDevice, good: MadeRelease
 ) -> None:
-    action_id = offer(env, device, good)
+    campaign_id = roll_out(env, good)
 
     device.run()  # polls, verifies with TUF, downloads, writes slot b, switches
+    action_id = only_action(env, "sensor-1")
     # TUF walked from the provisioned 1.root.json to the server's current metadata.
     tuf = device.state / "tuf"
     assert {"root.json", "timestamp.json", "snapshot.json", "targets.json"} <= {
@@ -211,6 +230,9 @@ def test_a_good_release_is_downloaded_verified_written_booted_committed_and_repo
     shown = device_show(env, "sensor-1")
     assert shown["installed_version"] == "2.0.0"
     assert shown["attributes"]["version"] == "2.0.0" and shown["attributes"]["slot"] == "b"
+    counts = campaign_counts(env, campaign_id)
+    assert counts["succeeded"] == 1
+    assert counts["failed"] == counts["reverted"] == 0
 
 
 # --- health telemetry ----------------------------------------------------------------------
@@ -250,9 +272,10 @@ def test_a_release_failing_its_health_check_is_reverted_and_reported_as_failure(
     env: Env, server: LiveServer, device: AgentDevice
 ) -> None:
     bad = make_release(env, "2.1.0", {"rootfs-2.1.0.img": BAD}, hardware=[HARDWARE])
-    action_id = offer(env, device, bad)
+    campaign_id = roll_out(env, bad)
 
     device.run()
+    action_id = only_action(env, "sensor-1")
     assert device.slot_b.read_bytes()[: len(BAD)] == BAD  # the other slot was written
     assert device.boot()["booted_slot"] == "b"
     device.run("--health-cmd", "false")  # the trial fails: revert to a
@@ -277,6 +300,9 @@ def test_a_release_failing_its_health_check_is_reverted_and_reported_as_failure(
     assert "health check failed" in text
     assert "running version 1.0.0" in text
     assert device_show(env, "sensor-1")["installed_version"] == "1.0.0"
+    counts = campaign_counts(env, campaign_id)
+    assert counts["failed"] + counts["reverted"] == 1  # the campaign counts the revert
+    assert counts["succeeded"] == 0
 
 
 # --- refusals ------------------------------------------------------------------------------
