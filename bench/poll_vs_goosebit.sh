@@ -6,7 +6,7 @@
 #   S1  the same with an action pending for every device (`device assign`'s service)
 #   P0  patchgate on PostgreSQL, N devices, nothing pending
 #   P1  the same with an action pending for every device
-#   PM  patchgate on PostgreSQL with BIG devices, polled round-robin over all of them
+#   PM  patchgate on PostgreSQL with BIG devices, polled over all of them (stride 7919)
 #   C   the ceiling: a bare ASGI app on the same server software (granian, one worker)
 #       answering a constant poll reply
 # Each is `wrk -t1 -c50 -d$DURATION --latency` with a Lua script (round-robin controllerIds),
@@ -63,11 +63,11 @@ cat "$RES/machine.txt" >&2
 # measure TAG URL LUA ARGS PID: a 3 s warm-up, then RUNS runs; the server's RSS after them.
 measure() {
   local tag="$1" url="$2" lua="$3" n="$4" pid="$5"
-  timeout 60 wrk -t1 -c50 -d3s -s "$lua" "$url" -- "$n" > /dev/null
+  timeout 60 wrk -t1 -c50 -d3s -s "$lua" "$url" -- $n > /dev/null
   for i in $(seq 1 "$RUNS"); do
     local cmd="wrk -t1 -c50 -d$DUR --latency -s $(basename "$lua") $url -- $n"
     { echo "== $tag run $i: $cmd"; echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"; } > "$RES/$tag-$i.txt"
-    timeout $((secs + 60)) wrk -t1 -c50 -d"$DUR" --latency -s "$lua" "$url" -- "$n" >> "$RES/$tag-$i.txt"
+    timeout $((secs + 60)) wrk -t1 -c50 -d"$DUR" --latency -s "$lua" "$url" -- $n >> "$RES/$tag-$i.txt"
     log "$tag run $i: $(grep -E 'Requests/sec' "$RES/$tag-$i.txt" | xargs)"
   done
   rss_kb "$pid" > "$RES/$tag-rss.txt"
@@ -181,7 +181,8 @@ SELECT count(DISTINCT (tenant_id, hardware, installed_version, attributes::text,
 SQL
   [ "$(cat "$RES/PM-row-check.txt")" = 1 ] || { echo "bulk rows differ from imported ones" >&2; exit 1; }
   start_patchgate PM
-  measure PM "$PURL" "$LUA" "$BIG" "$WORKER_PID"
+  # stride 7919 (prime): each run's polls spread over all BIG devices, not the first few 10k
+  measure PM "$PURL" "$LUA" "$BIG 7919" "$WORKER_PID"
   "$PY" - > "$RES/PM-last-seen.txt" <<'PY'
 import time
 from sqlalchemy import text
