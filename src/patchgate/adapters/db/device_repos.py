@@ -625,7 +625,8 @@ class AsyncPgDeviceAuthReader(p.AsyncDeviceAuthReader):
     committed before it, the state version included). While the database works, the loop
     parses and answers other polls, and up to ``connections`` reads are in flight.
     Connections open on first use, inside the loop that uses them; one that fails or is
-    abandoned mid-read is closed, and the read is tried once more on a fresh one."""
+    abandoned mid-read is closed, with the idle ones after a failure, and the read is tried
+    once more on a connection opened now or one that has just answered."""
 
     def __init__(self, engine: Engine, *, connections: int = 4) -> None:
         self._by_token = _PqStatement(engine, _BY_TOKEN, b"pg_poll_by_token")
@@ -693,10 +694,16 @@ class AsyncPgDeviceAuthReader(p.AsyncDeviceAuthReader):
                 row = await connection.fetchone(statement, params)
             except BaseException as exc:
                 # Broken, or abandoned mid-read (the request was cancelled): its state is
-                # unknown, so it is closed, not reused. A failure is tried once more.
+                # unknown, so it is closed, not reused. A failure is tried once more, and
+                # the idle connections go too: what broke this one (the database restarted,
+                # an administrator ended the sessions) broke them as well, so the retry
+                # runs on a connection opened now or one that has just answered.
                 await self._discard(connection)
                 if attempt == 2 or not isinstance(exc, Exception):
                     raise
+                idle, self._free = self._free, []
+                for stale in idle:
+                    await self._discard(stale)
                 continue
             self._release(connection)
             return row
