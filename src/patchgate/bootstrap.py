@@ -20,7 +20,7 @@ from patchgate.adapters.tuf_repo import FileTrustRepository
 from patchgate.adapters.webhooks import HttpWebhooks, parse_endpoints
 from patchgate.domain.errors import InvalidInput
 from patchgate.services.context import Context
-from patchgate.services.device_ports import DeviceAuthReader
+from patchgate.services.device_ports import AsyncDeviceAuthReader, DeviceAuthReader
 
 DEFAULT_DATA_DIR = "./var"
 
@@ -153,3 +153,13 @@ def make_device_auth_reader(app: App, *, dedicated: bool = False) -> DeviceAuthR
     from patchgate.adapters.db.device_repos import SqlDeviceAuthReader
 
     return SqlDeviceAuthReader(app.engines.read, dedicated=dedicated)
+
+
+def make_async_device_auth_reader(app: App) -> AsyncDeviceAuthReader | None:
+    """The poll's read awaited on the event loop (PostgreSQL); None on SQLite, whose read
+    is a local call faster than any hop."""
+    if app.engines.read.dialect.name != "postgresql":
+        return None
+    from patchgate.adapters.db.device_repos import AsyncPgDeviceAuthReader
+
+    return AsyncPgDeviceAuthReader(app.engines.read, connections=4)

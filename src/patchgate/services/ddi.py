@@ -27,6 +27,7 @@ from patchgate.services.device_ports import (
     ActionEventRecord,
     ActionRecord,
     ArtifactView,
+    AsyncDeviceAuthReader,
     DeviceAuthReader,
     DeviceAuthRow,
     HealthRecord,
@@ -79,6 +80,44 @@ class _UowAuthReader(DeviceAuthReader):
             return uow.devices.auth_by_controller(tenant, controller_id)
 
 
+@dataclass(frozen=True)
+class AuthLookup:
+    """What a request's ``Authorization`` asks for: its scheme and credential, and the one
+    read it needs (by target-token hash when ``token_hash`` is set, else by controllerId)."""
+
+    scheme: str
+    credential: str
+    token_hash: str | None
+
+
+def auth_lookup(authorization: str | None) -> AuthLookup:
+    scheme, _, credential = (authorization or "").strip().partition(" ")
+    scheme = scheme.lower()
+    credential = credential.strip()
+    by_token = scheme == "targettoken" and credential
+    return AuthLookup(scheme, credential, hash_token(credential) if by_token else None)
+
+
+def auth_check(
+    lookup: AuthLookup, row: DeviceAuthRow | None, controller_id: str, authorization: str | None
+) -> Caller:
+    """The decision on the row read for ``lookup``."""
+    if lookup.token_hash is not None:
+        if row is None or row.controller_id != controller_id:
+            raise Unauthorized(UNAUTHORIZED)
+        return Caller(row, controller_id, may_register=False)
+    if row is None:
+        raise Unauthorized(UNAUTHORIZED)
+    if lookup.scheme == "gatewaytoken" and lookup.credential:
+        expected = row.gateway_token_hash
+        if expected and hmac.compare_digest(expected, hash_token(lookup.credential)):
+            return Caller(row, controller_id, may_register=True)
+        raise Unauthorized(UNAUTHORIZED)
+    if not authorization and row.anonymous_ddi:
+        return Caller(row, controller_id, may_register=True)
+    raise Unauthorized(UNAUTHORIZED)
+
+
 def authenticate(
     ctx: Context,
     tenant: str,
@@ -90,25 +129,24 @@ def authenticate(
     anonymous lab mode). Every failure is the same ``Unauthorized``, whether or not the
     tenant or the device exists. One read (``reader``, else a unit of work)."""
     reader = reader or _UowAuthReader(ctx)
-    scheme, _, credential = (authorization or "").strip().partition(" ")
-    scheme = scheme.lower()
-    credential = credential.strip()
-    if scheme == "targettoken" and credential:
-        row = reader.by_token(tenant, hash_token(credential))
-        if row is None or row.controller_id != controller_id:
-            raise Unauthorized(UNAUTHORIZED)
-        return Caller(row, controller_id, may_register=False)
-    row = reader.by_controller(tenant, controller_id)
-    if row is None:
-        raise Unauthorized(UNAUTHORIZED)
-    if scheme == "gatewaytoken" and credential:
-        expected = row.gateway_token_hash
-        if expected and hmac.compare_digest(expected, hash_token(credential)):
-            return Caller(row, controller_id, may_register=True)
-        raise Unauthorized(UNAUTHORIZED)
-    if not authorization and row.anonymous_ddi:
-        return Caller(row, controller_id, may_register=True)
-    raise Unauthorized(UNAUTHORIZED)
+    lookup = auth_lookup(authorization)
+    if lookup.token_hash is not None:
+        row = reader.by_token(tenant, lookup.token_hash)
+    else:
+        row = reader.by_controller(tenant, controller_id)
+    return auth_check(lookup, row, controller_id, authorization)
+
+
+async def authenticate_async(
+    tenant: str, controller_id: str, authorization: str | None, reader: AsyncDeviceAuthReader
+) -> Caller:
+    """:func:`authenticate` with the one read awaited (the poll on PostgreSQL)."""
+    lookup = auth_lookup(authorization)
+    if lookup.token_hash is not None:
+        row = await reader.by_token(tenant, lookup.token_hash)
+    else:
+        row = await reader.by_controller(tenant, controller_id)
+    return auth_check(lookup, row, controller_id, authorization)
 
 
 # --- the poll ------------------------------------------------------------------------------

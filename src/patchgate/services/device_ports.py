@@ -168,6 +168,19 @@ class DeviceAuthReader(abc.ABC):
         """Like ``DeviceRepository.auth_by_controller``."""
 
 
+class AsyncDeviceAuthReader(abc.ABC):
+    """:class:`DeviceAuthReader` for the event loop: the same one read, awaited, so the loop
+    answers other requests while the database works (PostgreSQL)."""
+
+    @abc.abstractmethod
+    async def by_token(self, tenant: str, token_hash: str) -> DeviceAuthRow | None:
+        """Like ``DeviceRepository.auth_by_token``."""
+
+    @abc.abstractmethod
+    async def by_controller(self, tenant: str, controller_id: str) -> DeviceAuthRow | None:
+        """Like ``DeviceRepository.auth_by_controller``."""
+
+
 class DeviceRepository(abc.ABC):
     """Devices and their groups."""
 

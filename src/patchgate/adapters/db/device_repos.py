@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -425,6 +427,35 @@ class _Prepared:
         return tuple(merged[name] for name in self.order) if self.positional else merged
 
 
+def _raw_auth_row(row: Any) -> p.DeviceAuthRow | None:
+    """The auth row from a raw DBAPI tuple of ``_AUTH_COLUMNS``."""
+    if row is None:
+        return None
+    (sv, tenant_id, tenant, anonymous, gateway, device_id, controller_id, token_hash,
+     hardware, version, groups, installed_action, config_requested,
+     auto_confirm, last_seen, action_id, action_status, action_release) = row  # fmt: skip
+    return p.DeviceAuthRow(
+        state_version=int(sv or 0),
+        tenant_id=tenant_id,
+        tenant=tenant,
+        anonymous_ddi=bool(anonymous),
+        gateway_token_hash=gateway,
+        device_id=device_id,
+        controller_id=controller_id,
+        token_hash=token_hash,
+        hardware=hardware,
+        installed_version=version,
+        groups=_groups(groups),
+        installed_action_id=installed_action,
+        config_requested=bool(config_requested),
+        auto_confirm=bool(auto_confirm),
+        last_seen=_datetime(last_seen),
+        action_id=action_id,
+        action_status=action_status,
+        action_release_id=action_release,
+    )
+
+
 def _datetime(value: Any) -> datetime | None:
     if value is None:
         return None
@@ -500,35 +531,193 @@ class SqlDeviceAuthReader(p.DeviceAuthReader):
         return row
 
     def _one(self, prepared: _Prepared, values: dict[str, Any]) -> p.DeviceAuthRow | None:
-        row = self._fetch(prepared, values)
-        if row is None:
-            return None
-        (sv, tenant_id, tenant, anonymous, gateway, device_id, controller_id, token_hash,
-         hardware, version, groups, installed_action, config_requested,
-         auto_confirm, last_seen, action_id, action_status, action_release) = row  # fmt: skip
-        return p.DeviceAuthRow(
-            state_version=int(sv or 0),
-            tenant_id=tenant_id,
-            tenant=tenant,
-            anonymous_ddi=bool(anonymous),
-            gateway_token_hash=gateway,
-            device_id=device_id,
-            controller_id=controller_id,
-            token_hash=token_hash,
-            hardware=hardware,
-            installed_version=version,
-            groups=_groups(groups),
-            installed_action_id=installed_action,
-            config_requested=bool(config_requested),
-            auto_confirm=bool(auto_confirm),
-            last_seen=_datetime(last_seen),
-            action_id=action_id,
-            action_status=action_status,
-            action_release_id=action_release,
-        )
+        return _raw_auth_row(self._fetch(prepared, values))
 
     def by_token(self, tenant: str, token_hash: str) -> p.DeviceAuthRow | None:
         return self._one(self._by_token, {"token_hash": token_hash, "tenant": tenant})
 
     def by_controller(self, tenant: str, controller_id: str) -> p.DeviceAuthRow | None:
         return self._one(self._by_controller, {"controller_id": controller_id, "tenant": tenant})
+
+
+class _PqStatement:
+    """One of the poll's statements for libpq: named, ``$n`` parameters, text values."""
+
+    def __init__(self, engine: Engine, statement: Any, name: bytes) -> None:
+        compiled = statement.compile(dialect=engine.dialect)
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match[1] not in names:
+                names.append(match[1])
+            return f"${names.index(match[1]) + 1}"
+
+        self.name = name
+        self.sql = re.sub(r"%\((\w+)\)s", number, str(compiled)).encode()
+        self.names = tuple(names)
+        self.constants = {k: v for k, v in compiled.params.items() if v is not None}
+
+    def params(self, values: dict[str, Any]) -> list[bytes | None]:
+        merged = {**self.constants, **values}
+        return [None if merged[n] is None else str(merged[n]).encode() for n in self.names]
+
+
+class _PqConnection:
+    """A psycopg connection used through libpq's asynchronous calls; psycopg's loaders
+    turn the answer into Python values exactly as its cursors do."""
+
+    def __init__(self, connection: Any, statements: Sequence[_PqStatement]) -> None:
+        from psycopg import pq
+        from psycopg.adapt import Transformer
+
+        self.connection = connection
+        self.pg = connection.pgconn
+        for statement in statements:  # once per connection, before it goes non-blocking
+            result = self.pg.prepare(statement.name, statement.sql)
+            if result.status != pq.ExecStatus.COMMAND_OK:
+                raise RuntimeError(result.get_error_message())
+        self.pg.nonblocking = 1
+        self.transformer = Transformer(connection)
+        self._ok = pq.ExecStatus.TUPLES_OK
+
+    async def fetchone(self, statement: _PqStatement, params: list[bytes | None]) -> Any:
+        import asyncio
+
+        pg = self.pg
+        loop = asyncio.get_running_loop()
+        pg.send_query_prepared(statement.name, params)
+        while pg.flush():
+            await _ready(loop, loop.add_writer, loop.remove_writer, pg.socket)
+        pg.consume_input()
+        while pg.is_busy():
+            await _ready(loop, loop.add_reader, loop.remove_reader, pg.socket)
+            pg.consume_input()
+        result, extra = pg.get_result(), pg.get_result()
+        while extra is not None:  # a single statement gives one result; drain defensively
+            extra = pg.get_result()
+        if result is None or result.status != self._ok:
+            message = result.get_error_message() if result is not None else "no result"
+            raise RuntimeError(f"poll read failed: {message}")
+        if result.ntuples == 0:
+            return None
+        self.transformer.set_pgresult(result)
+        return self.transformer.load_row(0, tuple)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.connection.close()
+
+
+async def _ready(loop: Any, add: Any, remove: Any, fd: int) -> None:
+    """Until ``fd`` is ready (``add``/``remove``: the loop's reader or writer calls)."""
+    future = loop.create_future()
+    add(fd, lambda: future.done() or future.set_result(None))
+    try:
+        await future
+    finally:
+        remove(fd)
+
+
+class AsyncPgDeviceAuthReader(p.AsyncDeviceAuthReader):
+    """The poll's read on PostgreSQL without blocking the event loop: the same statement,
+    prepared once per connection, sent with libpq's asynchronous calls on a few
+    connections of the loop's own, in autocommit mode (each SELECT sees everything
+    committed before it, the state version included). While the database works, the loop
+    parses and answers other polls, and up to ``connections`` reads are in flight.
+    Connections open on first use, inside the loop that uses them; one that fails or is
+    abandoned mid-read is closed, with the idle ones after a failure, and the read is tried
+    once more on a connection opened now or one that has just answered."""
+
+    def __init__(self, engine: Engine, *, connections: int = 4) -> None:
+        self._by_token = _PqStatement(engine, _BY_TOKEN, b"pg_poll_by_token")
+        self._by_controller = _PqStatement(engine, _BY_CONTROLLER, b"pg_poll_by_controller")
+        self._conninfo = engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        self._limit = max(1, connections)
+        self._open = 0
+        self._free: list[_PqConnection] = []
+        self._waiting: collections.deque[Any] = collections.deque()
+
+    async def _acquire(self) -> _PqConnection:
+        import asyncio
+
+        import psycopg
+
+        while True:
+            if self._free:
+                return self._free.pop()
+            if self._open < self._limit:
+                self._open += 1
+                try:
+                    raw = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+                    return _PqConnection(raw, (self._by_token, self._by_controller))
+                except BaseException:
+                    self._open -= 1
+                    raise
+            waiter: asyncio.Future[_PqConnection | None] = (
+                asyncio.get_running_loop().create_future()
+            )
+            self._waiting.append(waiter)
+            try:
+                handed = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
+                    self._release(handed_over(waiter))  # handed over just as we were cancelled
+                raise
+            if handed is not None:
+                return handed
+            # None: a connection was discarded, so there is room to open one
+
+    def _wake(self, connection: _PqConnection | None) -> bool:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return True
+        return False
+
+    def _release(self, connection: _PqConnection) -> None:
+        if not self._wake(connection):
+            self._free.append(connection)
+
+    async def _discard(self, connection: _PqConnection) -> None:
+        self._open -= 1
+        self._wake(None)
+        await connection.close()
+
+    async def _fetch(self, statement: _PqStatement, values: dict[str, Any]) -> Any:
+        params = statement.params(values)
+        for attempt in (1, 2):
+            connection = await self._acquire()
+            try:
+                row = await connection.fetchone(statement, params)
+            except BaseException as exc:
+                # Broken, or abandoned mid-read (the request was cancelled): its state is
+                # unknown, so it is closed, not reused. A failure is tried once more, and
+                # the idle connections go too: what broke this one (the database restarted,
+                # an administrator ended the sessions) broke them as well, so the retry
+                # runs on a connection opened now or one that has just answered.
+                await self._discard(connection)
+                if attempt == 2 or not isinstance(exc, Exception):
+                    raise
+                idle, self._free = self._free, []
+                for stale in idle:
+                    await self._discard(stale)
+                continue
+            self._release(connection)
+            return row
+        return None  # pragma: no cover
+
+    async def by_token(self, tenant: str, token_hash: str) -> p.DeviceAuthRow | None:
+        values = {"token_hash": token_hash, "tenant": tenant}
+        return _raw_auth_row(await self._fetch(self._by_token, values))
+
+    async def by_controller(self, tenant: str, controller_id: str) -> p.DeviceAuthRow | None:
+        values = {"controller_id": controller_id, "tenant": tenant}
+        return _raw_auth_row(await self._fetch(self._by_controller, values))
+
+
+def handed_over(waiter: Any) -> _PqConnection:
+    connection: _PqConnection = waiter.result()
+    return connection
