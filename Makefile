@@ -52,7 +52,7 @@ services:
 	@(exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null || { mkdir -p /run/mosquitto && chown mosquitto: /run/mosquitto 2>/dev/null; $(MOSQUITTO) -d -c /etc/mosquitto/mosquitto.conf && sleep 1; }
 	@(exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && echo "127.0.0.1:1883 - accepting connections"
 
-test: test-deps browsers services
+test: test-deps services
 	PATCHGATE_TEST_POSTGRES=postgresql://postgres@127.0.0.1:5432/test $(BIN)/pytest -q -n 2 --dist loadfile
 
 lint:

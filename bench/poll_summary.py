@@ -4,7 +4,6 @@ usage: python bench/poll_summary.py RESULT_DIR RUNS N BIG"""
 from __future__ import annotations
 
 import re
-import statistics
 import sys
 from pathlib import Path
 
