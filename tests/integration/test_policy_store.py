@@ -66,3 +66,19 @@ def test_policy_render_json_has_the_interface_fields(demo_env: Env) -> None:
     assert {"organisation", "contact", "products", "cadence"} <= set(body)
     assert body["products"][0]["support_end"] == "2031-12"
     assert body["cadence"]["critical"]["deadline_hours"] == 72
+
+
+def test_init_demo_adds_a_few_devices_once_with_their_tokens(tmp_path: Path) -> None:
+    from tests.support import run_cli
+
+    env = {"PATCHGATE_DATA_DIR": str(tmp_path / "d"), "PATCHGATE_DATABASE_URL": ""}
+    first = run_cli(["init", "--demo", "--json"], env)
+    assert first.code == 0, first.stderr
+    tokens = first.json()["device_tokens"]
+    assert len(tokens) == 6
+    listed = run_cli(["device", "show", "demo-gw-0003", "--json"], env).json()
+    assert listed["groups"] == ["canary-optin"]
+    assert listed["installed_version"] == "1.0.0"
+    again = run_cli(["init", "--demo", "--json"], env)
+    assert again.code == 0
+    assert again.json()["device_tokens"] == {}

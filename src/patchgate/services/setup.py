@@ -45,6 +45,7 @@ class InitResult:
     created: list[str] = field(default_factory=list)
     admin_token: str | None = None
     warnings: list[str] = field(default_factory=list)
+    device_tokens: dict[str, str] = field(default_factory=dict)
 
 
 def initialise(ctx: Context, *, demo: bool, actor: str) -> InitResult:
@@ -72,7 +73,38 @@ def initialise(ctx: Context, *, demo: bool, actor: str) -> InitResult:
     _initialise_trust(ctx, result, actor=actor)
     if demo:
         _demo_release(ctx, result, actor=actor)
+        _demo_devices(ctx, result, actor=actor)
     return result
+
+
+# A small fleet for the demo: the guide's groups, all on the release before the demo one.
+DEMO_DEVICES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("demo-gw-0001", ("internal",)),
+    ("demo-gw-0002", ("qa",)),
+    ("demo-gw-0003", ("canary-optin",)),
+    ("demo-gw-0004", ("canary-optin",)),
+    ("demo-gw-0005", ()),
+    ("demo-gw-0006", ()),
+)
+
+
+def _demo_devices(ctx: Context, result: InitResult, *, actor: str) -> None:
+    """Provision the demo fleet once; their target tokens are shown this one time."""
+    from patchgate.domain.errors import NotFound
+    from patchgate.services import devices
+
+    try:
+        devices.show_device(ctx, DEMO_DEVICES[0][0])
+        return
+    except NotFound:
+        pass
+    made = devices.import_devices(
+        ctx,
+        [(cid, groups, "demo-gw-1", "1.0.0") for cid, groups in DEMO_DEVICES],
+        actor=actor,
+    )
+    result.device_tokens = {p.device.controller_id: p.token for p in made}
+    result.created.append(f"{len(made)} demo devices (demo-gw-0001 … demo-gw-{len(made):04d})")
 
 
 OFFLINE_KEYS_WARNING = (

@@ -92,6 +92,7 @@ def init(
                 "data_dir": str(wired.settings.data_dir),
                 "created": result.created,
                 "admin_token": result.admin_token,
+                "device_tokens": result.device_tokens,
                 "warnings": result.warnings,
             }
         )
@@ -103,6 +104,8 @@ def init(
         typer.echo(f"created: {item}")
     if result.admin_token:
         typer.echo(f"admin token (shown once, store it now): {result.admin_token}")
+    for device_id, token in result.device_tokens.items():
+        typer.echo(f"demo device {device_id}: target token (shown once) {token}")
     for warning in result.warnings:
         typer.echo(f"WARNING: {warning}", err=True)
 
