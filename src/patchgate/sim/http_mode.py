@@ -146,9 +146,7 @@ async def drive(
                 if state == "reverting":
                     exposed = log.installing.get(new_version, set())
                     settled = all(
-                        not d.busy and d.version == old_version
-                        for d in devices
-                        if d.id in exposed
+                        not d.busy and d.version == old_version for d in devices if d.id in exposed
                     )
                     if not settled:
                         settled_since = None
@@ -205,9 +203,7 @@ def result_json(
     halted = run.halted_at_seconds is not None
     counts = run.log.counts
     reverted = sum(
-        1
-        for d in run.log.installing.get(new_version, set())
-        if final.get(d) == old_version
+        1 for d in run.log.installing.get(new_version, set()) if final.get(d) == old_version
     )
     stages = [s.get("name") for s in run.status.get("stages") or []]
     return {
