@@ -104,6 +104,7 @@ class VirtualDevice:
         poll_scale: float | None = None,
         health_minutes: float = 0.0,
         start_spread: float = 0.0,
+        gate: asyncio.Semaphore | None = None,
     ) -> None:
         self.id = credentials.device_id
         self.headers = {"Authorization": f"TargetToken {credentials.token}"}
@@ -125,6 +126,9 @@ class VirtualDevice:
         self.health_minutes = health_minutes
         self.busy = False
         self.start_spread = start_spread
+        # Requests in flight across the fleet: a few hundred, so that thousands of devices
+        # do not all queue inside the client's connection pool.
+        self.gate = gate or asyncio.Semaphore(1)
         self.offline_until = 0.0
         if faults.offline > 0 and self.rng.random() < faults.offline:
             self.offline_until = time.monotonic() + self._offline_seconds()
@@ -190,7 +194,8 @@ class VirtualDevice:
         return sleep
 
     async def _get(self, url: str) -> Mapping[str, Any]:
-        response = await self.client.get(url, headers=self.headers)
+        async with self.gate:
+            response = await self.client.get(url, headers=self.headers)
         response.raise_for_status()
         data = response.json()
         if not isinstance(data, Mapping):
@@ -207,7 +212,8 @@ class VirtualDevice:
             }
         }
         url = f"{self.base}/deploymentBase/{action_id}/feedback"
-        response = await self.client.post(url, json=body, headers=self.headers)
+        async with self.gate:
+            response = await self.client.post(url, json=body, headers=self.headers)
         if response.status_code == 410:
             return False
         response.raise_for_status()
@@ -239,7 +245,10 @@ class VirtualDevice:
                 "failed_trials": env.failed_trials,
             },
         }
-        response = await self.client.post(f"{self.base}/health", json=body, headers=self.headers)
+        async with self.gate:
+            response = await self.client.post(
+                f"{self.base}/health", json=body, headers=self.headers
+            )
         if response.status_code >= 500:
             response.raise_for_status()
 
@@ -248,7 +257,8 @@ class VirtualDevice:
         stop_id = str((data.get("cancelAction") or {}).get("stopId", data.get("id", "")))
         body = {"status": {"execution": "closed", "result": {"finished": "success"}}}
         url = f"{self.base}/cancelAction/{stop_id}/feedback"
-        response = await self.client.post(url, json=body, headers=self.headers)
+        async with self.gate:
+            response = await self.client.post(url, json=body, headers=self.headers)
         response.raise_for_status()
         self.log.counts["cancelled"] += 1
 

@@ -86,7 +86,7 @@ async def drive(
     start_spread: float = 0.0,
     timeout_seconds: float = 3600.0,
     settle_seconds: float = 10.0,
-    connections: int = 512,
+    connections: int = 64,
     status_every: float = 2.0,
     on_status: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> HttpRun:
@@ -106,6 +106,7 @@ async def drive(
     at_95: float | None = None
     settled_since: float | None = None
     status: Mapping[str, Any] = {}
+    gate = asyncio.Semaphore(connections)
     async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0)) as client:
         devices = [
             VirtualDevice(
@@ -120,6 +121,7 @@ async def drive(
                 poll_scale=poll_scale,
                 health_minutes=health_minutes,
                 start_spread=start_spread,
+                gate=gate,
                 rng=random.Random(f"{scenario.seed}:{creds.device_id}"),
             )
             for index, creds in enumerate(credentials)
