@@ -23,13 +23,13 @@ def test_a_release_that_fails_to_boot_halts_over_http_and_every_exposed_device_r
             "--mode",
             "http",
             "--devices",
-            "400",
+            "300",
             "--fault",
             "boot:0.3",
             "--power-loss",
             "0.01",
             "--time-scale",
-            "120",
+            "180",
             "--http-timeout",
             "150",
             "--json",
@@ -42,15 +42,15 @@ def test_a_release_that_fails_to_boot_halts_over_http_and_every_exposed_device_r
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
-    assert out["mode"] == "http" and out["devices"] == 400
+    assert out["mode"] == "http" and out["devices"] == 300
     assert out["halted"] is True and out["false_halt"] is False
     assert out["halted_at_stage"] in ("internal", "canary")
     assert out["campaign_state"] == "reverting"
     assert out["bricked"] == 0
-    assert 0 < out["exposed"] < 400 * 0.1
+    assert 0 < out["exposed"] < 300 * 0.1
     assert out["every_exposed_on_known_good"] is True
     assert out["exposed_on_known_good"] == out["exposed"]
-    assert out["versions"] == {"1.0.0": 400}
-    assert out["settings"]["time_scale"] == 120
+    assert out["versions"] == {"1.0.0": 300}
+    assert out["settings"]["time_scale"] == 180
     for key in ("exposed_fraction", "reverted", "minutes_to_halt", "patched_fraction_at_deadline"):
         assert key in out

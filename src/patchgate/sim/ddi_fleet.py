@@ -212,8 +212,8 @@ class VirtualDevice:
             }
         }
         url = f"{self.base}/deploymentBase/{action_id}/feedback"
-        async with self.gate:
-            response = await self.client.post(url, json=body, headers=self.headers)
+        # Feedback does not queue behind the fleet's polls (the gate is for those).
+        response = await self.client.post(url, json=body, headers=self.headers)
         if response.status_code == 410:
             return False
         response.raise_for_status()
