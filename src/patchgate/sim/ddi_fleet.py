@@ -57,6 +57,8 @@ class DeviceFaults:
     power_cut: Phase | None = None
     outage_minutes: float = 10.0
     download_minutes: float = 1.0
+    offline: float = 0.0
+    offline_hours: float = 6.0
 
 
 @dataclass
@@ -67,6 +69,10 @@ class FleetLog:
     versions: Counter[str] = field(default_factory=Counter)
     installed: set[str] = field(default_factory=set)
     unsound: set[str] = field(default_factory=set)
+    # Devices that started installing each version.
+    installing: dict[str, set[str]] = field(default_factory=dict)
+    # The last install of each device: (version, "success" | "failure").
+    outcomes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def parse_sleep(value: object) -> float:
@@ -95,6 +101,10 @@ class VirtualDevice:
         time_scale: float = 1.0,
         rng: random.Random | None = None,
         fetch_artifacts: bool = False,
+        poll_scale: float | None = None,
+        health_minutes: float = 0.0,
+        start_spread: float = 0.0,
+        gate: asyncio.Semaphore | None = None,
     ) -> None:
         self.id = credentials.device_id
         self.headers = {"Authorization": f"TargetToken {credentials.token}"}
@@ -109,6 +119,19 @@ class VirtualDevice:
         self.fetch_artifacts = fetch_artifacts
         self.last_health = time.monotonic()
         self.timing = Timing()
+        # The server's polling sleep is divided by ``poll_scale`` (default: ``time_scale``;
+        # 1 when the server was configured with an already compressed sleep).
+        self.poll_scale = time_scale if poll_scale is None else poll_scale
+        # Health reports at most every ``health_minutes`` of simulated time (0: every pass).
+        self.health_minutes = health_minutes
+        self.busy = False
+        self.start_spread = start_spread
+        # Requests in flight across the fleet: a few hundred, so that thousands of devices
+        # do not all queue inside the client's connection pool.
+        self.gate = gate or asyncio.Semaphore(1)
+        self.offline_until = 0.0
+        if faults.offline > 0 and self.rng.random() < faults.offline:
+            self.offline_until = time.monotonic() + self._offline_seconds()
 
     @property
     def version(self) -> str | None:
@@ -117,18 +140,43 @@ class VirtualDevice:
     async def run(self, stop: asyncio.Event) -> None:
         """Pass after pass until ``stop``; transport errors back off with jitter."""
         failures = 0
+        # Devices do not all start at the same instant (``start_spread`` real seconds).
+        delay = self.rng.random() * self.start_spread
         while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+                return
+            except TimeoutError:
+                pass
+            wait = self.offline_until - time.monotonic()
+            if wait > 0:
+                self.log.counts["offline-waits"] += 1
+                delay = wait
+                continue
             try:
                 sleep = await self.pass_once()
                 failures = 0
-            except (httpx.HTTPError, ValueError):
+                delay = sleep / self.poll_scale * self.rng.uniform(0.9, 1.1)
+            except (httpx.HTTPError, ValueError, KeyError):
                 failures += 1
                 self.log.counts["errors"] += 1
-                sleep = min(300.0, 5.0 * 2**failures) * self.rng.random()
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=sleep / self.scale)
-            except TimeoutError:
-                continue
+                delay = min(300.0, 5.0 * 2**failures) * self.rng.random() / self.poll_scale
+                self.busy = False
+            self._maybe_go_offline(delay)
+
+    def _offline_seconds(self) -> float:
+        """A real-time offline period (exponential, mean ``offline_hours`` simulated)."""
+        return self.rng.expovariate(1.0) * self.faults.offline_hours * 3600 / self.scale
+
+    def _maybe_go_offline(self, delay: float) -> None:
+        """Two-state Markov model: in the long run a share ``offline`` of devices is away."""
+        p = self.faults.offline
+        if p <= 0:
+            return
+        rate_per_hour = p / (1 - p) / self.faults.offline_hours
+        hours = delay * self.scale / 3600
+        if self.rng.random() < 1 - math.exp(-rate_per_hour * hours):
+            self.offline_until = time.monotonic() + self._offline_seconds()
 
     async def pass_once(self) -> float:
         """One pass; returns the seconds to sleep (the server's polling interval)."""
@@ -146,7 +194,8 @@ class VirtualDevice:
         return sleep
 
     async def _get(self, url: str) -> Mapping[str, Any]:
-        response = await self.client.get(url, headers=self.headers)
+        async with self.gate:
+            response = await self.client.get(url, headers=self.headers)
         response.raise_for_status()
         data = response.json()
         if not isinstance(data, Mapping):
@@ -163,32 +212,43 @@ class VirtualDevice:
             }
         }
         url = f"{self.base}/deploymentBase/{action_id}/feedback"
+        # Feedback does not queue behind the fleet's polls (the gate is for those).
         response = await self.client.post(url, json=body, headers=self.headers)
         if response.status_code == 410:
             return False
         response.raise_for_status()
         return True
 
-    async def _health(self) -> None:
+    async def _health(self, *, force: bool = False) -> None:
+        """``POST …/health``: the crashes of the running release since the last report, over
+        the (simulated) seconds it covers, as ``crash_count`` and ``uptime_s``."""
         now = time.monotonic()
         hours = (now - self.last_health) * self.scale / 3600
+        if not force and hours * 60 < self.health_minutes:
+            return
         self.last_health = now
         version = self.version or ""
         rate = self.faults.crash_per_day.get(version, self.faults.baseline_crash)
         crashes = _poisson(self.rng, rate / 24 * hours)
+        self.log.counts["crashes"] += crashes
         env = self.table.env(self.env)
         body = {
             "running_version": version,
-            "crash_count": env.failed_trials,
-            "crashes": crashes,
-            "exposure_hours": round(hours, 6),
-            "bootcount": env.bootcount,
-            "booted_slot": env.booted_slot,
-            "active_slot": env.active_slot,
-            "phase": env.phase.value,
-            "security_floor": env.security_floor,
+            "crash_count": crashes,
+            "watchdog_count": 0,
+            "uptime_s": round(hours * 3600, 3),
+            "boot_count": env.bootcount,
+            "metrics": {
+                "booted_slot": env.booted_slot,
+                "active_slot": env.active_slot,
+                "phase": env.phase.value,
+                "failed_trials": env.failed_trials,
+            },
         }
-        response = await self.client.post(f"{self.base}/health", json=body, headers=self.headers)
+        async with self.gate:
+            response = await self.client.post(
+                f"{self.base}/health", json=body, headers=self.headers
+            )
         if response.status_code >= 500:
             response.raise_for_status()
 
@@ -197,7 +257,8 @@ class VirtualDevice:
         stop_id = str((data.get("cancelAction") or {}).get("stopId", data.get("id", "")))
         body = {"status": {"execution": "closed", "result": {"finished": "success"}}}
         url = f"{self.base}/cancelAction/{stop_id}/feedback"
-        response = await self.client.post(url, json=body, headers=self.headers)
+        async with self.gate:
+            response = await self.client.post(url, json=body, headers=self.headers)
         response.raise_for_status()
         self.log.counts["cancelled"] += 1
 
@@ -220,6 +281,15 @@ class VirtualDevice:
         if version == self.version:
             await self._feedback(action_id, "closed", "success", f"already running {version}")
             return
+        self.busy = True
+        try:
+            await self._install_offer(action_id, artifact, version, key)
+        finally:
+            self.busy = False
+
+    async def _install_offer(
+        self, action_id: str, artifact: Mapping[str, Any], version: str, key: str
+    ) -> None:
         self.env = self.table.apply(self.env, "begin_download", key)
         await self._feedback(action_id, "download", "none", f"downloading {version}")
         await self._download(artifact)
@@ -229,6 +299,7 @@ class VirtualDevice:
             return
         await self._feedback(action_id, "proceeding", "none", "installing")
         self.log.installed.add(self.id)
+        self.log.installing.setdefault(version, set()).add(self.id)
         result = run_install(
             self.table,
             self.env,
@@ -245,6 +316,8 @@ class VirtualDevice:
         finished = "success" if result.outcome == "success" else "failure"
         self.log.counts[f"closed-{finished}"] += 1
         await self._feedback(action_id, "closed", finished, f"running version {self.version}")
+        self.log.outcomes[self.id] = (version, finished)
+        await self._health(force=True)
 
     async def _download(self, artifact: Mapping[str, Any]) -> None:
         href = _href(artifact.get("_links") or {}, "download-http") or _href(
@@ -275,6 +348,8 @@ def faults_for(fleet: Any, index: int, *, bad_version: str | None, scenario: Any
         power_cut=CUT_POINTS[cut_code - 1] if cut_code else None,
         outage_minutes=float(fleet.outage[index]),
         download_minutes=float(fleet.download_minutes[index]),
+        offline=float(scenario.offline),
+        offline_hours=float(scenario.offline_hours),
     )
 
 

@@ -64,6 +64,11 @@ class HttpRun:
     log: FleetLog
     wall_seconds: float
     halted_at_seconds: float | None
+    halted_at_stage: str | None = None
+    new_at_95pct_seconds: float | None = None
+    on_new: int = 0
+    bricked: int = 0
+    final_versions: dict[str, str] | None = None
 
 
 async def drive(
@@ -76,13 +81,18 @@ async def drive(
     new_version: str,
     old_version: str = "1.0.0",
     time_scale: float = 60.0,
+    poll_scale: float | None = None,
+    health_minutes: float = 0.0,
+    start_spread: float = 0.0,
     timeout_seconds: float = 3600.0,
-    connections: int = 512,
+    settle_seconds: float = 10.0,
+    connections: int = 64,
     status_every: float = 2.0,
     on_status: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> HttpRun:
     """Run the virtual devices against ``server`` until the campaign ends (reverting after a
-    halt, as the in-process mode does) or ``timeout_seconds`` pass."""
+    halt, as the in-process mode does; a revert ends when every exposed device is idle on
+    ``old_version`` for ``settle_seconds``) or ``timeout_seconds`` pass."""
     table = EnvTable()
     env0 = table.add(
         ab_state.fresh_env(version=old_version, sha256="0" * 64, size=1, security_version=1)
@@ -92,8 +102,12 @@ async def drive(
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     started = time.monotonic()
     halted_at: float | None = None
+    halted_stage: str | None = None
+    at_95: float | None = None
+    settled_since: float | None = None
     status: Mapping[str, Any] = {}
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0)) as client:
+    gate = asyncio.Semaphore(connections)
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0)) as client:
         devices = [
             VirtualDevice(
                 creds,
@@ -104,6 +118,10 @@ async def drive(
                 faults=faults_for(fleet, index, bad_version=new_version, scenario=scenario),
                 log=log,
                 time_scale=time_scale,
+                poll_scale=poll_scale,
+                health_minutes=health_minutes,
+                start_spread=start_spread,
+                gate=gate,
                 rng=random.Random(f"{scenario.seed}:{creds.device_id}"),
             )
             for index, creds in enumerate(credentials)
@@ -115,15 +133,107 @@ async def drive(
                 status = await asyncio.to_thread(server.status, campaign_id)
                 if on_status is not None:
                     on_status(status)
+                now = time.monotonic() - started
+                on_new = sum(1 for d in devices if d.version == new_version)
+                if at_95 is None and on_new >= 0.95 * len(devices):
+                    at_95 = now
                 state = status.get("state")
                 if state == "halted" and halted_at is None:
-                    halted_at = time.monotonic() - started
+                    halted_at = now
+                    halted_stage = (status.get("stage") or {}).get("name")
                     await asyncio.to_thread(server.revert, campaign_id)
+                    continue
                 if state in ("completed", "cancelled"):
                     break
+                if state == "reverting":
+                    exposed = log.installing.get(new_version, set())
+                    settled = all(
+                        not d.busy and d.version == old_version for d in devices if d.id in exposed
+                    )
+                    if not settled:
+                        settled_since = None
+                    elif settled_since is None:
+                        settled_since = now
+                    elif now - settled_since >= settle_seconds:
+                        break
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
+    final: dict[str, str] = {}
+    bricked = set(log.unsound)
     for device in devices:
-        log.versions[device.version or "none"] += 1
-    return HttpRun(len(devices), status, log, time.monotonic() - started, halted_at)
+        version = device.version or "none"
+        log.versions[version] += 1
+        final[device.id] = version
+        if ab_state.check_invariants(table.env(device.env)):
+            bricked.add(device.id)
+    return HttpRun(
+        len(devices),
+        status,
+        log,
+        time.monotonic() - started,
+        halted_at,
+        halted_stage,
+        at_95,
+        sum(1 for v in final.values() if v == new_version),
+        len(bricked),
+        final,
+    )
+
+
+def result_json(
+    run: HttpRun,
+    scenario: Scenario,
+    *,
+    new_version: str,
+    old_version: str,
+    time_scale: float,
+    started_offset: float,
+    settings: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The ``simulate --json`` fields of inprocess mode, from an http-mode run (minutes are
+    simulated minutes: real seconds × ``time_scale`` / 60, from the campaign's start)."""
+
+    def minutes(seconds: float | None) -> float | None:
+        if seconds is None:
+            return None
+        return round(max(0.0, seconds - started_offset) * time_scale / 60, 1)
+
+    exposed_ids = run.log.installing.get(new_version, set()) if scenario.bad_release else set()
+    final = run.final_versions or {}
+    on_known_good = sum(1 for d in exposed_ids if final.get(d) == old_version)
+    halted = run.halted_at_seconds is not None
+    counts = run.log.counts
+    reverted = sum(
+        1 for d in run.log.installing.get(new_version, set()) if final.get(d) == old_version
+    )
+    stages = [s.get("name") for s in run.status.get("stages") or []]
+    return {
+        "strategy": "patchgate",
+        "devices": run.devices,
+        "exposed": len(exposed_ids),
+        "exposed_fraction": round(len(exposed_ids) / max(1, run.devices), 6),
+        "bricked": run.bricked,
+        "reverted": reverted,
+        "halted": halted,
+        "halted_at_stage": run.halted_at_stage,
+        "minutes_to_halt": minutes(run.halted_at_seconds),
+        "patched_fraction_at_deadline": round(run.on_new / max(1, run.devices), 6),
+        "minutes_to_95pct": minutes(run.new_at_95pct_seconds),
+        "false_halt": halted and not scenario.bad_release,
+        "settings": {**settings, "stages": stages},
+        "mode": "http",
+        "exposed_on_known_good": on_known_good,
+        "every_exposed_on_known_good": on_known_good == len(exposed_ids),
+        "halt_reason": run.status.get("halt_reason"),
+        "campaign_state": run.status.get("state"),
+        "campaign_counts": run.status.get("counts"),
+        "versions": dict(run.log.versions),
+        "ab_reverted": counts.get("closed-failure", 0),
+        "installs_succeeded": counts.get("closed-success", 0),
+        "cancelled": counts.get("cancelled", 0),
+        "polls": counts.get("polls", 0),
+        "transport_errors": counts.get("errors", 0),
+        "offline_waits": counts.get("offline-waits", 0),
+        "simulated_minutes": minutes(run.wall_seconds),
+    }

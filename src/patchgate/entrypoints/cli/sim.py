@@ -6,6 +6,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
@@ -15,6 +16,7 @@ from rich.table import Table
 
 from patchgate.entrypoints.cli.common import emit_json, fail
 from patchgate.sim.engine import RunResult, simulate
+from patchgate.sim.http_server import ServerError, simulate_http
 from patchgate.sim.plot import check_plot_path, plot
 from patchgate.sim.scenario import MODES, STRATEGY_NAMES, Fault, Fleet, Scenario
 
@@ -74,9 +76,12 @@ def simulate_command(
         str | None, typer.Option("--stop-after-stage", help="Stop once this stage is left.")
     ] = None,
     stop_hours: Annotated[float | None, typer.Option("--stop-hours")] = None,
-    server: Annotated[
-        str | None, typer.Option("--server", help="http mode: the server's base URL.")
-    ] = None,
+    time_scale: Annotated[
+        float, typer.Option("--time-scale", help="http mode: simulated seconds per real second.")
+    ] = 60.0,
+    http_timeout: Annotated[
+        float, typer.Option("--http-timeout", help="http mode: real seconds at most.")
+    ] = 1800.0,
 ) -> None:
     """Simulate a campaign on a virtual fleet and report blast radius, bricked devices,
     reverts, time to halt and patched share at the deadline."""
@@ -109,10 +114,8 @@ def simulate_command(
         stop_hours=stop_hours,
     )
     if mode == "http":
-        fail(
-            "simulate --mode http: the server's campaign service (issue 6) is not merged yet; "
-            "the device side is patchgate.sim.ddi_fleet, the orchestration patchgate.sim.http_mode"
-        )
+        _http(scenario, strategy, json_out, time_scale, http_timeout)
+        return
     names = STRATEGY_NAMES if strategy == "all" else (strategy,)
     err = Console(stderr=True)
     started = time.perf_counter()
@@ -151,6 +154,55 @@ def simulate_command(
     _table(Console(), scenario, results, run)
     if plot_file is not None:
         typer.echo(f"plot written to {plot_file}")
+
+
+def _http(
+    scenario: Scenario, strategy: str, json_out: bool, time_scale: float, timeout: float
+) -> None:
+    """``--mode http``: a real server on a fresh data folder, the fleet over DDI."""
+    if strategy != "patchgate":
+        fail("simulate --mode http: only --strategy patchgate (the real server's gates)")
+    if time_scale <= 0 or timeout <= 0:
+        fail("simulate --mode http: --time-scale and --http-timeout must be more than 0")
+    err = Console(stderr=True)
+
+    def on_status(status: Mapping[str, Any]) -> None:
+        if err.is_terminal:
+            counts = status.get("counts") or {}
+            stage = (status.get("stage") or {}).get("name")
+            err.print(
+                f"{status.get('state')} · stage {stage} · offered {counts.get('offered')} · "
+                f"succeeded {counts.get('succeeded')} · failed {counts.get('failed')}",
+                highlight=False,
+            )
+
+    try:
+        out = simulate_http(
+            scenario, time_scale=time_scale, timeout_seconds=timeout, on_status=on_status
+        )
+    except ServerError as exc:
+        fail(f"simulate --mode http: {exc}")
+    out["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+    if json_out:
+        emit_json({**out, "scenario": scenario.to_json()})
+        return
+    table = Table(title=f"http mode · {scenario.devices:,} devices · fault {scenario.fault}")
+    table.add_column("")
+    table.add_column("patchgate", justify="right")
+    for key in (
+        "exposed",
+        "bricked",
+        "reverted",
+        "exposed_on_known_good",
+        "halted_at_stage",
+        "minutes_to_halt",
+        "false_halt",
+        "patched_fraction_at_deadline",
+        "polls",
+        "wall_seconds",
+    ):
+        table.add_row(key.replace("_", " "), str(out.get(key)))
+    Console().print(table)
 
 
 def _peak_rss_mb() -> float:
