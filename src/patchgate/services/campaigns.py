@@ -46,6 +46,7 @@ from patchgate.domain.planning import FleetTiming, forecast, plan_schedule, stag
 from patchgate.domain.ratelimit import FULL, RateLimit, TokenBucket
 from patchgate.domain.stages import Stage, default_stages, format_stages
 from patchgate.domain.stages import parse_stages as parse_stage_spec
+from patchgate.domain.versions import VersionRange, parse_range
 from patchgate.domain.windows import MaintenanceWindow
 from patchgate.services import actions as action_service
 from patchgate.services import audit
@@ -210,6 +211,7 @@ def _plan(uow: UnitOfWork, rec: CampaignRecord) -> core.CampaignPlan:
             product=rec.product,
             hardware=frozenset(selector.get("hardware", ())),
             groups=frozenset(selector.get("groups", ())),
+            versions=parse_range(selector["versions"]) if selector.get("versions") else None,
         ),
         stages=tuple(_stage_from(s) for s in rec.stages),
         cuts=tuple(_cut_from(c) for c in rec.cuts),
@@ -307,6 +309,7 @@ class CreateOptions:
     fill_canary: bool = False
     groups: tuple[str, ...] = ()
     supersedes: int | None = None
+    versions: str | None = None  # installed-version range, e.g. "<1.0.1" or ">=1.0, <2.0"
 
 
 def _deadline(ctx: Context, release: ReleaseRecord) -> datetime | None:
@@ -322,6 +325,16 @@ def _deadline(ctx: Context, release: ReleaseRecord) -> datetime | None:
         if due:
             dues.append(parse_rfc3339(due))
     return min(dues) if dues else None
+
+
+def _versions(text: str | None) -> VersionRange | None:
+    """The ``--versions`` selector, or a refusal naming what is wrong with it."""
+    if text is None:
+        return None
+    try:
+        return parse_range(text)
+    except InvalidInput as exc:
+        raise InvalidInput(f"target versions: {exc}") from exc
 
 
 def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str) -> dict[str, Any]:
@@ -340,6 +353,7 @@ def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str)
         overrides["manual"] = True
     window = MaintenanceWindow.parse(options.window) if options.window else None
     rate = RateLimit.parse(options.rate) if options.rate else None
+    versions = _versions(options.versions)
     deadline_release: ReleaseRecord | None = None
     with ctx.read_uow() as uow:
         deadline_release = uow.releases.get(release_id)
@@ -373,7 +387,12 @@ def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str)
             priority = core.plan_roll_forward(_plan(uow, halted), _release_ref(release))
             supersedes = halted.id
         salt = secrets.token_hex(8)
-        selector = {"product": release.product, "hardware": [], "groups": list(options.groups)}
+        selector = {
+            "product": release.product,
+            "hardware": [],
+            "groups": list(options.groups),
+            "versions": options.versions.strip() if options.versions is not None else None,
+        }
         delivery = {
             "forced": options.forced,
             "download_only": options.download_only,
@@ -386,7 +405,7 @@ def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str)
             0,
             salt,
             _release_ref(release),
-            core.Selector(release.product, groups=frozenset(options.groups)),
+            core.Selector(release.product, groups=frozenset(options.groups), versions=versions),
             stages,
             tuple(CohortCut() for _ in stages),
             core.Progress(),
@@ -448,6 +467,7 @@ def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str)
                 "release_id": release.id,
                 "stages": format_stages(stages),
                 "supersedes": supersedes,
+                "versions": selector["versions"],
                 "deadline_at": rfc3339(deadline),
             },
         )
@@ -485,6 +505,7 @@ class _Effects:
     opened_stage: int | None = None
     halted: dict[str, Any] | None = None
     reached_last: bool = False
+    supersede: bool = False  # started, resumed or opened a stage: sweep superseded actions
 
 
 def _apply(
@@ -507,6 +528,8 @@ def _apply(
             effects.opened_stage = moved.progress.stage_index
             if moved.progress.stage_index == last:
                 effects.reached_last = True
+        if event.kind in (core.CAMPAIGN_STARTED, core.STAGE_ADVANCED, core.CAMPAIGN_RESUMED):
+            effects.supersede = True
         if event.kind in (core.CAMPAIGN_HALTED, core.CAMPAIGN_CANCELLED):
             effects.cancel = True
         if event.kind == core.CAMPAIGN_HALTED:
@@ -573,6 +596,8 @@ def _after(ctx: Context, campaign_id: int, effects: _Effects, *, actor: str) -> 
         cancel_open_actions(ctx, campaign_id, actor=actor)
     if effects.reached_last:
         _fixes_deployed(ctx, campaign_id)
+    if effects.supersede:
+        supersede_pending(ctx, campaign_id, actor=actor)
 
 
 def notify_stage_opened(
@@ -595,18 +620,132 @@ def cancel_open_actions(ctx: Context, campaign_id: int, *, actor: str) -> int:
     installing; returns how many. Actions already installing finish and are recorded."""
     with ctx.read_uow() as uow:
         pending = [a.id for a in uow.campaigns.actions(campaign_id) if a.status in NOT_INSTALLING]
-    done = 0
-    for action_id in pending:
+    done = _cancel_actions(ctx, pending, reason=f"campaign {campaign_id} halted", actor=actor)
+    if done:
+        log.warning("campaign %s: cancelled %d open actions", campaign_id, len(done))
+    return len(done)
+
+
+def _cancel_actions(
+    ctx: Context, action_ids: Iterable[int], *, reason: str, actor: str
+) -> list[ActionRecord]:
+    """The sweep: cancel each action (DDI ``cancelAction`` once the device accepted it);
+    one closed meanwhile is skipped. Returns the actions cancelled."""
+    done = []
+    for action_id in action_ids:
         try:
-            action_service.cancel(
-                ctx, action_id, reason=f"campaign {campaign_id} halted", actor=actor
-            )
-            done += 1
+            done.append(action_service.cancel(ctx, action_id, reason=reason, actor=actor))
         except PatchgateError:
             continue  # closed meanwhile (the device finished or cancelled it)
-    if done:
-        log.warning("campaign %s: cancelled %d open actions", campaign_id, done)
     return done
+
+
+# The DDI statuses of a pending action as the core's supersession rule names them.
+_CORE_STATUS: Mapping[str, str] = {
+    action_rules.Status.WAITING_CONFIRMATION.value: ex.S_OFFERED,
+    action_rules.Status.OFFERED.value: ex.S_OFFERED,
+    action_rules.Status.DOWNLOADING.value: ex.S_DOWNLOADING,
+    action_rules.Status.DOWNLOADED.value: ex.S_DOWNLOADING,
+}
+
+
+def supersede_pending(ctx: Context, campaign_id: int, *, actor: str = ACTOR_ENGINE) -> int:
+    """Cancel the pending actions this campaign's release supersedes (``decide`` rule 2):
+    each open action of another campaign of the product that has not started installing,
+    held by a device this campaign would offer to now, for an older release that the rule
+    says is superseded. The device gets ``cancelAction`` and, once the cancellation is
+    closed, this campaign's release at its next poll. Returns how many were cancelled."""
+    now = ctx.clock()
+    with ctx.read_uow() as uow:
+        rec = _get(uow, campaign_id)
+        if rec.state != core.RUNNING:
+            return 0
+        plan = _plan(uow, rec)
+        if plan.release.type not in ("security", "combined") or plan.release.withdrawn:
+            return 0
+        others = {
+            c.id: c
+            for c in uow.campaigns.list()
+            if c.product == rec.product and c.id != rec.id and c.state != core.DRAFT
+        }
+        pending = [
+            (action, others[cid])
+            for cid in others
+            for action in uow.campaigns.actions(cid)
+            if action.status in NOT_INSTALLING and action.release_id != plan.release.id
+        ]
+        if not pending:
+            return 0
+        fleet = {d.id: d for d in _fleet(uow, plan, _product_hardware(ctx, rec.product))}
+        floor = uow.releases.security_floor(rec.product)
+        chosen: list[tuple[int, int, int, str]] = []  # action, its campaign, device, reason
+        for action, other in pending:
+            device = fleet.get(action.device_id)
+            release = uow.releases.get(action.release_id)
+            if device is None or release is None:
+                continue
+            finished = frozenset(
+                a.campaign_id
+                for a in uow.actions.for_device(device.id, limit=1000)
+                if a.campaign_id is not None and not a.active
+            )
+            facts = replace(
+                _facts(device, rec.product),
+                security_floor=floor,
+                finished_campaigns=finished,
+                open_action=core.OpenAction(
+                    action.id,
+                    other.id,
+                    release.id,
+                    release.security_version,
+                    _CORE_STATUS[action.status],
+                ),
+            )
+            snapshot = core.Snapshot.build(0, [_plan(uow, other), plan])
+            decision = core.decide(facts, snapshot, now)
+            if decision.reason == core.CANCEL_SUPERSEDED:
+                why = (
+                    f"superseded by campaign {rec.id} (release {plan.release.version}, "
+                    f"security version {plan.release.security_version} > "
+                    f"{release.security_version})"
+                )
+                chosen.append((action.id, other.id, device.id, why))
+    cancelled: list[tuple[ActionRecord, int, str]] = []
+    for action_id, other_id, _device_id, why in chosen:
+        for record in _cancel_actions(ctx, [action_id], reason=why, actor=actor):
+            cancelled.append((record, other_id, why))
+    if not cancelled:
+        return 0
+    with ctx.uow() as uow:
+        for record, other_id, why in cancelled:
+            audit.record(
+                ctx,
+                uow,
+                actor=actor,
+                action="campaign.supersede",
+                subject=f"campaign:{campaign_id}",
+                details={
+                    "action_id": record.id,
+                    "superseded_campaign": other_id,
+                    "status": record.status,
+                    "reason": why,
+                },
+            )
+        uow.commit()
+    by_tenant: dict[str, list[str]] = {}
+    with ctx.read_uow() as uow:
+        for record, _other, _why in cancelled:
+            device_rec = uow.devices.get_by_id(record.device_id)
+            if device_rec is not None and device_rec.controller_id:
+                by_tenant.setdefault(device_rec.tenant, []).append(device_rec.controller_id)
+    for tenant, ids in by_tenant.items():
+        notify_stage_opened(ctx, campaign_id, ids, tenant=tenant)
+    log.warning(
+        "campaign %s: cancelled %d pending actions of older releases it supersedes",
+        campaign_id,
+        len(cancelled),
+    )
+    return len(cancelled)
 
 
 def _fixes_deployed(ctx: Context, campaign_id: int) -> None:
@@ -922,6 +1061,9 @@ def tick(ctx: Context) -> dict[int, str]:
     for campaign_id in ids:
         try:
             result = evaluate(ctx, campaign_id)
+            # The sweep again: a device may have become targeted since the stage opened,
+            # and an action missed by a crash after the stage opened is cancelled now.
+            supersede_pending(ctx, campaign_id)
         except PatchgateError as exc:
             log.warning("campaign %s: evaluation refused: %s", campaign_id, exc)
             continue
@@ -1001,6 +1143,12 @@ def _status(ctx: Context, uow: UnitOfWork, rec: CampaignRecord, now: datetime) -
         "revert_to_release_id": rec.revert_to_release_id,
         "supersedes": rec.supersedes_id,
         "priority_versions": rec.priority_versions,
+        "selector": {
+            "product": rec.product,
+            "hardware": list(rec.selector.get("hardware", ())),
+            "groups": list(rec.selector.get("groups", ())),
+            "versions": rec.selector.get("versions"),
+        },
         "delivery": dict(rec.delivery),
         "forecast_complete_at": rfc3339(
             outlook.complete_at

@@ -30,6 +30,7 @@ class CampaignIn(BaseModel):
     fill_canary: bool = False
     groups: list[str] = Field(default_factory=list)
     supersedes: int | None = None
+    versions: str | None = Field(default=None, max_length=500)
 
 
 class HaltIn(BaseModel):
@@ -57,6 +58,7 @@ def create_campaign(body: CampaignIn, caller: ReleaseManager) -> dict[str, Any]:
         fill_canary=body.fill_canary,
         groups=tuple(body.groups),
         supersedes=body.supersedes,
+        versions=body.versions,
     )
     return campaigns.create(caller.ctx, body.release_id, options, actor=caller.actor)
 

@@ -58,6 +58,8 @@ def _show(payload: dict[str, Any], as_json: bool) -> None:
     )
     typer.echo(f"  state: {payload['state']}   stage {stage['index'] + 1}: {stage['name']}")
     typer.echo(f"  stages: {payload['stage_spec']}")
+    if payload["selector"]["versions"]:
+        typer.echo(f"  target versions: {payload['selector']['versions']}")
     counts = payload["counts"]
     typer.echo(
         "  counts: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v or k == "eligible")
@@ -120,6 +122,13 @@ def campaign_create(
     supersedes: Annotated[
         int | None, typer.Option("--supersedes", help="Halted campaign to roll forward from.")
     ] = None,
+    versions: Annotated[
+        str | None,
+        typer.Option(
+            "--versions",
+            help='Target only devices on these versions, e.g. "<1.0.1", ">=1.0, <2.0".',
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a draft campaign for a release."""
@@ -139,6 +148,7 @@ def campaign_create(
         fill_canary=fill_canary,
         groups=tuple(group or ()),
         supersedes=supersedes,
+        versions=versions,
     )
     _show(campaigns.create(app().context, release_id, options, actor=actor()), as_json)
 
