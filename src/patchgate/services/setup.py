@@ -48,7 +48,7 @@ class InitResult:
     device_tokens: dict[str, str] = field(default_factory=dict)
 
 
-def initialise(ctx: Context, *, demo: bool, actor: str) -> InitResult:
+def initialise(ctx: Context, *, demo: bool, actor: str, demo_devices: bool = True) -> InitResult:
     """Create what is missing: tenant, policy, admin token (schema must be at head)."""
     result = InitResult()
     now = ctx.clock()
@@ -73,7 +73,8 @@ def initialise(ctx: Context, *, demo: bool, actor: str) -> InitResult:
     _initialise_trust(ctx, result, actor=actor)
     if demo:
         _demo_release(ctx, result, actor=actor)
-        _demo_devices(ctx, result, actor=actor)
+        if demo_devices:
+            _demo_devices(ctx, result, actor=actor)
     return result
 
 
