@@ -377,6 +377,13 @@ def reach(
     that ran the fix and then went back to an affected version counts as exposed, not fixed.
     """
 
+    hit: dict[str, bool] = {}  # a fleet has few versions and releases: parse each once
+
+    def affected(version: str) -> bool:
+        if version not in hit:
+            hit[version] = rng.everything or rng.contains(version)
+        return hit[version]
+
     def fixes_it(run: FixRun) -> bool:
         if run.release_id in fixes:
             return True
@@ -384,21 +391,19 @@ def reach(
             return False
         return versions.version_key(run.release_version) >= versions.version_key(
             first_fix
-        ) and not (rng.everything or rng.contains(run.release_version))
+        ) and not affected(run.release_version)
 
     first: dict[int, datetime] = {}
     for run in runs:
-        if run.installed_version is not None and (
-            rng.everything or rng.contains(run.installed_version)
-        ):
+        if run.installed_version is not None and affected(run.installed_version):
             continue
         if fixes_it(run) and (run.device_id not in first or run.at < first[run.device_id]):
             first[run.device_id] = run.at
-    affected = exposed + len(first)
+    total = exposed + len(first)
     times = sorted(first.values())
-    needed = -(-round(FIX_SHARE * 100) * affected // 100)  # ceil, exact for integers
-    reached = times[needed - 1] if affected and len(times) >= needed else None
-    return Rollout(affected=affected, ran_fix=len(times), reached_at=reached)
+    needed = -(-round(FIX_SHARE * 100) * total // 100)  # ceil, exact for integers
+    reached = times[needed - 1] if total and len(times) >= needed else None
+    return Rollout(affected=total, ran_fix=len(times), reached_at=reached)
 
 
 def rollouts(
