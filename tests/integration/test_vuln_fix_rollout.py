@@ -74,6 +74,9 @@ def test_the_95_percent_moment_is_the_19th_of_20_successes_and_sets_time_to_depl
     assert (product["fix_affected_devices"], product["fix_running_devices"]) == (20, 18)
     assert product["fix_running_share"] == 0.9
     assert product["exposed_devices"] == 2
+    # The campaign's last stage (here: the transition by hand) does not stand in for the
+    # 95 % moment once devices report runs of the fix.
+    vulns.triage(env.ctx, VULN, status="fix_deployed", actor="test", at=T0 + timedelta(hours=10))
     report = vulns.sla_report(env.ctx)["severities"]["high"]
     assert report["time_to_deploy_hours"]["n"] == 0
 

@@ -995,10 +995,12 @@ def sla_report(ctx: Context) -> dict[str, Any]:
                 if released is not None:
                     bucket["release"].append((released - record.aware_at).total_seconds() / 3600)
                 # Time to deploy: when 95 % of the affected devices ran the fix (from
-                # action events); without that evidence, the fix_deployed transition.
+                # action events). Only where no device has run it through patchgate (no
+                # such evidence at all) does the fix_deployed transition stand in.
                 rollout = facts.rollout.get(analysis.product)
-                deployed = rollout.reached_at if rollout is not None else None
-                if deployed is None:
+                if rollout is not None and rollout.ran_fix:
+                    deployed = rollout.reached_at
+                else:
                     deployed = analysis.deployed_at
                 if deployed is not None:
                     bucket["deploy"].append((deployed - record.aware_at).total_seconds() / 3600)
