@@ -30,6 +30,7 @@ from patchgate.services.policy import in_force
 from patchgate.services.unit_of_work import UnitOfWork
 from patchgate.services.vulnerability_ports import (
     FixingRelease,
+    FixRun,
     ProductAnalysis,
     Submission,
     VulnerabilityRecord,
@@ -52,6 +53,25 @@ class Facts:
     submissions: Sequence[Submission]
     exposure: Mapping[str, int | None]
     fleet: Mapping[str, int] = field(default_factory=dict)
+    rollout: Mapping[str, Rollout] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How far the fix has reached the affected devices of one product, from action events.
+
+    ``affected`` counts the devices the exposure rule counts now plus those that have since
+    moved to a fixing release; ``ran_fix`` those of them that finished an action for a fixing
+    release (or a later, unaffected release of the product) and still run an unaffected
+    version; ``reached_at`` is when the device that made it 95 % finished, or None."""
+
+    affected: int
+    ran_fix: int
+    reached_at: datetime | None
+
+    @property
+    def share(self) -> float | None:
+        return round(self.ran_fix / self.affected, 4) if self.affected else None
 
 
 def cvss_severity(record: VulnerabilityRecord, policy: Policy) -> str:
@@ -146,9 +166,21 @@ def view(record: VulnerabilityRecord, facts: Facts) -> dict[str, Any]:
                 "patched_share": _share(
                     facts.exposure.get(analysis.product), facts.fleet.get(analysis.product)
                 ),
+                **_rollout_view(record, facts.rollout.get(analysis.product)),
             }
         )
     exposed = [n for n in facts.exposure.values() if n is not None]
+    rollouts = [
+        facts.rollout[a.product]
+        for a in record.products
+        if a.product in facts.rollout and a.status not in rules.SIDE_STATES
+    ]
+    reached = [r.reached_at for r in rollouts]
+    overall = (
+        max(t for t in reached if t is not None)
+        if reached and all(t is not None for t in reached)
+        else None
+    )
     body: dict[str, Any] = {
         "id": record.id,
         "title": record.title,
@@ -180,6 +212,9 @@ def view(record: VulnerabilityRecord, facts: Facts) -> dict[str, Any]:
             "total": sum(exposed),
             "per_product": {k: v for k, v in facts.exposure.items() if k != UNASSIGNED},
         },
+        # The moment 95 % of the affected devices of every product ran the fix.
+        "fix_95pct_at": rfc3339(overall),
+        "time_to_95pct_hours": _hours(record.aware_at, overall),
         "components": list(record.components),
         "upstream": dict(record.upstream),
         "origin": record.origin,
@@ -191,6 +226,21 @@ def view(record: VulnerabilityRecord, facts: Facts) -> dict[str, Any]:
     if record.exploited_at is not None or record.severe_incident_at is not None:
         body["art14"] = art14_view(record, facts)
     return body
+
+
+def _hours(start: datetime, end: datetime | None) -> float | None:
+    return None if end is None else round((end - start).total_seconds() / 3600, 4)
+
+
+def _rollout_view(record: VulnerabilityRecord, rollout: Rollout | None) -> dict[str, Any]:
+    reached = rollout.reached_at if rollout is not None else None
+    return {
+        "fix_95pct_at": rfc3339(reached),
+        "time_to_95pct_hours": _hours(record.aware_at, reached),
+        "fix_affected_devices": rollout.affected if rollout is not None else None,
+        "fix_running_devices": rollout.ran_fix if rollout is not None else None,
+        "fix_running_share": rollout.share if rollout is not None else None,
+    }
 
 
 def _fix_available_at(record: VulnerabilityRecord, facts: Facts) -> datetime | None:
@@ -309,15 +359,96 @@ def exposure(
     return out
 
 
+FIX_SHARE = 0.95
+
+
+def reach(
+    exposed: int,
+    runs: Sequence[FixRun],
+    fixes: set[int],
+    rng: versions.VersionRange,
+    first_fix: str | None,
+) -> Rollout:
+    """The rollout of a fix over one product's devices (see ``Rollout``).
+
+    A run counts when its release is a fixing release, or a later release of the product
+    (at or above the first fixing version) outside the affected range; per device the first
+    such time. Devices still on an affected version are already in ``exposed``; a device
+    that ran the fix and then went back to an affected version counts as exposed, not fixed.
+    """
+
+    hit: dict[str, bool] = {}  # a fleet has few versions and releases: parse each once
+
+    def affected(version: str) -> bool:
+        if version not in hit:
+            hit[version] = rng.everything or rng.contains(version)
+        return hit[version]
+
+    def fixes_it(run: FixRun) -> bool:
+        if run.release_id in fixes:
+            return True
+        if first_fix is None or not versions.is_version(run.release_version):
+            return False
+        return versions.version_key(run.release_version) >= versions.version_key(
+            first_fix
+        ) and not affected(run.release_version)
+
+    first: dict[int, datetime] = {}
+    for run in runs:
+        if run.installed_version is not None and affected(run.installed_version):
+            continue
+        if fixes_it(run) and (run.device_id not in first or run.at < first[run.device_id]):
+            first[run.device_id] = run.at
+    total = exposed + len(first)
+    times = sorted(first.values())
+    needed = -(-round(FIX_SHARE * 100) * total // 100)  # ceil, exact for integers
+    reached = times[needed - 1] if total and len(times) >= needed else None
+    return Rollout(affected=total, ran_fix=len(times), reached_at=reached)
+
+
+def rollouts(
+    uow: UnitOfWork,
+    record: VulnerabilityRecord,
+    policy: Policy,
+    releases: Sequence[FixingRelease],
+    exposed: Mapping[str, int | None],
+) -> dict[str, Rollout]:
+    """Per product with a fixing release and known hardware: how far the fix has reached."""
+    out: dict[str, Rollout] = {}
+    for analysis in record.products:
+        product = policy.product(analysis.product)
+        count = exposed.get(analysis.product)
+        if product is None or not product.hardware or count is None:
+            continue
+        fixing = [
+            r
+            for r in releases
+            if (r.product == analysis.product or r.release_id == analysis.fixing_release_id)
+            and r.state != "withdrawn"
+        ]
+        if not fixing:
+            continue
+        rng = affected_range(analysis, releases)
+        if rng is None:
+            continue
+        numbered = [r.version for r in fixing if versions.is_version(r.version)]
+        first_fix = min(numbered, key=versions.version_key) if numbered else None
+        runs = uow.vulnerabilities.fix_runs(product.hardware, analysis.product)
+        out[analysis.product] = reach(count, runs, {r.release_id for r in fixing}, rng, first_fix)
+    return out
+
+
 def _facts(uow: UnitOfWork, record: VulnerabilityRecord, policy: Policy, now: datetime) -> Facts:
     releases = uow.vulnerabilities.fixing_releases(record.id)
+    exposed = exposure(uow, record, policy, releases)
     return Facts(
         policy=policy,
         now=now,
         releases=releases,
         submissions=uow.vulnerabilities.submissions(record.id),
-        exposure=exposure(uow, record, policy, releases),
+        exposure=exposed,
         fleet=fleet_sizes(uow, record, policy),
+        rollout=rollouts(uow, record, policy, releases, exposed),
     )
 
 
@@ -863,10 +994,16 @@ def sla_report(ctx: Context) -> dict[str, Any]:
                 released = _released_at(analysis, facts.releases)
                 if released is not None:
                     bucket["release"].append((released - record.aware_at).total_seconds() / 3600)
-                if analysis.deployed_at is not None:
-                    bucket["deploy"].append(
-                        (analysis.deployed_at - record.aware_at).total_seconds() / 3600
-                    )
+                # Time to deploy: when 95 % of the affected devices ran the fix (from
+                # action events). Only where no device has run it through patchgate (no
+                # such evidence at all) does the fix_deployed transition stand in.
+                rollout = facts.rollout.get(analysis.product)
+                if rollout is not None and rollout.ran_fix:
+                    deployed = rollout.reached_at
+                else:
+                    deployed = analysis.deployed_at
+                if deployed is not None:
+                    bucket["deploy"].append((deployed - record.aware_at).total_seconds() / 3600)
                 state = _pair_sla(record, analysis, due_at, facts)
                 outcome.setdefault(applied, []).append(state)
     per: dict[str, Any] = {}
