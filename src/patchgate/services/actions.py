@@ -217,14 +217,31 @@ def create_from_offer(
 
 def cancel(ctx: Context, action_id: int, *, reason: str = "", actor: str) -> ActionRecord:
     """Cancel an action: at once if the device never accepted it, else by asking the
-    device through ``cancelAction`` (the action stays open until it confirms)."""
+    device through ``cancelAction`` (the action stays open until it confirms). Asking
+    again while the cancellation is pending changes nothing."""
+    record, _ = _cancel(ctx, action_id, reason=reason, actor=actor)
+    return record
+
+
+def cancel_if_pending(
+    ctx: Context, action_id: int, *, reason: str = "", actor: str
+) -> ActionRecord | None:
+    """Like ``cancel``, but None when this call changed nothing because a cancellation
+    was already requested (by another process's sweep, say), so sweeps record each
+    cancellation once."""
+    record, changed = _cancel(ctx, action_id, reason=reason, actor=actor)
+    return record if changed else None
+
+
+def _cancel(ctx: Context, action_id: int, *, reason: str, actor: str) -> tuple[ActionRecord, bool]:
     now = ctx.clock()
     with ctx.uow() as uow:
+        # The row lock serialises concurrent cancellations of one action.
         action = uow.actions.get(action_id, lock=True)
         if action is None:
             raise NotFound(f"no action {action_id}")
         if action.status == rules.Status.CANCELING:
-            return action
+            return action, False
         new = rules.request_cancel(action.status)
         values: dict[str, object] = {
             "status": new.value,
@@ -258,7 +275,7 @@ def cancel(ctx: Context, action_id: int, *, reason: str = "", actor: str) -> Act
         updated = uow.actions.get(action_id)
         uow.commit()
     assert updated is not None
-    return updated
+    return updated, True
 
 
 @dataclass(frozen=True)

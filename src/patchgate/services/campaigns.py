@@ -630,13 +630,16 @@ def _cancel_actions(
     ctx: Context, action_ids: Iterable[int], *, reason: str, actor: str
 ) -> list[ActionRecord]:
     """The sweep: cancel each action (DDI ``cancelAction`` once the device accepted it);
-    one closed meanwhile is skipped. Returns the actions cancelled."""
+    one closed meanwhile, or whose cancellation another sweep already requested, is
+    skipped. Returns the actions this call cancelled."""
     done = []
     for action_id in action_ids:
         try:
-            done.append(action_service.cancel(ctx, action_id, reason=reason, actor=actor))
+            record = action_service.cancel_if_pending(ctx, action_id, reason=reason, actor=actor)
         except PatchgateError:
             continue  # closed meanwhile (the device finished or cancelled it)
+        if record is not None:
+            done.append(record)
     return done
 
 
