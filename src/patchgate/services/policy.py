@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import tomllib
 from dataclasses import dataclass
 from datetime import datetime
 
 from patchgate.domain.errors import NotFound
-from patchgate.domain.policy import Policy, load_policy
+from patchgate.domain.policy import Policy, load_policy, parse_policy
 from patchgate.services import audit
 from patchgate.services.context import Context
 
@@ -65,10 +66,6 @@ def in_force(ctx: Context) -> PolicyInForce:
         record = uow.policies.current()
     if record is None:
         raise NotFound("no policy is in force: run `patchgate init`")
-    import tomllib
-
-    from patchgate.domain.policy import parse_policy
-
     # Parse with the date it was applied so an end date that has passed since does not
     # make the published policy unreadable.
     policy = parse_policy(tomllib.loads(record.source), today=record.applied_at.date())

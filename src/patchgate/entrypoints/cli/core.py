@@ -180,12 +180,10 @@ def serve(
     workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1,
 ) -> None:
     """Serve the device API, the management API and the pages."""
-    from patchgate.adapters.db import migrate
     from patchgate.services import policy as policy_service
 
     cfg = settings()
     wired = app()  # refuses on an outdated schema, naming the command to run
-    del migrate
     source_path = policy_file or (cfg.policy_file if cfg.policy_file.exists() else None)
     if source_path is not None:
         source = read_text_file(str(source_path), what="policy file")
