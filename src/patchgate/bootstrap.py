@@ -162,4 +162,4 @@ def make_async_device_auth_reader(app: App) -> AsyncDeviceAuthReader | None:
         return None
     from patchgate.adapters.db.device_repos import AsyncPgDeviceAuthReader
 
-    return AsyncPgDeviceAuthReader(app.engines.read, connections=4)
+    return AsyncPgDeviceAuthReader(app.engines.read, connections=2)

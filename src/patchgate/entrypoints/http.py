@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -102,4 +103,17 @@ def create_app(app: App | None = None) -> Any:
     # Keep a handle for tests and for code that needs the runtime behind the middleware.
     asgi.runtime = rt
     asgi.fastapi = api
+    return asgi
+
+
+def serve_app() -> Any:
+    """The app of a ``patchgate serve`` worker (granian's factory): :func:`create_app`, then
+    everything built so far moved out of the garbage collector's sight. What the worker
+    holds from its start (modules, routes, the wired app) lives as long as the process, yet
+    each full collection walked all of it: about 100 ms with the event loop stopped, several
+    times a second under poll load, which was most of the poll's tail latency
+    (BENCHMARKS.md, "Device poll"). Collections then walk only what requests allocate."""
+    asgi = create_app()
+    gc.collect()
+    gc.freeze()
     return asgi

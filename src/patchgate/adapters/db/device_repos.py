@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import json
 import re
@@ -11,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, bindparam, delete, select, update
+from sqlalchemy import Engine, Row, Text, bindparam, cast, delete, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from patchgate.adapters.db.models import (
@@ -540,6 +540,52 @@ class SqlDeviceAuthReader(p.DeviceAuthReader):
         return self._one(self._by_controller, {"controller_id": controller_id, "tenant": tenant})
 
 
+def _keyed(statement: Any) -> Any:
+    """``statement`` (one of the poll's reads) for a batch of lookups: the keys come as two
+    text arrays, ``tenants`` and ``keys``, and each answer row starts with the 1-based
+    position of its key (``n``), so every lookup finds its own row. Each key is still one
+    indexed lookup; the state version is read once for the batch, in the same statement."""
+    keys = (
+        func.unnest(cast(bindparam("tenants"), ARRAY(Text)), cast(bindparam("keys"), ARRAY(Text)))
+        .table_valued("tenant", "key", with_ordinality="n")
+        .render_derived(name="k")
+    )
+    if statement is _BY_TOKEN:
+        return (
+            select(keys.c.n, *_AUTH_COLUMNS)
+            .select_from(keys)
+            .join(Device, Device.token_hash == keys.c.key)
+            .join(Tenant, (Tenant.id == Device.tenant_id) & (Tenant.name == keys.c.tenant))
+            .outerjoin(Action, Action.id == Device.open_action_id)
+        )
+    return (
+        select(keys.c.n, *_AUTH_COLUMNS)
+        .select_from(keys)
+        .join(Tenant, Tenant.name == keys.c.tenant)
+        .outerjoin(Device, (Device.tenant_id == Tenant.id) & (Device.controller_id == keys.c.key))
+        .outerjoin(Action, Action.id == Device.open_action_id)
+    )
+
+
+def _storable(value: str) -> bool:
+    """Whether PostgreSQL can hold ``value`` as text (no NUL, encodable as UTF-8); a key
+    it cannot hold matches no row."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _text_array(values: Sequence[str]) -> str:
+    """A PostgreSQL array literal of ``values``, every element quoted (so commas, braces,
+    quotes, backslashes and spaces in a controllerId arrive as sent)."""
+    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
+
+
 class _PqStatement:
     """One of the poll's statements for libpq: named, ``$n`` parameters, text values."""
 
@@ -580,7 +626,7 @@ class _PqConnection:
         self.transformer = Transformer(connection)
         self._ok = pq.ExecStatus.TUPLES_OK
 
-    async def fetchone(self, statement: _PqStatement, params: list[bytes | None]) -> Any:
+    async def fetchall(self, statement: _PqStatement, params: list[bytes | None]) -> list[Any]:
         import asyncio
 
         pg = self.pg
@@ -599,9 +645,9 @@ class _PqConnection:
             message = result.get_error_message() if result is not None else "no result"
             raise RuntimeError(f"poll read failed: {message}")
         if result.ntuples == 0:
-            return None
+            return []
         self.transformer.set_pgresult(result)
-        return self.transformer.load_row(0, tuple)
+        return self.transformer.load_rows(0, result.ntuples, tuple)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -618,106 +664,144 @@ async def _ready(loop: Any, add: Any, remove: Any, fd: int) -> None:
         remove(fd)
 
 
-class AsyncPgDeviceAuthReader(p.AsyncDeviceAuthReader):
-    """The poll's read on PostgreSQL without blocking the event loop: the same statement,
-    prepared once per connection, sent with libpq's asynchronous calls on a few
-    connections of the loop's own, in autocommit mode (each SELECT sees everything
-    committed before it, the state version included). While the database works, the loop
-    parses and answers other polls, and up to ``connections`` reads are in flight.
-    Connections open on first use, inside the loop that uses them; one that fails or is
-    abandoned mid-read is closed, with the idle ones after a failure, and the read is tried
-    once more on a connection opened now or one that has just answered."""
+# One statement answers at most this many polls (the rest wait for the next one).
+MAX_BATCH = 256
+# A queued lookup: tenant, key, the future its poll awaits, its arrival number.
+_Queued = tuple[str, str, Any, int]
 
-    def __init__(self, engine: Engine, *, connections: int = 4) -> None:
-        self._by_token = _PqStatement(engine, _BY_TOKEN, b"pg_poll_by_token")
-        self._by_controller = _PqStatement(engine, _BY_CONTROLLER, b"pg_poll_by_controller")
+
+class AsyncPgDeviceAuthReader(p.AsyncDeviceAuthReader):
+    """The poll's read on PostgreSQL without blocking the event loop, and shared: polls that
+    arrive while a read is in flight wait together, and the next read answers all of them
+    with one statement (each key one indexed lookup, the state version read once, in the
+    same statement). No poll is ever answered by a read sent before it arrived, so a halt
+    is obeyed from its commit.
+
+    The statements are prepared once per connection and sent with libpq's asynchronous
+    calls on up to ``connections`` connections of the loop's own, in autocommit mode. A
+    read runs in a task of the reader's, not in the request, so a request cancelled while
+    it waits abandons nothing. Connections open on first use, inside the loop that uses
+    them; one that fails is closed with the idle ones, and its batch is tried once more on
+    a connection opened now."""
+
+    def __init__(self, engine: Engine, *, connections: int = 1) -> None:
+        self._by_token = _PqStatement(engine, _keyed(_BY_TOKEN), b"pg_poll_by_token")
+        self._by_controller = _PqStatement(engine, _keyed(_BY_CONTROLLER), b"pg_poll_by_controller")
         self._conninfo = engine.url.set(drivername="postgresql").render_as_string(
             hide_password=False
         )
         self._limit = max(1, connections)
-        self._open = 0
         self._free: list[_PqConnection] = []
-        self._waiting: collections.deque[Any] = collections.deque()
+        self._readers = 0
+        self._queued: dict[_PqStatement, list[_Queued]] = {
+            self._by_token: [],
+            self._by_controller: [],
+        }
+        self._tasks: set[Any] = set()
+        self._arrivals = 0
+        # for tests and the benchmark's notes: statements sent and lookups they answered
+        self.reads = 0
+        self.lookups = 0
 
-    async def _acquire(self) -> _PqConnection:
+    async def _lookup(self, statement: _PqStatement, tenant: str, key: str) -> Any:
         import asyncio
 
+        if not _storable(tenant):
+            return None  # no tenant has that name
+        if not _storable(key):
+            # No device has that key, but the read still answers for the tenant; a value
+            # PostgreSQL cannot take must not fail the other polls of its batch.
+            if statement is self._by_token:
+                return None
+            key = ""  # no controllerId is empty
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._arrivals += 1
+        self._queued[statement].append((tenant, key, future, self._arrivals))
+        if self._readers < self._limit:
+            self._readers += 1
+            task = loop.create_task(self._read_while_queued())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await future
+
+    def _take(self) -> tuple[_PqStatement, list[_Queued]] | None:
+        """The first ``MAX_BATCH`` lookups of the queue whose head has waited longest
+        (cancelled ones skipped); None when nothing waits."""
+        waiting = [s for s, queue in self._queued.items() if queue]
+        if not waiting:
+            return None
+        statement = min(waiting, key=lambda s: self._queued[s][0][3])
+        queue = self._queued[statement]
+        batch = [item for item in queue[:MAX_BATCH] if not item[2].done()]
+        del queue[:MAX_BATCH]
+        return statement, batch
+
+    async def _read_while_queued(self) -> None:
+        connection: _PqConnection | None = None
+        try:
+            while (taken := self._take()) is not None:
+                statement, batch = taken
+                if batch:
+                    connection = await self._answer(connection, statement, batch)
+        finally:
+            self._readers -= 1
+            if connection is not None:
+                self._free.append(connection)
+
+    async def _connect(self) -> _PqConnection:
         import psycopg
 
-        while True:
-            if self._free:
-                return self._free.pop()
-            if self._open < self._limit:
-                self._open += 1
-                try:
-                    raw = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
-                    return _PqConnection(raw, (self._by_token, self._by_controller))
-                except BaseException:
-                    self._open -= 1
-                    raise
-            waiter: asyncio.Future[_PqConnection | None] = (
-                asyncio.get_running_loop().create_future()
-            )
-            self._waiting.append(waiter)
-            try:
-                handed = await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
-                    self._release(handed_over(waiter))  # handed over just as we were cancelled
-                raise
-            if handed is not None:
-                return handed
-            # None: a connection was discarded, so there is room to open one
+        if self._free:
+            return self._free.pop()
+        raw = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        return _PqConnection(raw, (self._by_token, self._by_controller))
 
-    def _wake(self, connection: _PqConnection | None) -> bool:
-        while self._waiting:
-            waiter = self._waiting.popleft()
-            if not waiter.done():
-                waiter.set_result(connection)
-                return True
-        return False
-
-    def _release(self, connection: _PqConnection) -> None:
-        if not self._wake(connection):
-            self._free.append(connection)
-
-    async def _discard(self, connection: _PqConnection) -> None:
-        self._open -= 1
-        self._wake(None)
-        await connection.close()
-
-    async def _fetch(self, statement: _PqStatement, values: dict[str, Any]) -> Any:
+    async def _answer(
+        self,
+        connection: _PqConnection | None,
+        statement: _PqStatement,
+        batch: list[_Queued],
+    ) -> _PqConnection | None:
+        """Read ``batch`` and settle its futures; returns the connection to keep using."""
+        values = {
+            "tenants": _text_array([item[0] for item in batch]),
+            "keys": _text_array([item[1] for item in batch]),
+        }
         params = statement.params(values)
         for attempt in (1, 2):
-            connection = await self._acquire()
             try:
-                row = await connection.fetchone(statement, params)
-            except BaseException as exc:
-                # Broken, or abandoned mid-read (the request was cancelled): its state is
-                # unknown, so it is closed, not reused. A failure is tried once more, and
-                # the idle connections go too: what broke this one (the database restarted,
-                # an administrator ended the sessions) broke them as well, so the retry
-                # runs on a connection opened now or one that has just answered.
-                await self._discard(connection)
-                if attempt == 2 or not isinstance(exc, Exception):
-                    raise
-                idle, self._free = self._free, []
-                for stale in idle:
-                    await self._discard(stale)
+                if connection is None:
+                    connection = await self._connect()
+                rows = await connection.fetchall(statement, params)
+            except Exception as exc:
+                # Broken (the database restarted, an administrator ended the session): its
+                # state is unknown, so it is closed, not reused, with the idle ones, which
+                # the same cause broke; the retry runs on a connection opened now.
+                stale = [connection] if connection is not None else []
+                stale += self._free
+                connection, self._free = None, []
+                for broken in stale:
+                    await broken.close()
+                if attempt == 2:
+                    for *_, future, _ in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    return None
                 continue
-            self._release(connection)
-            return row
+            self.reads += 1
+            self.lookups += len(batch)
+            found: dict[int, Any] = {}
+            for row in rows:
+                found.setdefault(int(row[0]), row[1:])
+            for n, (*_, future, _) in enumerate(batch, start=1):
+                if not future.done():
+                    future.set_result(found.get(n))
+            return connection
         return None  # pragma: no cover
 
     async def by_token(self, tenant: str, token_hash: str) -> p.DeviceAuthRow | None:
-        values = {"token_hash": token_hash, "tenant": tenant}
-        return _raw_auth_row(await self._fetch(self._by_token, values))
+        return _raw_auth_row(await self._lookup(self._by_token, tenant, token_hash))
 
     async def by_controller(self, tenant: str, controller_id: str) -> p.DeviceAuthRow | None:
-        values = {"controller_id": controller_id, "tenant": tenant}
-        return _raw_auth_row(await self._fetch(self._by_controller, values))
-
-
-def handed_over(waiter: Any) -> _PqConnection:
-    connection: _PqConnection = waiter.result()
-    return connection
+        return _raw_auth_row(await self._lookup(self._by_controller, tenant, controller_id))

@@ -201,7 +201,7 @@ def serve(
     os.environ["PATCHGATE_DATA_DIR"] = str(cfg.data_dir)
     typer.echo(f"patchgate serving on http://{host}:{port}/", err=True)
     Server(
-        "patchgate.entrypoints.http:create_app",
+        "patchgate.entrypoints.http:serve_app",
         address=host,
         port=port,
         interface=Interfaces.ASGI,
