@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, Text, bindparam, cast, delete, func, select, update
+from sqlalchemy import Engine, Row, Text, bindparam, cast, delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -29,8 +29,10 @@ from patchgate.adapters.db.models import (
 from patchgate.domain.clock import as_utc
 from patchgate.services import device_ports as p
 
-_AUTH_COLUMNS = (
-    select(StateVersion.version).where(StateVersion.id == 1).scalar_subquery().label("sv"),
+_STATE_VERSION = (
+    select(StateVersion.version).where(StateVersion.id == 1).scalar_subquery().label("sv")
+)
+_ROW_COLUMNS = (
     Tenant.id.label("tenant_id"),
     Tenant.name.label("tenant"),
     Tenant.anonymous_ddi,
@@ -51,22 +53,34 @@ _AUTH_COLUMNS = (
 )
 
 
-_BY_TOKEN = (
-    select(*_AUTH_COLUMNS)
-    .select_from(Device)
-    .join(Tenant, Tenant.id == Device.tenant_id)
-    .outerjoin(Action, Action.id == Device.open_action_id)
-    .where(Device.token_hash == bindparam("token_hash"), Tenant.name == bindparam("tenant"))
-)
-_BY_CONTROLLER = (
-    select(*_AUTH_COLUMNS)
-    .select_from(Tenant)
-    .outerjoin(
-        Device,
-        (Device.tenant_id == Tenant.id) & (Device.controller_id == bindparam("controller_id")),
+def _by_token(tenant: Any, token_hash: Any, *columns: Any) -> Any:
+    """The poll's read of a device by its token hash (a device of ``tenant`` only)."""
+    return (
+        select(*columns)
+        .select_from(Device)
+        .join(Tenant, Tenant.id == Device.tenant_id)
+        .outerjoin(Action, Action.id == Device.open_action_id)
+        .where(Device.token_hash == token_hash, Tenant.name == tenant)
     )
-    .outerjoin(Action, Action.id == Device.open_action_id)
-    .where(Tenant.name == bindparam("tenant"))
+
+
+def _by_controller(tenant: Any, controller_id: Any, *columns: Any) -> Any:
+    """The poll's read by tenant and controllerId: the tenant's row even when no device
+    has that controllerId (gateway registration and anonymous mode need it)."""
+    return (
+        select(*columns)
+        .select_from(Tenant)
+        .outerjoin(
+            Device, (Device.tenant_id == Tenant.id) & (Device.controller_id == controller_id)
+        )
+        .outerjoin(Action, Action.id == Device.open_action_id)
+        .where(Tenant.name == tenant)
+    )
+
+
+_BY_TOKEN = _by_token(bindparam("tenant"), bindparam("token_hash"), _STATE_VERSION, *_ROW_COLUMNS)
+_BY_CONTROLLER = _by_controller(
+    bindparam("tenant"), bindparam("controller_id"), _STATE_VERSION, *_ROW_COLUMNS
 )
 
 
@@ -428,7 +442,7 @@ class _Prepared:
 
 
 def _raw_auth_row(row: Any) -> p.DeviceAuthRow | None:
-    """The auth row from a raw DBAPI tuple of ``_AUTH_COLUMNS``."""
+    """The auth row from a raw DBAPI tuple: the state version, then ``_ROW_COLUMNS``."""
     if row is None:
         return None
     (sv, tenant_id, tenant, anonymous, gateway, device_id, controller_id, token_hash,
@@ -540,31 +554,19 @@ class SqlDeviceAuthReader(p.DeviceAuthReader):
         return self._one(self._by_controller, {"controller_id": controller_id, "tenant": tenant})
 
 
-def _keyed(statement: Any) -> Any:
-    """``statement`` (one of the poll's reads) for a batch of lookups: the keys come as two
-    text arrays, ``tenants`` and ``keys``, and each answer row starts with the 1-based
-    position of its key (``n``), so every lookup finds its own row. Each key is still one
-    indexed lookup; the state version is read once for the batch, in the same statement."""
+def _keyed(read: Any) -> Any:
+    """``read`` (:func:`_by_token` or :func:`_by_controller`) for a batch of lookups: the
+    keys come as two text arrays, ``tenants`` and ``keys``, and each answer row starts with
+    the 1-based position of its key (``n``), so every lookup finds its own row. The read runs
+    once per key (``LATERAL``), the same indexed lookup as a single poll's whatever the
+    planner's statistics say; the state version is read once, in the same statement."""
     keys = (
         func.unnest(cast(bindparam("tenants"), ARRAY(Text)), cast(bindparam("keys"), ARRAY(Text)))
         .table_valued("tenant", "key", with_ordinality="n")
         .render_derived(name="k")
     )
-    if statement is _BY_TOKEN:
-        return (
-            select(keys.c.n, *_AUTH_COLUMNS)
-            .select_from(keys)
-            .join(Device, Device.token_hash == keys.c.key)
-            .join(Tenant, (Tenant.id == Device.tenant_id) & (Tenant.name == keys.c.tenant))
-            .outerjoin(Action, Action.id == Device.open_action_id)
-        )
-    return (
-        select(keys.c.n, *_AUTH_COLUMNS)
-        .select_from(keys)
-        .join(Tenant, Tenant.name == keys.c.tenant)
-        .outerjoin(Device, (Device.tenant_id == Tenant.id) & (Device.controller_id == keys.c.key))
-        .outerjoin(Action, Action.id == Device.open_action_id)
-    )
+    one = read(keys.c.tenant, keys.c.key, *_ROW_COLUMNS).lateral("r")
+    return select(keys.c.n, _STATE_VERSION, *one.c).select_from(keys).join(one, true())
 
 
 def _storable(value: str) -> bool:
@@ -685,8 +687,8 @@ class AsyncPgDeviceAuthReader(p.AsyncDeviceAuthReader):
     a connection opened now."""
 
     def __init__(self, engine: Engine, *, connections: int = 1) -> None:
-        self._by_token = _PqStatement(engine, _keyed(_BY_TOKEN), b"pg_poll_by_token")
-        self._by_controller = _PqStatement(engine, _keyed(_BY_CONTROLLER), b"pg_poll_by_controller")
+        self._by_token = _PqStatement(engine, _keyed(_by_token), b"pg_poll_by_token")
+        self._by_controller = _PqStatement(engine, _keyed(_by_controller), b"pg_poll_by_controller")
         self._conninfo = engine.url.set(drivername="postgresql").render_as_string(
             hide_password=False
         )
