@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -47,6 +47,29 @@ def test_polling_a_known_device_reads_one_statement_and_writes_nothing(env: Env)
         assert [s for s in seen if s not in ("BEGIN", "ROLLBACK", "COMMIT")] == ["SELECT"]
     assert poller.last_seen.flush(env.ctx) == 1
     assert device_service.show_device(env.ctx, "dev-1").last_seen is not None
+
+
+def test_last_seen_is_written_behind_in_one_statement_with_each_devices_own_time(
+    env: Env,
+) -> None:
+    ids = [f"dev-{i}" for i in range(300)]
+    device_service.import_devices(env.ctx, [(cid, [], "hw", "1.0") for cid in ids], actor="t")
+    rows = {cid: make_device_auth_reader(env.app).by_controller("DEFAULT", cid) for cid in ids}
+    buffer = ddi.LastSeenBuffer()
+    base = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    for i, cid in enumerate(ids):
+        row = rows[cid]
+        assert row is not None and row.device_id is not None
+        buffer.note(row.device_id, base + timedelta(seconds=i, microseconds=i))
+    with statements(env) as seen:
+        assert buffer.flush(env.ctx) == len(ids)
+    writes = [s for s in seen if s not in ("BEGIN", "ROLLBACK", "COMMIT", "SELECT")]
+    # PostgreSQL: one UPDATE for the batch; elsewhere one executemany of the UPDATE.
+    assert writes == ["UPDATE"]
+    for i, cid in enumerate(ids):
+        shown = device_service.show_device(env.ctx, cid).last_seen
+        assert shown == base + timedelta(seconds=i, microseconds=i), cid
+    assert buffer.flush(env.ctx) == 0  # nothing noted since
 
 
 def test_a_halt_committed_elsewhere_is_obeyed_by_the_next_poll(env: Env) -> None:

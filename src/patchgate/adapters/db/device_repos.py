@@ -10,7 +10,20 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, Text, bindparam, cast, delete, func, select, true, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Engine,
+    Row,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -213,11 +226,30 @@ class SqlDeviceRepository(p.DeviceRepository):
     def touch_many(self, seen: Mapping[int, datetime]) -> None:
         if not seen:
             return
-        # One executemany; sorted ids so concurrent flushers lock rows in the same order.
+        # Sorted ids, so concurrent flushers lock rows in the same order.
+        rows = sorted(seen.items())
+        connection = self.session.connection()
+        if connection.dialect.name == "postgresql":
+            # One statement with the batch as two arrays: a fleet's worth of rows per
+            # second costs the database one UPDATE and the server almost no Python.
+            batch = (
+                func.unnest(
+                    cast(bindparam("ids"), ARRAY(BigInteger)),
+                    cast(bindparam("times"), ARRAY(DateTime(timezone=True))),
+                )
+                .table_valued("id", "at")
+                .render_derived(name="seen")
+            )
+            connection.execute(
+                update(Device).where(Device.id == batch.c.id).values(last_seen=batch.c.at),
+                {"ids": [k for k, _ in rows], "times": [v for _, v in rows]},
+            )
+            return
+        # Elsewhere one executemany.
         table = Device.__table__
-        self.session.connection().execute(
+        connection.execute(
             update(table).where(table.c.id == bindparam("b_id")),  # type: ignore[arg-type]  # a Table
-            [{"b_id": k, "last_seen": v} for k, v in sorted(seen.items())],
+            [{"b_id": k, "last_seen": v} for k, v in rows],
         )
 
 
