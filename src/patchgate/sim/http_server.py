@@ -100,6 +100,7 @@ class CliServerSide:
         self.proc: subprocess.Popen[bytes] | None = None
         self.release_ids: dict[str, int] = {}
         self.cli_seconds = 0.0
+        self.api_token = ""
 
     # --- commands ----------------------------------------------------------------------
 
@@ -132,6 +133,9 @@ class CliServerSide:
         policy.write_text(policy.read_text() + _PRODUCT_TOML)
         self.cli("policy", "apply", str(policy))
         self.release_ids[OLD_VERSION] = self._release(OLD_VERSION, security_version=1)
+        # The campaign's status is read over the management API every few seconds (a CLI
+        # process each time would cost the machine more than the server's whole answer).
+        self.api_token = str(self.cli_json("token", "create", "simulator")["token"])
 
     def _release(self, version: str, *, security_version: int) -> int:
         artifact = self.root / f"image-{version}.bin"
@@ -232,7 +236,21 @@ class CliServerSide:
         return campaign
 
     def status(self, campaign_id: str) -> Mapping[str, Any]:
-        return self.cli_json("campaign", "status", campaign_id)
+        """``GET /api/v1/campaigns/ID`` (what ``campaign status ID --json`` prints)."""
+        try:
+            response = httpx.get(
+                f"{self.url}/api/v1/campaigns/{campaign_id}",
+                headers={"Authorization": f"Bearer {self.api_token}"},
+                timeout=60,
+            )
+        except httpx.HTTPError as exc:
+            raise ServerError(f"campaign status {campaign_id}: {exc}") from exc
+        if response.status_code != 200:
+            raise ServerError(f"campaign status {campaign_id}: HTTP {response.status_code}")
+        out = response.json()
+        if not isinstance(out, dict):
+            raise ServerError(f"campaign status {campaign_id}: not a JSON object")
+        return out
 
     def revert(self, campaign_id: str) -> None:
         self.cli("campaign", "revert", campaign_id)
