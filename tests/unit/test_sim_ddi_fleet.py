@@ -1,18 +1,19 @@
 """http mode's virtual devices speak DDI as hawkBit documents it (served here by the DDI
-double of the agent's tests through an in-memory transport; the end-to-end run against
-patchgate's own server comes with the campaign service)."""
+double of the agent's tests on a loopback HTTP server; tests/e2e/test_simulate_http.py runs
+them against patchgate's own server)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 
-import httpx
+import aiohttp
 
 from patchgate.domain import ab_state
 from patchgate.sim.ddi_fleet import DeviceCredentials, DeviceFaults, FleetLog, VirtualDevice
 from patchgate.sim.devices import EnvTable
-from tests.unit.agent_doubles import SERVER, HawkbitDouble, TufRepo
+from tests.support import free_port
+from tests.unit.agent_doubles import HawkbitDouble, ServedOverHttp, TufRepo
 
 
 def run_devices(
@@ -22,13 +23,15 @@ def run_devices(
     env0 = table.add(ab_state.fresh_env(version="1.0.0", sha256="0" * 64, size=1))
     log = FleetLog()
 
+    served = ServedOverHttp(double, free_port())
+
     async def main() -> list[VirtualDevice]:
-        async with httpx.AsyncClient(transport=double.transport()) as client:
+        async with aiohttp.ClientSession() as client:
             devices = [
                 VirtualDevice(
                     DeviceCredentials(f"dev-{i}", f"token-{i}"),
                     client=client,
-                    server=SERVER,
+                    server=served.url,
                     table=table,
                     env=env0,
                     faults=fault,
@@ -42,7 +45,10 @@ def run_devices(
                 await asyncio.gather(*(d.pass_once() for d in devices))
             return devices
 
-    return asyncio.run(main()), log
+    try:
+        return asyncio.run(main()), log
+    finally:
+        served.close()
 
 
 def test_virtual_devices_install_report_and_revert_over_ddi() -> None:

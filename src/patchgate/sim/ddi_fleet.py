@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 
 from patchgate.domain import ab_state
 from patchgate.domain.ab_state import Phase
@@ -91,7 +91,7 @@ class VirtualDevice:
         self,
         credentials: DeviceCredentials,
         *,
-        client: httpx.AsyncClient,
+        client: aiohttp.ClientSession,
         server: str,
         table: EnvTable,
         env: int,
@@ -157,7 +157,7 @@ class VirtualDevice:
                 sleep = await self.pass_once()
                 failures = 0
                 delay = sleep / self.poll_scale * self.rng.uniform(0.9, 1.1)
-            except (httpx.HTTPError, ValueError, KeyError):
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
                 failures += 1
                 self.log.counts["errors"] += 1
                 delay = min(300.0, 5.0 * 2**failures) * self.rng.random() / self.poll_scale
@@ -194,10 +194,9 @@ class VirtualDevice:
         return sleep
 
     async def _get(self, url: str) -> Mapping[str, Any]:
-        async with self.gate:
-            response = await self.client.get(url, headers=self.headers)
-        response.raise_for_status()
-        data = response.json()
+        async with self.gate, self.client.get(url, headers=self.headers) as response:
+            response.raise_for_status()
+            data = await response.json(content_type=None)
         if not isinstance(data, Mapping):
             raise ValueError(f"{url}: not a JSON object")
         return data
@@ -213,11 +212,11 @@ class VirtualDevice:
         }
         url = f"{self.base}/deploymentBase/{action_id}/feedback"
         # Feedback does not queue behind the fleet's polls (the gate is for those).
-        response = await self.client.post(url, json=body, headers=self.headers)
-        if response.status_code == 410:
-            return False
-        response.raise_for_status()
-        return True
+        async with self.client.post(url, json=body, headers=self.headers) as response:
+            if response.status == 410:
+                return False
+            response.raise_for_status()
+            return True
 
     async def _health(self, *, force: bool = False) -> None:
         """``POST …/health``: the crashes of the running release since the last report, over
@@ -245,21 +244,18 @@ class VirtualDevice:
                 "failed_trials": env.failed_trials,
             },
         }
-        async with self.gate:
-            response = await self.client.post(
-                f"{self.base}/health", json=body, headers=self.headers
-            )
-        if response.status_code >= 500:
-            response.raise_for_status()
+        url = f"{self.base}/health"
+        async with self.gate, self.client.post(url, json=body, headers=self.headers) as response:
+            if response.status >= 500:
+                response.raise_for_status()
 
     async def _cancel(self, href: str) -> None:
         data = await self._get(href)
         stop_id = str((data.get("cancelAction") or {}).get("stopId", data.get("id", "")))
         body = {"status": {"execution": "closed", "result": {"finished": "success"}}}
         url = f"{self.base}/cancelAction/{stop_id}/feedback"
-        async with self.gate:
-            response = await self.client.post(url, json=body, headers=self.headers)
-        response.raise_for_status()
+        async with self.gate, self.client.post(url, json=body, headers=self.headers) as response:
+            response.raise_for_status()
         self.log.counts["cancelled"] += 1
 
     async def _install(self, data: Mapping[str, Any]) -> None:
@@ -324,9 +320,9 @@ class VirtualDevice:
             artifact.get("_links") or {}, "download"
         )
         if self.fetch_artifacts and href is not None:
-            async with self.client.stream("GET", href, headers=self.headers) as response:
+            async with self.client.get(href, headers=self.headers) as response:
                 response.raise_for_status()
-                async for _ in response.aiter_bytes():
+                async for _ in response.content.iter_chunked(1 << 16):
                     pass
         await asyncio.sleep(self.faults.download_minutes * 60 / self.scale)
 
