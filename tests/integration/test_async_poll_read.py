@@ -8,6 +8,7 @@ import asyncio
 import time
 
 import psycopg
+import pytest
 
 from patchgate.adapters.db.device_repos import AsyncPgDeviceAuthReader
 from patchgate.bootstrap import make_async_device_auth_reader, make_device_auth_reader
@@ -93,6 +94,17 @@ def test_polls_in_flight_together_share_one_statement_each_answered_with_its_own
         done = await asyncio.gather(first, last)
         assert [r.controller_id if r else None for r in done] == ["dev-1", "dev-3"]
         assert doomed.cancelled()
+
+        # The loop shutting down, its reader cancelled: the polls waiting for a read get
+        # an error, not silence, and the next read starts afresh.
+        waiting = asyncio.ensure_future(reader.by_controller("DEFAULT", "dev-4"))
+        await asyncio.sleep(0)
+        (read,) = reader._tasks
+        read.cancel()
+        with pytest.raises(RuntimeError, match="cancelled"):
+            await waiting
+        again = await reader.by_controller("DEFAULT", "dev-4")
+        assert again is not None and again.controller_id == "dev-4"
 
     asyncio.run(scenario())
 

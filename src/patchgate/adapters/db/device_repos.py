@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
@@ -661,8 +662,6 @@ class _PqConnection:
         self._ok = pq.ExecStatus.TUPLES_OK
 
     async def fetchall(self, statement: _PqStatement, params: list[bytes | None]) -> list[Any]:
-        import asyncio
-
         pg = self.pg
         loop = asyncio.get_running_loop()
         pg.send_query_prepared(statement.name, params)
@@ -698,10 +697,19 @@ async def _ready(loop: Any, add: Any, remove: Any, fd: int) -> None:
         remove(fd)
 
 
-# One statement answers at most this many polls (the rest wait for the next one).
-MAX_BATCH = 256
 # A queued lookup: tenant, key, the future its poll awaits, its arrival number.
 _Queued = tuple[str, str, Any, int]
+
+
+def _fail(batch: Sequence[_Queued], exc: BaseException) -> None:
+    """Settle the waiting polls of ``batch`` with ``exc``."""
+    for *_, future, _ in batch:
+        if not future.done():
+            future.set_exception(exc)
+
+
+# One statement answers at most this many polls (the rest wait for the next one).
+MAX_BATCH = 256
 
 
 class AsyncPgDeviceAuthReader(p.AsyncDeviceAuthReader):
@@ -738,8 +746,6 @@ class AsyncPgDeviceAuthReader(p.AsyncDeviceAuthReader):
         self.lookups = 0
 
     async def _lookup(self, statement: _PqStatement, tenant: str, key: str) -> Any:
-        import asyncio
-
         if not _storable(tenant):
             return None  # no tenant has that name
         if not _storable(key):
@@ -756,8 +762,18 @@ class AsyncPgDeviceAuthReader(p.AsyncDeviceAuthReader):
             self._readers += 1
             task = loop.create_task(self._read_while_queued())
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._reader_done)
         return await future
+
+    def _reader_done(self, task: Any) -> None:
+        self._tasks.discard(task)
+        self._readers -= 1
+        if task.cancelled():
+            # The loop is shutting down (a reader is cancelled, perhaps before it began):
+            # what still waits gets an error rather than no answer.
+            for queue in self._queued.values():
+                _fail(queue, RuntimeError("poll read cancelled"))
+                queue.clear()
 
     def _take(self) -> tuple[_PqStatement, list[_Queued]] | None:
         """The first ``MAX_BATCH`` lookups of the queue whose head has waited longest
@@ -779,7 +795,6 @@ class AsyncPgDeviceAuthReader(p.AsyncDeviceAuthReader):
                 if batch:
                     connection = await self._answer(connection, statement, batch)
         finally:
-            self._readers -= 1
             if connection is not None:
                 self._free.append(connection)
 
@@ -808,6 +823,13 @@ class AsyncPgDeviceAuthReader(p.AsyncDeviceAuthReader):
                 if connection is None:
                     connection = await self._connect()
                 rows = await connection.fetchall(statement, params)
+            except asyncio.CancelledError:
+                # The loop is shutting down mid-read: the connection's state is unknown, and
+                # the polls waiting for this batch get an answer (an error) rather than none.
+                if connection is not None:
+                    await connection.close()
+                _fail(batch, RuntimeError("poll read cancelled"))
+                raise
             except Exception as exc:
                 # Broken (the database restarted, an administrator ended the session): its
                 # state is unknown, so it is closed, not reused, with the idle ones, which
@@ -818,9 +840,7 @@ class AsyncPgDeviceAuthReader(p.AsyncDeviceAuthReader):
                 for broken in stale:
                     await broken.close()
                 if attempt == 2:
-                    for *_, future, _ in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                    _fail(batch, exc)
                     return None
                 continue
             self.reads += 1
