@@ -77,7 +77,7 @@ def create_app(app: App | None = None) -> Any:
     api.include_router(api_vulns.router, prefix=API_PREFIX)
     api.include_router(api_releases.router, prefix=API_PREFIX)
     api.include_router(tuf.router)
-    rt.extras["tuf_refresher"] = tuf.start_refresher(rt, app.settings.tuf_refresh_seconds)
+    rt.tuf_refresher_stop = tuf.start_refresher(rt, app.settings.tuf_refresh_seconds)
     if app.context.artifacts is not None:
         # Partial uploads a crash left behind; a day old, so no live upload is touched.
         app.context.artifacts.sweep_temporary(older_than_seconds=86400)
@@ -94,8 +94,8 @@ def create_app(app: App | None = None) -> Any:
     ddi_app.poller.plug(engine.decide, engine.load, engine.create)
     timer = CampaignTimer(app.context, app.settings.campaign_tick_seconds)
     ddi_app.poller.on_report = timer.poke
-    rt.extras["campaign_engine"] = engine
-    rt.extras["campaign_timer"] = timer
+    rt.campaign_engine = engine
+    rt.campaign_timer = timer
     timer.start()
     asgi: Any = ddi_app
     asgi = BodyLimit(asgi, app.settings.max_request_bytes, UPLOAD_PREFIXES)

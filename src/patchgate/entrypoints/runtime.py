@@ -3,8 +3,9 @@ version. Created by ``http.create_app``; never at import time."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 from prometheus_client import CollectorRegistry
@@ -15,6 +16,11 @@ from patchgate.services import releases, state
 from patchgate.services.context import Context
 from patchgate.services.policy import PolicyInForce
 
+if TYPE_CHECKING:
+    from patchgate.entrypoints.campaign_timer import CampaignTimer
+    from patchgate.services.campaigns import PollEngine
+    from patchgate.services.ddi import Poller
+
 
 @dataclass
 class Runtime:
@@ -23,7 +29,13 @@ class Runtime:
     app: App
     registry: CollectorRegistry
     policy_cache: state.VersionedCache[PolicyInForce]
-    extras: dict[str, Any] = field(default_factory=dict)
+    # What ``create_app`` wires behind the requests, kept for the process's life: the DDI
+    # poll's state, the campaign engine behind it and its timer, and the event that stops
+    # the TUF refresher (None when it is off).
+    ddi_poller: Poller | None = None
+    campaign_engine: PollEngine | None = None
+    campaign_timer: CampaignTimer | None = None
+    tuf_refresher_stop: threading.Event | None = None
 
     @property
     def ctx(self) -> Context:

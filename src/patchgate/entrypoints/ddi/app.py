@@ -240,7 +240,7 @@ class DdiApp:
         self.reader = make_device_auth_reader(rt.app)
         # On PostgreSQL the poll's read is awaited instead, so the loop keeps answering.
         self.async_reader = make_async_device_auth_reader(rt.app)
-        rt.extras["ddi_poller"] = self.poller
+        rt.ddi_poller = self.poller
         self.polls = Counter(
             "patchgate_ddi_polls_total",
             "DDI base polls, by outcome",
