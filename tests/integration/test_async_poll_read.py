@@ -18,15 +18,22 @@ from tests.conftest import Env
 from tests.factories import make_release
 
 
+def pg_reader(env: Env) -> AsyncPgDeviceAuthReader | None:
+    """The awaited reader on PostgreSQL; None on SQLite, whose poll reads inline."""
+    reader = make_async_device_auth_reader(env.app)
+    if env.app.engines.read.dialect.name == "sqlite":
+        assert reader is None
+        return None
+    assert isinstance(reader, AsyncPgDeviceAuthReader)
+    return reader
+
+
 def test_the_awaited_reader_reads_what_the_repository_reads_and_never_a_stale_state(
     env: Env,
 ) -> None:
-    reader = make_async_device_auth_reader(env.app)
-    if env.app.engines.read.dialect.name == "sqlite":
-        # On SQLite the read is a local call: the poll runs it inline instead.
-        assert reader is None
+    reader = pg_reader(env)
+    if reader is None:
         return
-    assert reader is not None
     release = make_release(env, "3.0.0", {"a.bin": b"x"})
     made = device_service.add_device(env.ctx, "dev-r", groups=["qa"], actor="test")
     token_hash = ddi.hash_token(made.token)
@@ -56,11 +63,9 @@ def test_the_awaited_reader_reads_what_the_repository_reads_and_never_a_stale_st
 def test_polls_in_flight_together_share_one_statement_each_answered_with_its_own_row(
     env: Env,
 ) -> None:
-    reader = make_async_device_auth_reader(env.app)
-    if env.app.engines.read.dialect.name == "sqlite":
-        assert reader is None
+    reader = pg_reader(env)
+    if reader is None:
         return
-    assert isinstance(reader, AsyncPgDeviceAuthReader)
     ids = [f"dev-{i}" for i in range(40)]
     device_service.import_devices(env.ctx, [(cid, [], "hw", "1.0") for cid in ids], actor="t")
     made = device_service.add_device(env.ctx, "dev-t", actor="test")
@@ -112,11 +117,9 @@ def test_polls_in_flight_together_share_one_statement_each_answered_with_its_own
 def test_many_awaited_reads_share_a_few_connections_and_survive_a_dropped_one(
     env: Env,
 ) -> None:
-    reader = make_async_device_auth_reader(env.app)
-    if env.app.engines.read.dialect.name == "sqlite":
-        assert reader is None
+    reader = pg_reader(env)
+    if reader is None:
         return
-    assert reader is not None
     ids = [f"dev-{i}" for i in range(30)]
     device_service.import_devices(env.ctx, [(cid, [], "hw", "1.0") for cid in ids], actor="t")
     url = env.app.engines.read.url.set(drivername="postgresql").render_as_string(False)
