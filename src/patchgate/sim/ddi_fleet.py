@@ -126,8 +126,9 @@ class VirtualDevice:
         self.health_minutes = health_minutes
         self.busy = False
         self.start_spread = start_spread
-        # Requests in flight across the fleet: a few hundred, so that thousands of devices
-        # do not all queue inside the client's connection pool.
+        # Polls and health reports in flight across the fleet, shared by every device (http
+        # mode: as many as the session has connections), so that thousands of devices do
+        # not all queue inside the client's connection pool.
         self.gate = gate or asyncio.Semaphore(1)
         self.offline_until = 0.0
         if faults.offline > 0 and self.rng.random() < faults.offline:
