@@ -30,6 +30,7 @@ from patchgate.services.device_ports import (
     AsyncDeviceAuthReader,
     DeviceAuthReader,
     DeviceAuthRow,
+    DeviceRecord,
     HealthRecord,
     NewDevice,
     ReleaseView,
@@ -643,6 +644,18 @@ def config_data(ctx: Context, caller: Caller, data: Mapping[str, str], mode: str
         uow.commit()
 
 
+def _releases_for(
+    uow: Any, device: DeviceRecord, name: str | None, version: str
+) -> list[ReleaseView]:
+    """Releases of ``version`` (of product ``name``, if given) that fit the device's
+    hardware (a release or device without hardware fits any)."""
+    return [
+        r
+        for r in uow.catalog.find(name, version)
+        if not r.hardware or not device.hardware or device.hardware in r.hardware
+    ]
+
+
 def installed_version(ctx: Context, caller: Caller, name: str | None, version: str) -> ActionRecord:
     """``PUT installedBase``: the device installed a release offline; record it as a
     closed, successful action. 404 when no such release is known."""
@@ -650,11 +663,7 @@ def installed_version(ctx: Context, caller: Caller, name: str | None, version: s
     with ctx.uow() as uow:
         device = uow.devices.get_by_id(caller.device_id, lock=True)
         assert device is not None
-        releases = [
-            r
-            for r in uow.catalog.find(name, version)
-            if not r.hardware or not device.hardware or device.hardware in r.hardware
-        ]
+        releases = _releases_for(uow, device, name, version)
         if not releases:
             raise NotFound(f"no release {name + ' ' if name else ''}{version}")
         release = releases[0]
@@ -716,11 +725,7 @@ def report_health(ctx: Context, caller: Caller, report: Health) -> int | None:
             if release is not None and release.version == version:
                 release_id = release.id
         if release_id is None and version:
-            candidates = [
-                r
-                for r in uow.catalog.find(None, version)
-                if not r.hardware or not device.hardware or device.hardware in r.hardware
-            ]
+            candidates = _releases_for(uow, device, None, version)
             release_id = candidates[0].id if len(candidates) == 1 else None
         uow.health.add(
             device_id=device.id,
@@ -762,6 +767,3 @@ def artifact_for(ctx: Context, caller: Caller, module_id: int, filename: str) ->
     if not offered:
         raise NotFound("no such artifact")
     return artifact
-
-
-__all__ = ["Decide", "Offer", "Poller", "SnapshotCache"]

@@ -15,7 +15,6 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Engine,
-    Row,
     Text,
     bindparam,
     cast,
@@ -98,29 +97,6 @@ _BY_CONTROLLER = _by_controller(
 )
 
 
-def _auth_row(row: Row[Any]) -> p.DeviceAuthRow:
-    return p.DeviceAuthRow(
-        state_version=int(row.sv or 0),
-        tenant_id=row.tenant_id,
-        tenant=row.tenant,
-        anonymous_ddi=bool(row.anonymous_ddi),
-        gateway_token_hash=row.gateway_token_hash,
-        device_id=row.device_id,
-        controller_id=row.controller_id,
-        token_hash=row.token_hash,
-        hardware=row.hardware,
-        installed_version=row.installed_version,
-        groups=tuple(row.group_names or ()),
-        installed_action_id=row.installed_action_id,
-        config_requested=bool(row.config_requested),
-        auto_confirm=bool(row.auto_confirm),
-        last_seen=as_utc(row.last_seen) if row.last_seen else None,
-        action_id=row.action_id,
-        action_status=row.action_status,
-        action_release_id=row.action_release_id,
-    )
-
-
 def _device(row: Device, tenant: str) -> p.DeviceRecord:
     return p.DeviceRecord(
         id=row.id,
@@ -150,12 +126,12 @@ class SqlDeviceRepository(p.DeviceRepository):
         # One statement: device by its unique token hash, its tenant and open action by
         # primary key, and the state version as a scalar subquery.
         row = self.session.execute(_BY_TOKEN, {"token_hash": token_hash, "tenant": tenant}).first()
-        return _auth_row(row) if row is not None else None
+        return _auth_row(row)
 
     def auth_by_controller(self, tenant: str, controller_id: str) -> p.DeviceAuthRow | None:
         params = {"controller_id": controller_id, "tenant": tenant}
         row = self.session.execute(_BY_CONTROLLER, params).first()
-        return _auth_row(row) if row is not None else None
+        return _auth_row(row)
 
     def add(self, tenant_id: int, device: p.NewDevice, now: datetime) -> int:
         row = Device(
@@ -474,8 +450,9 @@ class _Prepared:
         return tuple(merged[name] for name in self.order) if self.positional else merged
 
 
-def _raw_auth_row(row: Any) -> p.DeviceAuthRow | None:
-    """The auth row from a raw DBAPI tuple: the state version, then ``_ROW_COLUMNS``."""
+def _auth_row(row: Any) -> p.DeviceAuthRow | None:
+    """The auth row from a tuple of the state version, then ``_ROW_COLUMNS``: a SQLAlchemy
+    ``Row`` or what a raw DBAPI or libpq read returns (every reader of the poll's row)."""
     if row is None:
         return None
     (sv, tenant_id, tenant, anonymous, gateway, device_id, controller_id, token_hash,
@@ -578,7 +555,7 @@ class SqlDeviceAuthReader(p.DeviceAuthReader):
         return row
 
     def _one(self, prepared: _Prepared, values: dict[str, Any]) -> p.DeviceAuthRow | None:
-        return _raw_auth_row(self._fetch(prepared, values))
+        return _auth_row(self._fetch(prepared, values))
 
     def by_token(self, tenant: str, token_hash: str) -> p.DeviceAuthRow | None:
         return self._one(self._by_token, {"token_hash": token_hash, "tenant": tenant})
@@ -855,7 +832,7 @@ class AsyncPgDeviceAuthReader(p.AsyncDeviceAuthReader):
         return None  # pragma: no cover
 
     async def by_token(self, tenant: str, token_hash: str) -> p.DeviceAuthRow | None:
-        return _raw_auth_row(await self._lookup(self._by_token, tenant, token_hash))
+        return _auth_row(await self._lookup(self._by_token, tenant, token_hash))
 
     async def by_controller(self, tenant: str, controller_id: str) -> p.DeviceAuthRow | None:
-        return _raw_auth_row(await self._lookup(self._by_controller, tenant, controller_id))
+        return _auth_row(await self._lookup(self._by_controller, tenant, controller_id))

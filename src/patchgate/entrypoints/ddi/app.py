@@ -234,12 +234,13 @@ class DdiApp:
         settings = rt.app.settings
         self.sleep = rules.polling_sleep(settings.poll_sleep_seconds)
         self.max_body = min(MAX_DDI_BODY, settings.max_request_bytes)
-        # The poll reads inline on the event loop's thread, on a connection of its own;
-        # other DDI resources read in worker threads through the pool.
-        self.poller = ddi.Poller(rt.ctx, reader=make_device_auth_reader(rt.app, dedicated=True))
-        self.reader = make_device_auth_reader(rt.app)
-        # On PostgreSQL the poll's read is awaited instead, so the loop keeps answering.
+        # On PostgreSQL the poll's read is awaited, so the loop keeps answering; elsewhere
+        # it runs inline on the event loop's thread, on a connection of its own. Other DDI
+        # resources read in worker threads through the pool.
         self.async_reader = make_async_device_auth_reader(rt.app)
+        inline = None if self.async_reader else make_device_auth_reader(rt.app, dedicated=True)
+        self.poller = ddi.Poller(rt.ctx, reader=inline)
+        self.reader = make_device_auth_reader(rt.app)
         rt.ddi_poller = self.poller
         self.polls = Counter(
             "patchgate_ddi_polls_total",
