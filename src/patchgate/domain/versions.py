@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from patchgate.domain.errors import InvalidInput
@@ -37,6 +38,7 @@ _VERSION_TEXT = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+~:_-]*$")
 _NOT_A_VERSION = {"unspecified", "n/a", "*", "unknown", "-", ""}
 
 
+@lru_cache(maxsize=8192)
 def is_version(text: str) -> bool:
     """True when ``text`` can be ordered by ``version_key``."""
     t = text.strip()
@@ -58,6 +60,7 @@ def _parts(text: str) -> tuple[tuple[int, int | str], ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=8192)  # the poll matches a device's version against ranges
 def version_key(text: str) -> tuple[Any, ...]:
     """A sort key giving SemVer-style precedence (see the module docstring)."""
     t = text.strip()
