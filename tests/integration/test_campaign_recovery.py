@@ -75,6 +75,30 @@ def test_revert_offers_the_known_good_release_to_devices_on_the_bad_one(env: Env
     assert releases.security_floor(env.ctx, "Demo Gateway") == 0
 
 
+def test_a_device_that_failed_a_rollout_is_answered_without_the_write_path(env: Env) -> None:
+    bad = _release(env, "2.0.0", 2)
+    fleet = Fleet(env)
+    fleet.add("fails", "1.0.0", "qa")
+    made = campaigns.create(env.ctx, bad.id, CreateOptions(stages="qa,100"), actor="test")
+    campaigns.start(env.ctx, made["id"], actor="test")
+    caller = ddi.authenticate(env.ctx, "DEFAULT", "fails", f"TargetToken {fleet.tokens['fails']}")
+    action_id = fleet.poller.poll(caller).open_action_id
+    assert action_id is not None
+    failure = ddi.Feedback(ddi.rules.Execution.CLOSED, ddi.rules.Finished.FAILURE)
+    ddi.deployment_feedback(env.ctx, caller, action_id, failure)
+
+    def again() -> ddi.Caller:
+        return ddi.authenticate(env.ctx, "DEFAULT", "fails", f"TargetToken {fleet.tokens['fails']}")
+
+    # The first poll after the failure learns that the device finished this campaign (the
+    # offer is refused under the device's lock); every later poll answers from the one read.
+    assert fleet.poller.poll(again()).open_action_id is None
+    for _ in range(3):
+        state = fleet.poller.answer_without_writing(again())
+        assert state is not None and state.open_action_id is None
+    assert [a.id for a in ddi.action_service.device_actions(env.ctx, "fails")] == [action_id]
+
+
 def test_a_revert_below_the_security_floor_is_refused_and_changes_nothing(env: Env) -> None:
     good, bad = _release(env, "1.0.0", 1), _release(env, "2.0.0", 3)
     newer_good = _release(env, "1.5.0", 2)

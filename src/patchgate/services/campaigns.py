@@ -1202,6 +1202,12 @@ class PollEngine:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._latest = core.EMPTY_SNAPSHOT
+        # The (campaign, release) pairs of each device's closed actions, as :meth:`create`
+        # last read them. Closed actions never reopen, so ``decide`` can use them as they
+        # stand: a device that failed a rollout is then answered without the write path,
+        # instead of being offered the release again on every poll and refused under its
+        # row lock. A pair closed since is missing until the next refusal reads it again.
+        self._finished: dict[int, frozenset[tuple[int, int]]] = {}
 
     def load(self, version: int) -> core.Snapshot:
         """The snapshot of every non-draft campaign, for state version ``version``."""
@@ -1254,7 +1260,8 @@ class PollEngine:
         self._latest = (
             snapshot if snapshot.state_version >= self._latest.state_version else self._latest
         )
-        return core.decide(self.facts(row, snapshot), snapshot, now).offer
+        finished = self._finished.get(row.device_id, frozenset()) if row.device_id else ()
+        return core.decide(self.facts(row, snapshot, finished), snapshot, now).offer
 
     def create(self, ctx: Context, row: DeviceAuthRow, offer: core.Offer) -> ActionRecord | None:
         """Create the offered action unless the device finished this campaign already or
@@ -1272,11 +1279,12 @@ class PollEngine:
             window_end = None if window_start is None else window_start + window.duration
 
         def check(uow: UnitOfWork, device: DeviceRecord) -> bool:
-            pairs = [
+            pairs = frozenset(
                 (a.campaign_id, a.release_id)
                 for a in uow.actions.for_device(device.id, limit=1000)
                 if a.campaign_id is not None and not a.active
-            ]
+            )
+            self._finished[device.id] = pairs
             facts = self.facts(row, snapshot, pairs)
             tokens: dict[int, TokenBucket] = {}
             rate = plan.delivery.rate
