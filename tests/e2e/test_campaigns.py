@@ -242,7 +242,7 @@ def test_a_halt_through_one_server_or_the_cli_is_obeyed_by_another_from_its_next
     ):
         devices = [add_device(env, one, "dev-0", "qa")]
         devices += add_devices(env, one, [f"dev-{i}" for i in range(1, 6)], "qa")
-        old, new = releases(env)
+        _old, new = releases(env)
         first = create(env, new, "--stages", "qa,100", "--soak", "1h")["id"]
         with api(two, env) as client:
             assert client.post(f"/api/v1/campaigns/{first}/start").status_code == 200
@@ -263,7 +263,6 @@ def test_a_halt_through_one_server_or_the_cli_is_obeyed_by_another_from_its_next
         assert halted.code == 0, halted.stderr
         for device in devices[2:]:
             assert "deploymentBase" not in device.on(two).poll()
-        assert old.id != new.id
 
 
 def test_campaign_create_refuses_bad_plans_and_releases_naming_the_rule(

@@ -190,7 +190,6 @@ def test_after_a_halt_no_poll_gets_the_release(
         assert fleet.offered(cid) == release.id
     campaigns.halt(env.ctx, made["id"], reason="property", actor="test")
     later = env.ctx.clock() + timedelta(minutes=minutes_after)
-    fleet.poller.ctx = env.ctx
     original = env.ctx.clock
     env.ctx.clock = lambda: later
     try:

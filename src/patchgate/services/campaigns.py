@@ -544,7 +544,6 @@ def _apply(
                 security_version=plan.release.security_version,
                 actor=actor,
             )
-            values["floor_raised"] = True
             effects.reached_last = True
             log.info(
                 "campaign %s completed: security floor of %s is %s", rec.id, rec.product, floor
@@ -994,7 +993,7 @@ def evaluate(ctx: Context, campaign_id: int) -> GateResult | None:
     with ctx.uow() as uow:
         rec = _get(uow, campaign_id, lock=True)
         stopped = rec.state in (core.HALTED, core.CANCELLED)
-        if stopped or rec.state not in (core.RUNNING, core.PAUSED):
+        if rec.state not in (core.RUNNING, core.PAUSED):
             judged = None
         else:
             judged = _judge(ctx, uow, rec, now)
@@ -1073,18 +1072,6 @@ def tick(ctx: Context) -> dict[int, str]:
         if result is not None:
             verdicts[campaign_id] = result.verdict
     return verdicts
-
-
-def on_device_report(ctx: Context, release_id: int | None) -> None:
-    """Evaluate the running campaigns of a release after device feedback or health."""
-    with ctx.read_uow() as uow:
-        ids = [
-            c.id
-            for c in uow.campaigns.list(states=(core.RUNNING, core.PAUSED))
-            if release_id is None or c.release_id == release_id
-        ]
-    for campaign_id in ids:
-        evaluate(ctx, campaign_id)
 
 
 # ---- status ---------------------------------------------------------------------------------
@@ -1307,14 +1294,3 @@ class PollEngine:
         return action_service.create_from_offer(
             ctx, row.device_id, new, actor=f"campaign:{offer.campaign_id}", check=check
         )
-
-
-def parse_campaign_id(text: str) -> int:
-    """A campaign id from the command line or a URL."""
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise InvalidInput(f"campaign id must be a number, not {text!r}") from exc
-    if value <= 0:
-        raise InvalidInput("campaign id must be positive")
-    return value
