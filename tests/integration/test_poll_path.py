@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -203,3 +204,38 @@ def test_tenants_are_isolated_even_for_the_same_controller_id(env: Env) -> None:
     with pytest.raises(NotFound):
         ddi.deployment_feedback(env.ctx, theirs_caller, action.id, feedback)
     assert ddi.action_service.get_action(env.ctx, action.id).action.status == "offered"
+
+
+def test_the_servers_shutdown_stops_its_timers_and_writes_the_buffered_last_seen(
+    env: Env,
+) -> None:
+    from patchgate.entrypoints.http import create_app
+
+    asgi = create_app(env.app)
+    rt = asgi.runtime
+    assert rt.ddi_poller is not None and rt.campaign_timer is not None
+    device_service.add_device(env.ctx, "dev-s", actor="test")
+    row = make_device_auth_reader(env.app).by_controller("DEFAULT", "dev-s")
+    assert row is not None and row.device_id is not None
+    seen = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    rt.ddi_poller.last_seen.note(row.device_id, seen)
+
+    async def lifespan() -> list[str]:
+        inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        for message in ("lifespan.startup", "lifespan.shutdown"):
+            inbox.put_nowait({"type": message})
+        sent: list[str] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message["type"])
+
+        await asgi({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, send)
+        return sent
+
+    # The lifespan reaches the app through the middleware and the DDI handler.
+    assert asyncio.run(lifespan()) == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert device_service.show_device(env.ctx, "dev-s").last_seen == seen
+    thread = rt.campaign_timer._thread
+    if thread is not None:
+        thread.join(timeout=5)
+        assert not thread.is_alive()

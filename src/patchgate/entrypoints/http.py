@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -45,7 +48,14 @@ def create_app(app: App | None = None) -> Any:
     if isinstance(app.context.wakeups, MqttWakeups):
         for collector in app.context.wakeups.collectors:
             rt.registry.register(collector)
+
+    @asynccontextmanager
+    async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
+        yield
+        await anyio.to_thread.run_sync(rt.close)
+
     api = FastAPI(
+        lifespan=lifespan,
         title="patchgate",
         version=__version__,
         openapi_url=f"{API_PREFIX}/openapi.json",

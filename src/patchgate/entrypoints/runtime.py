@@ -3,6 +3,7 @@ version. Created by ``http.create_app``; never at import time."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -15,6 +16,8 @@ from patchgate.services import policy as policy_service
 from patchgate.services import releases, state
 from patchgate.services.context import Context
 from patchgate.services.policy import PolicyInForce
+
+log = logging.getLogger("patchgate")
 
 if TYPE_CHECKING:
     from patchgate.entrypoints.campaign_timer import CampaignTimer
@@ -36,6 +39,20 @@ class Runtime:
     campaign_engine: PollEngine | None = None
     campaign_timer: CampaignTimer | None = None
     tuf_refresher_stop: threading.Event | None = None
+
+    def close(self) -> None:
+        """The server's shutdown: stop the timers, write the last-seen times still buffered,
+        close the database pools and the push client."""
+        if self.campaign_timer is not None:
+            self.campaign_timer.stop()
+        if self.tuf_refresher_stop is not None:
+            self.tuf_refresher_stop.set()
+        if self.ddi_poller is not None:
+            try:
+                self.ddi_poller.last_seen.flush(self.ctx)
+            except Exception:
+                log.exception("writing last-seen times at shutdown failed")
+        self.app.close()
 
     @property
     def ctx(self) -> Context:
