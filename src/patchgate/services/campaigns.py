@@ -36,8 +36,6 @@ from patchgate.domain.clock import parse_rfc3339, rfc3339
 from patchgate.domain.cohorts import (
     CANARY_OPTIN_GROUP,
     CohortCut,
-    cohort_bucket,
-    first_admitting_stage,
 )
 from patchgate.domain.durations import format_duration, parse_duration
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound, PatchgateError
@@ -279,14 +277,7 @@ def stage_devices(
     plan: core.CampaignPlan, fleet: Iterable[FleetDevice], stage: int
 ) -> list[FleetDevice]:
     """The devices that ``stage`` admits first (its own cohort)."""
-    return [
-        d
-        for d in fleet
-        if first_admitting_stage(
-            plan.cuts[: stage + 1], cohort_bucket(plan.salt, d.controller_id), frozenset(d.groups)
-        )
-        == stage
-    ]
+    return [d for d in fleet if plan.stage_of(d.controller_id, frozenset(d.groups)) == stage]
 
 
 # ---- create -------------------------------------------------------------------------------
@@ -312,18 +303,14 @@ class CreateOptions:
     versions: str | None = None  # installed-version range, e.g. "<1.0.1" or ">=1.0, <2.0"
 
 
-def _deadline(ctx: Context, release: ReleaseRecord) -> datetime | None:
-    """The earliest due date of the vulnerabilities the release fixes."""
-    from patchgate.services import vulnerabilities
+def _deadline(ctx: Context, uow: UnitOfWork, release: ReleaseRecord) -> datetime | None:
+    """The earliest due date of the vulnerabilities the release fixes (those in the
+    register), by the policy's cadence."""
+    from patchgate.services.vulnerabilities import deadline
 
-    dues = []
-    for vuln_id in release.fixes:
-        try:
-            due = vulnerabilities.show(ctx, vuln_id).get("due_at")
-        except NotFound:
-            continue
-        if due:
-            dues.append(parse_rfc3339(due))
+    policy = in_force(ctx).policy
+    records = (uow.vulnerabilities.get(vuln_id) for vuln_id in release.fixes)
+    dues = [due for r in records if r is not None and (due := deadline(r, policy)[1]) is not None]
     return min(dues) if dues else None
 
 
@@ -354,12 +341,11 @@ def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str)
     window = MaintenanceWindow.parse(options.window) if options.window else None
     rate = RateLimit.parse(options.rate) if options.rate else None
     versions = _versions(options.versions)
-    deadline_release: ReleaseRecord | None = None
     with ctx.read_uow() as uow:
         deadline_release = uow.releases.get(release_id)
-    if deadline_release is None:
-        raise NotFound(f"no release {release_id}")
-    deadline = _deadline(ctx, deadline_release)
+        if deadline_release is None:
+            raise NotFound(f"no release {release_id}")
+        deadline = _deadline(ctx, uow, deadline_release)
     hardware = _product_hardware(ctx, deadline_release.product)
     with ctx.uow() as uow:
         release = uow.releases.get(release_id)
