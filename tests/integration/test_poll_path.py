@@ -153,6 +153,7 @@ def test_import_provisions_every_device_or_none(env: Env, tmp_path: Any) -> None
     )
     shown = env.cli("device", "show", "d-1", "--json").json()
     assert shown["groups"] == ["internal", "qa"] and shown["hardware"] == "hw-1"
+    assert shown["actions"] == [] and shown["health"] == []  # as GET /api/v1/devices/{id}
     assert {"id", "groups", "hardware", "installed_version", "last_seen"} <= set(shown)
     bad = tmp_path / "bad.csv"
     bad.write_text("d-3,qa,hw,1\nd 4,qa,hw,1\nd-1,,,\n")

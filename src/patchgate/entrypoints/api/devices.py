@@ -13,6 +13,7 @@ from patchgate.entrypoints.api.deps import Admin, ReleaseManager, Viewer
 from patchgate.services import actions as action_service
 from patchgate.services import ddi
 from patchgate.services import devices as device_service
+from patchgate.services.context import Context
 from patchgate.services.device_ports import ActionEventRecord, ActionRecord, DeviceRecord
 
 router = APIRouter(tags=["devices"])
@@ -113,12 +114,15 @@ def import_devices(
     return {"devices": [{"id": m.device.controller_id, "token": m.token} for m in made]}
 
 
-@router.get("/devices/{controller_id}")
-def show_device(caller: Viewer, controller_id: str) -> dict[str, Any]:
-    device = device_service.show_device(caller.ctx, controller_id)
+def device_detail_json(
+    ctx: Context, controller_id: str, tenant: str = device_service.DEFAULT_TENANT
+) -> dict[str, Any]:
+    """``device show --json`` and ``GET /devices/{id}``: the device, its actions and its
+    newest health reports."""
+    device = device_service.show_device(ctx, controller_id, tenant=tenant)
     body = device_json(device)
     body["actions"] = [
-        action_json(a) for a in action_service.device_actions(caller.ctx, controller_id)
+        action_json(a) for a in action_service.device_actions(ctx, controller_id, tenant=tenant)
     ]
     body["health"] = [
         {
@@ -131,9 +135,14 @@ def show_device(caller: Viewer, controller_id: str) -> dict[str, Any]:
             "watchdog_count": h.watchdog_count,
             "metrics": h.metrics,
         }
-        for h in ddi.device_health(caller.ctx, device.id)
+        for h in ddi.device_health(ctx, device.id)
     ]
     return body
+
+
+@router.get("/devices/{controller_id}")
+def show_device(caller: Viewer, controller_id: str) -> dict[str, Any]:
+    return device_detail_json(caller.ctx, controller_id)
 
 
 class TagBody(BaseModel):
@@ -221,6 +230,6 @@ def release_health(caller: Viewer, release_id: int) -> dict[str, Any]:
 def gateway_token(caller: Admin) -> dict[str, Any]:
     """A new gateway token for the default tenant, shown this once."""
     return {
-        "tenant": "DEFAULT",
+        "tenant": device_service.DEFAULT_TENANT,
         "token": device_service.create_gateway_token(caller.ctx, actor=caller.actor),
     }

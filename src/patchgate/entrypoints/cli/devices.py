@@ -6,8 +6,13 @@ from typing import Annotated
 
 import typer
 
-from patchgate.domain.clock import parse_rfc3339
-from patchgate.entrypoints.api.devices import action_json, device_json, event_json
+from patchgate.domain.clock import parse_rfc3339, rfc3339
+from patchgate.entrypoints.api.devices import (
+    action_json,
+    device_detail_json,
+    device_json,
+    event_json,
+)
 from patchgate.entrypoints.cli.common import actor, app, emit_json, read_text_file
 from patchgate.services import actions as action_service
 from patchgate.services import devices as device_service
@@ -84,7 +89,7 @@ def list_(
     for d in found:
         typer.echo(
             f"{d.controller_id}\t{d.hardware or '-'}\t{d.installed_version or '-'}\t"
-            f"{','.join(d.groups) or '-'}\t{device_json(d)['last_seen'] or 'never'}"
+            f"{','.join(d.groups) or '-'}\t{rfc3339(d.last_seen) or 'never'}"
         )
 
 
@@ -93,13 +98,8 @@ def show(
     tenant: Tenant = device_service.DEFAULT_TENANT,
     as_json: JsonFlag = False,
 ) -> None:
-    """One device with its actions."""
-    ctx = app().context
-    device = device_service.show_device(ctx, device_id, tenant=tenant)
-    body = device_json(device)
-    body["actions"] = [
-        action_json(a) for a in action_service.device_actions(ctx, device_id, tenant=tenant)
-    ]
+    """One device with its actions and newest health reports."""
+    body = device_detail_json(app().context, device_id, tenant)
     if as_json:
         emit_json(body)
         return
