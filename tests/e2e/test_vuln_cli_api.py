@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from patchgate.services import access
+from patchgate.services import access, vuln_imports
 from tests.conftest import Env
 from tests.support import LiveServer
 
@@ -130,3 +130,28 @@ def test_the_rest_api_checks_roles_and_maps_errors(env: Env, server: LiveServer)
         assert client.get("/api/v1/vulnerabilities/CVE-1999-0001").status_code == 404
         assert len(client.get("/api/v1/vulnerabilities").json()["vulnerabilities"]) == 2
         assert client.get("/api/v1/vulnerabilities/reports/sla").status_code == 200
+
+
+def test_an_import_over_the_size_limit_gets_413_and_stores_nothing(
+    env: Env, tmp_path: Path
+) -> None:
+    # The general request limit is raised past the import limit so that the import
+    # endpoint's own bounded read is what refuses the body.
+    limit = vuln_imports.MAX_IMPORT_BYTES
+    server = LiveServer(
+        {**env.vars, "PATCHGATE_MAX_REQUEST_BYTES": str(2 * limit)}, tmp_path / "big.log"
+    ).start()
+    try:
+        _, analyst = access.create_token(env.ctx, name="a", role="security_analyst", actor="t")
+        data = (SAMPLES / "osv/GHSA-838r-hvwh-24h8.json").read_bytes()
+        padded = data + b" " * (limit + 1024 - len(data))  # valid JSON, one KiB too long
+        with server.client(analyst) as client:
+            answer = client.post("/api/v1/vulnerabilities/import", content=padded)
+            assert answer.status_code == 413, answer.text
+            assert f"over the limit of {limit} bytes" in answer.json()["message"]
+            assert client.get("/api/v1/vulnerabilities").json()["vulnerabilities"] == []
+            fits = client.post("/api/v1/vulnerabilities/import", content=padded[:limit])
+            assert fits.status_code == 200, fits.text
+            assert fits.json()["created"] == ["GHSA-838r-hvwh-24h8"]
+    finally:
+        server.stop()
