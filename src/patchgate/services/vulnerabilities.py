@@ -323,40 +323,31 @@ def _share(exposed: int | None, fleet: int | None) -> float | None:
     return round(1 - exposed / fleet, 4)
 
 
-def fleet_sizes(uow: UnitOfWork, record: VulnerabilityRecord, policy: Policy) -> dict[str, int]:
-    """Registered devices per product of the record (by the product's hardware models)."""
-    out: dict[str, int] = {}
-    for analysis in record.products:
-        product = policy.product(analysis.product)
-        if product is not None and product.hardware:
-            out[analysis.product] = sum(
-                uow.vulnerabilities.installed_versions(product.hardware).values()
-            )
-    return out
-
-
 def exposure(
     uow: UnitOfWork, record: VulnerabilityRecord, policy: Policy, releases: Sequence[FixingRelease]
-) -> dict[str, int | None]:
-    """Registered devices running an affected version, per product (``None`` for a product
-    that is not in the policy, or lists no hardware, so its devices cannot be known)."""
-    out: dict[str, int | None] = {}
+) -> tuple[dict[str, int | None], dict[str, int]]:
+    """Per product of the record, from one count of its devices by version: the
+    registered devices running an affected version (``None`` for a product that is not in
+    the policy, or lists no hardware, so its devices cannot be known), and the registered
+    devices in all (by the product's hardware models)."""
+    exposed: dict[str, int | None] = {}
+    fleet: dict[str, int] = {}
     for analysis in record.products:
         if analysis.product == UNASSIGNED:
             continue
         product = policy.product(analysis.product)
         if product is None or not product.hardware:
-            out[analysis.product] = None
+            exposed[analysis.product] = None
             continue
-        rng = affected_range(analysis, releases)
         counts = uow.vulnerabilities.installed_versions(product.hardware)
-        if rng is None:
-            out[analysis.product] = 0
-            continue
-        out[analysis.product] = sum(
-            n for version, n in counts.items() if rng.everything or rng.contains(version)
+        fleet[analysis.product] = sum(counts.values())
+        rng = affected_range(analysis, releases)
+        exposed[analysis.product] = (
+            0
+            if rng is None
+            else sum(n for version, n in counts.items() if rng.everything or rng.contains(version))
         )
-    return out
+    return exposed, fleet
 
 
 FIX_SHARE = 0.95
@@ -440,14 +431,14 @@ def rollouts(
 
 def _facts(uow: UnitOfWork, record: VulnerabilityRecord, policy: Policy, now: datetime) -> Facts:
     releases = uow.vulnerabilities.fixing_releases(record.id)
-    exposed = exposure(uow, record, policy, releases)
+    exposed, fleet = exposure(uow, record, policy, releases)
     return Facts(
         policy=policy,
         now=now,
         releases=releases,
         submissions=uow.vulnerabilities.submissions(record.id),
         exposure=exposed,
-        fleet=fleet_sizes(uow, record, policy),
+        fleet=fleet,
         rollout=rollouts(uow, record, policy, releases, exposed),
     )
 
