@@ -53,6 +53,19 @@ def test_bad_input_exits_2_with_one_readable_line_and_no_traceback(env: Env) -> 
         assert env.cli("vuln", "triage", "CVE-2026-4001", "--status", status).code == 0
     back = env.cli("vuln", "triage", "CVE-2026-4001", "--status", "new")
     assert back.code == 2 and "closed → new is not allowed" in back.stderr
+    future = env.cli(
+        "vuln",
+        "upstream",
+        "CVE-2026-4001",
+        "--component",
+        "libfoo",
+        "--to",
+        "foo",
+        "--at",
+        "2999-01-01T00:00:00Z",
+    )
+    assert future.code == 2 and "cannot be dated in the future" in future.stderr
+    assert env.cli("vuln", "show", "CVE-2026-4001", "--json").json()["upstream"] == {}
     refused = env.cli("vuln", "import", str(SAMPLES / "invalid/invalid-bomformat-1.6.json"))
     assert refused.code == 2 and "bomFormat" in refused.stderr
 

@@ -261,6 +261,25 @@ def test_upstream_reporting_of_a_third_party_component_is_recorded(env: Env) -> 
     assert audit.entries(env.ctx, limit=1)[0].action == "vuln.upstream"
 
 
+def test_an_upstream_report_dated_in_the_future_is_refused_and_changes_nothing(
+    env: Env,
+) -> None:
+    at(env, NOW)
+    add(env, "CVE-2026-1011")
+    before = vulns.show(env.ctx, "CVE-2026-1011")
+    with pytest.raises(InvalidInput, match="cannot be dated in the future"):
+        vulns.record_upstream(
+            env.ctx,
+            "CVE-2026-1011",
+            actor="t",
+            component="libfoo",
+            reported_to="foo maintainers",
+            at=NOW + timedelta(hours=1),
+        )
+    assert vulns.show(env.ctx, "CVE-2026-1011") == before
+    assert audit.entries(env.ctx, limit=1)[0].action == "vuln.add"
+
+
 def test_exposure_counts_devices_of_the_product_on_affected_versions_and_falls_as_they_update(
     demo_env: Env,
 ) -> None:

@@ -508,9 +508,7 @@ def add(
     _check_products(policy, products)
     ranges = _check_ranges(affected)
     now = ctx.clock()
-    aware = aware_at or now
-    if aware > now:
-        raise InvalidInput("the awareness time lies in the future")
+    aware = _when(aware_at, now, "awareness")
     with ctx.uow() as uow:
         if uow.vulnerabilities.get(vuln_id) is not None:
             raise Conflict(f"{vuln_id} is already in the register (use `vuln show {vuln_id}`)")
@@ -542,14 +540,15 @@ def add(
             ]
             or [ProductAnalysis(product=UNASSIGNED, updated_at=now)],
         )
-        uow.vulnerabilities.save(record)
         applied, due_at = deadline(record, policy)
-        audit.record(
+        return _save_audit_view(
             ctx,
             uow,
+            record,
+            policy=policy,
+            now=now,
             actor=actor,
             action="vuln.add",
-            subject=f"vuln:{vuln_id}",
             details={
                 "cvss_vector": scored.vector,
                 "score": scored.score,
@@ -561,9 +560,6 @@ def add(
                 "policy_sha256": in_force(ctx).sha256,
             },
         )
-        result = view(record, _facts(uow, record, policy, now))
-        uow.commit()
-    return result
 
 
 def _load(uow: UnitOfWork, vuln_id: str) -> VulnerabilityRecord:
@@ -571,6 +567,34 @@ def _load(uow: UnitOfWork, vuln_id: str) -> VulnerabilityRecord:
     if record is None:
         raise NotFound(f"no vulnerability {vuln_id!r} in the register")
     return record
+
+
+def _when(at: datetime | None, now: datetime, what: str) -> datetime:
+    """``at``, or now without one; a time in the future is refused, naming ``what``."""
+    when = at or now
+    if when > now:
+        raise InvalidInput(f"{what} cannot be dated in the future")
+    return when
+
+
+def _save_audit_view(
+    ctx: Context,
+    uow: UnitOfWork,
+    record: VulnerabilityRecord,
+    *,
+    policy: Policy,
+    now: datetime,
+    actor: str,
+    action: str,
+    details: dict[str, Any],
+) -> dict[str, Any]:
+    """Stamp and store a changed record, audit the change, commit, and return the view."""
+    record.updated_at = now
+    uow.vulnerabilities.save(record)
+    audit.record(ctx, uow, actor=actor, action=action, subject=f"vuln:{record.id}", details=details)
+    result = view(record, _facts(uow, record, policy, now))
+    uow.commit()
+    return result
 
 
 def set_affected(
@@ -605,19 +629,16 @@ def set_affected(
         before = list(analysis.ranges)
         analysis.ranges = ranges
         analysis.updated_at = now
-        record.updated_at = now
-        uow.vulnerabilities.save(record)
-        audit.record(
+        return _save_audit_view(
             ctx,
             uow,
+            record,
+            policy=policy,
+            now=now,
             actor=actor,
             action="vuln.affects",
-            subject=f"vuln:{record.id}",
             details={"product": product, "from": before, "to": ranges},
         )
-        result = view(record, _facts(uow, record, policy, now))
-        uow.commit()
-    return result
 
 
 def triage(
@@ -639,9 +660,7 @@ def triage(
     """
     policy = in_force(ctx).policy
     now = ctx.clock()
-    when = at or now
-    if when > now:
-        raise InvalidInput("a transition cannot be dated in the future")
+    when = _when(at, now, "a transition")
     with ctx.uow() as uow:
         record = _load(uow, vuln_id)
         if product is not None:
@@ -672,14 +691,14 @@ def triage(
                 analysis.closed_at = when
             if release_id is not None:
                 analysis.fixing_release_id = release_id
-        record.updated_at = now
-        uow.vulnerabilities.save(record)
-        audit.record(
+        return _save_audit_view(
             ctx,
             uow,
+            record,
+            policy=policy,
+            now=now,
             actor=actor,
             action="vuln.triage",
-            subject=f"vuln:{record.id}",
             details={
                 "changes": changes,
                 "justification": justification,
@@ -687,9 +706,6 @@ def triage(
                 "release_id": release_id,
             },
         )
-        result = view(record, _facts(uow, record, policy, now))
-        uow.commit()
-    return result
 
 
 def override_severity(
@@ -710,14 +726,14 @@ def override_severity(
         before = severity(record, policy)
         record.severity_override = severity_name
         record.override_justification = justification.strip() if severity_name else None
-        record.updated_at = now
-        uow.vulnerabilities.save(record)
-        audit.record(
+        return _save_audit_view(
             ctx,
             uow,
+            record,
+            policy=policy,
+            now=now,
             actor=actor,
             action="vuln.override" if severity_name else "vuln.override.clear",
-            subject=f"vuln:{record.id}",
             details={
                 "from": before,
                 "to": severity(record, policy),
@@ -725,9 +741,6 @@ def override_severity(
                 "justification": justification.strip(),
             },
         )
-        result = view(record, _facts(uow, record, policy, now))
-        uow.commit()
-    return result
 
 
 def mark_exploited(
@@ -738,9 +751,7 @@ def mark_exploited(
     became aware, which starts the Art. 14 clocks; the policy's escalation applies."""
     policy = in_force(ctx).policy
     now = ctx.clock()
-    when = at or now
-    if when > now:
-        raise InvalidInput("awareness cannot be dated in the future")
+    when = _when(at, now, "awareness")
     with ctx.uow() as uow:
         record = _load(uow, vuln_id)
         if severe:
@@ -751,19 +762,16 @@ def mark_exploited(
             if record.exploited_at is not None:
                 raise Conflict(f"{record.id} is already recorded as actively exploited")
             record.exploited_at = when
-        record.updated_at = now
-        uow.vulnerabilities.save(record)
-        audit.record(
+        return _save_audit_view(
             ctx,
             uow,
+            record,
+            policy=policy,
+            now=now,
             actor=actor,
             action="vuln.incident" if severe else "vuln.exploited",
-            subject=f"vuln:{record.id}",
             details={"aware_at": rfc3339(when)},
         )
-        result = view(record, _facts(uow, record, policy, now))
-        uow.commit()
-    return result
 
 
 def record_upstream(
@@ -782,7 +790,7 @@ def record_upstream(
         raise InvalidInput("name the component and whom it was reported to")
     policy = in_force(ctx).policy
     now = ctx.clock()
-    when = at or now
+    when = _when(at, now, "a report upstream")
     with ctx.uow() as uow:
         record = _load(uow, vuln_id)
         record.upstream = {
@@ -791,19 +799,16 @@ def record_upstream(
             "reported_at": rfc3339(when),
             "reference": reference,
         }
-        record.updated_at = now
-        uow.vulnerabilities.save(record)
-        audit.record(
+        return _save_audit_view(
             ctx,
             uow,
+            record,
+            policy=policy,
+            now=now,
             actor=actor,
             action="vuln.upstream",
-            subject=f"vuln:{record.id}",
             details=dict(record.upstream),
         )
-        result = view(record, _facts(uow, record, policy, now))
-        uow.commit()
-    return result
 
 
 # --- CRA Art. 14 reports ------------------------------------------------------------------------
@@ -918,9 +923,7 @@ def submit_report(
     single reporting platform), storing the draft as it stood."""
     report = draft_report(ctx, vuln_id, kind)
     now = ctx.clock()
-    when = at or now
-    if when > now:
-        raise InvalidInput("a submission cannot be dated in the future")
+    when = _when(at, now, "a submission")
     with ctx.uow() as uow:
         record = _load(uow, vuln_id)
         uow.vulnerabilities.add_submission(
