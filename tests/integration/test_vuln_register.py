@@ -324,6 +324,18 @@ def test_without_ranges_every_version_before_the_fixing_release_is_exposed(
     product = v["products"][0]
     assert product["fixing_release_id"] == release_id
     assert product["released_at"] == "2026-03-05T12:00:00Z"  # the release's signature
+    with pytest.raises(InvalidInput, match=f"no release {release_id + 1}"):
+        vulns.triage(
+            demo_env.ctx,
+            "CVE-2026-1012",
+            status="fix_released",
+            actor="t",
+            release_id=release_id + 1,
+        )
+    named = vulns.triage(
+        demo_env.ctx, "CVE-2026-1012", status="fix_released", actor="t", release_id=release_id
+    )
+    assert named["products"][0]["fixing_release_id"] == release_id
 
 
 def test_the_sla_state_follows_the_injected_clock_until_the_fix_is_deployed(

@@ -673,7 +673,7 @@ def triage(
                 )
         else:
             targets = list(record.products)
-        if release_id is not None and uow.vulnerabilities.release(release_id) is None:
+        if release_id is not None and uow.releases.get(release_id) is None:
             raise InvalidInput(f"no release {release_id}")
         changes: list[dict[str, Any]] = []
         for analysis in targets:
