@@ -472,7 +472,8 @@ def list_all(ctx: Context, *, overdue: bool = False) -> list[dict[str, Any]]:
 # --- commands ---------------------------------------------------------------------------------
 
 
-def _check_products(policy: Policy, products: Sequence[str]) -> None:
+def check_products(policy: Policy, products: Sequence[str]) -> None:
+    """Refuse a product the policy does not know, naming the products it does."""
     for name in products:
         if policy.product(name) is None:
             known = ", ".join(p.name for p in policy.products) or "none"
@@ -505,7 +506,7 @@ def add(
         raise InvalidInput("a title is required")
     scored = score_vector(cvss)
     policy = in_force(ctx).policy
-    _check_products(policy, products)
+    check_products(policy, products)
     ranges = _check_ranges(affected)
     now = ctx.clock()
     aware = _when(aware_at, now, "awareness")
@@ -610,7 +611,7 @@ def set_affected(
     already recorded only the ranges change. An imported advisory known under no product
     until now takes over its unassigned analysis."""
     policy = in_force(ctx).policy
-    _check_products(policy, [product])
+    check_products(policy, [product])
     ranges = _check_ranges(affected)
     now = ctx.clock()
     with ctx.uow() as uow:
