@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -52,8 +52,8 @@ class Facts:
     releases: Sequence[FixingRelease]
     submissions: Sequence[Submission]
     exposure: Mapping[str, int | None]
-    fleet: Mapping[str, int] = field(default_factory=dict)
-    rollout: Mapping[str, Rollout] = field(default_factory=dict)
+    fleet: Mapping[str, int]
+    rollout: Mapping[str, Rollout]
 
 
 @dataclass(frozen=True)
