@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from patchgate.services import access
+from patchgate.services import access, vuln_imports
 from tests.conftest import Env
 from tests.support import LiveServer
 
@@ -53,6 +53,19 @@ def test_bad_input_exits_2_with_one_readable_line_and_no_traceback(env: Env) -> 
         assert env.cli("vuln", "triage", "CVE-2026-4001", "--status", status).code == 0
     back = env.cli("vuln", "triage", "CVE-2026-4001", "--status", "new")
     assert back.code == 2 and "closed → new is not allowed" in back.stderr
+    future = env.cli(
+        "vuln",
+        "upstream",
+        "CVE-2026-4001",
+        "--component",
+        "libfoo",
+        "--to",
+        "foo",
+        "--at",
+        "2999-01-01T00:00:00Z",
+    )
+    assert future.code == 2 and "cannot be dated in the future" in future.stderr
+    assert env.cli("vuln", "show", "CVE-2026-4001", "--json").json()["upstream"] == {}
     refused = env.cli("vuln", "import", str(SAMPLES / "invalid/invalid-bomformat-1.6.json"))
     assert refused.code == 2 and "bomFormat" in refused.stderr
 
@@ -130,3 +143,28 @@ def test_the_rest_api_checks_roles_and_maps_errors(env: Env, server: LiveServer)
         assert client.get("/api/v1/vulnerabilities/CVE-1999-0001").status_code == 404
         assert len(client.get("/api/v1/vulnerabilities").json()["vulnerabilities"]) == 2
         assert client.get("/api/v1/vulnerabilities/reports/sla").status_code == 200
+
+
+def test_an_import_over_the_size_limit_gets_413_and_stores_nothing(
+    env: Env, tmp_path: Path
+) -> None:
+    # The general request limit is raised past the import limit so that the import
+    # endpoint's own bounded read is what refuses the body.
+    limit = vuln_imports.MAX_IMPORT_BYTES
+    server = LiveServer(
+        {**env.vars, "PATCHGATE_MAX_REQUEST_BYTES": str(2 * limit)}, tmp_path / "big.log"
+    ).start()
+    try:
+        _, analyst = access.create_token(env.ctx, name="a", role="security_analyst", actor="t")
+        data = (SAMPLES / "osv/GHSA-838r-hvwh-24h8.json").read_bytes()
+        padded = data + b" " * (limit + 1024 - len(data))  # valid JSON, one KiB too long
+        with server.client(analyst) as client:
+            answer = client.post("/api/v1/vulnerabilities/import", content=padded)
+            assert answer.status_code == 413, answer.text
+            assert f"over the limit of {limit} bytes" in answer.json()["message"]
+            assert client.get("/api/v1/vulnerabilities").json()["vulnerabilities"] == []
+            fits = client.post("/api/v1/vulnerabilities/import", content=padded[:limit])
+            assert fits.status_code == 200, fits.text
+            assert fits.json()["created"] == ["GHSA-838r-hvwh-24h8"]
+    finally:
+        server.stop()

@@ -24,8 +24,8 @@ def at(env: Env, when: datetime) -> None:
     env.ctx.clock = lambda: when
 
 
-def succeed(env: Env, cid: str, token: str, when: datetime) -> None:
-    """The device reports its open action closed with success at ``when``."""
+def succeed(env: Env, cid: str, token: str, when: datetime, finished: str = "success") -> None:
+    """The device reports its open action closed with ``finished`` (success) at ``when``."""
     at(env, when)
     action = actions.device_actions(env.ctx, cid)[0]
     caller = ddi.authenticate(env.ctx, "DEFAULT", cid, f"TargetToken {token}")
@@ -33,7 +33,7 @@ def succeed(env: Env, cid: str, token: str, when: datetime) -> None:
         env.ctx,
         caller,
         action.id,
-        ddi.Feedback(ddi.rules.Execution("closed"), ddi.rules.Finished("success")),
+        ddi.Feedback(ddi.rules.Execution("closed"), ddi.rules.Finished(finished)),
     )
 
 
@@ -105,15 +105,7 @@ def test_a_failed_install_does_not_count_as_running_the_fix(demo_env: Env) -> No
     tokens = fleet_with_fix(env, 2)
     first, second = sorted(tokens)
     succeed(env, first, tokens[first], T0 + timedelta(hours=1))
-    at(env, T0 + timedelta(hours=2))
-    action = actions.device_actions(env.ctx, second)[0]
-    caller = ddi.authenticate(env.ctx, "DEFAULT", second, f"TargetToken {tokens[second]}")
-    ddi.deployment_feedback(
-        env.ctx,
-        caller,
-        action.id,
-        ddi.Feedback(ddi.rules.Execution("closed"), ddi.rules.Finished("failure")),
-    )
+    succeed(env, second, tokens[second], T0 + timedelta(hours=2), finished="failure")
     product = vulns.show(env.ctx, VULN)["products"][0]
     assert (product["fix_affected_devices"], product["fix_running_devices"]) == (2, 1)
     assert product["fix_95pct_at"] is None

@@ -557,6 +557,22 @@ def test_an_advisory_is_matched_to_an_existing_record_by_alias_and_the_own_score
     assert {s["source"] for s in view["scores"]} == {"manufacturer", "other"}
 
 
+def test_an_advisory_whose_id_and_alias_are_two_records_updates_its_own(env: Env) -> None:
+    env.ctx.clock = lambda: NOW
+    for vid in ("CVE-2021-38555", "GHSA-838r-hvwh-24h8"):  # registered apart, by hand
+        vulns.add(
+            env.ctx,
+            vuln_id=vid,
+            title=vid,
+            cvss="CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+            actor="t",
+        )
+    result = import_sample(env, "osv/GHSA-838r-hvwh-24h8.json")
+    assert (result.created, result.updated) == ([], ["GHSA-838r-hvwh-24h8"])
+    assert set(register(env)) == {"CVE-2021-38555", "GHSA-838r-hvwh-24h8"}
+    assert register(env)["CVE-2021-38555"]["title"] == "CVE-2021-38555"
+
+
 def test_an_import_can_tie_every_record_to_a_product(demo_env: Env) -> None:
     result = import_sample(demo_env, "cyclonedx/grype_3.json", products=["Demo Gateway"])
     view = vulns.show(demo_env.ctx, result.created[0])

@@ -261,6 +261,25 @@ def test_upstream_reporting_of_a_third_party_component_is_recorded(env: Env) -> 
     assert audit.entries(env.ctx, limit=1)[0].action == "vuln.upstream"
 
 
+def test_an_upstream_report_dated_in_the_future_is_refused_and_changes_nothing(
+    env: Env,
+) -> None:
+    at(env, NOW)
+    add(env, "CVE-2026-1011")
+    before = vulns.show(env.ctx, "CVE-2026-1011")
+    with pytest.raises(InvalidInput, match="cannot be dated in the future"):
+        vulns.record_upstream(
+            env.ctx,
+            "CVE-2026-1011",
+            actor="t",
+            component="libfoo",
+            reported_to="foo maintainers",
+            at=NOW + timedelta(hours=1),
+        )
+    assert vulns.show(env.ctx, "CVE-2026-1011") == before
+    assert audit.entries(env.ctx, limit=1)[0].action == "vuln.add"
+
+
 def test_exposure_counts_devices_of_the_product_on_affected_versions_and_falls_as_they_update(
     demo_env: Env,
 ) -> None:
@@ -305,6 +324,18 @@ def test_without_ranges_every_version_before_the_fixing_release_is_exposed(
     product = v["products"][0]
     assert product["fixing_release_id"] == release_id
     assert product["released_at"] == "2026-03-05T12:00:00Z"  # the release's signature
+    with pytest.raises(InvalidInput, match=f"no release {release_id + 1}"):
+        vulns.triage(
+            demo_env.ctx,
+            "CVE-2026-1012",
+            status="fix_released",
+            actor="t",
+            release_id=release_id + 1,
+        )
+    named = vulns.triage(
+        demo_env.ctx, "CVE-2026-1012", status="fix_released", actor="t", release_id=release_id
+    )
+    assert named["products"][0]["fixing_release_id"] == release_id
 
 
 def test_the_sla_state_follows_the_injected_clock_until_the_fix_is_deployed(

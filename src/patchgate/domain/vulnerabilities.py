@@ -127,15 +127,6 @@ def patch_deadline(
 
 # --- SLA state -----------------------------------------------------------------------------
 
-SLA_STATES: tuple[str, ...] = (
-    "on_track",
-    "due_soon",
-    "overdue",
-    "met",
-    "missed",
-    "not_applicable",
-)
-
 
 def sla_state(
     *,
@@ -196,7 +187,6 @@ MAIN_LINE: tuple[str, ...] = (
 )
 SIDE_STATES: tuple[str, ...] = ("not_affected", "will_not_fix")
 STATUSES: tuple[str, ...] = MAIN_LINE + SIDE_STATES
-OPEN_STATUSES: frozenset[str] = frozenset(["new", "triaged", "fix_in_progress", "fix_released"])
 
 # CycloneDX 1.4+ ``analysis.justification`` values (the VEX justifications patchgate
 # records and exports), and the CISA VEX names accepted as their synonyms.

@@ -24,6 +24,7 @@ know (``additionalProperties``) or a rating ``method`` it does not list (trivy's
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,7 @@ from patchgate.services import audit
 from patchgate.services.context import Context
 from patchgate.services.cvss_scoring import score_vector, with_prefix
 from patchgate.services.policy import in_force
-from patchgate.services.vulnerabilities import UNASSIGNED
+from patchgate.services.vulnerabilities import UNASSIGNED, check_products, cvss_severity
 from patchgate.services.vulnerability_ports import ProductAnalysis, VulnerabilityRecord
 
 MAX_IMPORT_BYTES = 16 * 1024 * 1024
@@ -514,9 +515,7 @@ def import_document(
 ) -> ImportResult:
     """Import every record of one file in one transaction (see the module docstring)."""
     policy = in_force(ctx).policy
-    for product in products:
-        if policy.product(product) is None:
-            raise InvalidInput(f"product {product!r} is not in the policy")
+    check_products(policy, products)
     doc = load_json(data, name=name)
     detected, records, doc_notes = parse(doc, fmt, policy)
     seen: set[str] = set()
@@ -659,13 +658,8 @@ def export_vex(ctx: Context, product: str) -> dict[str, Any]:
     """A CycloneDX 1.6 VEX of the current analysis of every vulnerability recorded for
     ``product``. The exact patchgate status travels in a ``patchgate:status`` property, so
     importing the export gives back the same analysis."""
-    import uuid
-
-    from patchgate.services import vulnerabilities as vulns
-
     policy = in_force(ctx).policy
-    if policy.product(product) is None:
-        raise InvalidInput(f"product {product!r} is not in the policy")
+    check_products(policy, [product])
     now = ctx.clock()
     ref = f"product:{product}"
     entries: list[dict[str, Any]] = []
@@ -688,7 +682,7 @@ def export_vex(ctx: Context, product: str) -> dict[str, Any]:
                             or policy.organisation
                         },
                         "score": record.score,
-                        "severity": vulns.cvss_severity(record, policy),
+                        "severity": cvss_severity(record, policy),
                         "method": _METHOD.get(record.cvss_version or "", "other"),
                         "vector": record.cvss_vector,
                     }

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -52,8 +52,8 @@ class Facts:
     releases: Sequence[FixingRelease]
     submissions: Sequence[Submission]
     exposure: Mapping[str, int | None]
-    fleet: Mapping[str, int] = field(default_factory=dict)
-    rollout: Mapping[str, Rollout] = field(default_factory=dict)
+    fleet: Mapping[str, int]
+    rollout: Mapping[str, Rollout]
 
 
 @dataclass(frozen=True)
@@ -323,40 +323,31 @@ def _share(exposed: int | None, fleet: int | None) -> float | None:
     return round(1 - exposed / fleet, 4)
 
 
-def fleet_sizes(uow: UnitOfWork, record: VulnerabilityRecord, policy: Policy) -> dict[str, int]:
-    """Registered devices per product of the record (by the product's hardware models)."""
-    out: dict[str, int] = {}
-    for analysis in record.products:
-        product = policy.product(analysis.product)
-        if product is not None and product.hardware:
-            out[analysis.product] = sum(
-                uow.vulnerabilities.installed_versions(product.hardware).values()
-            )
-    return out
-
-
 def exposure(
     uow: UnitOfWork, record: VulnerabilityRecord, policy: Policy, releases: Sequence[FixingRelease]
-) -> dict[str, int | None]:
-    """Registered devices running an affected version, per product (``None`` for a product
-    that is not in the policy, or lists no hardware, so its devices cannot be known)."""
-    out: dict[str, int | None] = {}
+) -> tuple[dict[str, int | None], dict[str, int]]:
+    """Per product of the record, from one count of its devices by version: the
+    registered devices running an affected version (``None`` for a product that is not in
+    the policy, or lists no hardware, so its devices cannot be known), and the registered
+    devices in all (by the product's hardware models)."""
+    exposed: dict[str, int | None] = {}
+    fleet: dict[str, int] = {}
     for analysis in record.products:
         if analysis.product == UNASSIGNED:
             continue
         product = policy.product(analysis.product)
         if product is None or not product.hardware:
-            out[analysis.product] = None
+            exposed[analysis.product] = None
             continue
-        rng = affected_range(analysis, releases)
         counts = uow.vulnerabilities.installed_versions(product.hardware)
-        if rng is None:
-            out[analysis.product] = 0
-            continue
-        out[analysis.product] = sum(
-            n for version, n in counts.items() if rng.everything or rng.contains(version)
+        fleet[analysis.product] = sum(counts.values())
+        rng = affected_range(analysis, releases)
+        exposed[analysis.product] = (
+            0
+            if rng is None
+            else sum(n for version, n in counts.items() if rng.everything or rng.contains(version))
         )
-    return out
+    return exposed, fleet
 
 
 FIX_SHARE = 0.95
@@ -440,14 +431,14 @@ def rollouts(
 
 def _facts(uow: UnitOfWork, record: VulnerabilityRecord, policy: Policy, now: datetime) -> Facts:
     releases = uow.vulnerabilities.fixing_releases(record.id)
-    exposed = exposure(uow, record, policy, releases)
+    exposed, fleet = exposure(uow, record, policy, releases)
     return Facts(
         policy=policy,
         now=now,
         releases=releases,
         submissions=uow.vulnerabilities.submissions(record.id),
         exposure=exposed,
-        fleet=fleet_sizes(uow, record, policy),
+        fleet=fleet,
         rollout=rollouts(uow, record, policy, releases, exposed),
     )
 
@@ -481,7 +472,8 @@ def list_all(ctx: Context, *, overdue: bool = False) -> list[dict[str, Any]]:
 # --- commands ---------------------------------------------------------------------------------
 
 
-def _check_products(policy: Policy, products: Sequence[str]) -> None:
+def check_products(policy: Policy, products: Sequence[str]) -> None:
+    """Refuse a product the policy does not know, naming the products it does."""
     for name in products:
         if policy.product(name) is None:
             known = ", ".join(p.name for p in policy.products) or "none"
@@ -514,12 +506,10 @@ def add(
         raise InvalidInput("a title is required")
     scored = score_vector(cvss)
     policy = in_force(ctx).policy
-    _check_products(policy, products)
+    check_products(policy, products)
     ranges = _check_ranges(affected)
     now = ctx.clock()
-    aware = aware_at or now
-    if aware > now:
-        raise InvalidInput("the awareness time lies in the future")
+    aware = _when(aware_at, now, "awareness")
     with ctx.uow() as uow:
         if uow.vulnerabilities.get(vuln_id) is not None:
             raise Conflict(f"{vuln_id} is already in the register (use `vuln show {vuln_id}`)")
@@ -551,14 +541,15 @@ def add(
             ]
             or [ProductAnalysis(product=UNASSIGNED, updated_at=now)],
         )
-        uow.vulnerabilities.save(record)
         applied, due_at = deadline(record, policy)
-        audit.record(
+        return _save_audit_view(
             ctx,
             uow,
+            record,
+            policy=policy,
+            now=now,
             actor=actor,
             action="vuln.add",
-            subject=f"vuln:{vuln_id}",
             details={
                 "cvss_vector": scored.vector,
                 "score": scored.score,
@@ -570,9 +561,6 @@ def add(
                 "policy_sha256": in_force(ctx).sha256,
             },
         )
-        result = view(record, _facts(uow, record, policy, now))
-        uow.commit()
-    return result
 
 
 def _load(uow: UnitOfWork, vuln_id: str) -> VulnerabilityRecord:
@@ -580,6 +568,34 @@ def _load(uow: UnitOfWork, vuln_id: str) -> VulnerabilityRecord:
     if record is None:
         raise NotFound(f"no vulnerability {vuln_id!r} in the register")
     return record
+
+
+def _when(at: datetime | None, now: datetime, what: str) -> datetime:
+    """``at``, or now without one; a time in the future is refused, naming ``what``."""
+    when = at or now
+    if when > now:
+        raise InvalidInput(f"{what} cannot be dated in the future")
+    return when
+
+
+def _save_audit_view(
+    ctx: Context,
+    uow: UnitOfWork,
+    record: VulnerabilityRecord,
+    *,
+    policy: Policy,
+    now: datetime,
+    actor: str,
+    action: str,
+    details: dict[str, Any],
+) -> dict[str, Any]:
+    """Stamp and store a changed record, audit the change, commit, and return the view."""
+    record.updated_at = now
+    uow.vulnerabilities.save(record)
+    audit.record(ctx, uow, actor=actor, action=action, subject=f"vuln:{record.id}", details=details)
+    result = view(record, _facts(uow, record, policy, now))
+    uow.commit()
+    return result
 
 
 def set_affected(
@@ -595,7 +611,7 @@ def set_affected(
     already recorded only the ranges change. An imported advisory known under no product
     until now takes over its unassigned analysis."""
     policy = in_force(ctx).policy
-    _check_products(policy, [product])
+    check_products(policy, [product])
     ranges = _check_ranges(affected)
     now = ctx.clock()
     with ctx.uow() as uow:
@@ -614,19 +630,16 @@ def set_affected(
         before = list(analysis.ranges)
         analysis.ranges = ranges
         analysis.updated_at = now
-        record.updated_at = now
-        uow.vulnerabilities.save(record)
-        audit.record(
+        return _save_audit_view(
             ctx,
             uow,
+            record,
+            policy=policy,
+            now=now,
             actor=actor,
             action="vuln.affects",
-            subject=f"vuln:{record.id}",
             details={"product": product, "from": before, "to": ranges},
         )
-        result = view(record, _facts(uow, record, policy, now))
-        uow.commit()
-    return result
 
 
 def triage(
@@ -648,9 +661,7 @@ def triage(
     """
     policy = in_force(ctx).policy
     now = ctx.clock()
-    when = at or now
-    if when > now:
-        raise InvalidInput("a transition cannot be dated in the future")
+    when = _when(at, now, "a transition")
     with ctx.uow() as uow:
         record = _load(uow, vuln_id)
         if product is not None:
@@ -663,7 +674,7 @@ def triage(
                 )
         else:
             targets = list(record.products)
-        if release_id is not None and uow.vulnerabilities.release(release_id) is None:
+        if release_id is not None and uow.releases.get(release_id) is None:
             raise InvalidInput(f"no release {release_id}")
         changes: list[dict[str, Any]] = []
         for analysis in targets:
@@ -681,14 +692,14 @@ def triage(
                 analysis.closed_at = when
             if release_id is not None:
                 analysis.fixing_release_id = release_id
-        record.updated_at = now
-        uow.vulnerabilities.save(record)
-        audit.record(
+        return _save_audit_view(
             ctx,
             uow,
+            record,
+            policy=policy,
+            now=now,
             actor=actor,
             action="vuln.triage",
-            subject=f"vuln:{record.id}",
             details={
                 "changes": changes,
                 "justification": justification,
@@ -696,9 +707,6 @@ def triage(
                 "release_id": release_id,
             },
         )
-        result = view(record, _facts(uow, record, policy, now))
-        uow.commit()
-    return result
 
 
 def override_severity(
@@ -719,14 +727,14 @@ def override_severity(
         before = severity(record, policy)
         record.severity_override = severity_name
         record.override_justification = justification.strip() if severity_name else None
-        record.updated_at = now
-        uow.vulnerabilities.save(record)
-        audit.record(
+        return _save_audit_view(
             ctx,
             uow,
+            record,
+            policy=policy,
+            now=now,
             actor=actor,
             action="vuln.override" if severity_name else "vuln.override.clear",
-            subject=f"vuln:{record.id}",
             details={
                 "from": before,
                 "to": severity(record, policy),
@@ -734,9 +742,6 @@ def override_severity(
                 "justification": justification.strip(),
             },
         )
-        result = view(record, _facts(uow, record, policy, now))
-        uow.commit()
-    return result
 
 
 def mark_exploited(
@@ -747,9 +752,7 @@ def mark_exploited(
     became aware, which starts the Art. 14 clocks; the policy's escalation applies."""
     policy = in_force(ctx).policy
     now = ctx.clock()
-    when = at or now
-    if when > now:
-        raise InvalidInput("awareness cannot be dated in the future")
+    when = _when(at, now, "awareness")
     with ctx.uow() as uow:
         record = _load(uow, vuln_id)
         if severe:
@@ -760,19 +763,16 @@ def mark_exploited(
             if record.exploited_at is not None:
                 raise Conflict(f"{record.id} is already recorded as actively exploited")
             record.exploited_at = when
-        record.updated_at = now
-        uow.vulnerabilities.save(record)
-        audit.record(
+        return _save_audit_view(
             ctx,
             uow,
+            record,
+            policy=policy,
+            now=now,
             actor=actor,
             action="vuln.incident" if severe else "vuln.exploited",
-            subject=f"vuln:{record.id}",
             details={"aware_at": rfc3339(when)},
         )
-        result = view(record, _facts(uow, record, policy, now))
-        uow.commit()
-    return result
 
 
 def record_upstream(
@@ -791,7 +791,7 @@ def record_upstream(
         raise InvalidInput("name the component and whom it was reported to")
     policy = in_force(ctx).policy
     now = ctx.clock()
-    when = at or now
+    when = _when(at, now, "a report upstream")
     with ctx.uow() as uow:
         record = _load(uow, vuln_id)
         record.upstream = {
@@ -800,19 +800,16 @@ def record_upstream(
             "reported_at": rfc3339(when),
             "reference": reference,
         }
-        record.updated_at = now
-        uow.vulnerabilities.save(record)
-        audit.record(
+        return _save_audit_view(
             ctx,
             uow,
+            record,
+            policy=policy,
+            now=now,
             actor=actor,
             action="vuln.upstream",
-            subject=f"vuln:{record.id}",
             details=dict(record.upstream),
         )
-        result = view(record, _facts(uow, record, policy, now))
-        uow.commit()
-    return result
 
 
 # --- CRA Art. 14 reports ------------------------------------------------------------------------
@@ -927,9 +924,7 @@ def submit_report(
     single reporting platform), storing the draft as it stood."""
     report = draft_report(ctx, vuln_id, kind)
     now = ctx.clock()
-    when = at or now
-    if when > now:
-        raise InvalidInput("a submission cannot be dated in the future")
+    when = _when(at, now, "a submission")
     with ctx.uow() as uow:
         record = _load(uow, vuln_id)
         uow.vulnerabilities.add_submission(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from patchgate.domain.errors import TooLarge
 from patchgate.entrypoints.runtime import Runtime, runtime
 from patchgate.services import access
 from patchgate.services.context import Context
@@ -30,6 +31,17 @@ class Caller:
     @property
     def actor(self) -> str:
         return f"token:{self.token.name}"
+
+
+async def limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+    """The request body in chunks, refused with ``TooLarge`` (413) as soon as it passes
+    ``limit`` bytes, so a client cannot make the server buffer more than that."""
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > limit:
+            raise TooLarge(f"the upload is over the limit of {limit} bytes")
+        yield chunk
 
 
 def require_role(role: str) -> Callable[..., Caller]:

@@ -8,7 +8,7 @@ copies it into place.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import Iterator
 from typing import IO, Any
 
 from fastapi import APIRouter, Request
@@ -20,7 +20,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from patchgate.domain.clock import rfc3339
 from patchgate.domain.errors import InvalidInput, NotFound, TooLarge
-from patchgate.entrypoints.api.deps import ReleaseManager, Viewer
+from patchgate.entrypoints.api.deps import ReleaseManager, Viewer, limited
 from patchgate.services import releases
 
 router = APIRouter(tags=["releases"])
@@ -32,15 +32,6 @@ CHUNK = 1024 * 1024
 def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
     handle.seek(0)
     while chunk := handle.read(CHUNK):
-        yield chunk
-
-
-async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
-    seen = 0
-    async for chunk in request.stream():
-        seen += len(chunk)
-        if seen > limit:
-            raise TooLarge(f"the upload is over the limit of {limit} bytes")
         yield chunk
 
 
@@ -92,9 +83,7 @@ async def create_release(request: Request, caller: ReleaseManager) -> dict[str, 
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"the upload is over the limit of {limit} bytes")
-    parser = MultiPartParser(
-        request.headers, _limited(request, limit), max_files=64, max_fields=256
-    )
+    parser = MultiPartParser(request.headers, limited(request, limit), max_files=64, max_fields=256)
     try:
         form = await parser.parse()
     except MultiPartException as exc:

@@ -11,8 +11,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
-from patchgate.entrypoints.api.deps import SecurityAnalyst, Viewer
+from patchgate.entrypoints.api.deps import SecurityAnalyst, Viewer, limited
 from patchgate.services import vuln_imports, vulnerabilities
 
 router = APIRouter(prefix="/vulnerabilities", tags=["vulnerabilities"])
@@ -95,11 +96,20 @@ async def import_vulnerabilities(
     format: Literal["cve5", "osv", "cyclonedx"] | None = None,  # the CLI flag's name
     product: list[str] = Query(default=[]),  # noqa: B008  # FastAPI's way to declare a list
 ) -> dict[str, Any]:
-    """Import a CVE JSON 5, OSV or CycloneDX document sent as the request body."""
-    data = await request.body()
-    return vuln_imports.import_document(
-        caller.ctx, data, actor=caller.actor, fmt=format, products=product, name="the body"
-    ).to_json()
+    """Import a CVE JSON 5, OSV or CycloneDX document sent as the request body (413 past
+    ``MAX_IMPORT_BYTES``, refused while reading rather than after buffering it all)."""
+    limit = vuln_imports.MAX_IMPORT_BYTES
+    data = b"".join([chunk async for chunk in limited(request, limit)])
+    result = await run_in_threadpool(
+        vuln_imports.import_document,
+        caller.ctx,
+        data,
+        actor=caller.actor,
+        fmt=format,
+        products=product,
+        name="the body",
+    )
+    return result.to_json()
 
 
 @router.get("/reports/due")
