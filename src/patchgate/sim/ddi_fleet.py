@@ -100,7 +100,6 @@ class VirtualDevice:
         tenant: str = "DEFAULT",
         time_scale: float = 1.0,
         rng: random.Random | None = None,
-        poll_scale: float | None = None,
         health_minutes: float = 0.0,
         start_spread: float = 0.0,
         gate: asyncio.Semaphore | None = None,
@@ -117,9 +116,6 @@ class VirtualDevice:
         self.rng = rng or random.Random(self.id)
         self.last_health = time.monotonic()
         self.timing = Timing()
-        # The server's polling sleep is divided by ``poll_scale`` (default: ``time_scale``;
-        # 1 when the server was configured with an already compressed sleep).
-        self.poll_scale = time_scale if poll_scale is None else poll_scale
         # Health reports at most every ``health_minutes`` of simulated time (0: every pass).
         self.health_minutes = health_minutes
         self.busy = False
@@ -155,11 +151,12 @@ class VirtualDevice:
             try:
                 sleep = await self.pass_once()
                 failures = 0
-                delay = sleep / self.poll_scale * self.rng.uniform(0.9, 1.1)
+                # The server's polling sleep is already compressed by the time scale.
+                delay = sleep * self.rng.uniform(0.9, 1.1)
             except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, DdiError):
                 failures += 1
                 self.log.counts["errors"] += 1
-                delay = min(300.0, 5.0 * 2**failures) * self.rng.random() / self.poll_scale
+                delay = min(300.0, 5.0 * 2**failures) * self.rng.random()
                 self.busy = False
             self._maybe_go_offline(delay)
 

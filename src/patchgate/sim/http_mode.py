@@ -28,9 +28,6 @@ from .ddi_fleet import DeviceCredentials, FleetLog, VirtualDevice, faults_for
 from .devices import EnvTable
 from .scenario import Fleet, Scenario
 
-MIN_HTTP_DEVICES = 10_000
-TERMINAL_STATES = frozenset({"halted", "reverting", "completed", "cancelled"})
-
 
 class ServerSide(Protocol):
     """What http mode needs of a running patchgate server (module docstring)."""
@@ -81,7 +78,6 @@ async def drive(
     new_version: str,
     old_version: str = "1.0.0",
     time_scale: float = 60.0,
-    poll_scale: float | None = None,
     health_minutes: float = 0.0,
     start_spread: float = 0.0,
     timeout_seconds: float = 3600.0,
@@ -122,7 +118,6 @@ async def drive(
                 faults=faults_for(fleet, index, bad_version=new_version, scenario=scenario),
                 log=log,
                 time_scale=time_scale,
-                poll_scale=poll_scale,
                 health_minutes=health_minutes,
                 start_spread=start_spread,
                 gate=gate,
@@ -192,7 +187,6 @@ def result_json(
     new_version: str,
     old_version: str,
     time_scale: float,
-    started_offset: float,
     settings: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The ``simulate --json`` fields of inprocess mode, from an http-mode run (minutes are
@@ -201,7 +195,7 @@ def result_json(
     def minutes(seconds: float | None) -> float | None:
         if seconds is None:
             return None
-        return round(max(0.0, seconds - started_offset) * time_scale / 60, 1)
+        return round(seconds * time_scale / 60, 1)
 
     exposed_ids = run.log.installing.get(new_version, set()) if scenario.bad_release else set()
     final = run.final_versions or {}

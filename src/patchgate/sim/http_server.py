@@ -299,7 +299,6 @@ def simulate_http(
                 new_version=NEW_VERSION,
                 old_version=OLD_VERSION,
                 time_scale=time_scale,
-                poll_scale=1.0,
                 health_minutes=health_minutes,
                 start_spread=float(poll_sleep),
                 timeout_seconds=timeout_seconds,
@@ -329,7 +328,6 @@ def simulate_http(
             new_version=NEW_VERSION,
             old_version=OLD_VERSION,
             time_scale=time_scale,
-            started_offset=0.0,
             settings=settings,
         )
         out["campaign_id"] = campaign
