@@ -1,13 +1,12 @@
-"""``simulate --mode http``: a real patchgate server, a fresh data folder of its own, and at
-least 10,000 asyncio virtual devices (:mod:`.ddi_fleet`) speaking DDI to it.
+"""``simulate --mode http``: a real patchgate server, a fresh data folder of its own, and a
+fleet of asyncio virtual devices (:mod:`.ddi_fleet`) speaking DDI to it.
 
 The seam: everything the run needs of the server side goes through :class:`ServerSide` —
-provision the fleet, create and start the campaign for the release under test, read
-``campaign status --json``, and revert after a halt. Its implementation drives the
-``patchgate`` commands of INTERFACES.md (``device import``, ``release create``,
-``campaign create|start|status|revert``) on the run's own data folder, and
-``patchgate serve`` on a free loopback port; it is wired once the campaign service
-(issue 6: storage, CLI/REST, DDI integration) is merged. :func:`drive` — the devices'
+provision the fleet, create and start the campaign for the release under test, read the
+campaign's status, and revert after a halt. Its implementation,
+:class:`~patchgate.sim.http_server.CliServerSide`, drives the ``patchgate`` commands
+(``device import``, ``release create``, ``campaign create|start|revert``) on the run's own
+data folder and ``patchgate serve`` on a free loopback port. :func:`drive` — the devices'
 side and the measurement — does not depend on how the server side is reached.
 """
 
@@ -44,7 +43,7 @@ class ServerSide(Protocol):
         ...
 
     def status(self, campaign_id: str) -> Mapping[str, Any]:
-        """``campaign status ID --json``."""
+        """The campaign's status (the fields ``campaign status ID --json`` prints)."""
         ...
 
     def revert(self, campaign_id: str) -> None:

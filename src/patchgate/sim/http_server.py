@@ -8,7 +8,9 @@ INTERFACES.md in child processes, and ``patchgate serve`` on a free loopback por
 * the fleet provisioned in one transaction (``device import FILE.csv --json``, which prints
   each device's target token);
 * ``campaign create RELEASE [--stages …] --soak … --json`` and ``campaign start``;
-  ``campaign status --json`` for the counts and the halt; ``campaign revert`` after it.
+  the campaign's status over the management API (``GET /api/v1/campaigns/ID``, what
+  ``campaign status --json`` prints) for the counts and the halt; ``campaign revert``
+  after it.
 
 Real time is compressed: the server answers polls with a short ``config.polling.sleep``
 (``PATCHGATE_POLL_SLEEP``), evaluates gates often (``PATCHGATE_CAMPAIGN_TICK``) and the
