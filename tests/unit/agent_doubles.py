@@ -5,7 +5,8 @@
   ``deploymentBase`` with chunks and artifacts, feedback with ``410 Gone`` once closed,
   ``configData``, ``cancelAction``, Range downloads), plus patchgate's ``health`` resource.
   It is served through ``httpx.MockTransport``; it stands in for hawkBit's protocol, not for
-  a patchgate component (the end-to-end tests against the real server come with the merge).
+  a patchgate component (tests/e2e/test_agent_e2e.py runs the agent against patchgate's
+  own server).
 - :class:`TufRepo`: a small TUF repository built with ``tuf.api.metadata`` and real
   ed25519 keys, published under ``/tuf/metadata/`` (consistent snapshots), so the agent's
   ``ngclient.Updater`` verifies real signatures.

@@ -156,6 +156,19 @@ def test_the_floor_never_rises_above_the_running_image(device: Device) -> None:
     assert device.env().security_floor == 2
 
 
+def test_once_the_floor_reaches_the_running_image_an_idle_pass_fetches_no_metadata(
+    device: Device,
+) -> None:
+    offer_update(device, security_floor=2)
+    device.settle()
+    device.run()
+    assert device.env().security_floor == 2
+    seen = len(device.server.requests)
+    device.run()
+    later = [r.url.path for r in device.server.requests[seen:]]
+    assert later and not [p for p in later if p.startswith("/tuf/")]
+
+
 def test_a_target_missing_from_the_signed_metadata_is_refused(device: Device) -> None:
     device.server.offer(device.device_id, "2.0.0", UPDATE, tuf_target="firmware/unsigned.img")
     device.run()

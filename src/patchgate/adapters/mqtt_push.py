@@ -38,14 +38,12 @@ log = logging.getLogger("patchgate.push")
 QOS = 1
 
 
-def make_client(
-    address: BrokerAddress, client_id: str, *, clean_session: bool = True
-) -> mqtt.Client:
+def make_client(address: BrokerAddress, client_id: str) -> mqtt.Client:
     """A paho client (MQTT 3.1.1) with the address's credentials and TLS applied."""
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
-        clean_session=clean_session,
+        clean_session=True,
         protocol=mqtt.MQTTv311,
     )
     if address.username:

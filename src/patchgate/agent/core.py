@@ -524,6 +524,8 @@ class Agent:
             return
         if env.phase not in (Phase.IDLE, Phase.COMMITTED, Phase.REVERTED):
             return
+        if env.security_floor >= running.security_version:
+            return  # the floor never rises above the running image: no metadata to fetch
         try:
             signed = self.trust.target(running.target)
         except TrustError:

@@ -39,6 +39,8 @@ __all__ = [
     "Deployment",
     "PollReply",
     "ServerUnavailable",
+    "link_href",
+    "parse_deployment",
     "parse_sleep",
 ]
 
@@ -69,7 +71,8 @@ def parse_sleep(value: str | None, default: float = 300.0) -> float:
     return float(hours * 3600 + minutes * 60 + seconds)
 
 
-def _href(links: Mapping[str, Any], name: str) -> str | None:
+def link_href(links: Mapping[str, Any], name: str) -> str | None:
+    """The ``href`` of HAL link ``name`` in ``_links``, if there is one."""
     link = links.get(name)
     if isinstance(link, Mapping) and isinstance(link.get("href"), str):
         return str(link["href"])
@@ -82,7 +85,6 @@ class PollReply:
     deployment_href: str | None = None
     cancel_href: str | None = None
     config_data_href: str | None = None
-    installed_href: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,8 @@ class Deployment:
         return self.update != "skip" and self.maintenance_window != "unavailable"
 
 
-def _parse_deployment(data: Mapping[str, Any]) -> Deployment:
+def parse_deployment(data: Mapping[str, Any]) -> Deployment:
+    """A ``deploymentBase`` answer; :class:`DdiError` when it is malformed."""
     try:
         body = data["deployment"]
         chunks = []
@@ -130,8 +133,8 @@ def _parse_deployment(data: Mapping[str, Any]) -> Deployment:
                     filename=str(art["filename"]),
                     size=int(art.get("size", 0)),
                     hashes={str(k): str(v) for k, v in (art.get("hashes") or {}).items()},
-                    download_href=_href(art.get("_links", {}), "download")
-                    or _href(art.get("_links", {}), "download-http"),
+                    download_href=link_href(art.get("_links", {}), "download")
+                    or link_href(art.get("_links", {}), "download-http"),
                 )
                 for art in raw.get("artifacts", [])
             )
@@ -209,14 +212,13 @@ class DdiClient:
         sleep = ((data.get("config") or {}).get("polling") or {}).get("sleep")
         return PollReply(
             sleep_seconds=parse_sleep(sleep),
-            deployment_href=_href(links, "deploymentBase"),
-            cancel_href=_href(links, "cancelAction"),
-            config_data_href=_href(links, "configData"),
-            installed_href=_href(links, "installedBase"),
+            deployment_href=link_href(links, "deploymentBase"),
+            cancel_href=link_href(links, "cancelAction"),
+            config_data_href=link_href(links, "configData"),
         )
 
     def deployment(self, href: str) -> Deployment:
-        return _parse_deployment(self._json(self._request("GET", href)))
+        return parse_deployment(self._json(self._request("GET", href)))
 
     def action_url(self, action_id: str) -> str:
         return f"{self.base}/deploymentBase/{action_id}"

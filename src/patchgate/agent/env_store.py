@@ -100,9 +100,6 @@ class EnvStore:
         valid = [copy for copy in self.copies() if copy.env is not None]
         return max(valid, key=lambda copy: copy.sequence) if valid else None
 
-    def exists(self) -> bool:
-        return self._newest() is not None
-
     def load(self) -> BootEnv:
         """The newest valid env; :class:`NoValidEnv` when neither copy is valid."""
         newest = self._newest()

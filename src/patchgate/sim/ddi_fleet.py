@@ -6,11 +6,12 @@ One pass of a virtual device follows the agent's pass (docs/agent.md "What one p
 health telemetry (``POST {base}/health``, with the crashes of the running release since the
 last report and the device-hours they cover), then the base poll (``config.polling.sleep``,
 ``_links``); a ``cancelAction`` is acknowledged (``closed``/``success``); a
-``deploymentBase`` is fetched and installed: ``proceeding`` feedback while downloading (the
-download is simulated by its duration unless ``fetch_artifacts`` is set), ``proceeding``
-while installing, then the final ``closed`` with ``success`` after the healthy reboot or
-``failure`` after the A/B revert. Authentication is ``Authorization: TargetToken``. Times
-are real seconds divided by ``time_scale``, so a fleet can run hours of rollout in minutes.
+``deploymentBase`` is fetched (and read by the agent's parser, :mod:`patchgate.agent.ddi`)
+and installed: ``download`` feedback while downloading (simulated by its duration, no bytes
+are fetched), ``proceeding`` while installing, then the final ``closed`` with ``success``
+after the healthy reboot or ``failure`` after the A/B revert. Authentication is
+``Authorization: TargetToken``. Times are real seconds divided by ``time_scale``, so a fleet
+can run hours of rollout in minutes.
 
 Faults come from the scenario's fleet arrays: which devices cannot boot the new image,
 where power is cut, how slow each link is.
@@ -29,11 +30,19 @@ from typing import Any
 
 import aiohttp
 
+from patchgate.agent.ddi import (
+    DdiError,
+    Deployment,
+    link_href,
+    parse_deployment,
+    parse_sleep,
+)
 from patchgate.domain import ab_state
 from patchgate.domain.ab_state import Phase
 
 from .devices import CUT_POINTS, EnvTable, Timing, abort, run_install
 
+# The polling sleep when the server names none (the server always does).
 DEFAULT_SLEEP = 900.0
 
 
@@ -75,15 +84,6 @@ class FleetLog:
     outcomes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-def parse_sleep(value: object) -> float:
-    """DDI ``config.polling.sleep`` (``HH:MM:SS``) in seconds."""
-    try:
-        hours, minutes, seconds = (int(part) for part in str(value).split(":"))
-    except ValueError:
-        return DEFAULT_SLEEP
-    return float(hours * 3600 + minutes * 60 + seconds)
-
-
 class VirtualDevice:
     """One simulated device talking DDI (module docstring)."""
 
@@ -100,8 +100,6 @@ class VirtualDevice:
         tenant: str = "DEFAULT",
         time_scale: float = 1.0,
         rng: random.Random | None = None,
-        fetch_artifacts: bool = False,
-        poll_scale: float | None = None,
         health_minutes: float = 0.0,
         start_spread: float = 0.0,
         gate: asyncio.Semaphore | None = None,
@@ -116,12 +114,8 @@ class VirtualDevice:
         self.log = log
         self.scale = time_scale
         self.rng = rng or random.Random(self.id)
-        self.fetch_artifacts = fetch_artifacts
         self.last_health = time.monotonic()
         self.timing = Timing()
-        # The server's polling sleep is divided by ``poll_scale`` (default: ``time_scale``;
-        # 1 when the server was configured with an already compressed sleep).
-        self.poll_scale = time_scale if poll_scale is None else poll_scale
         # Health reports at most every ``health_minutes`` of simulated time (0: every pass).
         self.health_minutes = health_minutes
         self.busy = False
@@ -157,11 +151,12 @@ class VirtualDevice:
             try:
                 sleep = await self.pass_once()
                 failures = 0
-                delay = sleep / self.poll_scale * self.rng.uniform(0.9, 1.1)
-            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
+                # The server's polling sleep is already compressed by the time scale.
+                delay = sleep * self.rng.uniform(0.9, 1.1)
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, DdiError):
                 failures += 1
                 self.log.counts["errors"] += 1
-                delay = min(300.0, 5.0 * 2**failures) * self.rng.random() / self.poll_scale
+                delay = min(300.0, 5.0 * 2**failures) * self.rng.random()
                 self.busy = False
             self._maybe_go_offline(delay)
 
@@ -185,13 +180,14 @@ class VirtualDevice:
         reply = await self._get(self.base)
         self.log.counts["polls"] += 1
         links = reply.get("_links") or {}
-        sleep = parse_sleep((reply.get("config") or {}).get("polling", {}).get("sleep"))
-        cancel = _href(links, "cancelAction")
-        deployment = _href(links, "deploymentBase")
+        polling = (reply.get("config") or {}).get("polling") or {}
+        sleep = parse_sleep(polling.get("sleep"), DEFAULT_SLEEP)
+        cancel = link_href(links, "cancelAction")
+        deployment = link_href(links, "deploymentBase")
         if cancel is not None:
             await self._cancel(cancel)
         elif deployment is not None:
-            await self._install(await self._get(deployment))
+            await self._install(parse_deployment(await self._get(deployment)))
         return sleep
 
     async def _get(self, url: str) -> Mapping[str, Any]:
@@ -259,19 +255,20 @@ class VirtualDevice:
             response.raise_for_status()
         self.log.counts["cancelled"] += 1
 
-    async def _install(self, data: Mapping[str, Any]) -> None:
-        action_id = str(data["id"])
-        chunk = data["deployment"]["chunks"][0]
-        artifact = chunk["artifacts"][0]
-        version = str(chunk["version"])
-        metadata = {str(m["key"]): str(m["value"]) for m in chunk.get("metadata") or []}
+    async def _install(self, deployment: Deployment) -> None:
+        action_id = deployment.action_id
+        chunk = deployment.chunks[0]
+        artifact = chunk.artifacts[0]
+        version = chunk.version
         offer = ab_state.Offer(
-            action_id=f"{action_id}:{version}",
+            # The env's action id is never sent (feedback names the DDI action); one key
+            # per release lets the fleet's devices share envs and memoised transitions.
+            action_id=f"release:{version}",
             version=version,
-            sha256=str(artifact["hashes"]["sha256"]),
-            size=int(artifact.get("size", 0)),
-            security_version=int(metadata.get("security_version", 0)),
-            target=metadata.get("tuf_target"),
+            sha256=artifact.hashes["sha256"],
+            size=artifact.size,
+            security_version=int(chunk.metadata.get("security_version", 0)),
+            target=chunk.metadata.get("tuf_target"),
         )
         key = self.table.register_offer(offer)
         self.log.counts["offers"] += 1
@@ -280,16 +277,14 @@ class VirtualDevice:
             return
         self.busy = True
         try:
-            await self._install_offer(action_id, artifact, version, key)
+            await self._install_offer(action_id, version, key)
         finally:
             self.busy = False
 
-    async def _install_offer(
-        self, action_id: str, artifact: Mapping[str, Any], version: str, key: str
-    ) -> None:
+    async def _install_offer(self, action_id: str, version: str, key: str) -> None:
         self.env = self.table.apply(self.env, "begin_download", key)
         await self._feedback(action_id, "download", "none", f"downloading {version}")
-        await self._download(artifact)
+        await self._download()
         if not await self._feedback(action_id, "downloaded", "none", "downloaded"):
             self.env = abort(self.table, self.env, "action closed by the server")
             self.log.counts["cancelled"] += 1
@@ -316,15 +311,7 @@ class VirtualDevice:
         self.log.outcomes[self.id] = (version, finished)
         await self._health(force=True)
 
-    async def _download(self, artifact: Mapping[str, Any]) -> None:
-        href = _href(artifact.get("_links") or {}, "download-http") or _href(
-            artifact.get("_links") or {}, "download"
-        )
-        if self.fetch_artifacts and href is not None:
-            async with self.client.get(href, headers=self.headers) as response:
-                response.raise_for_status()
-                async for _ in response.content.iter_chunked(1 << 16):
-                    pass
+    async def _download(self) -> None:
         await asyncio.sleep(self.faults.download_minutes * 60 / self.scale)
 
 
@@ -348,13 +335,6 @@ def faults_for(fleet: Any, index: int, *, bad_version: str | None, scenario: Any
         offline=float(scenario.offline),
         offline_hours=float(scenario.offline_hours),
     )
-
-
-def _href(links: Mapping[str, Any], name: str) -> str | None:
-    link = links.get(name)
-    if isinstance(link, Mapping) and isinstance(link.get("href"), str):
-        return str(link["href"])
-    return None
 
 
 def _poisson(rng: random.Random, mean: float) -> int:

@@ -44,7 +44,6 @@ CUT_POINTS: Final = (
 
 OUTCOME_SUCCESS: Final = "success"
 OUTCOME_REVERTED: Final = "reverted"
-OUTCOME_REFUSED: Final = "refused"
 
 
 @dataclass(frozen=True, slots=True)

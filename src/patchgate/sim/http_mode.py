@@ -1,13 +1,12 @@
-"""``simulate --mode http``: a real patchgate server, a fresh data folder of its own, and at
-least 10,000 asyncio virtual devices (:mod:`.ddi_fleet`) speaking DDI to it.
+"""``simulate --mode http``: a real patchgate server, a fresh data folder of its own, and a
+fleet of asyncio virtual devices (:mod:`.ddi_fleet`) speaking DDI to it.
 
 The seam: everything the run needs of the server side goes through :class:`ServerSide` —
-provision the fleet, create and start the campaign for the release under test, read
-``campaign status --json``, and revert after a halt. Its implementation drives the
-``patchgate`` commands of INTERFACES.md (``device import``, ``release create``,
-``campaign create|start|status|revert``) on the run's own data folder, and
-``patchgate serve`` on a free loopback port; it is wired once the campaign service
-(issue 6: storage, CLI/REST, DDI integration) is merged. :func:`drive` — the devices'
+provision the fleet, create and start the campaign for the release under test, read the
+campaign's status, and revert after a halt. Its implementation,
+:class:`~patchgate.sim.http_server.CliServerSide`, drives the ``patchgate`` commands
+(``device import``, ``release create``, ``campaign create|start|revert``) on the run's own
+data folder and ``patchgate serve`` on a free loopback port. :func:`drive` — the devices'
 side and the measurement — does not depend on how the server side is reached.
 """
 
@@ -28,9 +27,6 @@ from .ddi_fleet import DeviceCredentials, FleetLog, VirtualDevice, faults_for
 from .devices import EnvTable
 from .scenario import Fleet, Scenario
 
-MIN_HTTP_DEVICES = 10_000
-TERMINAL_STATES = frozenset({"halted", "reverting", "completed", "cancelled"})
-
 
 class ServerSide(Protocol):
     """What http mode needs of a running patchgate server (module docstring)."""
@@ -47,7 +43,7 @@ class ServerSide(Protocol):
         ...
 
     def status(self, campaign_id: str) -> Mapping[str, Any]:
-        """``campaign status ID --json``."""
+        """The campaign's status (the fields ``campaign status ID --json`` prints)."""
         ...
 
     def revert(self, campaign_id: str) -> None:
@@ -81,7 +77,6 @@ async def drive(
     new_version: str,
     old_version: str = "1.0.0",
     time_scale: float = 60.0,
-    poll_scale: float | None = None,
     health_minutes: float = 0.0,
     start_spread: float = 0.0,
     timeout_seconds: float = 3600.0,
@@ -122,7 +117,6 @@ async def drive(
                 faults=faults_for(fleet, index, bad_version=new_version, scenario=scenario),
                 log=log,
                 time_scale=time_scale,
-                poll_scale=poll_scale,
                 health_minutes=health_minutes,
                 start_spread=start_spread,
                 gate=gate,
@@ -192,7 +186,6 @@ def result_json(
     new_version: str,
     old_version: str,
     time_scale: float,
-    started_offset: float,
     settings: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The ``simulate --json`` fields of inprocess mode, from an http-mode run (minutes are
@@ -201,7 +194,7 @@ def result_json(
     def minutes(seconds: float | None) -> float | None:
         if seconds is None:
             return None
-        return round(max(0.0, seconds - started_offset) * time_scale / 60, 1)
+        return round(seconds * time_scale / 60, 1)
 
     exposed_ids = run.log.installing.get(new_version, set()) if scenario.bad_release else set()
     final = run.final_versions or {}

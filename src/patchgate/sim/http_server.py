@@ -8,7 +8,9 @@ INTERFACES.md in child processes, and ``patchgate serve`` on a free loopback por
 * the fleet provisioned in one transaction (``device import FILE.csv --json``, which prints
   each device's target token);
 * ``campaign create RELEASE [--stages …] --soak … --json`` and ``campaign start``;
-  ``campaign status --json`` for the counts and the halt; ``campaign revert`` after it.
+  the campaign's status over the management API (``GET /api/v1/campaigns/ID``, what
+  ``campaign status --json`` prints) for the counts and the halt; ``campaign revert``
+  after it.
 
 Real time is compressed: the server answers polls with a short ``config.polling.sleep``
 (``PATCHGATE_POLL_SLEEP``), evaluates gates often (``PATCHGATE_CAMPAIGN_TICK``) and the
@@ -299,7 +301,6 @@ def simulate_http(
                 new_version=NEW_VERSION,
                 old_version=OLD_VERSION,
                 time_scale=time_scale,
-                poll_scale=1.0,
                 health_minutes=health_minutes,
                 start_spread=float(poll_sleep),
                 timeout_seconds=timeout_seconds,
@@ -329,7 +330,6 @@ def simulate_http(
             new_version=NEW_VERSION,
             old_version=OLD_VERSION,
             time_scale=time_scale,
-            started_offset=0.0,
             settings=settings,
         )
         out["campaign_id"] = campaign
