@@ -7,7 +7,7 @@ PORT ?= 8080
 HOST ?= 127.0.0.1
 PG := $(BIN)/patchgate
 
-.PHONY: run test check venv test-deps browsers services lint typecheck contracts drift bench clean
+.PHONY: run test check venv test-deps services lint typecheck contracts drift bench clean
 
 $(BIN)/patchgate: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -38,10 +38,6 @@ $(VENV)/.test-deps: pyproject.toml
 	touch $@
 
 test-deps: $(VENV)/.test-deps
-
-# Debian's chromium for the page tests (Playwright drives it; it downloads no browser).
-browsers:
-	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # PostgreSQL and Mosquitto (push tests, 127.0.0.1:1883) must answer for the suite; start the
 # machine's when they do not.

@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from patchgate import __version__
-from patchgate.adapters.mqtt_push import MqttWakeups
 from patchgate.bootstrap import App, Settings, build
 from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints import logs, ops, tuf
@@ -45,7 +44,7 @@ def create_app(app: App | None = None) -> Any:
     if app is None:
         app = build(Settings.from_env())
     rt = make_runtime(app)
-    if isinstance(app.context.wakeups, MqttWakeups):
+    if app.context.wakeups is not None:
         for collector in app.context.wakeups.collectors:
             rt.registry.register(collector)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["Wakeups"]
 
@@ -23,6 +24,11 @@ class Wakeups(abc.ABC):
         """Ask each device to poll now. Never blocks on the network and never raises for
         a broker problem: notices are queued and sent in the background (the oldest are
         dropped, and counted, when the queue is full)."""
+
+    @property
+    def collectors(self) -> tuple[Any, ...]:
+        """Metrics for the server to register in its Prometheus registry (none by default)."""
+        return ()
 
     def close(self, timeout: float = 2.0) -> None:  # noqa: B027 (optional hook, no-op default)
         """Send what is queued (waiting at most ``timeout`` seconds), then stop."""
