@@ -30,7 +30,7 @@ def write_private_file(path: Path, data: bytes) -> None:
 class Ed25519Signer(ports.Signer):
     """Signs audit checkpoints with an Ed25519 key kept in the data folder."""
 
-    def __init__(self, private: Ed25519PrivateKey | None, public: Ed25519PublicKey) -> None:
+    def __init__(self, private: Ed25519PrivateKey, public: Ed25519PublicKey) -> None:
         self._private = private
         self._public = public
 
@@ -51,8 +51,6 @@ class Ed25519Signer(ports.Signer):
         return cls(loaded, loaded.public_key())
 
     def sign(self, message: bytes) -> str:
-        if self._private is None:
-            raise RuntimeError("this signer holds only the public key")
         return self._private.sign(message).hex()
 
     def verify(self, message: bytes, signature: str) -> bool:
