@@ -386,8 +386,10 @@ def sign_release(
 
 @dataclass(frozen=True)
 class WithdrawResult:
-    """The withdrawn release; ``still_in_targets`` when it was signed and the targets
-    metadata could not be re-signed yet (no targets key at hand)."""
+    """The withdrawn release; ``targets_resigned`` when it was signed and the targets
+    metadata was re-signed without it; ``still_in_targets`` when it was signed and the
+    targets metadata could not be re-signed yet (no targets key at hand). A release that
+    was never signed was never in the targets: both are false."""
 
     release: ReleaseRecord
     targets_resigned: bool
@@ -399,7 +401,8 @@ def withdraw_release(
 ) -> WithdrawResult:
     """Withdraw a release for good: never offered again (at once, from the commit) and
     removed from the TUF targets (re-signed now in lab mode or with ``key_file``;
-    otherwise by the next ``keys sign-targets``)."""
+    otherwise by the next ``keys sign-targets``). The targets are re-signed only when the
+    release was signed: an unsigned one was never listed."""
     if not reason.strip():
         raise InvalidInput("say why the release is withdrawn (--reason)")
     trust = ctx.trust
@@ -423,12 +426,13 @@ def withdraw_release(
         now = ctx.clock()
         was_signed = release.state == STATE_SIGNED
         uow.releases.withdraw(release_id, reason, now)
-        if can_sign:
+        resign = was_signed and can_sign
+        if resign:
             trust.publish_targets(_target_specs(uow), key_file=key_file, now=now)
         uow.commit()
         done = uow.releases.get(release_id)
     assert done is not None
-    return WithdrawResult(done, can_sign, was_signed and not can_sign)
+    return WithdrawResult(done, resign, was_signed and not can_sign)
 
 
 def sign_targets(ctx: Context, *, key_file: Path | None, actor: str) -> int:
