@@ -39,7 +39,7 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization.json import JSONSerializer
 
-from patchgate.adapters.keys import write_private_file
+from patchgate.adapters.keys import write_atomic
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound
 from patchgate.services.release_ports import TargetSpec, TrustRepository, TrustStatus
 
@@ -71,15 +71,6 @@ def _locked(path: Path) -> Iterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def load_signer(path: Path) -> CryptoSigner:
@@ -229,7 +220,7 @@ class FileTrustRepository(TrustRepository):
     # --- writing ---------------------------------------------------------------------------
 
     def _write(self, md: Metadata, name: str) -> None:  # type: ignore[type-arg]
-        _write_atomic(self.metadata_dir / name, md.to_bytes(self._serializer))
+        write_atomic(self.metadata_dir / name, md.to_bytes(self._serializer), mode=0o644)
 
     def _sign_root(self, root: Metadata[Root], signers: Sequence[CryptoSigner]) -> None:
         root.signatures.clear()
@@ -246,11 +237,13 @@ class FileTrustRepository(TrustRepository):
             targets_key = _generate()
             online = {role: _generate() for role in ONLINE_ROLES}
             for index, signer in enumerate(roots, start=1):
-                write_private_file(self.offline_dir / f"root-{index}.key", signer.private_bytes)
-            write_private_file(self.offline_dir / "targets.key", targets_key.private_bytes)
+                write_atomic(
+                    self.offline_dir / f"root-{index}.key", signer.private_bytes, mode=0o600
+                )
+            write_atomic(self.offline_dir / "targets.key", targets_key.private_bytes, mode=0o600)
             (self.offline_dir / "README.txt").write_text(OFFLINE_README)
             for role, signer in online.items():
-                write_private_file(self.online_dir / f"tuf-{role}.key", signer.private_bytes)
+                write_atomic(self.online_dir / f"tuf-{role}.key", signer.private_bytes, mode=0o600)
             created.append(
                 f"offline keys ({self.root_keys} root keys, threshold {self.root_threshold}; "
                 f"targets key) in {self.offline_dir}"
@@ -403,11 +396,13 @@ class FileTrustRepository(TrustRepository):
                 for old in out.glob("root-*.key"):
                     old.unlink()
                 for index, signer in enumerate(fresh, start=1):
-                    write_private_file(out / f"root-{index}.key", signer.private_bytes)
+                    write_atomic(out / f"root-{index}.key", signer.private_bytes, mode=0o600)
             elif role == "targets":
-                write_private_file(out / "targets.key", fresh[0].private_bytes)
+                write_atomic(out / "targets.key", fresh[0].private_bytes, mode=0o600)
             else:
-                write_private_file(self.online_dir / f"tuf-{role}.key", fresh[0].private_bytes)
+                write_atomic(
+                    self.online_dir / f"tuf-{role}.key", fresh[0].private_bytes, mode=0o600
+                )
             version = new_root.signed.version
             self._write(new_root, f"{version}.root.json")
             self._write(new_root, "root.json")
