@@ -11,8 +11,8 @@ Layout in the data folder::
 
 Every write happens under an exclusive file lock, so several server processes and the CLI
 never interleave versions, and each file is written to a temporary name, fsynced and
-renamed. The timestamp is written last: a client that starts from it finds everything it
-names already in place.
+renamed (``keys.write_atomic``). The timestamp is written last: a client that starts from
+it finds everything it names already in place.
 """
 
 from __future__ import annotations
