@@ -90,9 +90,14 @@ def test_offline_signing_leaves_a_release_unsigned_until_release_sign_with_the_t
     with pytest.raises(Conflict, match="no campaign can start for an unsigned release"):
         releases.require_installable(demo_env.ctx, release_id)
 
+    assert isinstance(demo_env.ctx.trust, FileTrustRepository)
+    targets_before = demo_env.ctx.trust.status().targets_version
     wrong = demo_env.cli("release", "sign", str(release_id), "--key", str(vault / "root-1.key"))
     assert wrong.code == 2
     assert "is not the targets key" in wrong.stderr
+    # Refused before anything is written: no new metadata, the release still unsigned.
+    assert demo_env.ctx.trust.status().targets_version == targets_before
+    assert releases.get_release(demo_env.ctx, release_id).state == "awaiting_signature"
 
     signed = demo_env.cli(
         "release", "sign", str(release_id), "--key", str(vault / "targets.key"), "--json"
@@ -279,6 +284,49 @@ def test_a_withdrawal_without_the_targets_key_stops_downloads_at_once_and_sign_t
     assert resigned.code == 0, resigned.stderr
     assert target not in _targets(demo_env)
     assert "demo-gateway/1.0.1/demo-gw-1-1.0.1.img" in _targets(demo_env)
+
+
+def test_withdrawing_an_unsigned_release_leaves_the_targets_metadata_alone(
+    demo_env: Env,
+) -> None:
+    vault = demo_env.data_dir.parent / "vault"
+    shutil.move(demo_env.data_dir / "offline-keys", vault)
+    release = _create(demo_env)
+    assert release.state == "awaiting_signature"
+    assert isinstance(demo_env.ctx.trust, FileTrustRepository)
+    before = demo_env.ctx.trust.status().targets_version
+    result = releases.withdraw_release(
+        demo_env.ctx,
+        release.id,
+        reason="never shipped",
+        actor="test",
+        key_file=vault / "targets.key",
+    )
+    assert result.release.state == "withdrawn"
+    assert not result.targets_resigned
+    assert not result.still_in_targets
+    assert demo_env.ctx.trust.status().targets_version == before
+
+
+def test_a_withdrawal_with_a_key_root_does_not_trust_withdraws_nothing(demo_env: Env) -> None:
+    release = _create(demo_env)
+    vault = demo_env.data_dir.parent / "vault"
+    shutil.move(demo_env.data_dir / "offline-keys", vault)
+    assert isinstance(demo_env.ctx.trust, FileTrustRepository)
+    before = demo_env.ctx.trust.status().targets_version
+    wrong = demo_env.cli(
+        "release",
+        "withdraw",
+        str(release.id),
+        "--reason",
+        "bad",
+        "--key",
+        str(vault / "root-1.key"),
+    )
+    assert wrong.code == 2
+    assert "is not the targets key" in wrong.stderr
+    assert releases.get_release(demo_env.ctx, release.id).state == "signed"
+    assert demo_env.ctx.trust.status().targets_version == before
 
 
 def test_rotating_keys_needs_a_threshold_of_the_current_root_keys(sqlite_env: Env) -> None:

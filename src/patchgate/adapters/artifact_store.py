@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from patchgate.adapters.keys import fsync_dir
 from patchgate.domain.errors import InvalidInput, NotFound, TooLarge
 from patchgate.services.artifact_ports import ArtifactStore, StoredBlob
 
@@ -66,7 +67,7 @@ class LocalArtifactStore(ArtifactStore):
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.chmod(tmp, 0o644)
                 os.replace(tmp, final)
-                _fsync_dir(final.parent)
+                fsync_dir(final.parent)
             return blob
         except BaseException:
             # Interrupted, too large or failed: nothing of this upload stays behind.
@@ -106,12 +107,3 @@ class LocalArtifactStore(ArtifactStore):
                     path.unlink()
                     removed += 1
         return removed
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename durable: fsync the folder that holds the new name."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

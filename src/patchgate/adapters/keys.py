@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,22 +17,40 @@ from patchgate.domain.audit import Checkpoint
 from patchgate.services import ports
 
 
-def write_private_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` readable by the owner only, atomically."""
+def fsync_dir(path: Path) -> None:
+    """Make a rename durable: fsync the folder that holds the new name."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
+    """Write ``data`` to ``path`` with permissions ``mode``, atomically and durably: to a
+    temporary file of a unique name in the same folder (so concurrent writers never share
+    one), fsynced, renamed over ``path``, then the folder fsynced."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
 
 
 class Ed25519Signer(ports.Signer):
     """Signs audit checkpoints with an Ed25519 key kept in the data folder."""
 
-    def __init__(self, private: Ed25519PrivateKey | None, public: Ed25519PublicKey) -> None:
+    def __init__(self, private: Ed25519PrivateKey, public: Ed25519PublicKey) -> None:
         self._private = private
         self._public = public
 
@@ -44,15 +64,13 @@ class Ed25519Signer(ports.Signer):
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
             )
-            write_private_file(path, pem)
+            write_atomic(path, pem, mode=0o600)
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(loaded, Ed25519PrivateKey):
             raise ValueError(f"{path.name} is not an Ed25519 private key")
         return cls(loaded, loaded.public_key())
 
     def sign(self, message: bytes) -> str:
-        if self._private is None:
-            raise RuntimeError("this signer holds only the public key")
         return self._private.sign(message).hex()
 
     def verify(self, message: bytes, signature: str) -> bool:

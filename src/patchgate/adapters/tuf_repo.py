@@ -11,8 +11,8 @@ Layout in the data folder::
 
 Every write happens under an exclusive file lock, so several server processes and the CLI
 never interleave versions, and each file is written to a temporary name, fsynced and
-renamed. The timestamp is written last: a client that starts from it finds everything it
-names already in place.
+renamed (``keys.write_atomic``). The timestamp is written last: a client that starts from
+it finds everything it names already in place.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from securesystemslib.signer import CryptoSigner, SSlibKey
+from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import (
     Metadata,
     MetaFile,
@@ -39,7 +39,7 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization.json import JSONSerializer
 
-from patchgate.adapters.keys import write_private_file
+from patchgate.adapters.keys import write_atomic
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound
 from patchgate.services.release_ports import TargetSpec, TrustRepository, TrustStatus
 
@@ -71,19 +71,6 @@ def _locked(path: Path) -> Iterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _pem(signer: CryptoSigner) -> bytes:
-    return signer.private_bytes
 
 
 def load_signer(path: Path) -> CryptoSigner:
@@ -148,9 +135,6 @@ class FileTrustRepository(TrustRepository):
         if not path.is_file():
             raise NotFound(f"no TUF metadata called {name!r}")
         return path
-
-    def _load(self, name: str) -> Metadata:  # type: ignore[type-arg]
-        return Metadata.from_file(str(self.metadata_dir / name))
 
     def _root_version(self) -> int:
         versions = [
@@ -236,7 +220,7 @@ class FileTrustRepository(TrustRepository):
     # --- writing ---------------------------------------------------------------------------
 
     def _write(self, md: Metadata, name: str) -> None:  # type: ignore[type-arg]
-        _write_atomic(self.metadata_dir / name, md.to_bytes(self._serializer))
+        write_atomic(self.metadata_dir / name, md.to_bytes(self._serializer), mode=0o644)
 
     def _sign_root(self, root: Metadata[Root], signers: Sequence[CryptoSigner]) -> None:
         root.signatures.clear()
@@ -253,11 +237,13 @@ class FileTrustRepository(TrustRepository):
             targets_key = _generate()
             online = {role: _generate() for role in ONLINE_ROLES}
             for index, signer in enumerate(roots, start=1):
-                write_private_file(self.offline_dir / f"root-{index}.key", _pem(signer))
-            write_private_file(self.offline_dir / "targets.key", _pem(targets_key))
+                write_atomic(
+                    self.offline_dir / f"root-{index}.key", signer.private_bytes, mode=0o600
+                )
+            write_atomic(self.offline_dir / "targets.key", targets_key.private_bytes, mode=0o600)
             (self.offline_dir / "README.txt").write_text(OFFLINE_README)
             for role, signer in online.items():
-                write_private_file(self.online_dir / f"tuf-{role}.key", _pem(signer))
+                write_atomic(self.online_dir / f"tuf-{role}.key", signer.private_bytes, mode=0o600)
             created.append(
                 f"offline keys ({self.root_keys} root keys, threshold {self.root_threshold}; "
                 f"targets key) in {self.offline_dir}"
@@ -395,29 +381,28 @@ class FileTrustRepository(TrustRepository):
             new_root = Metadata[Root].from_bytes(current.to_bytes())
             new_root.signed.version += 1
             new_root.signed.expires = now + self.expiry["root"]
-            new_signers: list[CryptoSigner] = []
             for keyid in list(new_root.signed.roles[role].keyids):
                 new_root.signed.revoke_key(keyid, role)
             count = len(current.signed.roles[role].keyids) if role == "root" else 1
             fresh = [_generate() for _ in range(count)]
             for signer in fresh:
                 new_root.signed.add_key(signer.public_key, role)
-            if role == "root":
-                new_signers = fresh
             # TUF client workflow 5.3.4/5.3.5: a new root must be signed by a threshold of
             # the old root's keys and of its own.
-            self._sign_root(new_root, [*usable, *new_signers] if role == "root" else usable)
+            self._sign_root(new_root, [*usable, *fresh] if role == "root" else usable)
             # Keep the new key material before publishing metadata that depends on it.
             out = keys_out or self.offline_dir
             if role == "root":
                 for old in out.glob("root-*.key"):
                     old.unlink()
                 for index, signer in enumerate(fresh, start=1):
-                    write_private_file(out / f"root-{index}.key", _pem(signer))
+                    write_atomic(out / f"root-{index}.key", signer.private_bytes, mode=0o600)
             elif role == "targets":
-                write_private_file(out / "targets.key", _pem(fresh[0]))
+                write_atomic(out / "targets.key", fresh[0].private_bytes, mode=0o600)
             else:
-                write_private_file(self.online_dir / f"tuf-{role}.key", _pem(fresh[0]))
+                write_atomic(
+                    self.online_dir / f"tuf-{role}.key", fresh[0].private_bytes, mode=0o600
+                )
             version = new_root.signed.version
             self._write(new_root, f"{version}.root.json")
             self._write(new_root, "root.json")
@@ -428,9 +413,4 @@ class FileTrustRepository(TrustRepository):
         return version
 
 
-def trusted_public_keyid(key_file: Path) -> str:
-    """The TUF key id of the private key in ``key_file``."""
-    return str(load_signer(key_file).public_key.keyid)
-
-
-__all__ = ["FileTrustRepository", "SSlibKey", "load_signer", "trusted_public_keyid"]
+__all__ = ["FileTrustRepository", "load_signer"]

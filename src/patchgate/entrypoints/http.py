@@ -87,9 +87,8 @@ def create_app(app: App | None = None) -> Any:
     api.include_router(api_releases.router, prefix=API_PREFIX)
     api.include_router(tuf.router)
     rt.tuf_refresher_stop = tuf.start_refresher(rt, app.settings.tuf_refresh_seconds)
-    if app.context.artifacts is not None:
-        # Partial uploads a crash left behind; a day old, so no live upload is touched.
-        app.context.artifacts.sweep_temporary(older_than_seconds=86400)
+    # Partial uploads a crash left behind; a day old, so no live upload is touched.
+    app.context.artifacts.sweep_temporary(older_than_seconds=86400)
     api.include_router(api_devices.router, prefix=API_PREFIX)
     api.include_router(api_campaigns.router, prefix=API_PREFIX)
     api.mount(

@@ -65,7 +65,7 @@ class Runtime:
     def trust_mode(self) -> releases.TrustMode:
         """``lab`` while the offline keys sit in the data folder, else ``production``;
         checked on each call, so moving the keys away takes effect without a restart."""
-        return releases.trust_mode(self.app.settings)
+        return releases.trust_mode(self.ctx)
 
     def base_url(self, request: Request) -> str:
         """The public base URL: configured, or what the request came in on."""

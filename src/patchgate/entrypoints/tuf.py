@@ -72,10 +72,9 @@ def target(target: str, request: Request, rt: Rt) -> Response:
         candidate = releases.downloadable(rt.ctx, plain)
         if candidate is not None and candidate[0] == m.group("sha"):
             found = candidate
-    if found is None or found[2] is None:
+    if found is None:
         raise NotFound(f"no target {target!r}")
-    sha256, _size, path = found
-    assert path is not None
+    sha256, path = found
     return artifact_response(request, sha256, path)
 
 
@@ -101,7 +100,7 @@ def start_refresher(rt: Runtime, interval_seconds: float) -> threading.Event | N
     """Re-sign snapshot and timestamp before they expire, every ``interval_seconds``, in a
     daemon thread of this process (the repository's file lock makes several processes
     safe). Returns the event that stops it; None when disabled (interval 0)."""
-    if interval_seconds <= 0 or rt.ctx.trust is None:
+    if interval_seconds <= 0:
         return None
     stop = threading.Event()
     trust = rt.ctx.trust

@@ -591,7 +591,7 @@ def notify_stage_opened(
     """Tell the push channel (``ctx.wakeups``, the ``Wakeups`` port, when one is wired)
     that these devices may poll now: a stage opened for them. Without one this does
     nothing and devices learn it at their next poll."""
-    wakeups = getattr(ctx, "wakeups", None)
+    wakeups = ctx.wakeups
     if wakeups is None or not device_ids:
         return
     try:

@@ -29,13 +29,12 @@ class Context:
     audit_signer: ports.Signer
     checkpoint_journal: ports.CheckpointJournal
     data_dir: Path
+    # Releases and distribution.
+    artifacts: ArtifactStore
+    trust: TrustRepository
+    native_signatures: NativeSignatureChecker
     clock: Callable[[], datetime] = field(default=utcnow)
-    # Releases and distribution (wired in bootstrap; None only in contexts that never
-    # touch releases).
-    artifacts: ArtifactStore | None = None
-    trust: TrustRepository | None = None
     max_artifact_bytes: int = 4 * 1024 * 1024 * 1024
-    native_signatures: NativeSignatureChecker | None = None
     # Optional push (PRODUCT.md §4): None when PATCHGATE_MQTT_URL is unset.
     wakeups: Wakeups | None = None
     # Campaign notices (PATCHGATE_WEBHOOKS); None: no endpoint configured.

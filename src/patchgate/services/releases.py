@@ -15,19 +15,18 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from patchgate.domain.clock import rfc3339
-from patchgate.domain.errors import Conflict, InvalidInput, NotFound, PatchgateError
+from patchgate.domain.errors import Conflict, InvalidInput, NotFound
 from patchgate.services import audit
 from patchgate.services import policy as policy_service
-from patchgate.services.artifact_ports import ArtifactStore, StoredBlob
+from patchgate.services.artifact_ports import StoredBlob
 from patchgate.services.context import Context
 from patchgate.services.release_ports import (
     NewRelease,
     ReleaseRecord,
     TargetSpec,
-    TrustRepository,
 )
 from patchgate.services.unit_of_work import UnitOfWork
 
@@ -44,27 +43,27 @@ _UNSAFE_TARGET_CHARS = re.compile(r"[^A-Za-z0-9._+-]")
 MAX_SBOM_BYTES = 64 * 1024 * 1024
 
 
-class HasDataDir(Protocol):
-    @property
-    def data_dir(self) -> Path: ...
-
-
-def trust_mode(settings: HasDataDir) -> TrustMode:
+def trust_mode(ctx: Context) -> TrustMode:
     """``lab`` while the offline targets key is still in the data folder, else
-    ``production`` (accepts the Settings or a Context: anything with ``data_dir``)."""
-    return "lab" if (settings.data_dir / "offline-keys" / "targets.key").is_file() else "production"
+    ``production``; checked on each call, so moving the key away takes effect at once."""
+    return "lab" if ctx.trust.offline_keys_present() else "production"
 
 
-def _trust(ctx: Context) -> TrustRepository:
-    if ctx.trust is None:
-        raise RuntimeError("no TUF repository is wired into this context")
-    return ctx.trust
-
-
-def _store(ctx: Context) -> ArtifactStore:
-    if ctx.artifacts is None:
-        raise RuntimeError("no artifact store is wired into this context")
-    return ctx.artifacts
+def trust_status_json(ctx: Context) -> dict[str, Any] | None:
+    """The JSON shape of the trust status (``keys status --json``, ``GET /api/v1/trust``):
+    trust mode, metadata versions, timestamp expiry. None when there is no TUF repository."""
+    if not ctx.trust.exists():
+        return None
+    status = ctx.trust.status()
+    return {
+        "trust": "lab" if status.offline_keys_present else "production",
+        "root_version": status.root_version,
+        "targets_version": status.targets_version,
+        "snapshot_version": status.snapshot_version,
+        "timestamp_version": status.timestamp_version,
+        "timestamp_expires": rfc3339(status.timestamp_expires),
+        "targets_keyids": list(status.targets_keyids),
+    }
 
 
 # --- validation ----------------------------------------------------------------------------
@@ -228,7 +227,7 @@ def create_release(
             f"security version {security_version} is below {product}'s anti-rollback floor "
             f"{floor}: devices would refuse it as a downgrade"
         )
-    store = _store(ctx)
+    store = ctx.artifacts
     stored: list[StoredBlob] = []
     try:
         entries: list[tuple[str, StoredBlob, str]] = []
@@ -236,12 +235,11 @@ def create_release(
         for upload in artifacts:
             blob = store.put_stream(upload.chunks, max_bytes=ctx.max_artifact_bytes)
             stored.append(blob)
-            if ctx.native_signatures is not None:
-                path = store.local_path(blob.sha256)
-                if path is not None:
-                    kind = ctx.native_signatures.check(upload.filename, path)
-                    if kind:
-                        native[upload.filename] = kind
+            path = store.local_path(blob.sha256)
+            if path is not None:
+                kind = ctx.native_signatures.check(upload.filename, path)
+                if kind:
+                    native[upload.filename] = kind
             entries.append((upload.filename, blob, target_path(product, version, upload.filename)))
         sbom_blob: StoredBlob | None = None
         sbom_spec: str | None = None
@@ -311,7 +309,7 @@ def create_release(
 
 
 def _discard_unreferenced(ctx: Context, blobs: Sequence[StoredBlob]) -> None:
-    store = _store(ctx)
+    store = ctx.artifacts
     with contextlib.suppress(Exception), ctx.read_uow() as uow:
         for blob in blobs:
             if not uow.releases.blob_referenced(blob.sha256):
@@ -356,7 +354,7 @@ def sign_release(
 ) -> ReleaseRecord:
     """Sign the targets metadata listing this release (with ``key_file``, or the lab key
     when None), making it installable. Refuses a key root does not trust for targets."""
-    trust = _trust(ctx)
+    trust = ctx.trust
     if key_file is not None:
         trust.check_targets_key(key_file)
     with ctx.uow() as uow:
@@ -379,18 +377,19 @@ def sign_release(
         )
         now = ctx.clock()
         uow.releases.set_state(release_id, STATE_SIGNED, now)
-        version = trust.publish_targets(_target_specs(uow), key_file=key_file, now=now)
+        trust.publish_targets(_target_specs(uow), key_file=key_file, now=now)
         uow.commit()
         signed = uow.releases.get(release_id)
     assert signed is not None
-    del version
     return signed
 
 
 @dataclass(frozen=True)
 class WithdrawResult:
-    """The withdrawn release; ``still_in_targets`` when it was signed and the targets
-    metadata could not be re-signed yet (no targets key at hand)."""
+    """The withdrawn release; ``targets_resigned`` when it was signed and the targets
+    metadata was re-signed without it; ``still_in_targets`` when it was signed and the
+    targets metadata could not be re-signed yet (no targets key at hand). A release that
+    was never signed was never in the targets: both are false."""
 
     release: ReleaseRecord
     targets_resigned: bool
@@ -402,10 +401,11 @@ def withdraw_release(
 ) -> WithdrawResult:
     """Withdraw a release for good: never offered again (at once, from the commit) and
     removed from the TUF targets (re-signed now in lab mode or with ``key_file``;
-    otherwise by the next ``keys sign-targets``)."""
+    otherwise by the next ``keys sign-targets``). The targets are re-signed only when the
+    release was signed: an unsigned one was never listed."""
     if not reason.strip():
         raise InvalidInput("say why the release is withdrawn (--reason)")
-    trust = _trust(ctx)
+    trust = ctx.trust
     if key_file is not None:
         trust.check_targets_key(key_file)
     can_sign = key_file is not None or trust.offline_keys_present()
@@ -426,18 +426,19 @@ def withdraw_release(
         now = ctx.clock()
         was_signed = release.state == STATE_SIGNED
         uow.releases.withdraw(release_id, reason, now)
-        if can_sign:
+        resign = was_signed and can_sign
+        if resign:
             trust.publish_targets(_target_specs(uow), key_file=key_file, now=now)
         uow.commit()
         done = uow.releases.get(release_id)
     assert done is not None
-    return WithdrawResult(done, can_sign, was_signed and not can_sign)
+    return WithdrawResult(done, resign, was_signed and not can_sign)
 
 
 def sign_targets(ctx: Context, *, key_file: Path | None, actor: str) -> int:
     """Re-sign the targets metadata from the releases in force (after withdrawals made
     without the key, or before the targets metadata expires). Returns its new version."""
-    trust = _trust(ctx)
+    trust = ctx.trust
     if key_file is not None:
         trust.check_targets_key(key_file)
     with ctx.uow() as uow:
@@ -456,7 +457,7 @@ def rotate_keys(
     keys_out: Path | None = None,
 ) -> int:
     """Replace a role's keys with a new root version signed by old and new root keys."""
-    trust = _trust(ctx)
+    trust = ctx.trust
     with ctx.uow() as uow:
         audit.record(ctx, uow, actor=actor, action="tuf.rotate", subject=f"tuf:{role}")
         version = trust.rotate(
@@ -522,7 +523,7 @@ def raise_floor(
     """
     before = uow.releases.security_floor(product)
     floor = uow.releases.raise_floor(product, security_version, ctx.clock())
-    if floor > before and ctx.trust is not None and trust_mode(ctx) == "lab":
+    if floor > before and trust_mode(ctx) == "lab":
 
         def resign() -> None:
             sign_targets(ctx, key_file=None, actor=actor)
@@ -536,15 +537,16 @@ def security_floor(ctx: Context, product: str) -> int:
         return uow.releases.security_floor(product)
 
 
-def downloadable(ctx: Context, tuf_target: str) -> tuple[str, int, Path | None] | None:
-    """(sha256, size, local path) of a target that may be downloaded now: its release is
-    signed and not withdrawn. None otherwise."""
+def downloadable(ctx: Context, tuf_target: str) -> tuple[str, Path] | None:
+    """(sha256, local path) of a target that may be downloaded now: its release is signed
+    and not withdrawn, and its blob is in the local store. None otherwise."""
     with ctx.read_uow() as uow:
         found = uow.releases.artifact_by_target(tuf_target)
     if found is None or found[1] != STATE_SIGNED:
         return None
-    artifact = found[0]
-    return artifact.sha256, artifact.size, _store(ctx).local_path(artifact.sha256)
+    sha256 = found[0].sha256
+    path = ctx.artifacts.local_path(sha256)
+    return None if path is None else (sha256, path)
 
 
 def sbom_blob(ctx: Context, release_id: int) -> tuple[str, Path | None]:
@@ -552,7 +554,7 @@ def sbom_blob(ctx: Context, release_id: int) -> tuple[str, Path | None]:
     release = get_release(ctx, release_id)
     if release.sbom_sha256 is None:
         raise NotFound(f"release {release_id} has no SBOM")
-    return release.sbom_sha256, _store(ctx).local_path(release.sbom_sha256)
+    return release.sbom_sha256, ctx.artifacts.local_path(release.sbom_sha256)
 
 
 def as_json(release: ReleaseRecord, *, trust: TrustMode) -> dict[str, Any]:
@@ -594,7 +596,6 @@ def as_json(release: ReleaseRecord, *, trust: TrustMode) -> dict[str, Any]:
 __all__ = [
     "UPDATE_TYPES",
     "ArtifactUpload",
-    "PatchgateError",
     "TargetSpec",
     "TrustMode",
     "WithdrawResult",
@@ -612,6 +613,7 @@ __all__ = [
     "sign_targets",
     "target_path",
     "trust_mode",
+    "trust_status_json",
     "validate_sbom",
     "withdraw_release",
 ]

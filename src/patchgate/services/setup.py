@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import resources
 
+from patchgate.domain.errors import PatchgateError
 from patchgate.services import access, audit, policy, releases
 from patchgate.services.context import Context
 
@@ -118,8 +119,6 @@ OFFLINE_KEYS_WARNING = (
 def _initialise_trust(ctx: Context, result: InitResult, *, actor: str) -> None:
     """Create the TUF repository and its keys once; warn while the offline keys sit in the
     data folder."""
-    if ctx.trust is None:
-        return
     created = ctx.trust.create(ctx.clock())
     if created:
         result.created.extend(created)
@@ -141,8 +140,6 @@ def demo_artifact(version: str = DEMO_RELEASE_VERSION) -> bytes:
 
 def _demo_release(ctx: Context, result: InitResult, *, actor: str) -> None:
     """Add a signed demo release of the demo product once (needs lab trust mode)."""
-    if ctx.trust is None or ctx.artifacts is None:
-        return
     with ctx.read_uow() as uow:
         if uow.releases.list(product="Demo Gateway"):
             return
@@ -162,7 +159,7 @@ def _demo_release(ctx: Context, result: InitResult, *, actor: str) -> None:
             hardware=["demo-gw-1"],
             notes="Demo release created by `patchgate init --demo`.",
         )
-    except releases.PatchgateError as exc:
+    except PatchgateError as exc:
         result.warnings.append(f"demo release skipped: {exc}")
         return
     result.created.append(f"demo release {record.id} (Demo Gateway {record.version})")

@@ -18,7 +18,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from patchgate.domain.clock import rfc3339
 from patchgate.domain.errors import InvalidInput, NotFound, TooLarge
 from patchgate.entrypoints.api.deps import ReleaseManager, Viewer, limited
 from patchgate.services import releases
@@ -174,16 +173,7 @@ def release_sbom(release_id: int, caller: Viewer) -> FileResponse:
 @router.get("/trust", tags=["trust"])
 def trust_status(caller: Viewer) -> dict[str, Any]:
     """The TUF repository: trust mode, metadata versions, timestamp expiry."""
-    trust = caller.ctx.trust
-    if trust is None or not trust.exists():
+    payload = releases.trust_status_json(caller.ctx)
+    if payload is None:
         raise NotFound("no TUF repository; run `patchgate init`")
-    status = trust.status()
-    return {
-        "trust": _trust(caller),
-        "root_version": status.root_version,
-        "targets_version": status.targets_version,
-        "snapshot_version": status.snapshot_version,
-        "timestamp_version": status.timestamp_version,
-        "timestamp_expires": rfc3339(status.timestamp_expires),
-        "targets_keyids": list(status.targets_keyids),
-    }
+    return payload

@@ -20,7 +20,6 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from patchgate.domain.clock import rfc3339
 from patchgate.domain.errors import InvalidInput, TooLarge
 from patchgate.entrypoints.cli.common import actor, app, emit_json, read_text_file
 
@@ -51,7 +50,7 @@ def register(cli: typer.Typer) -> None:
 def _trust() -> TrustMode:
     from patchgate.services import releases
 
-    return releases.trust_mode(app().settings)
+    return releases.trust_mode(app().context)
 
 
 def _print_release(payload: dict[str, Any]) -> None:
@@ -326,20 +325,11 @@ def keys_sign_targets(
 
 def keys_status(as_json: JsonFlag = False) -> None:
     """Trust mode, metadata versions and the timestamp's expiry."""
-    wired = app()
-    trust = wired.context.trust
-    if trust is None or not trust.exists():
+    from patchgate.services import releases
+
+    payload = releases.trust_status_json(app().context)
+    if payload is None:
         raise InvalidInput("no TUF repository; run `patchgate init` or `patchgate keys init`")
-    status = trust.status()
-    payload = {
-        "trust": _trust(),
-        "root_version": status.root_version,
-        "targets_version": status.targets_version,
-        "snapshot_version": status.snapshot_version,
-        "timestamp_version": status.timestamp_version,
-        "timestamp_expires": rfc3339(status.timestamp_expires),
-        "targets_keyids": list(status.targets_keyids),
-    }
     if as_json:
         emit_json(payload)
         return
