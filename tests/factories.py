@@ -62,3 +62,18 @@ def make_release(
         for a in record.artifacts
     }
     return MadeRelease(record.id, record.version, artifacts)
+
+
+def assign(env: Env, cid: str, release: MadeRelease, *args: str) -> int:
+    """``device assign`` through the CLI; the new action's id."""
+    result = env.cli("device", "assign", cid, str(release.id), *args, "--json")
+    assert result.code == 0, result.stderr
+    return int(result.json()["id"])
+
+
+def action_status(env: Env, action_id: int) -> str:
+    """An action's status as stored."""
+    with env.ctx.read_uow() as uow:
+        action = uow.actions.get(action_id)
+        assert action is not None
+        return action.status

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import Env
-from tests.factories import MadeRelease, make_release
+from tests.factories import MadeRelease, action_status, assign, make_release
 from tests.support import LiveServer
 
 IMAGE = bytes(range(256)) * 1200  # 300 KiB, so ranged reads cross many blocks
@@ -74,19 +74,6 @@ def add_device(env: Env, server: LiveServer, cid: str, *args: str) -> Device:
     result = env.cli("device", "add", cid, *args, "--json")
     assert result.code == 0, result.stderr
     return Device(server, cid, result.json()["token"])
-
-
-def assign(env: Env, cid: str, release: MadeRelease, *args: str) -> int:
-    result = env.cli("device", "assign", cid, str(release.id), *args, "--json")
-    assert result.code == 0, result.stderr
-    return int(result.json()["id"])
-
-
-def action_status(env: Env, action_id: int) -> str:
-    with env.ctx.read_uow() as uow:
-        action = uow.actions.get(action_id)
-        assert action is not None
-        return action.status
 
 
 def event_count(env: Env, action_id: int) -> int:

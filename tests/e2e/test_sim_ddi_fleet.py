@@ -16,7 +16,7 @@ from patchgate.domain import ab_state
 from patchgate.sim.ddi_fleet import DeviceCredentials, DeviceFaults, FleetLog, VirtualDevice
 from patchgate.sim.devices import EnvTable
 from tests.conftest import Env
-from tests.factories import MadeRelease, make_release
+from tests.factories import MadeRelease, action_status, assign, make_release
 from tests.support import LiveServer
 
 HARDWARE = "demo-gw-1"
@@ -33,19 +33,6 @@ def add_device(env: Env, cid: str) -> DeviceCredentials:
     result = env.cli("device", "add", cid, "--hardware", HARDWARE, "--version", "1.0.0", "--json")
     assert result.code == 0, result.stderr
     return DeviceCredentials(cid, result.json()["token"])
-
-
-def assign(env: Env, cid: str, release: MadeRelease) -> int:
-    result = env.cli("device", "assign", cid, str(release.id), "--json")
-    assert result.code == 0, result.stderr
-    return int(result.json()["id"])
-
-
-def action_status(env: Env, action_id: int) -> str:
-    with env.ctx.read_uow() as uow:
-        action = uow.actions.get(action_id)
-        assert action is not None
-        return action.status
 
 
 def run_devices(
