@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from patchgate.adapters.db.models import Device, Release, ReleaseFix, Tenant
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound, TransitionRefused
-from patchgate.services import audit
+from patchgate.services import audit, releases
 from patchgate.services import vulnerabilities as vulns
 from tests.conftest import Env
+from tests.factories import make_release
 
 NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 CRITICAL = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"  # 9.8
@@ -393,3 +394,20 @@ def test_the_sla_report_gives_median_p90_and_share_met_per_severity(demo_env: En
     assert critical["share_met"] == 0.8
     medium = report["medium"]
     assert medium["count"] == 1 and medium["open"] == 1 and medium["share_met"] is None
+
+
+def test_a_withdrawn_release_is_never_shown_as_the_fix(demo_env: Env) -> None:
+    at(demo_env, NOW)
+    add(demo_env, "CVE-2026-1090", CRITICAL, products=[PRODUCT], exploited=True)
+    fix = make_release(demo_env, "1.5", {"fw.bin": b"fix"}, fixes=["CVE-2026-1090"])
+    shown = vulns.show(demo_env.ctx, "CVE-2026-1090")["products"][0]
+    assert shown["fixing_release_id"] == fix.id
+    assert shown["released_at"] == "2026-03-04T12:00:00Z"
+    releases.withdraw_release(demo_env.ctx, fix.id, reason="bricks devices", actor="t")
+    shown = vulns.show(demo_env.ctx, "CVE-2026-1090")["products"][0]
+    assert (shown["fixing_release_id"], shown["released_at"]) == (None, None)
+    notification = vulns.draft_report(demo_env.ctx, "CVE-2026-1090", "notification")
+    assert notification["corrective_measures_taken"] == []
+    assert notification["products"][0]["fixing_release_id"] is None
+    final = vulns.draft_report(demo_env.ctx, "CVE-2026-1090", "final_report")
+    assert final["security_update"] == []

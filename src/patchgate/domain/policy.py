@@ -57,6 +57,7 @@ EU_MEMBER_STATES: frozenset[str] = frozenset(
 )
 
 # The guide's §2 table, turned into hours. Every number can be changed in the policy file.
+# The bands are the CVSS qualitative scale (domain/vulnerabilities.CVSS_BANDS reads them).
 DEFAULT_CADENCE: Mapping[str, tuple[float, float, int, str]] = {
     "critical": (9.0, 10.0, 72, "Emergency, out of band"),
     "high": (7.0, 8.9, 28 * 24, "Urgent: next or accelerated update"),

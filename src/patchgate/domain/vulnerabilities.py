@@ -19,41 +19,38 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from patchgate.domain.errors import InvalidInput, TransitionRefused
+from patchgate.domain.policy import DEFAULT_CADENCE, CadenceRule
 
 # --- severity -------------------------------------------------------------------------------
 
 SEVERITY_ORDER: tuple[str, ...] = ("none", "low", "medium", "high", "critical")
 
-# CVSS v3.1 specification §5 and CVSS v4.0 §2 "Qualitative Severity Rating Scale".
+# CVSS v3.1 specification §5 and CVSS v4.0 §2 "Qualitative Severity Rating Scale": ``none``
+# for 0.0 and the bands of the default cadence, which are the specification's.
 CVSS_BANDS: tuple[tuple[str, float, float], ...] = (
     ("none", 0.0, 0.0),
-    ("low", 0.1, 3.9),
-    ("medium", 4.0, 6.9),
-    ("high", 7.0, 8.9),
-    ("critical", 9.0, 10.0),
+    *sorted(((sev, row[0], row[1]) for sev, row in DEFAULT_CADENCE.items()), key=lambda b: b[1]),
 )
 
 
-def severity_for(score: float, bands: Mapping[str, tuple[float, float]] | None = None) -> str:
+def severity_for(score: float, cadence: Iterable[CadenceRule] = ()) -> str:
     """The severity band of a CVSS base score (one decimal, bounds inclusive).
 
-    ``bands`` maps a severity to its (min, max) as the policy's cadence defines them; a
-    score outside every given band falls back to the specification's scale, and 0.0 is
-    always ``none``.
+    The policy's ``cadence`` rule that contains the score decides; a score in no given
+    rule's band (a policy with gaps) takes the specification's scale, and 0.0 is always
+    ``none``.
     """
     if not 0.0 <= score <= 10.0:
         raise InvalidInput(f"a CVSS score lies between 0.0 and 10.0, not {score}")
     rounded = round(score, 1)
     if rounded == 0.0:
         return "none"
-    for severity, (low, high) in (bands or {}).items():
-        if low <= rounded <= high:
-            return severity
-    for severity, low, high in CVSS_BANDS:
-        if low <= rounded <= high:
-            return severity
-    # Between two bands of a policy with gaps (e.g. 3.95 cannot occur at one decimal).
-    return "low"
+    for rule in cadence:
+        if rule.contains(rounded):
+            return rule.severity
+    # The specification's bands are contiguous at one decimal: the highest one starting at
+    # or below the score is its band.
+    return next(sev for sev, low, _high in reversed(CVSS_BANDS) if rounded >= low)
 
 
 def more_severe(a: str, b: str) -> str:

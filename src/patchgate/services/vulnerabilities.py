@@ -78,8 +78,7 @@ def cvss_severity(record: VulnerabilityRecord, policy: Policy) -> str:
     """The severity from the record's score alone (``none`` when it has no score)."""
     if record.score is None:
         return "none"
-    bands = {s: (r.cvss_min, r.cvss_max) for s, r in policy.cadence.items()}
-    return rules.severity_for(record.score, bands)
+    return rules.severity_for(record.score, policy.cadence.values())
 
 
 def severity(record: VulnerabilityRecord, policy: Policy) -> str:
@@ -103,13 +102,32 @@ def _released_at(analysis: ProductAnalysis, releases: Sequence[FixingRelease]) -
     the first fixing release's signature (or creation) time."""
     if analysis.released_at is not None:
         return analysis.released_at
-    times = [
-        r.signed_at or r.created_at
+    times = [r.signed_at or r.created_at for r in _fixing(analysis, releases)]
+    return min(times) if times else None
+
+
+def _fixing(analysis: ProductAnalysis, releases: Sequence[FixingRelease]) -> list[FixingRelease]:
+    """The releases that fix this analysis: those of its product that name the
+    vulnerability among their fixes, and the one triage named; never a withdrawn one."""
+    return [
+        r
         for r in releases
         if (r.product == analysis.product or r.release_id == analysis.fixing_release_id)
         and r.state != "withdrawn"
     ]
-    return min(times) if times else None
+
+
+def _fix_shown(analysis: ProductAnalysis, releases: Sequence[FixingRelease]) -> int | None:
+    """The release shown as the fix: the one triage named unless it was withdrawn (a named
+    release that does not list the fix is not in ``releases`` and is shown as named), else
+    the first fixing release of the product."""
+    fixing = _fixing(analysis, releases)
+    named = analysis.fixing_release_id
+    if named is not None and (
+        named in {r.release_id for r in fixing} or named not in {r.release_id for r in releases}
+    ):
+        return named
+    return fixing[0].release_id if fixing else None
 
 
 def _resolved_at(analysis: ProductAnalysis) -> datetime | None:
@@ -150,11 +168,7 @@ def view(record: VulnerabilityRecord, facts: Facts) -> dict[str, Any]:
                 "status": analysis.status,
                 "justification": analysis.justification,
                 "affected": list(analysis.ranges),
-                "fixing_release_id": analysis.fixing_release_id
-                or next(
-                    (r.release_id for r in facts.releases if r.product == analysis.product),
-                    None,
-                ),
+                "fixing_release_id": _fix_shown(analysis, facts.releases),
                 "due_at": rfc3339(due_at),
                 "sla_state": state,
                 "released_at": rfc3339(released),
@@ -302,13 +316,7 @@ def affected_range(
         return None
     if analysis.ranges:
         return versions.union(versions.parse_range(r) for r in analysis.ranges)
-    fixed = [
-        r.version
-        for r in releases
-        if r.product == analysis.product
-        and r.state != "withdrawn"
-        and versions.is_version(r.version)
-    ]
+    fixed = [r.version for r in _fixing(analysis, releases) if versions.is_version(r.version)]
     if fixed:
         first = min(fixed, key=versions.version_key)
         return versions.VersionRange(
@@ -411,12 +419,7 @@ def rollouts(
         count = exposed.get(analysis.product)
         if product is None or not product.hardware or count is None:
             continue
-        fixing = [
-            r
-            for r in releases
-            if (r.product == analysis.product or r.release_id == analysis.fixing_release_id)
-            and r.state != "withdrawn"
-        ]
+        fixing = _fixing(analysis, releases)
         if not fixing:
             continue
         rng = affected_range(analysis, releases)
