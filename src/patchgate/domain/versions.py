@@ -361,6 +361,23 @@ def from_cve5_versions(
     return VersionRange(tuple(intervals)), notes
 
 
+OSV_EVENTS: tuple[str, ...] = ("introduced", "fixed", "last_affected", "limit")
+
+
+def osv_events(events: Sequence[Any]) -> list[tuple[str, str]]:
+    """The (kind, value) of each event of an OSV ``ranges[]`` entry; ``InvalidInput`` for
+    an event that is not one key of ``OSV_EVENTS`` (the value is not read as a version)."""
+    keyed: list[tuple[str, str]] = []
+    for event in events:
+        if not isinstance(event, Mapping) or len(event) != 1:
+            raise InvalidInput(f"an OSV event has exactly one key, not {event!r}")
+        kind, value = next(iter(event.items()))
+        if kind not in OSV_EVENTS:
+            raise InvalidInput(f"unknown OSV event {kind!r} (known: {', '.join(OSV_EVENTS)})")
+        keyed.append((str(kind), str(value)))
+    return keyed
+
+
 def from_osv_events(
     events: Sequence[Mapping[str, Any]], *, range_type: str = "SEMVER"
 ) -> VersionRange:
@@ -373,14 +390,7 @@ def from_osv_events(
     """
     if range_type.upper() == "GIT":
         raise InvalidInput("a GIT range names commits, not versions")
-    keyed: list[tuple[str, str]] = []
-    for event in events:
-        if len(event) != 1:
-            raise InvalidInput(f"an OSV event has exactly one key, not {sorted(event)}")
-        kind, value = next(iter(event.items()))
-        if kind not in ("introduced", "fixed", "last_affected", "limit"):
-            raise InvalidInput(f"unknown OSV event {kind!r}")
-        keyed.append((kind, str(value)))
+    keyed = osv_events(events)
 
     def sort_key(item: tuple[str, str]) -> tuple[Any, ...]:
         kind, value = item

@@ -43,7 +43,6 @@ from patchgate.services.vulnerability_ports import ProductAnalysis, Vulnerabilit
 
 MAX_IMPORT_BYTES = 16 * 1024 * 1024
 FORMATS = ("cve5", "osv", "cyclonedx")
-_OSV_EVENTS = ("introduced", "fixed", "last_affected", "limit")
 _CVE_METRICS = {"cvssV3_1": "3.1", "cvssV3_0": "3.0", "cvssV4_0": "4.0"}
 
 
@@ -300,15 +299,12 @@ def parse_osv(doc: Any) -> list[Parsed]:
                 kind = _text(rng.get("type")).upper()
                 if kind not in ("SEMVER", "ECOSYSTEM", "GIT"):
                     raise InvalidInput(f"{osv_id}: unknown range type {kind!r}")
-                for event in rng["events"]:
-                    # A malformed event is a broken record; an unreadable version is not.
-                    if not isinstance(event, dict) or len(event) != 1:
-                        raise InvalidInput(f"{osv_id}: an OSV event has exactly one key")
-                    if next(iter(event)) not in _OSV_EVENTS:
-                        raise InvalidInput(
-                            f"{osv_id}: unknown OSV event {next(iter(event))!r} "
-                            f"(known: {', '.join(_OSV_EVENTS)})"
-                        )
+                # A malformed event is a broken record (GIT ranges too); an unreadable
+                # version is not.
+                try:
+                    versions.osv_events(rng["events"])
+                except InvalidInput as exc:
+                    raise InvalidInput(f"{osv_id}: {exc}") from exc
                 if kind == "GIT":
                     parsed.notes.append(f"{osv_id} {name}: GIT range (commits) not evaluated")
                     continue
