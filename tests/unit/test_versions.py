@@ -32,6 +32,14 @@ semver = st.builds(
         ("0.0.0-0", "0"),
         ("2.8.11", "2.8.11.1"),
         ("v1.2.3", "1.2.4"),
+        # Firmware spellings: a number inside a pre-release tag compares as a number.
+        ("1.0-rc1", "1.0-rc2"),
+        ("1.0-rc2", "1.0-rc10"),
+        ("1.0-rc10", "1.0"),
+        ("1.0", "1.0.1"),
+        ("1.0.1", "1.2"),
+        ("1.2", "1.10"),
+        ("1.10", "2.0"),
     ],
 )
 def test_versions_sort_in_semver_precedence(lower: str, higher: str) -> None:
@@ -65,6 +73,8 @@ def test_placeholders_are_not_versions(text: str) -> None:
         ("vers:semver/<1.0|>=2.0|<3.0", ["0.5", "2.5"], ["1.5", "3.0"]),
         ("<1.0 || >=2.0 <3.0", ["0.5", "2.5"], ["1.5", "3.0"]),
         (">1.0,<=1.5", ["1.0.1", "1.5"], ["1.0", "1.5.1"]),
+        (">=1.2, <2.0", ["1.2", "1.10"], ["2.0"]),
+        ("1.4", ["1.4"], ["1.4.1"]),
     ],
 )
 def test_ranges_contain_exactly_their_versions(
@@ -81,6 +91,11 @@ def test_ranges_contain_exactly_their_versions(
 def test_unreadable_ranges_are_refused(bad: str) -> None:
     with pytest.raises(InvalidInput):
         versions.parse_range(bad)
+
+
+def test_an_unreadable_bound_is_named_as_not_a_version() -> None:
+    with pytest.raises(InvalidInput, match="not a version"):
+        versions.parse_range(">>1")
 
 
 def test_an_unknown_device_version_is_not_counted_as_affected() -> None:

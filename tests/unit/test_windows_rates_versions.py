@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,7 +10,6 @@ from hypothesis import strategies as st
 from patchgate.domain.durations import format_duration, parse_duration
 from patchgate.domain.errors import InvalidInput
 from patchgate.domain.ratelimit import FULL, RateLimit
-from patchgate.domain.versions import compare, parse_range
 from patchgate.domain.windows import CronSchedule, MaintenanceWindow
 
 T0 = datetime(2026, 11, 26, 0, 0, tzinfo=UTC)  # a Thursday
@@ -43,22 +41,6 @@ def test_bad_durations_are_refused_with_the_field_named(text: str) -> None:
 def test_formatted_durations_parse_back(seconds: int) -> None:
     value = timedelta(seconds=seconds)
     assert parse_duration(format_duration(value)) == value
-
-
-def test_versions_order_pre_releases_below_releases() -> None:
-    ordered = ["1.0-rc1", "1.0-rc2", "1.0-rc10", "1.0", "1.0.1", "1.2", "1.10", "2.0"]
-    for a, b in itertools.pairwise(ordered):
-        assert compare(a, b) == -1, (a, b)
-        assert compare(b, a) == 1
-
-
-def test_version_ranges_are_conjunctions() -> None:
-    r = parse_range(">=1.2, <2.0")
-    assert r.contains("1.2") and r.contains("1.10") and not r.contains("2.0")
-    assert not r.contains(None)
-    assert parse_range("1.4").contains("1.4")
-    with pytest.raises(InvalidInput, match="not a version"):
-        parse_range(">>1")
 
 
 def test_cron_fields_take_lists_ranges_steps_and_names() -> None:
