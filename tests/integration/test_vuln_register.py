@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from patchgate.adapters.db.models import Device, Release, ReleaseFix, Tenant
+from patchgate.adapters.db.models import Device
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound, TransitionRefused
 from patchgate.services import audit, releases
+from patchgate.services import devices as device_service
 from patchgate.services import vulnerabilities as vulns
 from tests.conftest import Env
 from tests.factories import make_release
@@ -41,20 +42,8 @@ def add(env: Env, vuln_id: str, vector: str = HIGH, **kw: object) -> dict:  # ty
 
 
 def add_devices(env: Env, rows: list[tuple[str, str | None, str | None]]) -> None:
-    with Session(env.app.engines.write) as session:
-        tenant = session.execute(select(Tenant.id)).scalar_one()
-        for cid, hardware, version in rows:
-            session.add(
-                Device(
-                    tenant_id=tenant,
-                    controller_id=cid,
-                    hardware=hardware,
-                    installed_version=version,
-                    attributes={},
-                    registered_at=NOW,
-                )
-            )
-        session.commit()
+    for cid, hardware, version in rows:
+        device_service.add_device(env.ctx, cid, hardware=hardware, version=version, actor="test")
 
 
 def set_version(env: Env, controller_id: str, version: str) -> None:
@@ -68,26 +57,22 @@ def set_version(env: Env, controller_id: str, version: str) -> None:
 
 
 def add_release(env: Env, version: str, fixes: list[str], signed_at: datetime) -> int:
-    with Session(env.app.engines.write) as session:
-        release = Release(
-            product=PRODUCT,
-            version=version,
-            security_version=1,
-            type="security",
+    """A signed release of the product fixing ``fixes``, created (and signed, in lab mode)
+    at ``signed_at``; the clock is put back afterwards."""
+    now = env.ctx.clock
+    at(env, signed_at)
+    try:
+        made = make_release(
+            env,
+            version,
+            {"fw.bin": version.encode()},
             hardware=["demo-gw-1"],
-            notes="",
-            state="signed",
-            created_at=signed_at - timedelta(hours=1),
-            created_by="test",
-            signed_at=signed_at,
-            flags={},
+            security_version=1,
+            fixes=fixes,
         )
-        session.add(release)
-        session.flush()
-        for vid in fixes:
-            session.add(ReleaseFix(release_id=release.id, vulnerability_id=vid))
-        session.commit()
-        return release.id
+    finally:
+        env.ctx.clock = now
+    return made.id
 
 
 def test_add_gives_the_score_severity_and_deadline_of_the_policy(demo_env: Env) -> None:
