@@ -3,6 +3,7 @@ on SQLite and PostgreSQL (issue 6 "Must show")."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -304,3 +305,12 @@ def test_campaign_create_refuses_bad_plans_and_releases_naming_the_rule(
     again = env.cli("campaign", "start", str(made["id"]))
     assert again.code == 2 and "halted" in again.stderr
     assert env.cli("campaign", "status", str(made["id"]), "--json").json()["state"] == "halted"
+
+
+def test_the_api_takes_every_campaign_create_option_by_its_name() -> None:
+    """create_campaign passes the body on to CreateOptions by field name."""
+    from patchgate.entrypoints.api.campaigns import CampaignIn
+    from patchgate.services.campaigns import CreateOptions
+
+    fields = set(CampaignIn.model_fields) - {"release_id"}
+    assert fields == {f.name for f in dataclasses.fields(CreateOptions)}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from patchgate.domain.errors import InvalidInput
-from patchgate.sim.engine import RunResult, simulate
-from patchgate.sim.scenario import Fault, Fleet, Scenario
+from patchgate.sim.engine import Run, RunResult, simulate
+from patchgate.sim.scenario import GROUPS_OF, Fault, Fleet, Scenario, device_id
 
 ALL = ("patchgate", "hawkbit", "aws")
 
@@ -123,6 +123,16 @@ def test_the_same_seed_replays_the_same_run() -> None:
     second = simulate(scenario, ALL)
     for name in ALL:
         assert first[name].to_json() == second[name].to_json()
+
+
+@pytest.mark.parametrize("strategy", ALL)
+def test_each_device_is_in_the_stage_the_campaign_plan_gives_it(strategy: str) -> None:
+    scenario = Scenario(devices=3_000, internal=40, optin=0.05, seed=5)
+    fleet = Fleet(scenario)
+    run = Run(scenario, fleet, strategy)
+    for index in range(fleet.n):
+        stage = run.plan.stage_of(device_id(index), GROUPS_OF[int(fleet.mask[index])])
+        assert run.stage_of[index] == (-1 if stage is None else stage)
 
 
 @pytest.mark.parametrize(

@@ -45,15 +45,20 @@ class HttpWebhooks(Webhooks):
         self.backoff = backoff
         self.timeout = timeout
         self.transport = transport
+        # Deliveries started and not yet seen finished; pruned at each post, so a
+        # long-running server keeps only those in flight.
         self.threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
 
     def post(self, notice: dict[str, Any]) -> None:
-        for url in self.endpoints:
-            thread = threading.Thread(
-                target=self._deliver, args=(url, notice), name="patchgate-webhook", daemon=True
-            )
-            thread.start()
-            self.threads.append(thread)
+        with self._lock:
+            self.threads = [thread for thread in self.threads if thread.is_alive()]
+            for url in self.endpoints:
+                thread = threading.Thread(
+                    target=self._deliver, args=(url, notice), name="patchgate-webhook", daemon=True
+                )
+                thread.start()
+                self.threads.append(thread)
 
     def _deliver(self, url: str, notice: dict[str, Any]) -> bool:
         delay = self.backoff
@@ -75,5 +80,7 @@ class HttpWebhooks(Webhooks):
 
     def wait(self, timeout: float = 30.0) -> None:
         """Wait for deliveries in flight (for the CLI before it exits, and tests)."""
-        for thread in self.threads:
+        with self._lock:
+            threads = list(self.threads)
+        for thread in threads:
             thread.join(timeout)

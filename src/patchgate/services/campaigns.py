@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -155,32 +155,16 @@ def _release_ref(r: ReleaseRecord) -> core.ReleaseRef:
     )
 
 
+# A campaign row holds its Progress in columns of the same names.
+_PROGRESS_FIELDS = tuple(f.name for f in fields(core.Progress))
+
+
 def _progress(rec: CampaignRecord) -> core.Progress:
-    return core.Progress(
-        state=rec.state,
-        stage_index=rec.stage_index,
-        stage_started_at=rec.stage_started_at,
-        approved=rec.approved,
-        started_at=rec.started_at,
-        halted_at=rec.halted_at,
-        halt_reason=rec.halt_reason,
-        finished_at=rec.finished_at,
-        floor_raised=rec.floor_raised,
-    )
+    return core.Progress(**{name: getattr(rec, name) for name in _PROGRESS_FIELDS})
 
 
 def _progress_values(p: core.Progress) -> dict[str, Any]:
-    return {
-        "state": p.state,
-        "stage_index": p.stage_index,
-        "stage_started_at": p.stage_started_at,
-        "approved": p.approved,
-        "started_at": p.started_at,
-        "halted_at": p.halted_at,
-        "halt_reason": p.halt_reason,
-        "finished_at": p.finished_at,
-        "floor_raised": p.floor_raised,
-    }
+    return {name: getattr(p, name) for name in _PROGRESS_FIELDS}
 
 
 def _delivery(d: Mapping[str, Any]) -> core.Delivery:

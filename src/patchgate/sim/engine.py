@@ -260,9 +260,7 @@ class Run:
         self.policy = policy_for(strategy, stages)
         optin = fleet.group_count(OPTIN)
         cuts = tuple(s.cut(fleet=n, optin=optin, fill_from_others=False) for s in stages)
-        self.stage_of = np.full(n, -1, dtype=np.int8)
-        for index, cut in enumerate(cuts):
-            self.stage_of[(self.stage_of < 0) & fleet.admitted(cut)] = index
+        self.stage_of = fleet.stages_of(cuts)
         self.eligible = [int(np.count_nonzero(self.stage_of == i)) for i in range(len(stages))]
         # Devices by execution status per stage (a status name is its Counts field name);
         # Counts objects are built from these when a gate reads them.

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
-from patchgate.domain.cohorts import CANARY_OPTIN_GROUP, CohortCut, cohort_bucket
+from patchgate.domain.cohorts import (
+    BUCKETS,
+    CANARY_OPTIN_GROUP,
+    CohortCut,
+    cohort_bucket,
+    first_admitting_stage,
+)
 from patchgate.domain.errors import InvalidInput
 
 from .devices import CUT_POINTS
@@ -168,18 +175,21 @@ class Fleet:
     def group_count(self, bit: int) -> int:
         return int(np.count_nonzero(self.mask & bit))
 
-    def admitted(self, cut: CohortCut) -> npt.NDArray[np.bool_]:
-        """Which devices ``cut`` admits (vectorised :meth:`CohortCut.admits`)."""
-        out = self.bucket < cut.cutoff
-        if cut.optin_group is not None and cut.optin_cutoff:
-            bit = GROUP_BITS.get(cut.optin_group, 0)
-            out |= (self.bucket < cut.optin_cutoff) & ((self.mask & bit) != 0)
-        bits = 0
-        for group in cut.groups:
-            bits |= GROUP_BITS.get(group, 0)
-        if bits:
-            out |= (self.mask & bits) != 0
-        return out
+    def stages_of(self, cuts: Sequence[CohortCut]) -> npt.NDArray[np.int8]:
+        """Each device's stage, by :func:`first_admitting_stage` itself (-1 where no stage
+        admits it). A device's stage depends only on its groups and bucket, so the rule is
+        asked once per distinct pair (at most 8 × 10000), not once per device."""
+        keys, inverse = np.unique(
+            self.mask.astype(np.int32) * BUCKETS + self.bucket, return_inverse=True
+        )
+        stages = (
+            first_admitting_stage(cuts, int(key) % BUCKETS, GROUPS_OF[int(key) // BUCKETS])
+            for key in keys
+        )
+        by_key = np.fromiter(
+            (-1 if stage is None else stage for stage in stages), dtype=np.int8, count=len(keys)
+        )
+        return by_key[inverse]
 
 
 def device_id(index: int) -> str:

@@ -16,6 +16,9 @@ router = APIRouter(tags=["campaigns"])
 class CampaignIn(BaseModel):
     """``campaign create`` as JSON."""
 
+    # The release, then campaigns.CreateOptions field for field (create_campaign passes
+    # them on by name); this model adds the API's limits and its OpenAPI schema.
+
     release_id: int
     stages: str | None = None
     max_failure_rate: float | None = None
@@ -45,20 +48,7 @@ class RevertIn(BaseModel):
 def create_campaign(body: CampaignIn, caller: ReleaseManager) -> dict[str, Any]:
     """Create a draft campaign (refused, naming the rule, for a bad release or plan)."""
     options = campaigns.CreateOptions(
-        stages=body.stages,
-        max_failure_rate=body.max_failure_rate,
-        min_finished=body.min_finished,
-        soak=body.soak,
-        manual=body.manual,
-        confirm_required=body.confirm_required,
-        rate=body.rate,
-        window=body.window,
-        forced=body.forced,
-        download_only=body.download_only,
-        fill_canary=body.fill_canary,
-        groups=tuple(body.groups),
-        supersedes=body.supersedes,
-        versions=body.versions,
+        **body.model_dump(exclude={"release_id", "groups"}), groups=tuple(body.groups)
     )
     return campaigns.create(caller.ctx, body.release_id, options, actor=caller.actor)
 
