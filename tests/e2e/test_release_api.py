@@ -6,9 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -117,10 +117,13 @@ def test_a_viewer_cannot_upload_a_release(sqlite_env: Env, api_server: LiveServe
         assert http.get("/api/v1/releases/1").json()["version"] == "1.0.1"
 
 
-def test_an_upload_cut_off_half_way_leaves_no_partial_artifact_and_no_release_row(
+def test_the_server_survives_an_upload_cut_off_half_way_and_takes_the_next_one(
     sqlite_env: Env, api_server: LiveServer
 ) -> None:
-    before = _blob_files(sqlite_env)
+    """A client that goes away in the middle of a multipart body: the parser fails before
+    the release service runs (the service's own handling of a broken-off stream is tested
+    in tests/integration/test_releases.py); the server answers the next request and takes
+    a complete upload of the same version."""
     boundary = "patchgateboundary"
     head = (
         f"--{boundary}\r\n"
@@ -141,18 +144,90 @@ def test_an_upload_cut_off_half_way_leaves_no_partial_artifact_and_no_release_ro
     ).encode()
     with socket.create_connection(("127.0.0.1", api_server.port)) as sock:
         sock.sendall(request + head + b"y" * 60_000)
-        time.sleep(0.3)
-    time.sleep(0.5)
     assert httpx.get(f"{api_server.url}/healthz").status_code == 200
-    assert _blob_files(sqlite_env) == before
-    assert [r.version for r in releases.list_releases(sqlite_env.ctx)] == ["1.0.1"]
+    with api_server.client(sqlite_env.admin_token) as http:
+        again = http.post(
+            "/api/v1/releases",
+            data=_form("9.9.9"),
+            files=[("artifact", ("cut.img", b"y" * 150_000, "application/octet-stream"))],
+        )
+    assert again.status_code == 201, again.text
+    assert [r.version for r in releases.list_releases(sqlite_env.ctx)] == ["9.9.9", "1.0.1"]
 
 
-def test_the_openapi_document_describes_the_multipart_upload(api_server: LiveServer) -> None:
+def _upload_schema(api_server: LiveServer) -> dict[str, Any]:
     spec = httpx.get(f"{api_server.url}/api/v1/openapi.json").json()
     body = spec["paths"]["/api/v1/releases"]["post"]["requestBody"]
-    schema = body["content"]["multipart/form-data"]["schema"]
-    assert schema["required"] == ["product", "version", "artifact"]
+    return body["content"]["multipart/form-data"]["schema"]  # type: ignore[no-any-return]
+
+
+def test_an_upload_built_from_the_served_openapi_schema_is_taken_field_by_field(
+    sqlite_env: Env, api_server: LiveServer
+) -> None:
+    """The served upload schema is a contract: every field it documents is one the
+    endpoint reads, and a request without any field it calls required is refused."""
+    schema = _upload_schema(api_server)
+    properties = schema["properties"]
+    assert "combined" in properties["type"]["enum"]
+    values = {
+        "product": "Demo Gateway",
+        "version": "1.6.0",
+        "security_version": "3",
+        "type": "combined",
+        "hardware": "demo-gw-1",
+        "fixes": "CVE-2026-4321,CVE-2026-4322",
+        "notes": "built from the served schema",
+    }
+    uploads = {"artifact": [b"first image", b"second image"], "sbom": [SBOM]}
+    assert set(properties) == set(values) | set(uploads)
+    binary = {
+        name
+        for name, prop in properties.items()
+        if "binary" in (prop.get("format"), prop.get("items", {}).get("format"))
+    }
+    assert binary == set(uploads)
+    files = [
+        (name, (f"{name}-{i}.bin", data, "application/octet-stream"))
+        for name in properties
+        if name in binary
+        for i, data in enumerate(uploads[name])
+    ]
+    with api_server.client(sqlite_env.admin_token) as http:
+        created = http.post(
+            "/api/v1/releases",
+            data={n: values[n] for n in properties if n not in binary},
+            files=files,
+        )
+        assert created.status_code == 201, created.text
+        body = created.json()
+        assert (body["product"], body["version"]) == ("Demo Gateway", "1.6.0")
+        assert body["security_version"] == 3
+        assert body["type"] == "combined"
+        assert body["hardware"] == ["demo-gw-1"]
+        assert body["fixes"] == ["CVE-2026-4321", "CVE-2026-4322"]
+        assert body["notes"] == "built from the served schema"
+        assert [a["filename"] for a in body["artifacts"]] == ["artifact-0.bin", "artifact-1.bin"]
+        assert http.get(f"/api/v1/releases/{body['id']}/sbom").content == SBOM
+        # The policy's only model is also the default: show the field is read at all.
+        other_model = http.post(
+            "/api/v1/releases",
+            data={n: values[n] for n in properties if n not in binary}
+            | {"version": "1.6.2", "hardware": "rev-z"},
+            files=files,
+        )
+        assert other_model.status_code == 422
+        assert "hardware rev-z is not a model" in other_model.json()["message"]
+
+        assert schema["required"] == ["product", "version", "artifact"]
+        for missing in schema["required"]:
+            # A new version, so only the missing field can make the upload fail.
+            data = {n: values[n] for n in properties if n not in binary} | {"version": "1.6.1"}
+            data.pop(missing, None)
+            answer = http.post(
+                "/api/v1/releases", data=data, files=[f for f in files if f[0] != missing]
+            )
+            assert answer.status_code == 422, (missing, answer.text)
+        assert [r.version for r in releases.list_releases(sqlite_env.ctx)] == ["1.6.0", "1.0.1"]
 
 
 def test_trust_status_names_the_mode_and_metadata_versions(

@@ -165,20 +165,26 @@ def test_the_tuf_client_refuses_targets_signed_by_a_key_root_does_not_trust(
         _updater(sqlite_env, tuf_server, tmp_path / "client").refresh()
 
 
-def test_a_server_re_signs_a_timestamp_close_to_expiry_when_asked_for_it(
+def test_a_server_started_over_a_timestamp_close_to_expiry_re_signs_it_before_serving(
     sqlite_env: Env, tmp_path: Path
 ) -> None:
     repo = _repo(sqlite_env)
     repo.refresh_online(utcnow() - timedelta(hours=20), force=True)  # 4 hours left
     before = repo.timestamp().signed
-    srv = LiveServer(sqlite_env.vars, tmp_path / "server.log").start()
+    # The refresher's start-up pass re-signs it; its next pass is hours away.
+    srv = LiveServer(
+        {**sqlite_env.vars, "PATCHGATE_TUF_REFRESH": "86400"}, tmp_path / "server.log"
+    ).start()
     try:
-        _updater(sqlite_env, srv, tmp_path / "client").refresh()
+        updater = _updater(sqlite_env, srv, tmp_path / "client")
+        updater.refresh()
     finally:
         srv.stop()
     after = repo.timestamp().signed
     assert after.version > before.version
     assert after.expires - utcnow() > timedelta(hours=23)
+    served = updater._trusted_set.timestamp
+    assert (served.version, served.expires) == (after.version, after.expires)
 
 
 def test_the_background_refresher_re_signs_the_timestamp_before_it_expires(
@@ -200,6 +206,35 @@ def test_the_background_refresher_re_signs_the_timestamp_before_it_expires(
         srv.stop()
     assert repo.timestamp().signed.version > before
     assert repo.timestamp().signed.expires - utcnow() > timedelta(hours=23)
+
+
+def test_the_refresher_checks_at_least_four_times_per_timestamp_lifetime(
+    sqlite_env: Env, tmp_path: Path
+) -> None:
+    """A refresh interval longer than the timestamp lifetime is cut to a quarter of it
+    (30 s here: a pass every 7.5 s), so a short-lived timestamp is re-signed in time by
+    the thread, not only by the start-up pass."""
+    import time
+
+    repo = _repo(sqlite_env)
+    lifetime = repo.expiry["timestamp"]
+    repo.refresh_online(utcnow() - lifetime + timedelta(seconds=20), force=True)  # 20 s left
+    srv = LiveServer(
+        {
+            **sqlite_env.vars,
+            "PATCHGATE_TUF_TIMESTAMP_EXPIRY": "30",
+            "PATCHGATE_TUF_REFRESH": "3600",
+        },
+        tmp_path / "server.log",
+    ).start()
+    try:
+        after_start = repo.timestamp().signed.version
+        deadline = time.monotonic() + 30
+        while repo.timestamp().signed.version == after_start and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        srv.stop()
+    assert repo.timestamp().signed.version > after_start
 
 
 def test_a_root_rotation_signed_by_old_and_new_keys_is_followed_by_the_client(

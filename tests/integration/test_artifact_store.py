@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,4 +64,42 @@ def test_temporary_files_left_by_a_crash_are_swept(tmp_path: Path) -> None:
     (tmp_path / "incoming").mkdir()
     (tmp_path / "incoming" / ".incoming-crashed").write_bytes(b"partial")
     assert store.sweep_temporary() == 1
+    assert _files(tmp_path) == []
+
+
+def _age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_stale_blobs_lists_blobs_last_stored_before_the_age(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    old = store.put_stream([b"old"], max_bytes=100).sha256
+    new = store.put_stream([b"new"], max_bytes=100).sha256
+    path = store.local_path(old)
+    assert path is not None
+    _age(path, 3600)
+    assert list(store.stale_blobs(1800)) == [old]
+    assert sorted(store.stale_blobs(0)) == sorted([old, new])
+    assert list(LocalArtifactStore(tmp_path / "empty").stale_blobs(0)) == []
+
+
+def test_an_upload_of_stored_bytes_touches_the_blob_so_a_listed_blob_is_not_deleted(
+    tmp_path: Path,
+) -> None:
+    store = LocalArtifactStore(tmp_path)
+    sha256 = store.put_stream([b"same"], max_bytes=100).sha256
+    path = store.local_path(sha256)
+    assert path is not None
+    _age(path, 3600)
+    assert list(store.stale_blobs(1800)) == [sha256]
+    # Between the sweep's listing and its deletion, another upload stores the same bytes.
+    store.put_stream([b"same"], max_bytes=100)
+    assert path.stat().st_mtime > time.time() - 60
+    assert store.delete_if_stale(sha256, 1800) is False
+    assert store.exists(sha256)
+    _age(path, 3600)
+    assert store.delete_if_stale(sha256, 1800) is True
+    assert not store.exists(sha256)
+    assert store.delete_if_stale(sha256, 1800) is False  # already gone
     assert _files(tmp_path) == []

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -127,7 +128,7 @@ def test_a_correctly_signed_swu_is_accepted_and_recorded(
 
 
 @pytest.mark.parametrize("tamper", ["other signer", "changed description", "no signature"])
-def test_a_swu_whose_signature_fails_is_refused_and_nothing_is_stored(
+def test_a_swu_whose_signature_fails_is_refused_and_its_blob_is_left_to_the_sweep(
     sqlite_env: Env,
     certificate: tuple[ec.EllipticCurvePrivateKey, x509.Certificate, Path],
     tamper: str,
@@ -156,5 +157,36 @@ def test_a_swu_whose_signature_fails_is_refused_and_nothing_is_stored(
         assert "not signed" in caught.value.message
     else:
         assert "does not verify against the configured certificate" in caught.value.message
+    assert len(releases.list_releases(sqlite_env.ctx)) == 1
+    # The refused archive's blob is used by no release and the sweep removes it.
+    with sqlite_env.ctx.read_uow() as uow:
+        assert hashlib.sha256(data).hexdigest() not in uow.releases.referenced_blobs()
+    assert releases.sweep_unused_blobs(sqlite_env.ctx, older_than_seconds=0) == 1
     assert sorted(p for p in store.rglob("*") if p.is_file()) == before
+
+
+@pytest.mark.parametrize(
+    ("filename", "tool"), [("bundle.raucb", "rauc"), ("update.swu", "openssl")]
+)
+def test_an_upload_is_refused_when_the_tool_to_verify_its_configured_signature_is_missing(
+    sqlite_env: Env, tmp_path: Path, filename: str, tool: str
+) -> None:
+    keyring = tmp_path / "keyring.pem"
+    keyring.write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+    sqlite_env.ctx.native_signatures = NativeSignatures(keyring, rauc_keyring=keyring)
+    empty_bin = tmp_path / "bin"
+    empty_bin.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", str(empty_bin))  # neither rauc nor openssl can be found
+        with pytest.raises(InvalidInput) as caught:
+            releases.create_release(
+                sqlite_env.ctx,
+                product="Demo Gateway",
+                version="1.2.0",
+                artifacts=[releases.ArtifactUpload(filename, [b"a bundle"])],
+                actor="test",
+                security_version=1,
+            )
+    assert caught.value.message.startswith(f"{filename}: cannot verify")
+    assert f"{tool} is not installed" in caught.value.message
     assert len(releases.list_releases(sqlite_env.ctx)) == 1

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +40,19 @@ def _create(env: Env, version: str = "1.0.2", **kwargs: object) -> releases.Rele
 def _blobs(env: Env) -> list[Path]:
     root = env.data_dir / "artifacts"
     return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def _left_unused_then_swept(env: Env, before: list[Path]) -> None:
+    """What a refused upload leaves: blobs it stored, which no release uses (they are not
+    deleted at once, see ``releases.create_release``), and which a sweep with no minimum
+    age removes, leaving the store as it was."""
+    left = [p for p in _blobs(env) if p not in before]
+    assert left
+    with env.ctx.read_uow() as uow:
+        used = uow.releases.referenced_blobs()
+    assert not {p.name for p in left} & used
+    assert releases.sweep_unused_blobs(env.ctx, older_than_seconds=0) == len(left)
+    assert _blobs(env) == before
 
 
 def _targets(env: Env) -> set[str]:
@@ -164,8 +179,8 @@ def test_an_sbom_that_is_not_valid_cyclonedx_is_refused_with_the_validators_mess
         _create(sqlite_env, sbom=json.dumps(bad).encode())
     with pytest.raises(InvalidInput, match="not CycloneDX"):
         _create(sqlite_env, sbom=b'{"spdxVersion": "SPDX-2.3"}')
-    assert _blobs(sqlite_env) == before
     assert releases.list_releases(sqlite_env.ctx, product="Demo Gateway")[0].version == "1.0.1"
+    _left_unused_then_swept(sqlite_env, before)
 
 
 def test_a_valid_sbom_is_stored_and_a_release_without_one_is_flagged(sqlite_env: Env) -> None:
@@ -198,8 +213,33 @@ def test_an_interrupted_upload_leaves_no_partial_artifact_and_no_release_row(
                 releases.ArtifactUpload("cut.img", _interrupted(3)),
             ],
         )
-    assert _blobs(demo_env) == before
     assert [r.version for r in releases.list_releases(demo_env.ctx)] == ["1.0.1"]
+    # The complete first artifact stays, unused, until swept; nothing of the cut one.
+    assert [p.name for p in _blobs(demo_env) if p not in before] == [
+        hashlib.sha256(b"a complete first artifact").hexdigest()
+    ]
+    _left_unused_then_swept(demo_env, before)
+
+
+def test_the_sweep_removes_only_blobs_no_release_uses_that_are_older_than_the_age(
+    demo_env: Env,
+) -> None:
+    store = demo_env.ctx.artifacts
+    used = _create(demo_env, "1.0.2").artifacts[0].sha256
+    old_unused = store.put_stream([b"refused a while ago"], max_bytes=100).sha256
+    new_unused = store.put_stream([b"refused just now"], max_bytes=100).sha256
+    again = store.put_stream([b"refused, then uploaded again"], max_bytes=100).sha256
+    an_hour_ago = time.time() - 3600
+    for sha256 in (used, old_unused, again):
+        path = store.local_path(sha256)
+        assert path is not None
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    # Another upload of the same bytes, its release not committed yet: the blob is fresh.
+    store.put_stream([b"refused, then uploaded again"], max_bytes=100)
+    assert releases.sweep_unused_blobs(demo_env.ctx, older_than_seconds=1800) == 1
+    assert not store.exists(old_unused)
+    assert store.exists(used) and store.exists(new_unused) and store.exists(again)
+    assert releases.sweep_unused_blobs(demo_env.ctx, older_than_seconds=1800) == 0
 
 
 def test_an_artifact_over_the_size_limit_is_refused_and_nothing_is_left(

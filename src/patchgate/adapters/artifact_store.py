@@ -4,12 +4,20 @@ Blobs live at ``<root>/sha256/ab/abcdef…``. A blob is written to a temporary f
 same folder tree, hashed while it streams in, fsynced, then renamed into place, so a reader
 never sees a partial blob and a crash leaves at most a temporary file that the next
 ``sweep_temporary`` removes. Identical content is stored once: a second upload of the same
-bytes finds the blob already there and drops its temporary copy.
+bytes finds the blob already there, drops its temporary copy and touches the blob.
+
+A blob no release came to use (its upload was refused or broke off after the blob was
+stored) is not deleted at once: an upload of the same bytes in another process may have just
+found it and not yet committed its release. ``stale_blobs`` and ``delete_if_stale`` let the
+release service sweep such blobs once they are old enough; a store-wide ``flock`` makes the
+"still stale?" test and the removal atomic with respect to the "already stored?" test and
+the touch of ``put_stream``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -61,13 +69,18 @@ class LocalArtifactStore(ArtifactStore):
                 os.fsync(handle.fileno())
             blob = StoredBlob(sha256.hexdigest(), sha1.hexdigest(), md5.hexdigest(), size)
             final = self._path(blob.sha256)
-            if final.exists():
-                tmp.unlink()
-            else:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, final)
-                fsync_dir(final.parent)
+            with self._locked():
+                try:
+                    # Already stored: touch it so a sweep of unused blobs leaves it to this
+                    # upload's release.
+                    os.utime(final)
+                except FileNotFoundError:
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    os.chmod(tmp, 0o644)
+                    os.replace(tmp, final)
+                    fsync_dir(final.parent)
+                else:
+                    tmp.unlink()
             return blob
         except BaseException:
             # Interrupted, too large or failed: nothing of this upload stays behind.
@@ -90,10 +103,41 @@ class LocalArtifactStore(ArtifactStore):
             while chunk := handle.read(CHUNK):
                 yield chunk
 
-    def delete(self, sha256: str) -> None:
-        """Remove a blob (used to undo a blob no release row came to reference)."""
-        with contextlib.suppress(FileNotFoundError):
-            self._path(sha256).unlink()
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The store-wide lock (an ``flock`` on the ``sha256`` folder, so no lock file
+        sits among the blobs), held only while a blob is stored, touched or removed."""
+        folder = self.root / "sha256"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def stale_blobs(self, older_than_seconds: float) -> Iterator[str]:
+        folder = self.root / "sha256"
+        if not folder.is_dir():
+            return
+        cutoff = time.time() - older_than_seconds
+        for path in folder.glob("??/*"):
+            if not _SHA256.match(path.name):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime <= cutoff:
+                    yield path.name
+
+    def delete_if_stale(self, sha256: str, older_than_seconds: float) -> bool:
+        path = self._path(sha256)
+        with self._locked():
+            try:
+                if path.stat().st_mtime > time.time() - older_than_seconds:
+                    return False
+                path.unlink()
+            except FileNotFoundError:
+                return False
+        return True
 
     def sweep_temporary(self, older_than_seconds: float = 0) -> int:
         incoming = self.root / "incoming"

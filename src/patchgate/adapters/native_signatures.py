@@ -5,7 +5,8 @@ and ships the detached signature as ``sw-description.sig``, the second member of
 ``.swu`` cpio archive. The signature is verified with ``openssl cms -verify`` against the
 configured certificate: pyca/cryptography can create PKCS#7/CMS signatures but does not
 verify them, so the OpenSSL command line is the one well-kept verifier at hand. RAUC
-bundles are checked with ``rauc info --keyring`` when the ``rauc`` tool is installed.
+bundles are checked with ``rauc info --keyring``. Either check refuses the upload when its
+tool is missing while a certificate or keyring is configured.
 """
 
 from __future__ import annotations
@@ -119,10 +120,13 @@ class NativeSignatures(NativeSignatureChecker):
             )
         return "swupdate-cms"
 
-    def _check_rauc(self, filename: str, path: Path, keyring: Path) -> str | None:
+    def _check_rauc(self, filename: str, path: Path, keyring: Path) -> str:
         rauc = shutil.which("rauc")
         if rauc is None:
-            return None
+            raise InvalidInput(
+                f"{filename}: cannot verify the RAUC bundle signature against the configured "
+                "keyring: rauc is not installed"
+            )
         proc = subprocess.run(
             [rauc, "info", "--keyring", str(keyring), str(path)],
             capture_output=True,

@@ -29,6 +29,7 @@ from patchgate.entrypoints.errors import error_body, http_status
 from patchgate.entrypoints.middleware import BodyLimit, Metrics
 from patchgate.entrypoints.runtime import make_runtime
 from patchgate.entrypoints.web import public
+from patchgate.services import releases
 from patchgate.services.campaigns import PollEngine
 
 log = logging.getLogger("patchgate.http")
@@ -87,8 +88,10 @@ def create_app(app: App | None = None) -> Any:
     api.include_router(api_releases.router, prefix=API_PREFIX)
     api.include_router(tuf.router)
     rt.tuf_refresher_stop = tuf.start_refresher(rt, app.settings.tuf_refresh_seconds)
-    # Partial uploads a crash left behind; a day old, so no live upload is touched.
+    # Partial uploads a crash left behind, and blobs no release came to use (a refused or
+    # broken-off upload); a day old, so no live upload is touched.
     app.context.artifacts.sweep_temporary(older_than_seconds=86400)
+    releases.sweep_unused_blobs(app.context, older_than_seconds=releases.UNUSED_BLOB_AGE_SECONDS)
     api.include_router(api_devices.router, prefix=API_PREFIX)
     api.include_router(api_campaigns.router, prefix=API_PREFIX)
     api.mount(

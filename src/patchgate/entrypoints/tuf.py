@@ -44,15 +44,8 @@ def _not_modified(request: Request, etag: str) -> bool:
 
 @router.api_route("/tuf/metadata/{name}", methods=["GET", "HEAD"])
 def metadata(name: str, rt: Rt) -> Response:
-    """A metadata file. Asking for the timestamp re-signs it first when it is close to
-    expiry, so a client never receives one the server could have refreshed."""
-    repo = _repo(rt)
-    if name == "timestamp.json" and rt.app.settings.tuf_refresh_seconds > 0:
-        try:
-            repo.refresh_online(rt.ctx.clock())
-        except Exception:  # serving what exists beats failing the client outright
-            log.exception("refreshing TUF timestamp failed")
-    path = repo.metadata_file(name)
+    """A metadata file as it is on disk; ``start_refresher`` keeps the timestamp fresh."""
+    path = _repo(rt).metadata_file(name)
     versioned = name[0].isdigit()
     return FileResponse(
         path,
@@ -97,21 +90,32 @@ def artifact_response(
 
 
 def start_refresher(rt: Runtime, interval_seconds: float) -> threading.Event | None:
-    """Re-sign snapshot and timestamp before they expire, every ``interval_seconds``, in a
-    daemon thread of this process (the repository's file lock makes several processes
-    safe). Returns the event that stops it; None when disabled (interval 0)."""
+    """Re-sign snapshot and timestamp before they expire: one pass now (so a server started
+    over stale metadata never serves it), then every ``interval_seconds`` in a daemon
+    thread of this process (the repository's file lock makes several processes safe).
+
+    A role is re-signed once less than half its lifetime remains, so the interval is cut
+    to a quarter of the timestamp lifetime at most: a timestamp then always has a quarter
+    of its lifetime left when served. Returns the event that stops the thread; None when
+    disabled (interval 0).
+    """
     if interval_seconds <= 0:
         return None
+    interval = min(interval_seconds, rt.app.settings.tuf_timestamp_expiry_seconds / 4)
     stop = threading.Event()
     trust = rt.ctx.trust
 
-    def loop() -> None:
-        while not stop.wait(interval_seconds):
-            try:
-                if trust.refresh_online(rt.ctx.clock()):
-                    log.info("TUF timestamp re-signed")
-            except Exception:
-                log.exception("refreshing TUF metadata failed")
+    def refresh() -> None:
+        try:
+            if trust.refresh_online(rt.ctx.clock()):
+                log.info("TUF timestamp re-signed")
+        except Exception:  # serving what exists beats stopping the server
+            log.exception("refreshing TUF metadata failed")
 
+    def loop() -> None:
+        while not stop.wait(interval):
+            refresh()
+
+    refresh()
     threading.Thread(target=loop, name="tuf-refresh", daemon=True).start()
     return stop

@@ -41,8 +41,14 @@ class ArtifactStore(abc.ABC):
         """The blob's bytes as a stream of chunks."""
 
     @abc.abstractmethod
-    def delete(self, sha256: str) -> None:
-        """Remove a blob no row refers to (harmless when absent)."""
+    def stale_blobs(self, older_than_seconds: float) -> Iterable[str]:
+        """The SHA-256 of each blob last stored more than ``older_than_seconds`` ago (an
+        upload of bytes already stored counts as storing them again)."""
+
+    @abc.abstractmethod
+    def delete_if_stale(self, sha256: str, older_than_seconds: float) -> bool:
+        """Remove the blob if it is still stale (not stored again since it was listed);
+        atomic with respect to ``put_stream``. True when removed."""
 
     def sweep_temporary(self, older_than_seconds: float) -> int:
         """Remove partial uploads left by a crash, older than ``older_than_seconds`` so an

@@ -79,8 +79,8 @@ class ReleaseRepository(abc.ABC):
         """Record a blob (no-op when already recorded)."""
 
     @abc.abstractmethod
-    def blob_referenced(self, sha256: str) -> bool:
-        """True when a committed row (artifact, SBOM) refers to the blob."""
+    def referenced_blobs(self) -> set[str]:
+        """The SHA-256 of every blob a committed row (artifact, SBOM) refers to."""
 
     @abc.abstractmethod
     def get(self, release_id: int, *, lock: bool = False) -> ReleaseRecord | None:

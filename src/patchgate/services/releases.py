@@ -9,7 +9,6 @@ the data folder and ``create`` signs at once; otherwise the release waits, unsig
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -206,8 +205,9 @@ def create_release(
     sbom: bytes | None = None,
 ) -> ReleaseRecord:
     """Store the artifacts (streamed), validate, record the release and, in lab trust
-    mode, sign it at once. On any failure nothing is left: no release row and no blob that
-    no other release uses."""
+    mode, sign it at once. On any failure no release row is left; a blob already stored
+    for it stays, used by no release, until ``sweep_unused_blobs`` removes it (not at once:
+    an upload of the same bytes in another process may be about to commit its release)."""
     models, clean_fixes = _validate(
         ctx,
         product=product,
@@ -228,92 +228,102 @@ def create_release(
             f"{floor}: devices would refuse it as a downgrade"
         )
     store = ctx.artifacts
-    stored: list[StoredBlob] = []
-    try:
-        entries: list[tuple[str, StoredBlob, str]] = []
-        native: dict[str, str] = {}
-        for upload in artifacts:
-            blob = store.put_stream(upload.chunks, max_bytes=ctx.max_artifact_bytes)
-            stored.append(blob)
-            path = store.local_path(blob.sha256)
-            if path is not None:
-                kind = ctx.native_signatures.check(upload.filename, path)
-                if kind:
-                    native[upload.filename] = kind
-            entries.append((upload.filename, blob, target_path(product, version, upload.filename)))
-        sbom_blob: StoredBlob | None = None
-        sbom_spec: str | None = None
-        if sbom is not None:
-            if len(sbom) > MAX_SBOM_BYTES:
-                raise InvalidInput(f"the SBOM is over {MAX_SBOM_BYTES} bytes")
-            sbom_spec = validate_sbom(sbom)
-            sbom_blob = store.put_stream([sbom], max_bytes=MAX_SBOM_BYTES)
-            stored.append(sbom_blob)
-        flags: dict[str, Any] = {}
-        if update_type == "combined":
-            # CRA Annex I Part II (8): security updates separate from feature updates
-            # where feasible; a combined one is allowed but shown.
-            flags["combined_update"] = True
-        if sbom_blob is None:
-            flags["no_sbom"] = True
-        else:
-            flags["sbom_spec_version"] = sbom_spec
-        if native:
-            flags["native_signatures"] = native
-        now = ctx.clock()
-        with ctx.uow() as uow:
-            if uow.releases.by_product_version(product, version) is not None:
-                raise Conflict(f"{product} {version} already exists")
-            if sbom_blob is not None:
-                uow.releases.add_blob(sbom_blob, now)
-            record = uow.releases.add(
-                NewRelease(
-                    product=product,
-                    version=version,
-                    security_version=security_version,
-                    type=update_type,
-                    hardware=models,
-                    notes=notes,
-                    sbom_sha256=sbom_blob.sha256 if sbom_blob else None,
-                    state=STATE_AWAITING,
-                    created_by=actor,
-                    flags=flags,
-                    fixes=clean_fixes,
-                    artifacts=entries,
-                ),
-                now,
-            )
-            audit.record(
-                ctx,
-                uow,
-                actor=actor,
-                action="release.create",
-                subject=f"release:{record.id}",
-                details={
-                    "product": product,
-                    "version": version,
-                    "security_version": security_version,
-                    "type": update_type,
-                    "artifacts": [
-                        {"filename": f, "sha256": b.sha256, "size": b.size} for f, b, _ in entries
-                    ],
-                },
-            )
-            uow.commit()
-    except BaseException:
-        _discard_unreferenced(ctx, stored)
-        raise
+    entries: list[tuple[str, StoredBlob, str]] = []
+    native: dict[str, str] = {}
+    for upload in artifacts:
+        blob = store.put_stream(upload.chunks, max_bytes=ctx.max_artifact_bytes)
+        path = store.local_path(blob.sha256)
+        if path is not None:
+            kind = ctx.native_signatures.check(upload.filename, path)
+            if kind:
+                native[upload.filename] = kind
+        entries.append((upload.filename, blob, target_path(product, version, upload.filename)))
+    sbom_blob: StoredBlob | None = None
+    sbom_spec: str | None = None
+    if sbom is not None:
+        if len(sbom) > MAX_SBOM_BYTES:
+            raise InvalidInput(f"the SBOM is over {MAX_SBOM_BYTES} bytes")
+        sbom_spec = validate_sbom(sbom)
+        sbom_blob = store.put_stream([sbom], max_bytes=MAX_SBOM_BYTES)
+    flags: dict[str, Any] = {}
+    if update_type == "combined":
+        # CRA Annex I Part II (8): security updates separate from feature updates
+        # where feasible; a combined one is allowed but shown.
+        flags["combined_update"] = True
+    if sbom_blob is None:
+        flags["no_sbom"] = True
+    else:
+        flags["sbom_spec_version"] = sbom_spec
+    if native:
+        flags["native_signatures"] = native
+    now = ctx.clock()
+    with ctx.uow() as uow:
+        if uow.releases.by_product_version(product, version) is not None:
+            raise Conflict(f"{product} {version} already exists")
+        if sbom_blob is not None:
+            uow.releases.add_blob(sbom_blob, now)
+        record = uow.releases.add(
+            NewRelease(
+                product=product,
+                version=version,
+                security_version=security_version,
+                type=update_type,
+                hardware=models,
+                notes=notes,
+                sbom_sha256=sbom_blob.sha256 if sbom_blob else None,
+                state=STATE_AWAITING,
+                created_by=actor,
+                flags=flags,
+                fixes=clean_fixes,
+                artifacts=entries,
+            ),
+            now,
+        )
+        audit.record(
+            ctx,
+            uow,
+            actor=actor,
+            action="release.create",
+            subject=f"release:{record.id}",
+            details={
+                "product": product,
+                "version": version,
+                "security_version": security_version,
+                "type": update_type,
+                "artifacts": [
+                    {"filename": f, "sha256": b.sha256, "size": b.size} for f, b, _ in entries
+                ],
+            },
+        )
+        uow.commit()
     if trust_mode(ctx) == "lab":
         record = sign_release(ctx, record.id, key_file=None, actor=actor)
     return record
 
 
-def _discard_unreferenced(ctx: Context, blobs: Sequence[StoredBlob]) -> None:
+UNUSED_BLOB_AGE_SECONDS = 86400
+
+
+def sweep_unused_blobs(ctx: Context, *, older_than_seconds: float) -> int:
+    """Remove the stored blobs no committed release uses (left by a refused or broken-off
+    upload) that were last stored more than ``older_than_seconds`` ago; returns how many.
+
+    The age keeps the sweep off a blob that an upload in another process has just stored
+    (or found already stored, which touches it) and whose release is not committed yet:
+    such a blob is removed only if that upload took longer than the age between storing it
+    and committing. The server sweeps at start with ``UNUSED_BLOB_AGE_SECONDS``.
+    """
     store = ctx.artifacts
-    with contextlib.suppress(Exception), ctx.read_uow() as uow:
-        for blob in blobs:
-            if not uow.releases.blob_referenced(blob.sha256):
-                store.delete(blob.sha256)
+    candidates = list(store.stale_blobs(older_than_seconds))
+    if not candidates:
+        return 0
+    with ctx.read_uow() as uow:
+        used = uow.releases.referenced_blobs()
+    return sum(
+        1
+        for sha256 in candidates
+        if sha256 not in used and store.delete_if_stale(sha256, older_than_seconds)
+    )
 
 
 def _target_specs(uow: UnitOfWork) -> list[TargetSpec]:

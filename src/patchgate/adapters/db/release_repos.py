@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from patchgate.adapters.db.models import Blob, ProductFloor, Release, ReleaseArtifact, ReleaseFix
@@ -71,16 +71,10 @@ class SqlReleaseRepository(ReleaseRepository):
             )
             self.session.flush()
 
-    def blob_referenced(self, sha256: str) -> bool:
-        used = self.session.execute(
-            select(
-                or_(
-                    exists().where(ReleaseArtifact.sha256 == sha256),
-                    exists().where(Release.sbom_sha256 == sha256),
-                )
-            )
-        ).scalar()
-        return bool(used)
+    def referenced_blobs(self) -> set[str]:
+        artifacts = select(ReleaseArtifact.sha256)
+        sboms = select(Release.sbom_sha256).where(Release.sbom_sha256.is_not(None))
+        return {sha for sha in self.session.execute(artifacts.union(sboms)).scalars() if sha}
 
     def add(self, release: NewRelease, now: datetime) -> ReleaseRecord:
         for _, blob, _ in release.artifacts:
