@@ -150,7 +150,7 @@ def _wakeups(url: str | None) -> MqttWakeups | None:
 def make_device_auth_reader(app: App, *, dedicated: bool = False) -> DeviceAuthReader:
     """The poll's prepared one-statement read on the read engine (the DDI hot path);
     ``dedicated``: a connection of its own for the one thread that answers polls."""
-    from patchgate.adapters.db.device_repos import SqlDeviceAuthReader
+    from patchgate.adapters.db.poll_reads import SqlDeviceAuthReader
 
     return SqlDeviceAuthReader(app.engines.read, dedicated=dedicated)
 
@@ -160,6 +160,6 @@ def make_async_device_auth_reader(app: App) -> AsyncDeviceAuthReader | None:
     is a local call faster than any hop."""
     if app.engines.read.dialect.name != "postgresql":
         return None
-    from patchgate.adapters.db.device_repos import AsyncPgDeviceAuthReader
+    from patchgate.adapters.db.pg_poll_reads import AsyncPgDeviceAuthReader
 
     return AsyncPgDeviceAuthReader(app.engines.read, connections=2)

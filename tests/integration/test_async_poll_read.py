@@ -10,7 +10,7 @@ import time
 import psycopg
 import pytest
 
-from patchgate.adapters.db.device_repos import AsyncPgDeviceAuthReader
+from patchgate.adapters.db.pg_poll_reads import AsyncPgDeviceAuthReader
 from patchgate.bootstrap import make_async_device_auth_reader, make_device_auth_reader
 from patchgate.services import ddi
 from patchgate.services import devices as device_service
@@ -67,7 +67,8 @@ def test_polls_in_flight_together_share_one_statement_each_answered_with_its_own
     if reader is None:
         return
     ids = [f"dev-{i}" for i in range(40)]
-    device_service.import_devices(env.ctx, [(cid, [], "hw", "1.0") for cid in ids], actor="t")
+    rows = [device_service.DeviceRow(cid, (), "hw", "1.0") for cid in ids]
+    device_service.import_devices(env.ctx, rows, actor="t")
     made = device_service.add_device(env.ctx, "dev-t", actor="test")
     token_hash = ddi.hash_token(made.token)
     # Keys a poll's path may carry but no device has: array syntax, quotes, a backslash,
@@ -121,7 +122,8 @@ def test_many_awaited_reads_share_a_few_connections_and_survive_a_dropped_one(
     if reader is None:
         return
     ids = [f"dev-{i}" for i in range(30)]
-    device_service.import_devices(env.ctx, [(cid, [], "hw", "1.0") for cid in ids], actor="t")
+    rows = [device_service.DeviceRow(cid, (), "hw", "1.0") for cid in ids]
+    device_service.import_devices(env.ctx, rows, actor="t")
     url = env.app.engines.read.url.set(drivername="postgresql").render_as_string(False)
     statement = "%WITH ORDINALITY AS k%"
 
