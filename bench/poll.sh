@@ -67,7 +67,7 @@ sleep 2  # let the last-seen flusher write, then check that it did
 "$ROOT/.venv/bin/python" - > "$RES/last_seen.txt" <<'PY'
 from patchgate.bootstrap import Settings, build
 from patchgate.services import devices
-found = devices.list_devices(build(Settings.from_env()).context, limit=100000)
+found = list(devices.iter_devices(build(Settings.from_env()).context))
 print(f"devices with last_seen: {sum(1 for d in found if d.last_seen)} of {len(found)}")
 PY
 cat "$RES/last_seen.txt" >&2

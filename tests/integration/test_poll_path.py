@@ -54,7 +54,8 @@ def test_last_seen_is_written_behind_in_one_statement_with_each_devices_own_time
     env: Env,
 ) -> None:
     ids = [f"dev-{i}" for i in range(300)]
-    device_service.import_devices(env.ctx, [(cid, [], "hw", "1.0") for cid in ids], actor="t")
+    rows = [device_service.DeviceRow(cid, (), "hw", "1.0") for cid in ids]
+    device_service.import_devices(env.ctx, rows, actor="t")
     rows = {cid: make_device_auth_reader(env.app).by_controller("DEFAULT", cid) for cid in ids}
     buffer = ddi.LastSeenBuffer()
     base = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

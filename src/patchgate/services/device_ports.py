@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# The tenant every installation has (hawkBit's name for it); DDI paths name the tenant.
+DEFAULT_TENANT = "DEFAULT"
+
 
 @dataclass(frozen=True)
 class DeviceRecord:
@@ -207,9 +210,15 @@ class DeviceRepository(abc.ABC):
 
     @abc.abstractmethod
     def list(
-        self, tenant: str, *, group: str | None = None, limit: int = 1000
+        self,
+        tenant: str,
+        *,
+        group: str | None = None,
+        after: str | None = None,
+        limit: int = 1000,
     ) -> Sequence[DeviceRecord]:
-        """Devices of a tenant, by controllerId."""
+        """Devices of a tenant (of one group), by controllerId, those after ``after`` only
+        (keyset paging: the read starts at ``after`` in the index, whatever the offset)."""
 
     @abc.abstractmethod
     def set_groups(self, device_id: int, groups: Sequence[str]) -> None:

@@ -12,8 +12,8 @@ from importlib import resources
 from patchgate.domain.errors import PatchgateError
 from patchgate.services import access, audit, policy, releases
 from patchgate.services.context import Context
+from patchgate.services.device_ports import DEFAULT_TENANT
 
-DEFAULT_TENANT = "DEFAULT"
 ADMIN_TOKEN_NAME = "admin"  # noqa: S105  # the name of a token, not a token
 
 DEMO_PRODUCT = """
@@ -102,7 +102,7 @@ def _demo_devices(ctx: Context, result: InitResult, *, actor: str) -> None:
         pass
     made = devices.import_devices(
         ctx,
-        [(cid, groups, "demo-gw-1", "1.0.0") for cid, groups in DEMO_DEVICES],
+        [devices.DeviceRow(cid, groups, "demo-gw-1", "1.0.0") for cid, groups in DEMO_DEVICES],
         actor=actor,
     )
     result.device_tokens = {p.device.controller_id: p.token for p in made}

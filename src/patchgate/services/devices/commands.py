@@ -1,64 +1,36 @@
-"""The fleet registry: provisioning devices with target tokens, groups and tags, gateway
-tokens and the anonymous lab mode of a tenant (PRODUCT.md §4, §10)."""
+"""The fleet registry's commands (docs/devices.md): provisioning devices with target
+tokens, groups and tags, gateway tokens and the anonymous lab mode of a tenant. Each
+changes state in one unit of work, audits it, and returns what it made."""
 
 from __future__ import annotations
 
-import csv
-import io
-import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound
 from patchgate.services import audit
+from patchgate.services import policy as policy_service
 from patchgate.services.access import hash_token
 from patchgate.services.context import Context
-from patchgate.services.device_ports import DeviceRecord, NewDevice
+from patchgate.services.device_ports import DEFAULT_TENANT, DeviceRecord, NewDevice
+from patchgate.services.devices.rows import DeviceRow, check_groups, check_row
 
-DEFAULT_TENANT = "DEFAULT"
-# hawkBit accepts controllerIds up to 256 characters; a path segment must not need escaping.
-_CONTROLLER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
-_GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_TEXT = re.compile(r"^[^\x00-\x1f]{1,128}$")
+__all__ = [
+    "Provisioned",
+    "add_device",
+    "create_gateway_token",
+    "import_devices",
+    "new_target_token",
+    "revoke_gateway_token",
+    "set_anonymous",
+    "tag_device",
+]
 
 
 def new_target_token() -> str:
     """A fresh per-device token (128 random bits, hex, safe in any client config file)."""
     return secrets.token_hex(16)
-
-
-def check_controller_id(controller_id: str) -> str:
-    """The controllerId if it is usable in a DDI path, else ``InvalidInput``."""
-    if not _CONTROLLER_ID.match(controller_id or ""):
-        raise InvalidInput(
-            f"device ID {controller_id!r} must be 1–128 characters of letters, digits and "
-            "._:@- (starting with a letter or digit)"
-        )
-    return controller_id
-
-
-def check_groups(groups: Sequence[str]) -> tuple[str, ...]:
-    """Group names, checked and de-duplicated."""
-    out: list[str] = []
-    for group in groups:
-        name = group.strip()
-        if not _GROUP.match(name):
-            raise InvalidInput(
-                f"group {group!r} must be 1–64 characters of letters, digits and ._- "
-                "(starting with a letter or digit)"
-            )
-        if name not in out:
-            out.append(name)
-    return tuple(out)
-
-
-def _check_text(value: str | None, what: str) -> str | None:
-    if value is None or value == "":
-        return None
-    if not _TEXT.match(value):
-        raise InvalidInput(f"{what} must be 1–128 printable characters")
-    return value
 
 
 @dataclass(frozen=True)
@@ -80,67 +52,85 @@ def add_device(
     actor: str,
 ) -> Provisioned:
     """Register a device in advance with a generated target token (stored hashed)."""
-    return import_devices(
-        ctx, [(controller_id, tuple(groups), hardware, version)], tenant=tenant, actor=actor
-    )[0]
+    row = DeviceRow(controller_id, tuple(groups), hardware, version)
+    return import_devices(ctx, [row], tenant=tenant, actor=actor)[0]
+
+
+def _known_hardware(ctx: Context) -> frozenset[str]:
+    """Hardware models the policy in force names (none: any model is accepted)."""
+    try:
+        policy = policy_service.in_force(ctx).policy
+    except NotFound:
+        return frozenset()
+    return frozenset(model for product in policy.products for model in product.hardware)
+
+
+def _checked(
+    rows: Sequence[DeviceRow], known_hardware: frozenset[str]
+) -> tuple[list[DeviceRow], list[str]]:
+    """The rows that pass the checks, and one problem per row that does not (named by its
+    CSV line, else by its position in a batch; a single device needs no name)."""
+    problems: list[str] = []
+    checked: list[DeviceRow] = []
+    seen: set[str] = set()
+    for index, row in enumerate(rows, start=1):
+        if row.line is not None:
+            where = f"line {row.line}: "
+        else:
+            where = f"device {index}: " if len(rows) > 1 else ""
+        try:
+            good = check_row(row, known_hardware)
+        except InvalidInput as exc:
+            problems.append(f"{where}{exc.message}")
+            continue
+        if good.controller_id in seen:
+            problems.append(f"{where}device ID {good.controller_id!r} appears twice")
+            continue
+        seen.add(good.controller_id)
+        checked.append(good)
+    if not rows:
+        problems.append("no devices given")
+    return checked, problems
 
 
 def import_devices(
     ctx: Context,
-    rows: Sequence[tuple[str, Sequence[str], str | None, str | None]],
+    rows: Sequence[DeviceRow],
     *,
     tenant: str = DEFAULT_TENANT,
     actor: str,
 ) -> list[Provisioned]:
     """Provision many devices in one transaction: all of them, or (on any problem) none.
     Every problem is reported at once."""
-    problems: list[str] = []
-    checked: list[NewDevice] = []
-    tokens: list[str] = []
-    seen: set[str] = set()
-    for index, (cid, groups, hardware, version) in enumerate(rows, start=1):
-        where = f"device {index}" if len(rows) > 1 else "device"
-        try:
-            check_controller_id(cid)
-            names = check_groups(groups)
-            hw = _check_text(hardware, "hardware")
-            ver = _check_text(version, "version")
-        except InvalidInput as exc:
-            problems.append(f"{where}: {exc.message}" if len(rows) > 1 else exc.message)
-            continue
-        if cid in seen:
-            problems.append(f"{where}: device ID {cid!r} appears twice")
-            continue
-        seen.add(cid)
-        token = new_target_token()
-        tokens.append(token)
-        checked.append(NewDevice(cid, hash_token(token), hw, ver, names))
-    if not rows:
-        problems.append("no devices given")
+    checked, problems = _checked(rows, _known_hardware(ctx))
     if problems:
         raise InvalidInput(problems[0], problems=problems)
+    tokens = [new_target_token() for _ in checked]
+    new = [
+        NewDevice(r.controller_id, hash_token(t), r.hardware, r.version, r.groups)
+        for r, t in zip(checked, tokens, strict=True)
+    ]
     now = ctx.clock()
     out: list[Provisioned] = []
     with ctx.uow() as uow:
         record = uow.tenants.get(tenant)
         if record is None:
             raise NotFound(f"no tenant called {tenant!r}")
-        existing = [d.controller_id for d in checked if uow.devices.get(tenant, d.controller_id)]
+        existing = [d.controller_id for d in new if uow.devices.get(tenant, d.controller_id)]
         if existing:
             raise Conflict(
                 f"device {existing[0]!r} already exists",
                 problems=[f"device {cid!r} already exists" for cid in existing],
             )
-        ids = [uow.devices.add(record.id, d, now) for d in checked]
+        ids = [uow.devices.add(record.id, d, now) for d in new]
+        single = len(new) == 1
         audit.record(
             ctx,
             uow,
             actor=actor,
-            action="device.add" if len(checked) == 1 else "device.import",
-            subject=f"device:{checked[0].controller_id}"
-            if len(checked) == 1
-            else f"tenant:{tenant}",
-            details={"devices": [d.controller_id for d in checked][:1000], "count": len(ids)},
+            action="device.add" if single else "device.import",
+            subject=f"device:{new[0].controller_id}" if single else f"tenant:{tenant}",
+            details={"devices": [d.controller_id for d in new][:1000], "count": len(ids)},
         )
         for device_id, token in zip(ids, tokens, strict=True):
             device = uow.devices.get_by_id(device_id)
@@ -148,61 +138,6 @@ def import_devices(
             out.append(Provisioned(device, token))
         uow.commit()
     return out
-
-
-def parse_csv(text: str) -> list[tuple[str, tuple[str, ...], str | None, str | None]]:
-    """Rows of a device CSV (columns ``id,groups,hardware,version``; groups separated by
-    ``;``; a header row naming the columns is optional)."""
-    reader = csv.reader(io.StringIO(text))
-    rows: list[tuple[str, tuple[str, ...], str | None, str | None]] = []
-    problems: list[str] = []
-    columns = ["id", "groups", "hardware", "version"]
-    for line_no, raw in enumerate(reader, start=1):
-        cells = [c.strip() for c in raw]
-        if not cells or all(not c for c in cells):
-            continue
-        if line_no == 1 and cells[0].lower() == "id":
-            unknown = [c for c in cells if c.lower() not in columns]
-            if unknown:
-                problems.append(
-                    f"line 1: unknown column {unknown[0]!r} (known: id,groups,hardware,version)"
-                )
-                break
-            columns = [c.lower() for c in cells]
-            continue
-        if len(cells) > len(columns):
-            problems.append(f"line {line_no}: {len(cells)} cells, expected at most {len(columns)}")
-            continue
-        values = dict(zip(columns, cells, strict=False))
-        groups = tuple(g for g in (values.get("groups") or "").split(";") if g.strip())
-        rows.append(
-            (
-                values.get("id", ""),
-                groups,
-                values.get("hardware") or None,
-                values.get("version") or None,
-            )
-        )
-    if problems:
-        raise InvalidInput(problems[0], problems=problems)
-    return rows
-
-
-def list_devices(
-    ctx: Context, *, tenant: str = DEFAULT_TENANT, group: str | None = None, limit: int = 1000
-) -> Sequence[DeviceRecord]:
-    """Devices of a tenant (optionally of one group), by ID."""
-    with ctx.read_uow() as uow:
-        return uow.devices.list(tenant, group=group, limit=limit)
-
-
-def show_device(ctx: Context, controller_id: str, *, tenant: str = DEFAULT_TENANT) -> DeviceRecord:
-    """One device, or ``NotFound``."""
-    with ctx.read_uow() as uow:
-        device = uow.devices.get(tenant, controller_id)
-    if device is None:
-        raise NotFound(f"no device {controller_id!r}")
-    return device
 
 
 def tag_device(

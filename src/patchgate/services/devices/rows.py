@@ -1,0 +1,140 @@
+"""What a device to provision must look like (docs/devices.md, "Provisioning"): its
+controllerId, groups, hardware model and installed version, from the command line, the
+API or a CSV file, checked before anything is written."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from patchgate.domain.errors import InvalidInput
+from patchgate.domain.versions import is_version
+
+__all__ = [
+    "CSV_COLUMNS",
+    "DeviceRow",
+    "check_controller_id",
+    "check_groups",
+    "check_row",
+    "parse_csv",
+]
+
+CSV_COLUMNS = ("id", "groups", "hardware", "version")
+# hawkBit accepts controllerIds up to 256 characters; a path segment must not need escaping.
+_CONTROLLER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+_GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_TEXT = re.compile(r"^[^\x00-\x1f]{1,128}$")
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    """One device to provision, as given (``line``: its line in a CSV file, if any)."""
+
+    controller_id: str
+    groups: tuple[str, ...] = ()
+    hardware: str | None = None
+    version: str | None = None
+    line: int | None = None
+
+
+def check_controller_id(controller_id: str) -> str:
+    """The controllerId if it is usable in a DDI path, else ``InvalidInput``."""
+    if not _CONTROLLER_ID.match(controller_id or ""):
+        raise InvalidInput(
+            f"device ID {controller_id!r} must be 1–128 characters of letters, digits and "
+            "._:@- (starting with a letter or digit)"
+        )
+    return controller_id
+
+
+def check_groups(groups: Sequence[str]) -> tuple[str, ...]:
+    """Group names, checked and de-duplicated."""
+    out: list[str] = []
+    for group in groups:
+        name = group.strip()
+        if not _GROUP.match(name):
+            raise InvalidInput(
+                f"group {group!r} must be 1–64 characters of letters, digits and ._- "
+                "(starting with a letter or digit)"
+            )
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def _text(value: str | None, what: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not _TEXT.match(value):
+        raise InvalidInput(f"{what} must be 1–128 printable characters")
+    return value
+
+
+def check_row(row: DeviceRow, known_hardware: Collection[str]) -> DeviceRow:
+    """``row`` with its groups normalised, or ``InvalidInput`` naming the first problem.
+
+    The hardware model must be one the policy names (when it names any): a typo would
+    make every release for that board pass the device by. The version must be a version
+    (``1.4.2``, ``2026.03-rc1``): the register counts a device as exposed by comparing
+    it with the affected ranges, and a device on ``banana`` would silently count as safe.
+    """
+    check_controller_id(row.controller_id)
+    groups = check_groups(row.groups)
+    hardware = _text(row.hardware, "hardware")
+    version = _text(row.version, "version")
+    if hardware is not None and known_hardware and hardware not in known_hardware:
+        raise InvalidInput(
+            f"unknown hardware model {hardware!r} (the policy names "
+            f"{', '.join(sorted(known_hardware))})"
+        )
+    if version is not None and not is_version(version):
+        raise InvalidInput(
+            f"version {version!r} is not a version (digits first, like 1.4.2 or 2026.03-rc1)"
+        )
+    return DeviceRow(row.controller_id, groups, hardware, version, row.line)
+
+
+def parse_csv(text: str) -> list[DeviceRow]:
+    """Rows of a device CSV (columns ``id,groups,hardware,version``; groups separated by
+    ``;``; a header row naming the columns is optional). Each row keeps its line number,
+    so a problem found later names the line."""
+    rows: list[DeviceRow] = []
+    problems: list[str] = []
+    columns: list[str] = list(CSV_COLUMNS)
+    try:
+        lines = list(enumerate(csv.reader(io.StringIO(text)), start=1))
+    except csv.Error as exc:
+        raise InvalidInput(f"not a CSV file: {exc}") from exc
+    for line_no, raw in lines:
+        cells = [c.strip() for c in raw]
+        if not cells or all(not c for c in cells):
+            continue
+        if line_no == 1 and cells[0].lower() == "id":
+            unknown = [c for c in cells if c.lower() not in CSV_COLUMNS]
+            if unknown:
+                problems.append(
+                    f"line 1: unknown column {unknown[0]!r} (known: {','.join(CSV_COLUMNS)})"
+                )
+                break
+            columns = [c.lower() for c in cells]
+            continue
+        if len(cells) > len(columns):
+            problems.append(f"line {line_no}: {len(cells)} cells, expected at most {len(columns)}")
+            continue
+        values = dict(zip(columns, cells, strict=False))
+        groups = tuple(g for g in (values.get("groups") or "").split(";") if g.strip())
+        rows.append(
+            DeviceRow(
+                values.get("id", ""),
+                groups,
+                values.get("hardware") or None,
+                values.get("version") or None,
+                line=line_no,
+            )
+        )
+    if problems:
+        raise InvalidInput(problems[0], problems=problems)
+    return rows
