@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field
 
-from patchgate.domain.audit import AuditRecord
-from patchgate.domain.clock import rfc3339
 from patchgate.entrypoints.api.deps import Admin, Viewer
+from patchgate.entrypoints.presenters import audit as present_audit
+from patchgate.entrypoints.presenters import policy as present_policy
+from patchgate.entrypoints.presenters import tokens as present_tokens
 from patchgate.services import access, audit
 from patchgate.services import policy as policy_service
 
@@ -25,11 +26,7 @@ def whoami(caller: Viewer) -> dict[str, Any]:
 @router.get("/policy", tags=["policy"])
 def get_policy(caller: Viewer) -> dict[str, Any]:
     """The policy in force (the same JSON as ``/policy.json``), with its TOML source."""
-    current = policy_service.in_force(caller.ctx)
-    body = current.policy.to_json()
-    body["sha256"] = current.sha256
-    body["applied_at"] = rfc3339(current.applied_at)
-    return body
+    return present_policy.in_force_json(policy_service.in_force(caller.ctx))
 
 
 @router.put("/policy", tags=["policy"])
@@ -39,19 +36,7 @@ def put_policy(
 ) -> dict[str, Any]:
     """Validate a policy and put it in force. 422 lists every problem; nothing changes."""
     policy, changed = policy_service.apply(caller.ctx, source, actor=caller.actor)
-    return {"changed": changed, "policy": policy.to_json()}
-
-
-def _entry(e: AuditRecord) -> dict[str, Any]:
-    return {
-        "seq": e.seq,
-        "at": e.at,
-        "actor": e.actor,
-        "action": e.action,
-        "subject": e.subject,
-        "details": e.details,
-        "hash": e.hash,
-    }
+    return present_policy.applied_json(policy, changed)
 
 
 @router.get("/audit", tags=["audit"])
@@ -70,7 +55,7 @@ def list_audit(
         subject=subject,
         action_prefix=action,
     )
-    return {"entries": [_entry(e) for e in rows]}
+    return present_audit.entries_json(rows)
 
 
 @router.get("/audit/verify", tags=["audit"])
@@ -95,23 +80,13 @@ def create_token(caller: Admin, body: TokenIn) -> dict[str, Any]:
     record, token = access.create_token(
         caller.ctx, name=body.name, role=body.role, actor=caller.actor
     )
-    return {"name": record.name, "role": record.role, "token": token}
+    return present_tokens.created_json(record, token)
 
 
 @router.get("/tokens", tags=["access"])
 def list_tokens(caller: Admin) -> dict[str, Any]:
     """Token names, roles and dates (never the tokens)."""
-    return {
-        "tokens": [
-            {
-                "name": t.name,
-                "role": t.role,
-                "created_at": rfc3339(t.created_at),
-                "revoked_at": rfc3339(t.revoked_at),
-            }
-            for t in access.list_tokens(caller.ctx)
-        ]
-    }
+    return present_tokens.tokens_json(access.list_tokens(caller.ctx))
 
 
 @router.delete("/tokens/{name}", tags=["access"], status_code=204)

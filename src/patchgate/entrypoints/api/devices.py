@@ -1,91 +1,44 @@
-"""Management API of the fleet: devices, their groups, actions (assign, cancel), health."""
+"""Management API of the fleet: devices, their groups, actions (assign, cancel), health.
+JSON shapes come from ``entrypoints/presenters/devices``, shared with the CLI."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Header, Query
 from pydantic import BaseModel, Field
 
-from patchgate.domain.clock import rfc3339
+from patchgate.domain.errors import InvalidInput
 from patchgate.entrypoints.api.deps import Admin, ReleaseManager, Viewer
+from patchgate.entrypoints.presenters import devices as present
 from patchgate.services import actions as action_service
 from patchgate.services import ddi
 from patchgate.services import devices as device_service
-from patchgate.services.context import Context
-from patchgate.services.device_ports import ActionEventRecord, ActionRecord, DeviceRecord
+from patchgate.services.devices.views import MAX_PAGE
 
 router = APIRouter(tags=["devices"])
-
-
-def device_json(device: DeviceRecord) -> dict[str, Any]:
-    """The ``device show --json`` shape (INTERFACES.md), with more fields."""
-    return {
-        "id": device.controller_id,
-        "tenant": device.tenant,
-        "groups": list(device.groups),
-        "hardware": device.hardware,
-        "installed_version": device.installed_version,
-        "last_seen": rfc3339(device.last_seen),
-        "registered_at": rfc3339(device.registered_at),
-        "attributes": device.attributes,
-        "open_action": device.open_action_id,
-        "auto_confirm": device.auto_confirm,
-    }
-
-
-def action_json(action: ActionRecord) -> dict[str, Any]:
-    return {
-        "id": action.id,
-        "release_id": action.release_id,
-        "campaign_id": action.campaign_id,
-        "source": action.source,
-        "status": action.status,
-        "active": action.active,
-        "download": action.download_type,
-        "update": action.update_type,
-        "maintenance_window": {
-            "start": rfc3339(action.window_start),
-            "end": rfc3339(action.window_end),
-        }
-        if action.window_start
-        else None,
-        "result": action.result,
-        "last_execution": action.last_execution,
-        "progress": {"cnt": action.progress_cnt, "of": action.progress_of},
-        "created_at": rfc3339(action.created_at),
-        "updated_at": rfc3339(action.updated_at),
-        "closed_at": rfc3339(action.closed_at),
-        "created_by": action.created_by,
-    }
-
-
-def event_json(event: ActionEventRecord) -> dict[str, Any]:
-    return {
-        "at": rfc3339(event.at),
-        "channel": event.channel,
-        "execution": event.execution,
-        "finished": event.finished,
-        "progress": {"cnt": event.progress_cnt, "of": event.progress_of},
-        "code": event.code,
-        "details": list(event.details),
-        "status": event.status_after,
-    }
 
 
 class NewDeviceBody(BaseModel):
     id: str = Field(description="The DDI controllerId")
     groups: list[str] = Field(default_factory=list)
-    hardware: str | None = None
-    version: str | None = None
+    hardware: str | None = Field(None, description="A hardware model the policy names")
+    version: str | None = Field(None, description="The installed version, e.g. 1.4.2")
 
 
 @router.get("/devices")
-def list_devices(caller: Viewer, group: str | None = None, limit: int = 1000) -> dict[str, Any]:
-    """Devices of the default tenant, by ID."""
-    found = device_service.list_devices(caller.ctx, group=group, limit=min(max(limit, 1), 10_000))
-    return {"devices": [device_json(d) for d in found]}
+def list_devices(
+    caller: Viewer,
+    group: str | None = None,
+    after: Annotated[
+        str | None, Query(description="Continue after this device ID (``next_after``)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
+) -> dict[str, Any]:
+    """A page of the default tenant's devices by ID; ``next_after`` continues it."""
+    page = device_service.device_page(caller.ctx, group=group, after=after, limit=limit)
+    return present.device_page_json(page)
 
 
 @router.post("/devices", status_code=201)
@@ -99,50 +52,30 @@ def add_device(caller: ReleaseManager, body: NewDeviceBody) -> dict[str, Any]:
         version=body.version,
         actor=caller.actor,
     )
-    return {**device_json(made.device), "token": made.token}
+    return present.provisioned_json(made.device, made.token)
 
 
 @router.post("/devices/import", status_code=201)
 def import_devices(
     caller: ReleaseManager,
     source: str = Body(..., media_type="text/csv", description="CSV id,groups,hardware,version"),
+    content_type: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
-    """Provision many devices in one transaction (all or none)."""
+    """Provision many devices in one transaction (all or none). The body is CSV, sent as
+    ``text/csv``: anything else (JSON such as ``null``, a form) is refused, not read as a
+    device list."""
+    if (content_type or "").split(";")[0].strip().lower() != "text/csv":
+        raise InvalidInput("send the device list as CSV with Content-Type: text/csv")
     made = device_service.import_devices(
         caller.ctx, device_service.parse_csv(source), actor=caller.actor
     )
-    return {"devices": [{"id": m.device.controller_id, "token": m.token} for m in made]}
-
-
-def device_detail_json(
-    ctx: Context, controller_id: str, tenant: str = device_service.DEFAULT_TENANT
-) -> dict[str, Any]:
-    """``device show --json`` and ``GET /devices/{id}``: the device, its actions and its
-    newest health reports."""
-    device = device_service.show_device(ctx, controller_id, tenant=tenant)
-    body = device_json(device)
-    body["actions"] = [
-        action_json(a) for a in action_service.device_actions(ctx, controller_id, tenant=tenant)
-    ]
-    body["health"] = [
-        {
-            "at": rfc3339(h.at),
-            "release_id": h.release_id,
-            "running_version": h.running_version,
-            "boot_count": h.boot_count,
-            "uptime_s": h.uptime_s,
-            "crash_count": h.crash_count,
-            "watchdog_count": h.watchdog_count,
-            "metrics": h.metrics,
-        }
-        for h in ddi.device_health(ctx, device.id)
-    ]
-    return body
+    return present.imported_json((m.device, m.token) for m in made)
 
 
 @router.get("/devices/{controller_id}")
 def show_device(caller: Viewer, controller_id: str) -> dict[str, Any]:
-    return device_detail_json(caller.ctx, controller_id)
+    """The device, its newest actions and health reports."""
+    return present.device_detail_json(device_service.device_detail(caller.ctx, controller_id))
 
 
 class TagBody(BaseModel):
@@ -156,7 +89,7 @@ def tag_device(caller: ReleaseManager, controller_id: str, body: TagBody) -> dic
     device = device_service.tag_device(
         caller.ctx, controller_id, body.groups, remove=body.remove, actor=caller.actor
     )
-    return device_json(device)
+    return present.device_json(device)
 
 
 class AssignBody(BaseModel):
@@ -180,22 +113,21 @@ def assign(caller: ReleaseManager, controller_id: str, body: AssignBody) -> dict
         window_end=body.maintenance_window_end,
         actor=caller.actor,
     )
-    return action_json(action)
+    return present.action_json(action)
 
 
 @router.get("/devices/{controller_id}/actions")
 def device_actions(caller: Viewer, controller_id: str) -> dict[str, Any]:
-    return {
-        "actions": [
-            action_json(a) for a in action_service.device_actions(caller.ctx, controller_id)
-        ]
-    }
+    """The device's actions, newest first."""
+    found = action_service.device_actions(caller.ctx, controller_id)
+    return {"actions": [present.action_json(a) for a in found]}
 
 
 @router.get("/actions/{action_id}")
 def show_action(caller: Viewer, action_id: int) -> dict[str, Any]:
+    """An action with its history."""
     detail = action_service.get_action(caller.ctx, action_id)
-    return {**action_json(detail.action), "events": [event_json(e) for e in detail.events]}
+    return present.action_detail_json(detail.action, detail.events)
 
 
 class CancelBody(BaseModel):
@@ -210,7 +142,7 @@ def cancel_action(
     action = action_service.cancel(
         caller.ctx, action_id, reason=body.reason if body else "", actor=caller.actor
     )
-    return action_json(action)
+    return present.action_json(action)
 
 
 @router.get("/releases/{release_id}/health")

@@ -6,6 +6,7 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Iterable
 from functools import cache
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -76,3 +77,9 @@ def read_text_file(path: str, *, what: str = "file", limit: int = 16 * 1024 * 10
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{what} {path} is not UTF-8 text") from exc
+
+
+def emit_lines(lines: Iterable[str]) -> None:
+    """Lines of human-readable output on stdout."""
+    for line in lines:
+        typer.echo(line)

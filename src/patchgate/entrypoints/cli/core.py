@@ -15,6 +15,7 @@ from patchgate.entrypoints.cli.common import (
     actor,
     app,
     emit_json,
+    emit_lines,
     fail,
     read_text_file,
     settings,
@@ -224,10 +225,9 @@ def policy_check(file: Annotated[str, typer.Argument(help="Policy TOML file.")])
         policy = policy_service.check(source, today=utcnow())
     except PolicyInvalid as exc:
         fail(*(f"{file}: {p}" for p in exc.problems))
-    typer.echo(
-        f"{file}: valid ({len(policy.products)} product(s), cadence for "
-        f"{', '.join(policy.cadence)})"
-    )
+    from patchgate.entrypoints.presenters.policy import summary_text
+
+    typer.echo(f"{file}: {summary_text(policy)}")
 
 
 def policy_render(
@@ -301,38 +301,20 @@ def audit_verify(as_json: JsonFlag = False) -> None:
 
 def audit_list(
     as_json: JsonFlag = False,
-    limit: Annotated[int, typer.Option(help="Newest entries to show.")] = 50,
-    subject: Annotated[str | None, typer.Option(help="Only entries about this subject.")] = None,
+    limit: Annotated[int, typer.Option(metavar="N", help="Newest entries to show.")] = 50,
+    subject: Annotated[
+        str | None, typer.Option(metavar="SUBJECT", help="Only entries about this subject.")
+    ] = None,
 ) -> None:
     """List audit entries, newest first."""
-    from rich.console import Console
-    from rich.table import Table
-
+    from patchgate.entrypoints.presenters import audit as present
     from patchgate.services import audit
 
     rows = audit.entries(app().context, limit=limit, subject=subject)
     if as_json:
-        emit_json(
-            {
-                "entries": [
-                    {
-                        "seq": e.seq,
-                        "at": e.at,
-                        "actor": e.actor,
-                        "action": e.action,
-                        "subject": e.subject,
-                        "details": e.details,
-                        "hash": e.hash,
-                    }
-                    for e in rows
-                ]
-            }
-        )
-        return
-    table = Table("seq", "at", "actor", "action", "subject")
-    for e in rows:
-        table.add_row(str(e.seq), e.at, e.actor, e.action, e.subject)
-    Console().print(table)
+        emit_json(present.entries_json(rows))
+    else:
+        emit_lines(present.entries_text(rows))
 
 
 # --- tokens --------------------------------------------------------------------------------
@@ -341,7 +323,8 @@ def audit_list(
 def token_create(
     name: Annotated[str, typer.Argument(help="A name for the token.")],
     role: Annotated[
-        str, typer.Option(help="admin, release_manager, security_analyst or viewer.")
+        str,
+        typer.Option(metavar="ROLE", help="admin, release_manager, security_analyst or viewer."),
     ] = "viewer",
     replace: Annotated[
         bool, typer.Option("--replace", help="Revoke an existing token of this name first.")
@@ -349,6 +332,7 @@ def token_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a management API token and print it once."""
+    from patchgate.entrypoints.presenters import tokens as present
     from patchgate.services import access
 
     ctx = app().context
@@ -356,32 +340,21 @@ def token_create(
         access.revoke_token(ctx, name=name, actor=actor())
     record, token = access.create_token(ctx, name=name, role=role, actor=actor())
     if as_json:
-        emit_json({"name": record.name, "role": record.role, "token": token})
+        emit_json(present.created_json(record, token))
     else:
         typer.echo(token)
 
 
 def token_list(as_json: JsonFlag = False) -> None:
     """List tokens (names and roles, never the tokens)."""
-    from patchgate.domain.clock import rfc3339
+    from patchgate.entrypoints.presenters import tokens as present
     from patchgate.services import access
 
     tokens = access.list_tokens(app().context)
-    payload = [
-        {
-            "name": t.name,
-            "role": t.role,
-            "created_at": rfc3339(t.created_at),
-            "revoked_at": rfc3339(t.revoked_at),
-        }
-        for t in tokens
-    ]
     if as_json:
-        emit_json({"tokens": payload})
-        return
-    for t in payload:
-        state = f"revoked {t['revoked_at']}" if t["revoked_at"] else "active"
-        typer.echo(f"{t['name']}\t{t['role']}\t{state}")
+        emit_json(present.tokens_json(tokens))
+    else:
+        emit_lines(present.tokens_text(tokens))
 
 
 def token_revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:

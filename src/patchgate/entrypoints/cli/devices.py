@@ -1,24 +1,20 @@
-"""``patchgate device …`` and ``patchgate ddi …``: the fleet registry and tenant settings."""
+"""``patchgate device …`` and ``patchgate ddi …``: the fleet registry and tenant settings.
+
+Services and presenters are imported inside the commands, so ``patchgate device --help``
+costs no database or web framework import."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 import typer
 
-from patchgate.domain.clock import parse_rfc3339, rfc3339
-from patchgate.entrypoints.api.devices import (
-    action_json,
-    device_detail_json,
-    device_json,
-    event_json,
-)
-from patchgate.entrypoints.cli.common import actor, app, emit_json, read_text_file
-from patchgate.services import actions as action_service
-from patchgate.services import devices as device_service
+from patchgate.entrypoints.cli.common import actor, app, emit_json, emit_lines, read_text_file
+from patchgate.services.device_ports import DEFAULT_TENANT
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-Tenant = Annotated[str, typer.Option("--tenant", help="DDI tenant.")]
+Tenant = Annotated[str, typer.Option("--tenant", metavar="TENANT", help="DDI tenant.")]
 
 
 def register(cli: typer.Typer) -> None:
@@ -39,13 +35,22 @@ def register(cli: typer.Typer) -> None:
 
 def add(
     device_id: Annotated[str, typer.Argument(metavar="ID", help="The DDI controllerId.")],
-    group: Annotated[list[str] | None, typer.Option("--group", help="Group or tag.")] = None,
-    hardware: Annotated[str | None, typer.Option(help="Hardware model.")] = None,
-    version: Annotated[str | None, typer.Option(help="Installed version.")] = None,
-    tenant: Tenant = device_service.DEFAULT_TENANT,
+    group: Annotated[
+        list[str] | None, typer.Option("--group", metavar="GROUP", help="Group or tag.")
+    ] = None,
+    hardware: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="Hardware model (one the policy names).")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option(metavar="VERSION", help="Installed version, e.g. 1.4.2.")
+    ] = None,
+    tenant: Tenant = DEFAULT_TENANT,
     as_json: JsonFlag = False,
 ) -> None:
     """Provision a device with a target token (printed once)."""
+    from patchgate.entrypoints.presenters import devices as present
+    from patchgate.services import devices as device_service
+
     made = device_service.add_device(
         app().context,
         device_id,
@@ -56,72 +61,101 @@ def add(
         actor=actor(),
     )
     if as_json:
-        emit_json({**device_json(made.device), "token": made.token})
+        emit_json(present.provisioned_json(made.device, made.token))
     else:
         typer.echo(f"device {device_id} added; target token (shown once): {made.token}")
 
 
 def import_(
     file: Annotated[str, typer.Argument(metavar="FILE.csv")],
-    tenant: Tenant = device_service.DEFAULT_TENANT,
+    tenant: Tenant = DEFAULT_TENANT,
     as_json: JsonFlag = False,
 ) -> None:
     """Provision many devices from CSV (id,groups,hardware,version) in one transaction."""
+    from patchgate.entrypoints.presenters import devices as present
+    from patchgate.services import devices as device_service
+
     rows = device_service.parse_csv(read_text_file(file, what="CSV file"))
     made = device_service.import_devices(app().context, rows, tenant=tenant, actor=actor())
     if as_json:
-        emit_json({"devices": [{"id": m.device.controller_id, "token": m.token} for m in made]})
+        emit_json(present.imported_json((m.device, m.token) for m in made))
     else:
         for m in made:
             typer.echo(f"{m.device.controller_id},{m.token}")
 
 
 def list_(
-    group: Annotated[str | None, typer.Option(help="Only this group.")] = None,
-    tenant: Tenant = device_service.DEFAULT_TENANT,
+    group: Annotated[str | None, typer.Option(metavar="GROUP", help="Only this group.")] = None,
+    tenant: Tenant = DEFAULT_TENANT,
     as_json: JsonFlag = False,
 ) -> None:
-    """Devices by ID."""
-    found = device_service.list_devices(app().context, tenant=tenant, group=group)
+    """Devices by ID (the whole fleet, read a page at a time)."""
+    import json
+    import sys
+
+    from patchgate.entrypoints.presenters import devices as present
+    from patchgate.services import devices as device_service
+
+    pages = _pages(device_service, tenant, group)
     if as_json:
-        emit_json({"devices": [device_json(d) for d in found]})
+        # One JSON object, written as the pages arrive: the fleet is never all in memory.
+        out = sys.stdout
+        out.write('{"devices": [')
+        separator = "\n  "
+        for page, _ in pages:
+            for device in page:
+                out.write(separator + json.dumps(present.device_json(device)))
+                separator = ",\n  "
+        out.write("\n]}\n")
         return
-    for d in found:
-        typer.echo(
-            f"{d.controller_id}\t{d.hardware or '-'}\t{d.installed_version or '-'}\t"
-            f"{','.join(d.groups) or '-'}\t{rfc3339(d.last_seen) or 'never'}"
-        )
+    widths: list[int] = []
+    for index, (page, _) in enumerate(pages):
+        emit_lines(present.device_rows_text(page, widths=widths, header=index == 0))
+
+
+def _pages(device_service: Any, tenant: str, group: str | None) -> Iterator[tuple[Any, bool]]:
+    """The fleet's pages by controllerId, each with whether another one follows."""
+    after: str | None = None
+    while True:
+        page = device_service.device_page(app().context, tenant=tenant, group=group, after=after)
+        yield page.devices, page.next_after is not None
+        if page.next_after is None:
+            return
+        after = page.next_after
 
 
 def show(
     device_id: Annotated[str, typer.Argument(metavar="ID")],
-    tenant: Tenant = device_service.DEFAULT_TENANT,
+    tenant: Tenant = DEFAULT_TENANT,
     as_json: JsonFlag = False,
 ) -> None:
     """One device with its actions and newest health reports."""
-    body = device_detail_json(app().context, device_id, tenant)
+    from patchgate.entrypoints.presenters import devices as present
+    from patchgate.services import devices as device_service
+
+    detail = device_service.device_detail(app().context, device_id, tenant=tenant)
     if as_json:
-        emit_json(body)
-        return
-    for key in ("id", "groups", "hardware", "installed_version", "last_seen", "open_action"):
-        typer.echo(f"{key}: {body[key]}")
-    for a in body["actions"]:
-        typer.echo(f"action {a['id']}: release {a['release_id']} {a['status']}")
+        emit_json(present.device_detail_json(detail))
+    else:
+        emit_lines(present.device_detail_text(detail))
 
 
 def tag(
     device_id: Annotated[str, typer.Argument(metavar="ID")],
     groups: Annotated[list[str], typer.Argument(metavar="GROUP...")],
     remove: Annotated[bool, typer.Option("--remove", help="Take the device out.")] = False,
-    tenant: Tenant = device_service.DEFAULT_TENANT,
+    tenant: Tenant = DEFAULT_TENANT,
     as_json: JsonFlag = False,
 ) -> None:
     """Put a device into groups (tags such as internal, qa, canary-optin)."""
+    from patchgate.entrypoints.presenters import devices as present
+    from patchgate.services import devices as device_service
+
     device = device_service.tag_device(
         app().context, device_id, groups, remove=remove, tenant=tenant, actor=actor()
     )
     if as_json:
-        emit_json(device_json(device))
+        emit_json(present.device_json(device))
     else:
         typer.echo(f"{device_id}: {', '.join(device.groups) or 'no groups'}")
 
@@ -129,25 +163,33 @@ def tag(
 def assign(
     device_id: Annotated[str, typer.Argument(metavar="ID")],
     release_id: Annotated[int, typer.Argument(metavar="RELEASE_ID")],
-    action_type: Annotated[str, typer.Option("--type", help="forced|soft|downloadonly")] = "forced",
+    action_type: Annotated[
+        str, typer.Option("--type", metavar="TYPE", help="forced, soft or downloadonly.")
+    ] = "forced",
     confirm_required: Annotated[
         bool, typer.Option("--confirm-required", help="Wait for the user's consent.")
     ] = False,
     window: Annotated[
-        str | None, typer.Option("--window", help="Maintenance window START/END (RFC 3339).")
+        str | None,
+        typer.Option(
+            "--window", metavar="START/END", help="Maintenance window START/END (RFC 3339)."
+        ),
     ] = None,
-    tenant: Tenant = device_service.DEFAULT_TENANT,
+    tenant: Tenant = DEFAULT_TENANT,
     as_json: JsonFlag = False,
 ) -> None:
     """Offer a release to one device directly, outside any campaign."""
+    from patchgate.domain.clock import parse_rfc3339
+    from patchgate.domain.errors import InvalidInput
+    from patchgate.entrypoints.presenters import devices as present
+    from patchgate.services import actions as action_service
+
     start = end = None
     if window:
         first, _, second = window.partition("/")
         try:
             start, end = parse_rfc3339(first), parse_rfc3339(second)
         except ValueError as exc:
-            from patchgate.domain.errors import InvalidInput
-
             raise InvalidInput(f"--window must be START/END in RFC 3339: {exc}") from exc
     action = action_service.assign(
         app().context,
@@ -161,32 +203,37 @@ def assign(
         actor=actor(),
     )
     if as_json:
-        emit_json(action_json(action))
+        emit_json(present.action_json(action))
     else:
         typer.echo(f"action {action.id}: release {release_id} offered to {device_id}")
 
 
 def cancel(
     action_id: Annotated[int, typer.Argument(metavar="ACTION_ID")],
-    reason: Annotated[str, typer.Option(help="Why.")] = "",
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why.")] = "",
     as_json: JsonFlag = False,
 ) -> None:
     """Cancel an action."""
+    from patchgate.entrypoints.presenters import devices as present
+    from patchgate.services import actions as action_service
+
     ctx = app().context
     action = action_service.cancel(ctx, action_id, reason=reason, actor=actor())
     if as_json:
         detail = action_service.get_action(ctx, action_id)
-        emit_json({**action_json(action), "events": [event_json(e) for e in detail.events]})
+        emit_json(present.action_detail_json(action, detail.events))
     else:
         typer.echo(f"action {action_id}: {action.status}")
 
 
 def gateway_token(
     revoke: Annotated[bool, typer.Option("--revoke", help="Remove the gateway token.")] = False,
-    tenant: Tenant = device_service.DEFAULT_TENANT,
+    tenant: Tenant = DEFAULT_TENANT,
     as_json: JsonFlag = False,
 ) -> None:
     """Create (or replace) the tenant's gateway token, printed once; or revoke it."""
+    from patchgate.services import devices as device_service
+
     ctx = app().context
     if revoke:
         device_service.revoke_gateway_token(ctx, tenant=tenant, actor=actor())
@@ -201,10 +248,11 @@ def gateway_token(
 
 def anonymous(
     state: Annotated[str, typer.Argument(metavar="on|off")],
-    tenant: Tenant = device_service.DEFAULT_TENANT,
+    tenant: Tenant = DEFAULT_TENANT,
 ) -> None:
     """Allow unauthenticated DDI for a tenant (labs only) or forbid it (the default)."""
     from patchgate.domain.errors import InvalidInput
+    from patchgate.services import devices as device_service
 
     if state not in ("on", "off"):
         raise InvalidInput("say on or off")
