@@ -28,18 +28,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from patchgate.agent.ddi import (
+from patchgate.agent.ddi import Chunk, DdiClient, Deployment
+from patchgate.agent.env_store import EnvStore
+from patchgate.agent.errors import (
     ActionGone,
-    Chunk,
-    DdiClient,
     DdiError,
-    Deployment,
+    NoValidEnv,
+    RebootRequested,
+    Refused,
     RestartFromZero,
     ServerUnavailable,
+    TrustError,
+    TrustUnavailable,
 )
-from patchgate.agent.env_store import EnvStore, NoValidEnv
 from patchgate.agent.io import DeviceIO
-from patchgate.agent.trust import SignedTarget, TrustError, TrustStore, TrustUnavailable
+from patchgate.agent.trust import SignedTarget, TrustStore
 from patchgate.domain import ab_state
 from patchgate.domain.ab_state import BootEnv, Offer, PersistEnv, Phase, Reboot, SlotState, Step
 from patchgate.domain.errors import TransitionRefused
@@ -61,10 +64,6 @@ HealthCheck = Callable[[BootEnv, str], "str | None"]
 STAGING = "download.part"
 SLOTS_FILE = "slots.json"
 _CHUNK = 64 * 1024
-
-
-class RebootRequested(Exception):
-    """The agent persisted a switch and asks the device to restart into the chosen slot."""
 
 
 @dataclass
@@ -137,10 +136,6 @@ def command_health(command: str, timeout: float = 120.0) -> HealthCheck:
         return None
 
     return check
-
-
-class Refused(Exception):
-    """An offer the device must not install; the reason goes to the server."""
 
 
 class Agent:

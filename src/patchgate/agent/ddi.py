@@ -30,6 +30,8 @@ from typing import Any
 
 import httpx
 
+from patchgate.agent.errors import ActionGone, DdiError, RestartFromZero, ServerUnavailable
+
 __all__ = [
     "ActionGone",
     "Artifact",
@@ -46,18 +48,6 @@ __all__ = [
 
 
 DOWNLOAD_CHUNK = 64 * 1024
-
-
-class DdiError(Exception):
-    """The server answered something this client cannot use (4xx, malformed JSON)."""
-
-
-class ServerUnavailable(DdiError):
-    """The server could not be reached or answered 5xx/429: back off and retry."""
-
-
-class ActionGone(DdiError):
-    """``410 Gone``: the action is already closed on the server."""
 
 
 def parse_sleep(value: str | None, default: float = 300.0) -> float:
@@ -295,7 +285,3 @@ class DdiClient:
                     yield total, chunk
         except httpx.TransportError as exc:
             raise ServerUnavailable(f"GET {href}: {exc}") from exc
-
-
-class RestartFromZero(DdiError):
-    """A resumed download cannot continue where it stopped; start it again."""

@@ -16,6 +16,7 @@ import os
 import zlib
 from dataclasses import dataclass
 
+from patchgate.agent.errors import NoValidEnv
 from patchgate.agent.io import DeviceIO
 from patchgate.domain.ab_state import BootEnv
 from patchgate.domain.errors import InvalidInput
@@ -24,10 +25,6 @@ __all__ = ["ENV_FILES", "EnvCopy", "EnvStore", "NoValidEnv"]
 
 ENV_FILES = ("bootenv.0", "bootenv.1")
 _MAGIC = "patchgate-bootenv/1"
-
-
-class NoValidEnv(Exception):
-    """Neither copy of the environment is valid (a device that was never provisioned)."""
 
 
 @dataclass(frozen=True)

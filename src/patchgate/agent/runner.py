@@ -23,18 +23,15 @@ from patchgate.agent.core import (
     sha256_of,
 )
 from patchgate.agent.ddi import DdiClient
-from patchgate.agent.env_store import EnvStore, NoValidEnv
+from patchgate.agent.env_store import EnvStore
+from patchgate.agent.errors import AgentSetupError, NoValidEnv, TrustError
 from patchgate.agent.io import DeviceIO
 from patchgate.agent.push import WakeSignal
-from patchgate.agent.trust import TrustError, TrustStore, check_trusted_root
+from patchgate.agent.trust import TrustStore, check_trusted_root
 from patchgate.domain import ab_state
 from patchgate.domain.ab_state import BootEnv
 
 __all__ = ["AgentSetupError", "boot_device", "build_agent", "run", "status"]
-
-
-class AgentSetupError(Exception):
-    """The agent cannot start as configured (missing trusted root, bad flags)."""
 
 
 def boot_device(state_dir: str, io: DeviceIO | None = None) -> BootEnv:

@@ -34,6 +34,8 @@ from tuf.api.metadata import Metadata
 from tuf.ngclient.fetcher import FetcherInterface
 from tuf.ngclient.updater import Updater
 
+from patchgate.agent.errors import TrustError, TrustUnavailable
+
 __all__ = [
     "HttpxFetcher",
     "SignedTarget",
@@ -42,14 +44,6 @@ __all__ = [
     "TrustUnavailable",
     "check_trusted_root",
 ]
-
-
-class TrustError(Exception):
-    """The trusted root is missing or wrong, or the offered target does not verify."""
-
-
-class TrustUnavailable(TrustError):
-    """The metadata could not be fetched (network or server trouble): retry later."""
 
 
 class HttpxFetcher(FetcherInterface):

@@ -1,8 +1,9 @@
-"""The domain's exception tree. Services raise these; only entrypoints map them to HTTP
-status codes or CLI exit codes.
+"""The domain's exception tree. Services raise these; only entrypoints turn them into
+answers, all through the one table in ``patchgate.entrypoints.errors`` (management API
+status, device API status and hawkBit error code, CLI exit code).
 
     PatchgateError
-    ├── InvalidInput            bad input from a user or device (CLI exit 2, HTTP 400/422)
+    ├── InvalidInput            bad input from a user or device (exit 2, HTTP 422, DDI 400)
     │   └── PolicyInvalid       a policy file with problems (one line per problem)
     ├── NotFound                the named thing does not exist (CLI exit 2, HTTP 404)
     ├── Conflict                refused by a rule of the current state (exit 2, HTTP 409)

@@ -151,10 +151,6 @@ class Product:
         """Length of the support period in whole months, both ends included."""
         return self.support_end.index() - self.support_start.index() + 1
 
-    def supported_on(self, day: date) -> bool:
-        """True while security updates are still promised on ``day``."""
-        return day <= self.support_end.last_day()
-
 
 @dataclass(frozen=True)
 class Contact:
@@ -190,10 +186,6 @@ class Policy:
     version: str = "1"
     due_soon_fraction: float = 0.2
     extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def rule_for(self, severity: str) -> CadenceRule:
-        """The cadence rule of ``severity`` (one of ``SEVERITIES``)."""
-        return self.cadence[severity]
 
     def product(self, name: str) -> Product | None:
         """The product called ``name``, or None."""

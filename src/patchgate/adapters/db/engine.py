@@ -24,10 +24,6 @@ class Engines:
     read: Engine
     url: str
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.write.dialect.name == "sqlite"
-
     def dispose(self) -> None:
         self.write.dispose()
         if self.read is not self.write:
