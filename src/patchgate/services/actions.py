@@ -5,7 +5,7 @@ action's history."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from patchgate.domain import actions as rules
@@ -14,9 +14,13 @@ from patchgate.domain.errors import Conflict, InvalidInput, NotFound
 from patchgate.services import audit
 from patchgate.services.context import Context
 from patchgate.services.device_ports import (
+    ActionChanges,
     ActionEventRecord,
     ActionRecord,
+    DeviceChanges,
     DeviceRecord,
+    NewActionEvent,
+    NewActionRow,
     ReleaseView,
 )
 from patchgate.services.devices import DEFAULT_TENANT
@@ -82,31 +86,33 @@ def _open_action(
     tenant = uow.tenants.get(device.tenant)
     assert tenant is not None
     action = uow.actions.add(
-        tenant_id=tenant.id,
-        device_id=device.id,
-        release_id=offer.release_id,
-        campaign_id=offer.campaign_id,
-        source=source,
-        status=status.value,
-        active=True,
-        download_type=offer.download,
-        update_type=offer.update,
-        window_start=offer.window_start,
-        window_end=offer.window_end,
-        created_at=now,
-        updated_at=now,
-        created_by=actor,
+        NewActionRow(
+            tenant_id=tenant.id,
+            device_id=device.id,
+            release_id=offer.release_id,
+            campaign_id=offer.campaign_id,
+            source=source,
+            status=status.value,
+            active=True,
+            download_type=offer.download,
+            update_type=offer.update,
+            window_start=offer.window_start,
+            window_end=offer.window_end,
+            created_at=now,
+            updated_at=now,
+            created_by=actor,
+        )
     )
     uow.actions.add_event(
-        action_id=action.id,
-        at=now,
-        channel="server",
-        execution=None,
-        finished=None,
-        details=[f"offered by {actor} ({offer.kind}: {offer.download}/{offer.update})"],
-        status_after=status.value,
+        NewActionEvent(
+            action_id=action.id,
+            at=now,
+            channel="server",
+            details=[f"offered by {actor} ({offer.kind}: {offer.download}/{offer.update})"],
+            status_after=status.value,
+        )
     )
-    uow.devices.update(device.id, open_action_id=action.id)
+    uow.devices.update(device.id, DeviceChanges(open_action_id=action.id))
     return action
 
 
@@ -243,26 +249,24 @@ def _cancel(ctx: Context, action_id: int, *, reason: str, actor: str) -> tuple[A
         if action.status == rules.Status.CANCELING:
             return action, False
         new = rules.request_cancel(action.status)
-        values: dict[str, object] = {
-            "status": new.value,
-            "updated_at": now,
-            "cancel_requested_at": now,
-        }
+        changes = ActionChanges(status=new.value, updated_at=now, cancel_requested_at=now)
         if rules.is_terminal(new):
-            values.update(active=False, closed_at=now, result="canceled")
-            uow.devices.update(action.device_id, open_action_id=None)
+            changes = replace(changes, active=False, closed_at=now, result="canceled")
+            uow.devices.update(action.device_id, DeviceChanges(open_action_id=None))
         else:
             # The device must poll to see cancelAction: tell it now.
             device = uow.devices.get_by_id(action.device_id)
             if device is not None:
                 _wake_after_commit(ctx, uow, device)
-        uow.actions.update(action_id, **values)
+        uow.actions.update(action_id, changes)
         uow.actions.add_event(
-            action_id=action_id,
-            at=now,
-            channel="server",
-            details=[f"cancellation requested by {actor}" + (f": {reason}" if reason else "")],
-            status_after=new.value,
+            NewActionEvent(
+                action_id=action_id,
+                at=now,
+                channel="server",
+                details=[f"cancellation requested by {actor}" + (f": {reason}" if reason else "")],
+                status_after=new.value,
+            )
         )
         audit.record(
             ctx,

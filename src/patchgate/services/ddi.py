@@ -24,15 +24,20 @@ from patchgate.services import actions as action_service
 from patchgate.services.access import hash_token
 from patchgate.services.context import Context
 from patchgate.services.device_ports import (
+    ActionChanges,
     ActionEventRecord,
     ActionRecord,
     ArtifactView,
     AsyncDeviceAuthReader,
     DeviceAuthReader,
     DeviceAuthRow,
+    DeviceChanges,
     DeviceRecord,
     HealthRecord,
+    NewActionEvent,
+    NewActionRow,
     NewDevice,
+    NewHealthReport,
     ReleaseView,
 )
 from patchgate.services.devices import check_controller_id
@@ -467,16 +472,18 @@ def _apply(
         if new.value == action.status and _same(uow.actions.last_event(action_id, channel), fb):
             return new  # a repeated report: already recorded, nothing changes
         uow.actions.add_event(
-            action_id=action_id,
-            at=now,
-            channel=channel,
-            execution=fb.execution.value,
-            finished=fb.finished.value,
-            progress_cnt=fb.progress_cnt,
-            progress_of=fb.progress_of,
-            code=fb.code,
-            details=list(fb.details),
-            status_after=new.value,
+            NewActionEvent(
+                action_id=action_id,
+                at=now,
+                channel=channel,
+                execution=fb.execution.value,
+                finished=fb.finished.value,
+                progress_cnt=fb.progress_cnt,
+                progress_of=fb.progress_of,
+                code=fb.code,
+                details=list(fb.details),
+                status_after=new.value,
+            )
         )
         values: dict[str, Any] = {"status": new.value, "updated_at": now}
         if channel == "deployment":
@@ -496,8 +503,8 @@ def _apply(
                     config_requested=True,
                     installed_version=release.version if release else None,
                 )
-            uow.devices.update(action.device_id, **device)
-        uow.actions.update(action_id, **values)
+            uow.devices.update(action.device_id, DeviceChanges(**device))
+        uow.actions.update(action_id, ActionChanges(**values))
         uow.commit()
     return new
 
@@ -528,15 +535,17 @@ def confirmation_feedback(
         action = _own_action(uow, caller, action_id, lock=True)
         new = rules.after_confirmation(action.status, confirmed)
         uow.actions.add_event(
-            action_id=action_id,
-            at=now,
-            channel="confirmation",
-            execution="confirmed" if confirmed else "denied",
-            code=code,
-            details=list(details),
-            status_after=new.value,
+            NewActionEvent(
+                action_id=action_id,
+                at=now,
+                channel="confirmation",
+                execution="confirmed" if confirmed else "denied",
+                code=code,
+                details=list(details),
+                status_after=new.value,
+            )
         )
-        uow.actions.update(action_id, status=new.value, updated_at=now)
+        uow.actions.update(action_id, ActionChanges(status=new.value, updated_at=now))
         uow.commit()
     return new
 
@@ -588,22 +597,27 @@ def set_auto_confirm(
         assert device is not None
         uow.devices.update(
             device.id,
-            auto_confirm=active,
-            auto_confirm_by=initiator if active else None,
-            auto_confirm_remark=remark if active else None,
-            auto_confirm_at=now if active else None,
+            DeviceChanges(
+                auto_confirm=active,
+                auto_confirm_by=initiator if active else None,
+                auto_confirm_remark=remark if active else None,
+                auto_confirm_at=now if active else None,
+            ),
         )
         if active and device.open_action_id is not None:
             action = uow.actions.get(device.open_action_id, lock=True)
             if action and action.status == rules.Status.WAITING_CONFIRMATION:
-                uow.actions.update(action.id, status=rules.Status.OFFERED.value, updated_at=now)
+                offered = rules.Status.OFFERED.value
+                uow.actions.update(action.id, ActionChanges(status=offered, updated_at=now))
                 uow.actions.add_event(
-                    action_id=action.id,
-                    at=now,
-                    channel="confirmation",
-                    execution="confirmed",
-                    details=[f"auto-confirmed ({initiator or 'device'})"],
-                    status_after=rules.Status.OFFERED.value,
+                    NewActionEvent(
+                        action_id=action.id,
+                        at=now,
+                        channel="confirmation",
+                        execution="confirmed",
+                        details=[f"auto-confirmed ({initiator or 'device'})"],
+                        status_after=offered,
+                    )
                 )
         uow.commit()
 
@@ -640,7 +654,7 @@ def config_data(ctx: Context, caller: Caller, data: Mapping[str, str], mode: str
                 values["hardware"] = hardware[:128]
             if version:
                 values["installed_version"] = version[:128]
-        uow.devices.update(device.id, **values)
+        uow.devices.update(device.id, DeviceChanges(**values))
         uow.commit()
 
 
@@ -670,29 +684,34 @@ def installed_version(ctx: Context, caller: Caller, name: str | None, version: s
         tenant = uow.tenants.get(device.tenant)
         assert tenant is not None
         action = uow.actions.add(
-            tenant_id=tenant.id,
-            device_id=device.id,
-            release_id=release.id,
-            source="offline",
-            status=rules.Status.FINISHED.value,
-            active=False,
-            download_type=rules.HandlingType.SKIP.value,
-            update_type=rules.HandlingType.SKIP.value,
-            result="success",
-            created_at=now,
-            updated_at=now,
-            closed_at=now,
-            created_by=f"device:{device.controller_id}",
+            NewActionRow(
+                tenant_id=tenant.id,
+                device_id=device.id,
+                release_id=release.id,
+                source="offline",
+                status=rules.Status.FINISHED.value,
+                active=False,
+                download_type=rules.HandlingType.SKIP.value,
+                update_type=rules.HandlingType.SKIP.value,
+                result="success",
+                created_at=now,
+                updated_at=now,
+                closed_at=now,
+                created_by=f"device:{device.controller_id}",
+            )
         )
         uow.actions.add_event(
-            action_id=action.id,
-            at=now,
-            channel="server",
-            details=["installed offline, reported through installedBase"],
-            status_after=rules.Status.FINISHED.value,
+            NewActionEvent(
+                action_id=action.id,
+                at=now,
+                channel="server",
+                details=["installed offline, reported through installedBase"],
+                status_after=rules.Status.FINISHED.value,
+            )
         )
         uow.devices.update(
-            device.id, installed_version=release.version, installed_action_id=action.id
+            device.id,
+            DeviceChanges(installed_version=release.version, installed_action_id=action.id),
         )
         uow.commit()
     return action
@@ -728,15 +747,17 @@ def report_health(ctx: Context, caller: Caller, report: Health) -> int | None:
             candidates = _releases_for(uow, device, None, version)
             release_id = candidates[0].id if len(candidates) == 1 else None
         uow.health.add(
-            device_id=device.id,
-            release_id=release_id,
-            at=now,
-            running_version=report.running_version,
-            boot_count=report.boot_count,
-            uptime_s=report.uptime_s,
-            crash_count=report.crash_count,
-            watchdog_count=report.watchdog_count,
-            metrics=dict(report.metrics),
+            NewHealthReport(
+                device_id=device.id,
+                release_id=release_id,
+                at=now,
+                running_version=report.running_version,
+                boot_count=report.boot_count,
+                uptime_s=report.uptime_s,
+                crash_count=report.crash_count,
+                watchdog_count=report.watchdog_count,
+                metrics=dict(report.metrics),
+            )
         )
         uow.commit()
     return release_id

@@ -4,8 +4,9 @@ and a read-only view of releases as DDI offers them."""
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +71,112 @@ class NewDevice:
     hardware: str | None
     installed_version: str | None
     groups: tuple[str, ...]
+
+
+class Unset(enum.Enum):
+    """The type of ``UNSET``."""
+
+    UNSET = "unset"
+
+
+# A change's field left at UNSET keeps the stored value (None is a value: it clears it).
+UNSET = Unset.UNSET
+
+
+def _set_fields(changes: Any) -> dict[str, Any]:
+    return {f.name: v for f in fields(changes) if (v := getattr(changes, f.name)) is not UNSET}
+
+
+@dataclass(frozen=True)
+class DeviceChanges:
+    """Columns of a device row to set; the rest stay as they are."""
+
+    hardware: str | Unset | None = UNSET
+    installed_version: str | Unset | None = UNSET
+    attributes: dict[str, Any] | Unset = UNSET
+    open_action_id: int | Unset | None = UNSET
+    installed_action_id: int | Unset | None = UNSET
+    config_requested: bool | Unset = UNSET
+    auto_confirm: bool | Unset = UNSET
+    auto_confirm_by: str | Unset | None = UNSET
+    auto_confirm_remark: str | Unset | None = UNSET
+    auto_confirm_at: datetime | Unset | None = UNSET
+
+    def values(self) -> dict[str, Any]:
+        """The fields to write, by column name."""
+        return _set_fields(self)
+
+
+@dataclass(frozen=True)
+class NewActionRow:
+    """An action to insert (a release offered to a device, or an offline install)."""
+
+    tenant_id: int
+    device_id: int
+    release_id: int
+    source: str
+    status: str
+    active: bool
+    download_type: str
+    update_type: str
+    created_at: datetime
+    updated_at: datetime
+    created_by: str
+    campaign_id: int | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    result: str | None = None
+    closed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ActionChanges:
+    """Columns of an action row to set; the rest stay as they are."""
+
+    status: str | Unset = UNSET
+    updated_at: datetime | Unset = UNSET
+    active: bool | Unset = UNSET
+    result: str | Unset | None = UNSET
+    last_execution: str | Unset | None = UNSET
+    progress_cnt: int | Unset | None = UNSET
+    progress_of: int | Unset | None = UNSET
+    closed_at: datetime | Unset | None = UNSET
+    cancel_requested_at: datetime | Unset | None = UNSET
+
+    def values(self) -> dict[str, Any]:
+        """The fields to write, by column name."""
+        return _set_fields(self)
+
+
+@dataclass(frozen=True)
+class NewActionEvent:
+    """An entry to append to an action's history."""
+
+    action_id: int
+    at: datetime
+    channel: str
+    status_after: str
+    execution: str | None = None
+    finished: str | None = None
+    progress_cnt: int | None = None
+    progress_of: int | None = None
+    code: int | None = None
+    details: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class NewHealthReport:
+    """A health report to store."""
+
+    device_id: int
+    release_id: int | None
+    at: datetime
+    running_version: str | None = None
+    boot_count: int | None = None
+    uptime_s: float | None = None
+    crash_count: int | None = None
+    watchdog_count: int | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -225,8 +332,8 @@ class DeviceRepository(abc.ABC):
         """Replace the device's groups (rows and the copy on the device row)."""
 
     @abc.abstractmethod
-    def update(self, device_id: int, **values: Any) -> None:
-        """Set columns of the device row."""
+    def update(self, device_id: int, changes: DeviceChanges) -> None:
+        """Set the changed columns of the device row."""
 
     @abc.abstractmethod
     def touch_many(self, seen: Mapping[int, datetime]) -> None:
@@ -237,7 +344,7 @@ class ActionRepository(abc.ABC):
     """Actions and their event history."""
 
     @abc.abstractmethod
-    def add(self, **values: Any) -> ActionRecord:
+    def add(self, action: NewActionRow) -> ActionRecord:
         """Insert an action."""
 
     @abc.abstractmethod
@@ -245,15 +352,15 @@ class ActionRepository(abc.ABC):
         """An action by id."""
 
     @abc.abstractmethod
-    def update(self, action_id: int, **values: Any) -> None:
-        """Set columns of the action row."""
+    def update(self, action_id: int, changes: ActionChanges) -> None:
+        """Set the changed columns of the action row."""
 
     @abc.abstractmethod
     def for_device(self, device_id: int, *, limit: int = 50) -> Sequence[ActionRecord]:
         """A device's actions, newest first."""
 
     @abc.abstractmethod
-    def add_event(self, **values: Any) -> None:
+    def add_event(self, event: NewActionEvent) -> None:
         """Append an entry to an action's history."""
 
     @abc.abstractmethod
@@ -269,7 +376,7 @@ class HealthRepository(abc.ABC):
     """Health telemetry."""
 
     @abc.abstractmethod
-    def add(self, **values: Any) -> None:
+    def add(self, report: NewHealthReport) -> None:
         """Store one report."""
 
     @abc.abstractmethod

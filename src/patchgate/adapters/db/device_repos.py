@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -144,8 +144,10 @@ class SqlDeviceRepository(p.DeviceRepository):
         self.session.execute(update(Device).where(Device.id == device_id).values(group_names=names))
         self.session.flush()
 
-    def update(self, device_id: int, **values: Any) -> None:
-        self.session.execute(update(Device).where(Device.id == device_id).values(**values))
+    def update(self, device_id: int, changes: p.DeviceChanges) -> None:
+        values = changes.values()
+        if values:
+            self.session.execute(update(Device).where(Device.id == device_id).values(**values))
 
     def touch_many(self, seen: Mapping[int, datetime]) -> None:
         if not seen:
@@ -226,8 +228,8 @@ class SqlActionRepository(p.ActionRepository):
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, **values: Any) -> p.ActionRecord:
-        row = Action(**values)
+    def add(self, action: p.NewActionRow) -> p.ActionRecord:
+        row = Action(**{f.name: getattr(action, f.name) for f in fields(action)})
         self.session.add(row)
         self.session.flush()
         return _action(row)
@@ -239,8 +241,10 @@ class SqlActionRepository(p.ActionRepository):
         row = self.session.execute(query).scalar_one_or_none()
         return _action(row) if row else None
 
-    def update(self, action_id: int, **values: Any) -> None:
-        self.session.execute(update(Action).where(Action.id == action_id).values(**values))
+    def update(self, action_id: int, changes: p.ActionChanges) -> None:
+        values = changes.values()
+        if values:
+            self.session.execute(update(Action).where(Action.id == action_id).values(**values))
 
     def for_device(self, device_id: int, *, limit: int = 50) -> Sequence[p.ActionRecord]:
         query = (
@@ -251,7 +255,9 @@ class SqlActionRepository(p.ActionRepository):
         )
         return [_action(r) for r in self.session.execute(query).scalars()]
 
-    def add_event(self, **values: Any) -> None:
+    def add_event(self, event: p.NewActionEvent) -> None:
+        values = {f.name: getattr(event, f.name) for f in fields(event)}
+        values["details"] = list(event.details)
         self.session.add(ActionEvent(**values))
         self.session.flush()
 
@@ -294,7 +300,9 @@ class SqlHealthRepository(p.HealthRepository):
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, **values: Any) -> None:
+    def add(self, report: p.NewHealthReport) -> None:
+        values = {f.name: getattr(report, f.name) for f in fields(report)}
+        values["metrics"] = dict(report.metrics)
         self.session.add(HealthReport(**values))
         self.session.flush()
 
