@@ -1,4 +1,4 @@
-"""The patch management policy as code (guide §1–2, PRODUCT.md §1).
+"""The patch management policy as code (guide §1–2; README, "The patch management policy").
 
 A policy is parsed from a plain mapping (what ``tomllib`` gives) into frozen dataclasses,
 and validated as a whole so that every problem is reported at once, each naming its field.
@@ -195,7 +195,7 @@ class Policy:
         return None
 
     def to_json(self) -> dict[str, Any]:
-        """The public JSON shape of ``/policy.json`` (INTERFACES.md)."""
+        """The public JSON shape of ``/policy.json``, which scripts read (docs/cli.md)."""
         return {
             "organisation": self.organisation,
             "contact": (self.contact.uris() or [""])[0],

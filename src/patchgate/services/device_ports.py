@@ -39,7 +39,7 @@ class DeviceRecord:
 @dataclass(frozen=True)
 class DeviceAuthRow:
     """Everything a DDI request needs, read in one statement: the tenant, the device (if
-    known), its open action, and the state version (ARCHITECTURE.md, decision 1)."""
+    known), its open action, and the state version (docs/ddi.md, "The poll path")."""
 
     state_version: int
     tenant_id: int

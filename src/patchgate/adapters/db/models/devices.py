@@ -1,4 +1,4 @@
-"""The fleet: devices and their groups (PRODUCT.md §4), and what the device API keeps about
+"""The fleet: devices and their groups (docs/devices.md), and what the device API keeps about
 them: actions (a release offered to a device), their feedback history as events, and health
 telemetry.
 
@@ -106,8 +106,8 @@ class Action(Base):
 class ActionEvent(Base):
     """One entry of an action's history: device feedback or a server-side step.
 
-    Stage counts and gate figures are computed from these rows (ARCHITECTURE.md, decision
-    7), so every figure can be traced to the devices behind it.
+    Stage counts and gate figures are computed from these rows (docs/gates.md), so every
+    figure can be traced to the devices behind it.
     """
 
     __tablename__ = "action_events"
