@@ -277,9 +277,15 @@ def test_exposure_counts_devices_of_the_product_on_affected_versions_and_falls_a
             ("d2", "demo-gw-1", "1.1.5"),
             ("d3", "demo-gw-1", "1.2.0"),
             ("d4", "demo-gw-1", None),
-            ("d5", "other-hw", "1.0.0"),
+            ("d5", "demo-gw-1", "1.0.0"),
         ],
     )
+    # d5 then reports a board no product of the policy names (DDI configData may say so).
+    with Session(demo_env.app.engines.write) as session:
+        session.execute(
+            update(Device).where(Device.controller_id == "d5").values(hardware="other-hw")
+        )
+        session.commit()
     v = add(demo_env, "CVE-2026-1011", products=[PRODUCT], affected=[">=1.0.0, <1.2.0"])
     assert v["exposed_devices"] == 2
     assert v["exposure"]["per_product"] == {PRODUCT: 2}
