@@ -26,6 +26,7 @@ def build_cli(argv: list[str]) -> typer.Typer:
     if argv[:1] == ["agent"]:
         register_agent(cli)
         return cli
+    from patchgate.entrypoints.cli.advisories import register as register_advisories
     from patchgate.entrypoints.cli.campaigns import register as register_campaigns
     from patchgate.entrypoints.cli.core import register as register_core
     from patchgate.entrypoints.cli.devices import register as register_devices
@@ -40,6 +41,7 @@ def build_cli(argv: list[str]) -> typer.Typer:
     register_devices(cli)
     register_sim(cli)
     register_campaigns(cli)
+    register_advisories(cli)
     return cli
 
 

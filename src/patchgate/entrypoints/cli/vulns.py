@@ -302,10 +302,19 @@ def due(as_json: JsonFlag = False) -> None:
         typer.echo(f"{r['id']}  {r['report']:<24} {r['state']:<8} due {r['due_at']}")
 
 
-def export_vex(product: Annotated[str, typer.Argument(metavar="PRODUCT")]) -> None:
-    """CycloneDX 1.6 VEX of the current analysis for a product, on stdout."""
+def export_vex(
+    product: Annotated[str, typer.Argument(metavar="PRODUCT")],
+    fmt: Annotated[str, typer.Option("--format", help="cyclonedx or csaf.")] = "cyclonedx",
+) -> None:
+    """The VEX of the current analysis for a product, on stdout: CycloneDX 1.6, or a CSAF
+    2.0 ``csaf_vex`` document."""
+    from patchgate.entrypoints.cli.advisories import export_csaf_vex
     from patchgate.services import vuln_imports
 
+    if fmt == "csaf":
+        return export_csaf_vex(product)
+    if fmt != "cyclonedx":
+        raise InvalidInput(f"--format must be cyclonedx or csaf, not {fmt!r}")
     typer.echo(json.dumps(vuln_imports.export_vex(app().context, product), indent=2))
 
 

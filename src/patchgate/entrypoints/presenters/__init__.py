@@ -1,0 +1,1 @@
+"""Renderings shared by the CLI and the web pages (Markdown, HTML)."""
