@@ -18,6 +18,7 @@ from patchgate import __version__
 from patchgate.bootstrap import App, Settings, build
 from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints import logs, ops, tuf
+from patchgate.entrypoints.api import advisories as api_advisories
 from patchgate.entrypoints.api import campaigns as api_campaigns
 from patchgate.entrypoints.api import core as api_core
 from patchgate.entrypoints.api import devices as api_devices
@@ -28,6 +29,7 @@ from patchgate.entrypoints.ddi.app import DdiApp
 from patchgate.entrypoints.errors import error_body, http_status
 from patchgate.entrypoints.middleware import BodyLimit, Metrics
 from patchgate.entrypoints.runtime import make_runtime
+from patchgate.entrypoints.web import csaf as web_csaf
 from patchgate.entrypoints.web import public
 from patchgate.services import releases
 from patchgate.services.campaigns import PollEngine
@@ -94,6 +96,8 @@ def create_app(app: App | None = None) -> Any:
     releases.sweep_unused_blobs(app.context, older_than_seconds=releases.UNUSED_BLOB_AGE_SECONDS)
     api.include_router(api_devices.router, prefix=API_PREFIX)
     api.include_router(api_campaigns.router, prefix=API_PREFIX)
+    api.include_router(api_advisories.router, prefix=API_PREFIX)
+    api.include_router(web_csaf.router)
     api.mount(
         "/static", StaticFiles(packages=[("patchgate.entrypoints.web", "static")]), name="static"
     )
