@@ -28,6 +28,7 @@ def build_cli(argv: list[str]) -> typer.Typer:
         return cli
     from patchgate.entrypoints.cli.advisories import register as register_advisories
     from patchgate.entrypoints.cli.campaigns import register as register_campaigns
+    from patchgate.entrypoints.cli.compliance import register as register_compliance
     from patchgate.entrypoints.cli.core import register as register_core
     from patchgate.entrypoints.cli.devices import register as register_devices
     from patchgate.entrypoints.cli.releases import register as register_releases
@@ -42,6 +43,7 @@ def build_cli(argv: list[str]) -> typer.Typer:
     register_sim(cli)
     register_campaigns(cli)
     register_advisories(cli)
+    register_compliance(cli)
     return cli
 
 

@@ -37,6 +37,9 @@ def register(cli: typer.Typer) -> None:
     cli.add_typer(vuln, name="vuln")
     report = typer.Typer(help="Reports.", no_args_is_help=True)
     report.command("sla")(report_sla)
+    from patchgate.entrypoints.cli.compliance import register_reports
+
+    register_reports(report)
     cli.add_typer(report, name="report")
 
 

@@ -1,4 +1,5 @@
-"""The CSAF provider (CSAF 2.0 §7.1, TLP:WHITE) and the public advisory pages.
+"""The CSAF provider (CSAF 2.0 §7.1, TLP:WHITE), the public advisory pages and the
+products' support statements.
 
 Files are answered directly, never through a redirect (§7.1.6); folders answer with a
 listing (§7.1.14), with or without their trailing slash.
@@ -16,6 +17,7 @@ from patchgate.entrypoints.presenters import advisories as present
 from patchgate.entrypoints.runtime import Runtime, runtime
 from patchgate.entrypoints.web import render
 from patchgate.services.advisories import provider, views
+from patchgate.services.compliance import support
 
 router = APIRouter(include_in_schema=False)
 Rt = Annotated[Runtime, Depends(runtime)]
@@ -107,5 +109,17 @@ def advisory_page(advisory_id: str, request: Request, rt: Rt) -> HTMLResponse:
     ]
     html = present.html(
         record.document, links=links, version=__version__, trust_mode=rt.trust_mode()
+    )
+    return HTMLResponse(html, headers=NO_CACHE)
+
+
+@router.get("/products/{name}", response_class=HTMLResponse)
+def product_page(name: str, rt: Rt) -> HTMLResponse:
+    """A product's public support statement (CRA Art. 13(8))."""
+    statement = support.statement(rt.ctx, name)
+    html = (
+        render.templates()
+        .get_template("product.html")
+        .render(s=statement, version=__version__, trust_mode=rt.trust_mode())
     )
     return HTMLResponse(html, headers=NO_CACHE)
