@@ -66,7 +66,12 @@ def support_notify(as_json: JsonFlag = False) -> None:
     """Send the end-of-support notices that have fallen due (each once) to the webhooks."""
     from patchgate.services.compliance import support
 
+    from patchgate.adapters.webhooks import HttpWebhooks
+
     sent = support.send_notices(app().context)
+    hooks = app().context.webhooks
+    if isinstance(hooks, HttpWebhooks):
+        hooks.wait()
     if as_json:
         emit_json({"sent": sent})
         return
