@@ -64,9 +64,8 @@ def support_show(
 
 def support_notify(as_json: JsonFlag = False) -> None:
     """Send the end-of-support notices that have fallen due (each once) to the webhooks."""
-    from patchgate.services.compliance import support
-
     from patchgate.adapters.webhooks import HttpWebhooks
+    from patchgate.services.compliance import support
 
     sent = support.send_notices(app().context)
     hooks = app().context.webhooks
