@@ -231,3 +231,20 @@ def notice_due(end: Month, now: datetime) -> str | None:
     late), or None before the first."""
     due = [name for name, at in notice_times(end) if at <= now]
     return due[-1] if due else None
+
+
+# --- update retention (CRA Art. 13(9)) -------------------------------------------------------
+
+RETENTION_YEARS = 10
+
+
+def retained_until(released_at: datetime, support_end: Month | None) -> datetime:
+    """How long the artifacts of a release offered to devices must stay available: ten
+    years after the release or until the end of the support period, whichever is later."""
+    try:
+        ten_years = released_at.replace(year=released_at.year + RETENTION_YEARS)
+    except ValueError:  # 29 February
+        ten_years = released_at.replace(year=released_at.year + RETENTION_YEARS, day=28)
+    if support_end is None:
+        return ten_years
+    return max(ten_years, support_ends_at(support_end))

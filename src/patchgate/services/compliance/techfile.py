@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from patchgate.domain.checklist import retained_until
 from patchgate.domain.clock import rfc3339
 from patchgate.domain.errors import InvalidInput
 from patchgate.domain.stages import DEFAULT_SPEC
@@ -147,9 +148,17 @@ def _register_page(ctx: Context, names: Sequence[str]) -> tuple[doc.Page, list[A
 
 def _releases_page(ctx: Context, names: Sequence[str], out: Path) -> tuple[doc.Page, list[Any]]:
     page = doc.Page("releases", "Releases, SBOMs and signatures")
+    page.p(
+        "Artifacts of a release offered to devices are kept for ten years after the release "
+        "or until the end of the product's support period, whichever is later (CRA Art. "
+        "13(9)); a withdrawn release is no longer offered but its artifacts stay."
+    )
     rows: list[list[doc.Cell]] = []
     data = []
+    policy = sources.policy(ctx)
     for r in [r for r in sources.releases(ctx) if r.product in names]:
+        product = policy.product(r.product)
+        kept = retained_until(r.signed_at or r.created_at, product.support_end if product else None)
         sbom: doc.Cell = "none"
         path = sources.sbom(ctx, r)
         if path is not None and path.is_file():
@@ -159,10 +168,11 @@ def _releases_page(ctx: Context, names: Sequence[str], out: Path) -> tuple[doc.P
         for a in r.artifacts:
             rows.append(
                 [str(r.id), r.product, r.version, r.state, rfc3339(r.signed_at) or "unsigned",
-                 a.filename, a.sha256, str(a.size), sbom]
+                 a.filename, a.sha256, str(a.size), sbom, str(rfc3339(kept))]
             )  # fmt: skip
         data.append({"id": r.id, "product": r.product, "version": r.version, "state": r.state,
                      "signed_at": rfc3339(r.signed_at), "sbom_sha256": r.sbom_sha256,
+                     "retained_until": rfc3339(kept),
                      "artifacts": [a.__dict__ for a in r.artifacts]})  # fmt: skip
     page.table(
         [
