@@ -93,6 +93,10 @@ def test_provider_metadata_hashes_and_signatures(
     assert key.status_code == 200 and "BEGIN PGP PUBLIC KEY BLOCK" in key.text
     directory = metadata["distributions"][0]["directory_url"]
     assert directory == f"{srv.url}/.well-known/csaf/white/"
+    (feed_entry,) = metadata["distributions"][1]["rolie"]["feeds"]
+    feed = httpx.get(feed_entry["url"]).json()["feed"]
+    assert sorted(e["id"] for e in feed["entry"]) == sorted(published)
+    assert all(e["content"]["src"].startswith(directory) for e in feed["entry"])
 
     index = httpx.get(f"{directory}index.txt").text.splitlines()
     assert len(index) == 2
@@ -154,3 +158,7 @@ def test_public_advisory_pages_and_the_management_api(
     listed = httpx.get(api, headers=auth).json()["advisories"]
     assert {a["id"] for a in listed} == {published, draft}
     assert httpx.get(api).status_code == 401
+    checks = httpx.get(f"{srv.url}/api/v1/compliance/checklist", headers=auth).json()
+    assert checks["total"] == 6 and len(checks["items"]) == 6
+    statement = httpx.get(f"{srv.url}/api/v1/compliance/products/Demo%20Gateway", headers=auth)
+    assert statement.json()["support_end"] == "2031-12"

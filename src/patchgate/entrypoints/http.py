@@ -20,6 +20,7 @@ from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints import logs, ops, tuf
 from patchgate.entrypoints.api import advisories as api_advisories
 from patchgate.entrypoints.api import campaigns as api_campaigns
+from patchgate.entrypoints.api import compliance as api_compliance
 from patchgate.entrypoints.api import core as api_core
 from patchgate.entrypoints.api import devices as api_devices
 from patchgate.entrypoints.api import releases as api_releases
@@ -97,6 +98,7 @@ def create_app(app: App | None = None) -> Any:
     api.include_router(api_devices.router, prefix=API_PREFIX)
     api.include_router(api_campaigns.router, prefix=API_PREFIX)
     api.include_router(api_advisories.router, prefix=API_PREFIX)
+    api.include_router(api_compliance.router, prefix=API_PREFIX)
     api.include_router(web_csaf.router)
     api.mount(
         "/static", StaticFiles(packages=[("patchgate.entrypoints.web", "static")]), name="static"

@@ -29,6 +29,11 @@ def provider_metadata(request: Request, rt: Rt) -> JSONResponse:
     return JSONResponse(provider.metadata(rt.ctx, rt.base_url(request)), headers=NO_CACHE)
 
 
+@router.get("/.well-known/csaf/feed-tlp-white.json")
+def rolie_feed(request: Request, rt: Rt) -> JSONResponse:
+    return JSONResponse(provider.rolie_feed(rt.ctx, rt.base_url(request)), headers=NO_CACHE)
+
+
 @router.get("/.well-known/csaf/openpgp/{fingerprint}.asc")
 def public_key(fingerprint: str, rt: Rt) -> PlainTextResponse:
     return PlainTextResponse(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from patchgate.domain.clock import rfc3339
+from patchgate.domain.csaf import slug as csaf_slug
 from patchgate.domain.errors import Conflict, NotFound
 from patchgate.services.advisories import inputs, views
 from patchgate.services.advisories.ports import AdvisoryRecord
@@ -22,6 +23,7 @@ from patchgate.services.context import Context
 
 WELL_KNOWN = "/.well-known/csaf"
 WHITE = f"{WELL_KNOWN}/white"
+ROLIE_FEED = f"{WELL_KNOWN}/feed-tlp-white.json"
 _FILE = re.compile(r"^(\d{4})/([+\-a-z0-9_]+\.json)(\.sha256|\.sha512|\.asc)?$")
 
 
@@ -49,7 +51,20 @@ def metadata(ctx: Context, base_url: str) -> dict[str, Any]:
     last = published[0].published_at if published else sources.policy_in_force(ctx).applied_at
     body: dict[str, Any] = {
         "canonical_url": f"{base}{WELL_KNOWN}/provider-metadata.json",
-        "distributions": [{"directory_url": f"{base}{WHITE}/"}],
+        "distributions": [
+            {"directory_url": f"{base}{WHITE}/"},
+            {
+                "rolie": {
+                    "feeds": [
+                        {
+                            "summary": f"All TLP:WHITE advisories of {policy.organisation}.",
+                            "tlp_label": "WHITE",
+                            "url": f"{base}{ROLIE_FEED}",
+                        }
+                    ]
+                }
+            },
+        ],
         "last_updated": rfc3339(last),
         "list_on_CSAF_aggregators": True,
         "metadata_version": "2.0",
@@ -139,6 +154,48 @@ def listing(ctx: Context, year: str | None) -> list[str]:
     if not names:
         raise NotFound(f"no CSAF folder {year!r}")
     return names
+
+
+def rolie_feed(ctx: Context, base_url: str) -> dict[str, Any]:
+    """The ROLIE feed of the TLP:WHITE documents (CSAF 2.0 §7.1.16, RFC 8322 in JSON)."""
+    base = base_url.rstrip("/")
+    published = _published(ctx)
+    entries = []
+    for record in published:
+        url = f"{base}{WHITE}/{record.path}"
+        tracking = record.document["document"]["tracking"]
+        entries.append(
+            {
+                "id": record.id,
+                "title": record.title,
+                "link": [
+                    {"rel": "self", "href": url},
+                    {"rel": "hash", "href": f"{url}.sha256"},
+                    {"rel": "hash", "href": f"{url}.sha512"},
+                    {"rel": "signature", "href": f"{url}.asc"},
+                ],
+                "published": tracking["initial_release_date"],
+                "updated": tracking["current_release_date"],
+                "content": {"type": "application/json", "src": url},
+                "format": {
+                    "schema": "https://docs.oasis-open.org/csaf/csaf/v2.0/csaf_json_schema.json",
+                    "version": "2.0",
+                },
+            }
+        )
+    updated = published[0].published_at if published else sources.policy_in_force(ctx).applied_at
+    return {
+        "feed": {
+            "id": f"{csaf_slug(sources.policy(ctx).organisation)}-csaf-feed-tlp-white",
+            "title": f"{sources.policy(ctx).organisation} CSAF feed (TLP:WHITE)",
+            "link": [{"rel": "self", "href": f"{base}{ROLIE_FEED}"}],
+            "category": [
+                {"scheme": "urn:ietf:params:rolie:category:information-type", "term": "csaf"}
+            ],
+            "updated": rfc3339(updated),
+            "entry": entries,
+        }
+    }
 
 
 def published_documents(ctx: Context) -> Sequence[AdvisoryRecord]:
