@@ -62,3 +62,43 @@ def test_the_public_support_statement(demo_env: Env, tmp_path: Path) -> None:
         srv.stop()
     r = demo_env.cli("support", "show", "a/b")
     assert r.code == 2 and "not a product name" in r.stderr
+
+
+SOON_ENDING = """
+[[products]]
+name = "Old Gateway"
+support_start = "{start}"
+support_end = "{end}"
+short_support_reason = "the radio module is discontinued"
+hardware = ["old-gw"]
+"""
+
+
+def test_a_running_server_sends_the_notice_due_once(demo_env: Env, tmp_path: Path) -> None:
+    import time
+
+    from patchgate.services import policy as policy_service
+    from patchgate.services.setup import demo_policy_source
+    from tests.integration.test_campaign_notices import Receiver
+
+    now = datetime.now(UTC)
+    end = Month(now.year + (now.month + 2) // 12, (now.month + 2) % 12 + 1)  # ~3 months on
+    source = demo_policy_source() + SOON_ENDING.format(start=f"{now.year - 1}-01", end=end)
+    policy_service.apply(demo_env.ctx, source, actor="t")
+    receiver = Receiver(failures=0)
+    servers = []
+    try:
+        for n in range(2):  # a second process (or a restart) does not send it again
+            hooked = {**demo_env.vars, "PATCHGATE_WEBHOOKS": receiver.url}
+            servers.append(LiveServer(hooked, tmp_path / f"log{n}").start())
+            deadline = time.monotonic() + 30
+            while not receiver.bodies and time.monotonic() < deadline:
+                time.sleep(0.2)
+        time.sleep(1)
+        assert [(b["product"], b["notice"]) for b in receiver.bodies] == [
+            ("Old Gateway", "6 months")
+        ]
+    finally:
+        for srv in servers:
+            srv.stop()
+        receiver.httpd.shutdown()

@@ -30,6 +30,7 @@ from patchgate.entrypoints.ddi.app import DdiApp
 from patchgate.entrypoints.errors import error_body, http_status
 from patchgate.entrypoints.middleware import BodyLimit, Metrics
 from patchgate.entrypoints.runtime import make_runtime
+from patchgate.entrypoints.support_timer import SupportNotifier
 from patchgate.entrypoints.web import csaf as web_csaf
 from patchgate.entrypoints.web import public
 from patchgate.services import releases
@@ -114,6 +115,8 @@ def create_app(app: App | None = None) -> Any:
     rt.campaign_engine = engine
     rt.campaign_timer = timer
     timer.start()
+    # End-of-support notices to the webhooks, hourly (docs/compliance.md).
+    SupportNotifier(app.context).start()
     asgi: Any = ddi_app
     asgi = BodyLimit(asgi, app.settings.max_request_bytes, UPLOAD_PREFIXES)
     asgi = Metrics(asgi, rt.registry)

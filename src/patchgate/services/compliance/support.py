@@ -67,15 +67,17 @@ def _statement(product: Product, ctx: Context) -> dict[str, Any]:
 
 def send_notices(ctx: Context) -> list[dict[str, Any]]:
     """Send each product's end-of-support notice that has fallen due and was not sent yet;
-    returns what was sent. Without a webhook endpoint nothing is sent (nor recorded)."""
+    returns what was sent. Without a webhook endpoint nothing is sent (nor recorded).
+
+    Several server processes may run this at once: each notice is decided and recorded
+    under the audit log's head lock, so only one of them records (and then posts) it."""
     if ctx.webhooks is None:
         return []
     now = ctx.clock()
-    sent = sent_notices(ctx)
     out: list[dict[str, Any]] = []
     for product in sources.policy(ctx).products:
         due = checklist.notice_due(product.support_end, now)
-        if due is None or due in sent.get(product.name, set()):
+        if due is None:
             continue
         notice = {
             "event": "support.ending" if due != "end of support" else "support.ended",
@@ -86,6 +88,9 @@ def send_notices(ctx: Context) -> list[dict[str, Any]]:
             "at": rfc3339(now),
         }
         with ctx.uow() as uow:
+            uow.audit.lock_head()
+            if due in sent_notices(ctx).get(product.name, set()):
+                continue
             audit.record(
                 ctx, uow, actor=ACTOR, action=NOTICE_ACTION, subject=f"product:{product.name}",
                 details={"notice": due},
