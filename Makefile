@@ -37,7 +37,12 @@ $(VENV)/.test-deps: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-test-deps: $(VENV)/.test-deps
+# The BSI's CSAF reference validator (npm) that the CSAF tests run under Node.
+CSAF_VALIDATOR := tests/csaf_validator
+$(CSAF_VALIDATOR)/node_modules/.package-lock.json: $(CSAF_VALIDATOR)/package.json $(CSAF_VALIDATOR)/package-lock.json
+	cd $(CSAF_VALIDATOR) && npm ci --no-audit --no-fund --silent
+
+test-deps: $(VENV)/.test-deps $(CSAF_VALIDATOR)/node_modules/.package-lock.json
 
 # PostgreSQL and Mosquitto (push tests, 127.0.0.1:1883) must answer for the suite; start the
 # machine's when they do not.

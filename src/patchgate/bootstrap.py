@@ -16,6 +16,7 @@ from patchgate.adapters.db.uow import SqlUnitOfWork
 from patchgate.adapters.keys import Ed25519Signer, FileCheckpointJournal
 from patchgate.adapters.mqtt_push import MqttWakeups
 from patchgate.adapters.native_signatures import NativeSignatures
+from patchgate.adapters.openpgp import FileOpenPgpKey
 from patchgate.adapters.tuf_repo import FileTrustRepository
 from patchgate.adapters.webhooks import HttpWebhooks, parse_endpoints
 from patchgate.domain.errors import InvalidInput
@@ -133,6 +134,7 @@ def build(settings: Settings) -> App:
         native_signatures=NativeSignatures(settings.swu_certificate, settings.rauc_keyring),
         wakeups=_wakeups(settings.mqtt_url),
         webhooks=HttpWebhooks(settings.webhooks) if settings.webhooks else None,
+        openpgp=FileOpenPgpKey(settings.keys_dir),
     )
     return App(settings, engines, context, read_sessions)
 

@@ -18,7 +18,9 @@ from patchgate import __version__
 from patchgate.bootstrap import App, Settings, build
 from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints import logs, ops, tuf
+from patchgate.entrypoints.api import advisories as api_advisories
 from patchgate.entrypoints.api import campaigns as api_campaigns
+from patchgate.entrypoints.api import compliance as api_compliance
 from patchgate.entrypoints.api import core as api_core
 from patchgate.entrypoints.api import devices as api_devices
 from patchgate.entrypoints.api import releases as api_releases
@@ -28,6 +30,8 @@ from patchgate.entrypoints.ddi.app import DdiApp
 from patchgate.entrypoints.errors import error_body, http_status
 from patchgate.entrypoints.middleware import BodyLimit, Metrics
 from patchgate.entrypoints.runtime import make_runtime
+from patchgate.entrypoints.support_timer import SupportNotifier
+from patchgate.entrypoints.web import csaf as web_csaf
 from patchgate.entrypoints.web import public
 from patchgate.services import releases
 from patchgate.services.campaigns import PollEngine
@@ -94,6 +98,9 @@ def create_app(app: App | None = None) -> Any:
     releases.sweep_unused_blobs(app.context, older_than_seconds=releases.UNUSED_BLOB_AGE_SECONDS)
     api.include_router(api_devices.router, prefix=API_PREFIX)
     api.include_router(api_campaigns.router, prefix=API_PREFIX)
+    api.include_router(api_advisories.router, prefix=API_PREFIX)
+    api.include_router(api_compliance.router, prefix=API_PREFIX)
+    api.include_router(web_csaf.router)
     api.mount(
         "/static", StaticFiles(packages=[("patchgate.entrypoints.web", "static")]), name="static"
     )
@@ -108,6 +115,8 @@ def create_app(app: App | None = None) -> Any:
     rt.campaign_engine = engine
     rt.campaign_timer = timer
     timer.start()
+    # End-of-support notices to the webhooks, hourly (docs/compliance.md).
+    SupportNotifier(app.context).start()
     asgi: Any = ddi_app
     asgi = BodyLimit(asgi, app.settings.max_request_bytes, UPLOAD_PREFIXES)
     asgi = Metrics(asgi, rt.registry)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from patchgate.domain.clock import utcnow
 from patchgate.services import ports
+from patchgate.services.advisories.ports import OpenPgpKey
 from patchgate.services.artifact_ports import ArtifactStore
 from patchgate.services.campaign_ports import Webhooks
 from patchgate.services.push_ports import Wakeups
@@ -39,3 +40,5 @@ class Context:
     wakeups: Wakeups | None = None
     # Campaign notices (PATCHGATE_WEBHOOKS); None: no endpoint configured.
     webhooks: Webhooks | None = None
+    # The CSAF provider's OpenPGP signing key (docs/compliance.md); None: not wired.
+    openpgp: OpenPgpKey | None = None

@@ -72,6 +72,7 @@ def initialise(ctx: Context, *, demo: bool, actor: str, demo_devices: bool = Tru
         result.admin_token = token
         result.created.append("admin token")
     _initialise_trust(ctx, result, actor=actor)
+    _initialise_openpgp(ctx, result, actor=actor)
     if demo:
         _demo_release(ctx, result, actor=actor)
         if demo_devices:
@@ -127,6 +128,24 @@ def _initialise_trust(ctx: Context, result: InitResult, *, actor: str) -> None:
             uow.commit()
     if ctx.trust.offline_keys_present():
         result.warnings.append(OFFLINE_KEYS_WARNING.format(folder=ctx.data_dir / "offline-keys"))
+
+
+def _initialise_openpgp(ctx: Context, result: InitResult, *, actor: str) -> None:
+    """Create the CSAF provider's OpenPGP signing key once (docs/compliance.md)."""
+    if ctx.openpgp is None:
+        return
+    org = policy.in_force(ctx).policy.organisation
+    if ctx.openpgp.create(f"{org} CSAF signing key"):
+        result.created.append("CSAF OpenPGP signing key")
+        with ctx.uow() as uow:
+            audit.record(
+                ctx,
+                uow,
+                actor=actor,
+                action="csaf.key.create",
+                subject=f"openpgp:{ctx.openpgp.fingerprint()}",
+            )
+            uow.commit()
 
 
 DEMO_RELEASE_VERSION = "1.0.1"

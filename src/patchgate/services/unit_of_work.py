@@ -17,6 +17,7 @@ from patchgate.services import (
     release_ports,
     vulnerability_ports,
 )
+from patchgate.services.advisories import ports as advisory_ports
 
 
 class UnitOfWork(abc.ABC):
@@ -34,6 +35,7 @@ class UnitOfWork(abc.ABC):
     health: device_ports.HealthRepository
     catalog: device_ports.ReleaseCatalog
     campaigns: campaign_ports.CampaignRepository
+    advisories: advisory_ports.AdvisoryRepository
 
     def __enter__(self) -> UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []

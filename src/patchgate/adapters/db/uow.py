@@ -7,6 +7,7 @@ from types import TracebackType
 from sqlalchemy.orm import Session, sessionmaker
 
 from patchgate.adapters.db import (
+    advisory_repos,
     campaign_repos,
     core_repos,
     device_repos,
@@ -37,6 +38,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.health = device_repos.SqlHealthRepository(self.session)
         self.catalog = device_repos.SqlReleaseCatalog(self.session)
         self.campaigns = campaign_repos.SqlCampaignRepository(self.session)
+        self.advisories = advisory_repos.SqlAdvisoryRepository(self.session)
         return self
 
     def __exit__(

@@ -49,6 +49,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("core", "The tamper-evident audit log."),
     "token": ("core", "Management API tokens."),
     "db": ("core", "Database schema."),
+    "advisory": ("advisories", "CSAF 2.0 security advisories."),
+    "techfile": ("compliance", "The technical file."),
+    "support": ("compliance", "End of support: statements and notices."),
 }
 
 

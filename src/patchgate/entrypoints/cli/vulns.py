@@ -37,6 +37,9 @@ def register(cli: typer.Typer) -> None:
     cli.add_typer(vuln, name="vuln")
     report = typer.Typer(help="Reports.", no_args_is_help=True)
     report.command("sla")(report_sla)
+    from patchgate.entrypoints.cli.compliance import register_reports
+
+    register_reports(report)
     cli.add_typer(report, name="report")
 
 
@@ -302,10 +305,19 @@ def due(as_json: JsonFlag = False) -> None:
         typer.echo(f"{r['id']}  {r['report']:<24} {r['state']:<8} due {r['due_at']}")
 
 
-def export_vex(product: Annotated[str, typer.Argument(metavar="PRODUCT")]) -> None:
-    """CycloneDX 1.6 VEX of the current analysis for a product, on stdout."""
+def export_vex(
+    product: Annotated[str, typer.Argument(metavar="PRODUCT")],
+    fmt: Annotated[str, typer.Option("--format", help="cyclonedx or csaf.")] = "cyclonedx",
+) -> None:
+    """The VEX of the current analysis for a product, on stdout: CycloneDX 1.6, or a CSAF
+    2.0 ``csaf_vex`` document."""
+    from patchgate.entrypoints.cli.advisories import export_csaf_vex
     from patchgate.services import vuln_imports
 
+    if fmt == "csaf":
+        return export_csaf_vex(product)
+    if fmt != "cyclonedx":
+        raise InvalidInput(f"--format must be cyclonedx or csaf, not {fmt!r}")
     typer.echo(json.dumps(vuln_imports.export_vex(app().context, product), indent=2))
 
 

@@ -1,5 +1,6 @@
 """All table definitions. Importing this package registers every table on ``Base``."""
 
+from patchgate.adapters.db.models.advisories import Advisory
 from patchgate.adapters.db.models.base import Base
 from patchgate.adapters.db.models.campaigns import Campaign
 from patchgate.adapters.db.models.core import (
@@ -34,6 +35,7 @@ from patchgate.adapters.db.models.vulnerabilities import (
 __all__ = [
     "Action",
     "ActionEvent",
+    "Advisory",
     "ApiToken",
     "Art14Submission",
     "AuditCheckpointRow",

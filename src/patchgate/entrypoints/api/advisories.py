@@ -1,0 +1,64 @@
+"""Management API of CSAF advisories: ``/api/v1/advisories``.
+
+Reading needs the viewer role; drafting and publishing need security_analyst (or admin).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from patchgate.entrypoints.api.deps import SecurityAnalyst, Viewer
+from patchgate.entrypoints.runtime import Runtime, runtime
+from patchgate.services.advisories import commands, views
+
+router = APIRouter(prefix="/advisories", tags=["advisories"])
+Rt = Annotated[Runtime, Depends(runtime)]
+
+
+class NewAdvisory(BaseModel):
+    vulnerabilities: list[str] = Field(min_length=1, description="register IDs")
+    title: str | None = None
+    acknowledgments: list[str] = []
+
+
+@router.get("")
+def list_advisories(caller: Viewer, request: Request, rt: Rt) -> dict[str, Any]:
+    """Every advisory, newest first."""
+    base = rt.base_url(request)
+    return {"advisories": [views.summary(r, base) for r in views.list_advisories(caller.ctx)]}
+
+
+@router.post("", status_code=201)
+def create_advisory(
+    caller: SecurityAnalyst, body: NewAdvisory, request: Request, rt: Rt
+) -> dict[str, Any]:
+    """Draft a CSAF security advisory (404 for an unknown vulnerability)."""
+    return commands.create(
+        caller.ctx,
+        body.vulnerabilities,
+        title=body.title,
+        acknowledgments=body.acknowledgments,
+        base_url=rt.base_url(request),
+        actor=caller.actor,
+    )
+
+
+@router.get("/{advisory_id}")
+def show_advisory(caller: Viewer, advisory_id: str, request: Request, rt: Rt) -> dict[str, Any]:
+    """The advisory's summary and its CSAF document."""
+    record = views.get(caller.ctx, advisory_id)
+    return {**views.summary(record, rt.base_url(request)), "csaf": record.document}
+
+
+@router.post("/{advisory_id}/publish")
+def publish_advisory(
+    caller: SecurityAnalyst, advisory_id: str, request: Request, rt: Rt
+) -> dict[str, Any]:
+    """Validate, sign and publish a draft (422 when it is not a valid CSAF document, 409
+    when it is already published)."""
+    return commands.publish(
+        caller.ctx, advisory_id, base_url=rt.base_url(request), actor=caller.actor
+    )

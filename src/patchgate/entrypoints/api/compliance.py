@@ -1,0 +1,28 @@
+"""Management API of compliance evidence: ``/api/v1/compliance`` (viewer role)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from patchgate.entrypoints.api.deps import Viewer
+from patchgate.entrypoints.runtime import Runtime, runtime
+from patchgate.services.compliance import checklist, support
+
+router = APIRouter(prefix="/compliance", tags=["compliance"])
+Rt = Annotated[Runtime, Depends(runtime)]
+
+
+@router.get("/checklist")
+def get_checklist(
+    caller: Viewer, request: Request, rt: Rt, product: str | None = None
+) -> dict[str, Any]:
+    """The guide's six checks from live data (as ``report checklist --json``)."""
+    return checklist.report(caller.ctx, base_url=rt.base_url(request), product=product)
+
+
+@router.get("/products/{name}")
+def get_support_statement(caller: Viewer, name: str) -> dict[str, Any]:
+    """A product's support statement and its end-of-support notice calendar."""
+    return support.statement(caller.ctx, name)

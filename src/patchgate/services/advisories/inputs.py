@@ -1,0 +1,124 @@
+"""The register, the policy and the releases turned into the plain inputs of a CSAF
+document (``domain/csaf.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from patchgate import __version__
+from patchgate.domain import csaf, versions
+from patchgate.domain.clock import parse_rfc3339
+from patchgate.domain.errors import InvalidInput
+from patchgate.domain.policy import Policy
+from patchgate.services.cvss_scoring import score_vector
+from patchgate.services.release_ports import ReleaseRecord
+
+
+def first_tracking(tracking_id: str, status: str, now: datetime, summary: str) -> csaf.Tracking:
+    """Tracking of a document's first version (integer versioning, CSAF 2.0 §3.1.11.2)."""
+    return csaf.Tracking(
+        id=tracking_id,
+        status=status,
+        version="1",
+        initial=now,
+        current=now,
+        revisions=(csaf.Revision("1", now, summary),),
+        generator_version=__version__,
+    )
+
+
+def publisher(policy: Policy, base_url: str) -> csaf.Publisher:
+    """The vendor named by the policy, its website as the namespace (else the server's
+    public URL) and its security contacts."""
+    return csaf.Publisher(
+        name=policy.organisation,
+        namespace=(policy.website or base_url).rstrip("/"),
+        contact_details=", ".join(policy.contact.uris()),
+    )
+
+
+def products(
+    policy: Policy, releases: Iterable[ReleaseRecord], only: Sequence[str] | None = None
+) -> tuple[csaf.ProductInput, ...]:
+    """The policy's products (all, or ``only``) with every version they were released in."""
+    by_product: dict[str, set[str]] = {}
+    for release in releases:
+        by_product.setdefault(release.product, set()).add(release.version)
+    out: list[csaf.ProductInput] = []
+    for product in policy.products:
+        if only is not None and product.name not in only:
+            continue
+        released = sorted(by_product.get(product.name, ()), key=_order)
+        out.append(csaf.ProductInput(product.name, tuple(product.hardware), tuple(released)))
+    return tuple(out)
+
+
+def _order(version: str) -> tuple[Any, ...]:
+    return (0, versions.version_key(version)) if versions.is_version(version) else (1, version)
+
+
+def _scores(view: Mapping[str, Any]) -> tuple[csaf.Score, ...]:
+    """Each distinct vector of the record scored by the ``cvss`` library, so the base score
+    in the document is the one its vector gives (CSAF 2.0 §6.1.9)."""
+    vectors = [view.get("cvss_vector")] + [s.get("vector") for s in view.get("scores") or []]
+    out: dict[str, csaf.Score] = {}
+    for vector in vectors:
+        if not vector:
+            continue
+        try:
+            scored = score_vector(str(vector))
+        except InvalidInput:
+            continue
+        out.setdefault(scored.vector, csaf.Score(scored.version, scored.vector, scored.score))
+    return tuple(out.values())
+
+
+def _fixes(
+    vuln_id: str, analysis: Mapping[str, Any], releases: Sequence[ReleaseRecord], base_url: str
+) -> tuple[csaf.Fix, ...]:
+    named = analysis.get("fixing_release_id")
+    fixing = [
+        r
+        for r in releases
+        if r.product == analysis["product"]
+        and r.state != "withdrawn"
+        and (vuln_id in r.fixes or r.id == named)
+    ]
+    out: list[csaf.Fix] = []
+    for release in sorted(fixing, key=lambda r: _order(r.version)):
+        url = (
+            f"{base_url}/tuf/targets/{release.artifacts[0].tuf_target}" if release.artifacts else ""
+        )
+        out.append(csaf.Fix(release.id, release.version, url))
+    return tuple(out)
+
+
+def vulnerability(
+    view: Mapping[str, Any], releases: Sequence[ReleaseRecord], base_url: str
+) -> csaf.VulnerabilityInput:
+    """One register view (``vuln show --json``) as a CSAF vulnerability input."""
+    findings = tuple(
+        csaf.Finding(
+            product=a["product"],
+            status=a["status"],
+            justification=a.get("justification"),
+            ranges=tuple(a.get("affected") or ()),
+            fixes=_fixes(view["id"], a, releases, base_url),
+            due_at=parse_rfc3339(a["due_at"]) if a.get("due_at") else None,
+        )
+        for a in view.get("products", [])
+    )
+    cwe = view.get("cwe")
+    return csaf.VulnerabilityInput(
+        id=view["id"],
+        title=view.get("title") or view["id"],
+        description=view.get("description") or "",
+        aliases=tuple(view.get("aliases") or ()),
+        scores=_scores(view),
+        cwe=csaf.Weakness(cwe["id"], cwe["name"]) if isinstance(cwe, dict) else None,
+        aware_at=parse_rfc3339(view["aware_at"]) if view.get("aware_at") else None,
+        exploited_at=parse_rfc3339(view["exploited_at"]) if view.get("exploited_at") else None,
+        findings=findings,
+    )

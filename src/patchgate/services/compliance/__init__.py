@@ -1,0 +1,1 @@
+"""Compliance evidence: the checklist from live data and the technical file."""

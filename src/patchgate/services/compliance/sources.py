@@ -1,0 +1,101 @@
+"""Where compliance evidence reads the other capabilities: the one place that calls their
+public service functions, so a move of those functions changes only this module."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from patchgate.domain.audit import AuditRecord, Checkpoint, Finding
+from patchgate.domain.policy import Policy
+from patchgate.services import audit as audit_service
+from patchgate.services import policy as policy_service
+from patchgate.services import releases as release_service
+from patchgate.services import vulnerabilities as vulnerability_service
+from patchgate.services.context import Context
+from patchgate.services.device_ports import DeviceRecord
+from patchgate.services.release_ports import ReleaseRecord
+
+
+def policy(ctx: Context) -> Policy:
+    """The policy in force."""
+    return policy_service.in_force(ctx).policy
+
+
+def policy_in_force(ctx: Context) -> policy_service.PolicyInForce:
+    """The policy in force with its digest and since when."""
+    return policy_service.in_force(ctx)
+
+
+def vulnerability(ctx: Context, vuln_id: str) -> dict[str, Any]:
+    """The register's view of one vulnerability (``NotFound`` for an unknown ID)."""
+    return vulnerability_service.show(ctx, vuln_id)
+
+
+def vulnerabilities(ctx: Context) -> list[dict[str, Any]]:
+    """The register's view of every vulnerability."""
+    return vulnerability_service.list_all(ctx)
+
+
+def releases(ctx: Context, product: str | None = None) -> Sequence[ReleaseRecord]:
+    """Every release (of ``product``), withdrawn ones included."""
+    return release_service.list_releases(ctx, product=product)
+
+
+def campaigns(ctx: Context) -> list[dict[str, Any]]:
+    """Every campaign's full status (stages with their gates, counts, halts)."""
+    from patchgate.services import campaigns as campaign_service
+
+    return [campaign_service.status(ctx, c["id"]) for c in campaign_service.list_campaigns(ctx)]
+
+
+def devices(ctx: Context) -> Sequence[DeviceRecord]:
+    """Every device of the default tenant."""
+    from patchgate.services import devices as device_service
+
+    return list(device_service.iter_devices(ctx))
+
+
+def audit_entries(ctx: Context, action: str, *, limit: int = 1000) -> Sequence[AuditRecord]:
+    """The newest audit entries whose action starts with ``action``."""
+    return audit_service.entries(ctx, action_prefix=action, limit=limit)
+
+
+def audit_head(ctx: Context) -> tuple[int, Finding | None]:
+    """The audit chain's length and the first problem ``audit verify`` finds (None: intact)."""
+    return audit_service.verify(ctx)
+
+
+def sla_report(ctx: Context) -> dict[str, Any]:
+    """The register's SLA figures (``report sla``)."""
+    return vulnerability_service.sla_report(ctx)
+
+
+def trust(ctx: Context) -> dict[str, Any]:
+    """The TUF trust status, with each top-level role's threshold, key count and expiry
+    from the published root metadata."""
+    status = release_service.trust_status_json(ctx) or {}
+    root_file = ctx.data_dir / "tuf" / "metadata" / "root.json"
+    try:
+        signed = json.loads(root_file.read_text())["signed"]
+    except (OSError, ValueError, KeyError):
+        return {**status, "roles": {}}
+    roles = {
+        name: {"threshold": role["threshold"], "keys": len(role["keyids"])}
+        for name, role in signed["roles"].items()
+    }
+    return {**status, "roles": roles, "root_expires": signed.get("expires")}
+
+
+def sbom(ctx: Context, release: ReleaseRecord) -> Path | None:
+    """The local file of a release's SBOM, or None."""
+    if release.sbom_sha256 is None:
+        return None
+    return release_service.sbom_blob(ctx, release.id)[1]
+
+
+def checkpoints(ctx: Context) -> Sequence[Checkpoint]:
+    """The audit log's signed checkpoints, as journalled."""
+    return ctx.checkpoint_journal.read()
