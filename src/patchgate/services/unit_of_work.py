@@ -13,6 +13,7 @@ from types import TracebackType
 from patchgate.services import (
     campaign_ports,
     device_ports,
+    notice_ports,
     ports,
     release_ports,
     vulnerability_ports,
@@ -34,6 +35,7 @@ class UnitOfWork(abc.ABC):
     health: device_ports.HealthRepository
     catalog: device_ports.ReleaseCatalog
     campaigns: campaign_ports.CampaignRepository
+    notices: notice_ports.NoticeOutbox
 
     def __enter__(self) -> UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []

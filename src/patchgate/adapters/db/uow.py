@@ -10,6 +10,7 @@ from patchgate.adapters.db import (
     campaign_repos,
     core_repos,
     device_repos,
+    notice_repos,
     release_repos,
     vulnerability_repos,
 )
@@ -37,6 +38,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.health = device_repos.SqlHealthRepository(self.session)
         self.catalog = device_repos.SqlReleaseCatalog(self.session)
         self.campaigns = campaign_repos.SqlCampaignRepository(self.session)
+        self.notices = notice_repos.SqlNoticeOutbox(self.session)
         return self
 
     def __exit__(

@@ -18,6 +18,7 @@ from patchgate.adapters.db.models.devices import (
     DeviceGroup,
     HealthReport,
 )
+from patchgate.adapters.db.models.notices import NoticeDelivery, NoticeRow
 from patchgate.adapters.db.models.releases import (
     Blob,
     ProductFloor,
@@ -45,6 +46,8 @@ __all__ = [
     "Device",
     "DeviceGroup",
     "HealthReport",
+    "NoticeDelivery",
+    "NoticeRow",
     "PolicyVersion",
     "ProductFloor",
     "Release",
