@@ -16,6 +16,7 @@ from patchgate.services import (
     notice_ports,
     ports,
     release_ports,
+    session_ports,
     vulnerability_ports,
 )
 
@@ -36,6 +37,7 @@ class UnitOfWork(abc.ABC):
     catalog: device_ports.ReleaseCatalog
     campaigns: campaign_ports.CampaignRepository
     notices: notice_ports.NoticeOutbox
+    sessions: session_ports.SessionRepository
 
     def __enter__(self) -> UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []

@@ -12,6 +12,7 @@ from patchgate.adapters.db import (
     device_repos,
     notice_repos,
     release_repos,
+    session_repos,
     vulnerability_repos,
 )
 from patchgate.services.unit_of_work import UnitOfWork
@@ -39,6 +40,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.catalog = device_repos.SqlReleaseCatalog(self.session)
         self.campaigns = campaign_repos.SqlCampaignRepository(self.session)
         self.notices = notice_repos.SqlNoticeOutbox(self.session)
+        self.sessions = session_repos.SqlSessionRepository(self.session)
         return self
 
     def __exit__(

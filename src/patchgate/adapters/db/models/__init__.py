@@ -26,6 +26,7 @@ from patchgate.adapters.db.models.releases import (
     ReleaseArtifact,
     ReleaseFix,
 )
+from patchgate.adapters.db.models.sessions import ConsoleSessionRow
 from patchgate.adapters.db.models.vulnerabilities import (
     Art14Submission,
     Vulnerability,
@@ -43,6 +44,7 @@ __all__ = [
     "Base",
     "Blob",
     "Campaign",
+    "ConsoleSessionRow",
     "Device",
     "DeviceGroup",
     "HealthReport",
