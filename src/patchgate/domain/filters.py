@@ -50,6 +50,7 @@ __all__ = [
     "Or",
     "matches",
     "parse",
+    "quote",
     "render",
     "wildcard_parts",
 ]
@@ -337,7 +338,8 @@ def instant(value: str) -> datetime:
 # ---- printing -----------------------------------------------------------------------------
 
 
-def _value(v: str) -> str:
+def quote(v: str) -> str:
+    """``v`` as a query value: bare when it can be, else double-quoted with escapes."""
     if v and not any(ch in _RESERVED or ch == "\\" for ch in v):
         return v
     return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -347,9 +349,9 @@ def render(expr: Expression) -> str:
     """The canonical text of a query (``parse(render(q)) == q``)."""
     if isinstance(expr, Comparison):
         if expr.operator in _LIST_OPERATORS:
-            arg = "(" + ",".join(_value(v) for v in expr.values) + ")"
+            arg = "(" + ",".join(quote(v) for v in expr.values) + ")"
         else:
-            arg = _value(expr.values[0])
+            arg = quote(expr.values[0])
         return f"{expr.field}{expr.operator}{arg}"
     # A child of the same kind, or an OR inside an AND, keeps its parentheses so that the
     # text parses back to the same tree.

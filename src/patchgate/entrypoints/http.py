@@ -24,6 +24,7 @@ from patchgate.entrypoints.api import devices as api_devices
 from patchgate.entrypoints.api import releases as api_releases
 from patchgate.entrypoints.api import vulns as api_vulns
 from patchgate.entrypoints.campaign_timer import CampaignTimer
+from patchgate.entrypoints.console.app import create_console
 from patchgate.entrypoints.ddi.app import DdiApp
 from patchgate.entrypoints.errors import error_body, http_status
 from patchgate.entrypoints.middleware import BodyLimit, Metrics
@@ -97,6 +98,7 @@ def create_app(app: App | None = None) -> Any:
     api.mount(
         "/static", StaticFiles(packages=[("patchgate.entrypoints.web", "static")]), name="static"
     )
+    api.mount("/console", create_console(rt), name="console")
 
     # DDI requests are answered by a small ASGI handler in front of FastAPI (hot path).
     ddi_app = DdiApp(api, rt)

@@ -13,6 +13,7 @@ from types import TracebackType
 from patchgate.services import (
     campaign_ports,
     device_ports,
+    fleet_ports,
     notice_ports,
     ports,
     release_ports,
@@ -38,6 +39,7 @@ class UnitOfWork(abc.ABC):
     campaigns: campaign_ports.CampaignRepository
     notices: notice_ports.NoticeOutbox
     sessions: session_ports.SessionRepository
+    fleet: fleet_ports.FleetQueries
 
     def __enter__(self) -> UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []

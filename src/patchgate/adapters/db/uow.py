@@ -10,6 +10,7 @@ from patchgate.adapters.db import (
     campaign_repos,
     core_repos,
     device_repos,
+    fleet_queries,
     notice_repos,
     release_repos,
     session_repos,
@@ -41,6 +42,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.campaigns = campaign_repos.SqlCampaignRepository(self.session)
         self.notices = notice_repos.SqlNoticeOutbox(self.session)
         self.sessions = session_repos.SqlSessionRepository(self.session)
+        self.fleet = fleet_queries.SqlFleetQueries(self.session)
         return self
 
     def __exit__(

@@ -209,6 +209,28 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("vulnerability_id", "kind", name=op.f("pk_art14_submissions")),
     )
     op.create_table(
+        "console_sessions",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("session_hash", sa.String(length=64), nullable=False),
+        sa.Column("token_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("csrf", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["token_id"],
+            ["api_tokens.id"],
+            name=op.f("fk_console_sessions_token_id_api_tokens"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_console_sessions")),
+        sa.UniqueConstraint("session_hash", name=op.f("uq_console_sessions_session_hash")),
+    )
+    op.create_table(
         "devices",
         sa.Column(
             "id",
@@ -630,6 +652,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_devices_hardware"))
 
     op.drop_table("devices")
+    op.drop_table("console_sessions")
     op.drop_table("art14_submissions")
     op.drop_table("vulnerabilities")
     with op.batch_alter_table("tenants", schema=None) as batch_op:
