@@ -16,12 +16,15 @@ from patchgate.adapters.db.uow import SqlUnitOfWork
 from patchgate.adapters.keys import Ed25519Signer, FileCheckpointJournal
 from patchgate.adapters.mqtt_push import MqttWakeups
 from patchgate.adapters.native_signatures import NativeSignatures
+from patchgate.adapters.notice_channels import HttpWebhookSender, SmtpMailer
 from patchgate.adapters.openpgp import FileOpenPgpKey
 from patchgate.adapters.tuf_repo import FileTrustRepository
 from patchgate.adapters.webhooks import HttpWebhooks, parse_endpoints
 from patchgate.domain.errors import InvalidInput
+from patchgate.domain.notices import parse_routes
 from patchgate.services.context import Context
 from patchgate.services.device_ports import AsyncDeviceAuthReader, DeviceAuthReader
+from patchgate.services.notice_ports import Channels
 
 DEFAULT_DATA_DIR = "./var"
 
@@ -44,6 +47,12 @@ class Settings:
     mqtt_url: str | None = None
     webhooks: tuple[str, ...] = ()
     campaign_tick_seconds: float = 30
+    # Notices (docs/notifications.md): SMTP server, default recipients, per-kind routes.
+    smtp_url: str | None = None
+    notify_email: str | None = None
+    notify_routes: str | None = None
+    notify_from: str = "patchgate@localhost"
+    notify_tick_seconds: float = 60
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -71,6 +80,11 @@ class Settings:
             mqtt_url=os.environ.get("PATCHGATE_MQTT_URL") or None,
             webhooks=tuple(parse_endpoints(os.environ.get("PATCHGATE_WEBHOOKS"))),
             campaign_tick_seconds=float(os.environ.get("PATCHGATE_CAMPAIGN_TICK", 30)),
+            smtp_url=os.environ.get("PATCHGATE_SMTP_URL") or None,
+            notify_email=os.environ.get("PATCHGATE_NOTIFY_EMAIL") or None,
+            notify_routes=os.environ.get("PATCHGATE_NOTIFY_ROUTES") or None,
+            notify_from=os.environ.get("PATCHGATE_NOTIFY_FROM") or "patchgate@localhost",
+            notify_tick_seconds=float(os.environ.get("PATCHGATE_NOTIFY_TICK", 60)),
         )
 
     @property
@@ -147,6 +161,21 @@ def _wakeups(url: str | None) -> MqttWakeups | None:
         return MqttWakeups(url)
     except ValueError as exc:
         raise InvalidInput(f"PATCHGATE_MQTT_URL: {exc}") from exc
+
+
+def notice_channels(settings: Settings) -> Channels | None:
+    """The channels notices travel by, or None when neither SMTP nor webhooks are set.
+    Links in notices start with ``PATCHGATE_PUBLIC_URL`` (bare paths without it)."""
+    if not settings.smtp_url and not settings.webhooks:
+        return None
+    mailer = SmtpMailer(settings.smtp_url, settings.notify_from) if settings.smtp_url else None
+    return Channels(
+        routes=parse_routes(settings.notify_email, settings.notify_routes),
+        mailer=mailer,
+        webhook_urls=settings.webhooks,
+        webhooks=HttpWebhookSender() if settings.webhooks else None,
+        base_url=settings.public_url or "",
+    )
 
 
 def make_device_auth_reader(app: App, *, dedicated: bool = False) -> DeviceAuthReader:

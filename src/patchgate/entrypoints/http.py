@@ -23,9 +23,11 @@ from patchgate.entrypoints.api import campaigns as api_campaigns
 from patchgate.entrypoints.api import compliance as api_compliance
 from patchgate.entrypoints.api import core as api_core
 from patchgate.entrypoints.api import devices as api_devices
+from patchgate.entrypoints.api import notifications as api_notifications
 from patchgate.entrypoints.api import releases as api_releases
 from patchgate.entrypoints.api import vulns as api_vulns
 from patchgate.entrypoints.campaign_timer import CampaignTimer
+from patchgate.entrypoints.console.app import create_console
 from patchgate.entrypoints.ddi.app import DdiApp
 from patchgate.entrypoints.errors import error_body, http_status
 from patchgate.entrypoints.middleware import BodyLimit, Metrics
@@ -100,10 +102,12 @@ def create_app(app: App | None = None) -> Any:
     api.include_router(api_campaigns.router, prefix=API_PREFIX)
     api.include_router(api_advisories.router, prefix=API_PREFIX)
     api.include_router(api_compliance.router, prefix=API_PREFIX)
+    api.include_router(api_notifications.router, prefix=API_PREFIX)
     api.include_router(web_csaf.router)
     api.mount(
         "/static", StaticFiles(packages=[("patchgate.entrypoints.web", "static")]), name="static"
     )
+    api.mount("/console", create_console(rt), name="console")
 
     # DDI requests are answered by a small ASGI handler in front of FastAPI (hot path).
     ddi_app = DdiApp(api, rt)

@@ -13,8 +13,11 @@ from types import TracebackType
 from patchgate.services import (
     campaign_ports,
     device_ports,
+    fleet_ports,
+    notice_ports,
     ports,
     release_ports,
+    session_ports,
     vulnerability_ports,
 )
 from patchgate.services.advisories import ports as advisory_ports
@@ -36,6 +39,9 @@ class UnitOfWork(abc.ABC):
     catalog: device_ports.ReleaseCatalog
     campaigns: campaign_ports.CampaignRepository
     advisories: advisory_ports.AdvisoryRepository
+    notices: notice_ports.NoticeOutbox
+    sessions: session_ports.SessionRepository
+    fleet: fleet_ports.FleetQueries
 
     def __enter__(self) -> UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []

@@ -11,7 +11,10 @@ from patchgate.adapters.db import (
     campaign_repos,
     core_repos,
     device_repos,
+    fleet_queries,
+    notice_repos,
     release_repos,
+    session_repos,
     vulnerability_repos,
 )
 from patchgate.services.unit_of_work import UnitOfWork
@@ -39,6 +42,9 @@ class SqlUnitOfWork(UnitOfWork):
         self.catalog = device_repos.SqlReleaseCatalog(self.session)
         self.campaigns = campaign_repos.SqlCampaignRepository(self.session)
         self.advisories = advisory_repos.SqlAdvisoryRepository(self.session)
+        self.notices = notice_repos.SqlNoticeOutbox(self.session)
+        self.sessions = session_repos.SqlSessionRepository(self.session)
+        self.fleet = fleet_queries.SqlFleetQueries(self.session)
         return self
 
     def __exit__(

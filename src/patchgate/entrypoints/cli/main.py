@@ -52,6 +52,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "advisory": ("advisories", "CSAF 2.0 security advisories."),
     "techfile": ("compliance", "The technical file."),
     "support": ("compliance", "End of support: statements and notices."),
+    "notify": ("notify", "Notices by e-mail and webhook, and their delivery state."),
 }
 
 

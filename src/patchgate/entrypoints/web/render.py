@@ -8,7 +8,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from patchgate.domain.clock import rfc3339
+from patchgate.domain.clock import parse_rfc3339, rfc3339
 from patchgate.domain.policy import SEVERITIES, Policy
 
 
@@ -23,7 +23,41 @@ def templates() -> Environment:
     )
     env.filters["rfc3339"] = rfc3339
     env.filters["duration"] = human_hours
+    env.filters["when"] = when
+    env.filters["time_left"] = time_left
     return env
+
+
+def _instant(value: datetime | str | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, datetime) else parse_rfc3339(value)
+
+
+def when(value: datetime | str | None) -> str:
+    """``2026-12-04 14:00 UTC``: a time as a person reads it (the exact value stays in the
+    page's ``datetime`` attribute)."""
+    at = _instant(value)
+    return at.strftime("%Y-%m-%d %H:%M UTC") if at is not None else "—"
+
+
+def time_left(value: datetime | str | None, now: datetime) -> str:
+    """``3 d 4 h left`` / ``overdue by 5 h``: a deadline counting down."""
+    at = _instant(value)
+    if at is None:
+        return "—"
+    seconds = int((at - now).total_seconds())
+    span = abs(seconds)
+    days, rest = divmod(span, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        text = f"{days} d {hours} h"
+    elif hours:
+        text = f"{hours} h {minutes} min"
+    else:
+        text = f"{minutes} min"
+    return f"{text} left" if seconds >= 0 else f"overdue by {text}"
 
 
 def human_hours(hours: int) -> str:

@@ -19,6 +19,7 @@ from patchgate.adapters.db.models.devices import (
     DeviceGroup,
     HealthReport,
 )
+from patchgate.adapters.db.models.notices import NoticeDelivery, NoticeRow
 from patchgate.adapters.db.models.releases import (
     Blob,
     ProductFloor,
@@ -26,6 +27,7 @@ from patchgate.adapters.db.models.releases import (
     ReleaseArtifact,
     ReleaseFix,
 )
+from patchgate.adapters.db.models.sessions import ConsoleSessionRow
 from patchgate.adapters.db.models.vulnerabilities import (
     Art14Submission,
     Vulnerability,
@@ -44,9 +46,12 @@ __all__ = [
     "Base",
     "Blob",
     "Campaign",
+    "ConsoleSessionRow",
     "Device",
     "DeviceGroup",
     "HealthReport",
+    "NoticeDelivery",
+    "NoticeRow",
     "PolicyVersion",
     "ProductFloor",
     "Release",

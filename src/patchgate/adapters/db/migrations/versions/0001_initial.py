@@ -115,6 +115,28 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("sha256", name=op.f("pk_blobs")),
     )
     op.create_table(
+        "notices",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("kind", sa.String(length=64), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("link", sa.Text(), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notices")),
+        sa.UniqueConstraint("key", name=op.f("uq_notices_key")),
+    )
+    with op.batch_alter_table("notices", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_notices_kind"), ["kind"], unique=False)
+
+    op.create_table(
         "policy_versions",
         sa.Column(
             "id",
@@ -204,6 +226,28 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("vulnerability_id", "kind", name=op.f("pk_art14_submissions")),
     )
     op.create_table(
+        "console_sessions",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("session_hash", sa.String(length=64), nullable=False),
+        sa.Column("token_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("csrf", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["token_id"],
+            ["api_tokens.id"],
+            name=op.f("fk_console_sessions_token_id_api_tokens"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_console_sessions")),
+        sa.UniqueConstraint("session_hash", name=op.f("uq_console_sessions_session_hash")),
+    )
+    op.create_table(
         "devices",
         sa.Column(
             "id",
@@ -238,6 +282,41 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("devices", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_devices_hardware"), ["hardware"], unique=False)
+
+    op.create_table(
+        "notice_deliveries",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "notice_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("target", sa.Text(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["notice_id"],
+            ["notices.id"],
+            name=op.f("fk_notice_deliveries_notice_id_notices"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notice_deliveries")),
+        sa.UniqueConstraint(
+            "notice_id", "channel", "target", name=op.f("uq_notice_deliveries_notice_id")
+        ),
+    )
+    with op.batch_alter_table("notice_deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_notice_deliveries_due", ["state", "next_attempt_at"], unique=False
+        )
 
     op.create_table(
         "releases",
@@ -582,10 +661,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_releases_product"))
 
     op.drop_table("releases")
+    with op.batch_alter_table("notice_deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_notice_deliveries_due")
+
+    op.drop_table("notice_deliveries")
     with op.batch_alter_table("devices", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_devices_hardware"))
 
     op.drop_table("devices")
+    op.drop_table("console_sessions")
     op.drop_table("art14_submissions")
     op.drop_table("vulnerabilities")
     with op.batch_alter_table("tenants", schema=None) as batch_op:
@@ -595,6 +679,10 @@ def downgrade() -> None:
     op.drop_table("state_version")
     op.drop_table("product_floors")
     op.drop_table("policy_versions")
+    with op.batch_alter_table("notices", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_notices_kind"))
+
+    op.drop_table("notices")
     op.drop_table("blobs")
     op.drop_table("audit_head")
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:

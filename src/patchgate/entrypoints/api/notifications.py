@@ -1,0 +1,23 @@
+"""``/api/v1/notifications``: the notice outbox and each delivery's state."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from patchgate.entrypoints.api.deps import Caller, require_role
+from patchgate.entrypoints.presenters import notifications as present
+from patchgate.services import notifications
+
+router = APIRouter(prefix="/notifications", tags=["notifications"])
+
+
+@router.get("")
+def list_notices(
+    caller: Annotated[Caller, Depends(require_role("viewer"))],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+) -> dict[str, Any]:
+    """Notices newest first with their deliveries (``next_before_id`` pages on)."""
+    return present.notices_json(notifications.page(caller.ctx, limit=limit, before_id=before_id))

@@ -1,0 +1,99 @@
+"""``/console/devices``: the fleet, paged by keyset (a million devices page as fast as a
+hundred), searched and filtered with the device query language, and one device."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from patchgate.domain import filters
+from patchgate.domain.errors import InvalidInput
+from patchgate.entrypoints.console import base, charts, views
+from patchgate.services.devices import DEFAULT_TENANT
+from patchgate.services.policy import in_force
+
+router = APIRouter(prefix="/devices")
+PAGE = 50
+SEEN = {"day": "P1D", "week": "P7D"}
+
+
+def query_of(params: Mapping[str, str], hardware_of: Mapping[str, tuple[str, ...]]) -> str:
+    """The form's fields as one device query (shown to the user, so it can be edited)."""
+    parts: list[str] = []
+    if params.get("q"):
+        parts.append(f"({params['q']})")
+    if params.get("search"):
+        parts.append(f"id=={filters.quote(params['search'].replace('*', '') + '*')}")
+    if params.get("product"):
+        models = hardware_of.get(params["product"], ())
+        if not models:
+            raise InvalidInput(f"product {params['product']!r} lists no hardware model")
+        parts.append("hardware=in=(" + ",".join(filters.quote(m) for m in models) + ")")
+    for field in ("hardware", "version", "group"):
+        if params.get(field):
+            parts.append(f"{field}=={filters.quote(params[field])}")
+    return ";".join(parts)
+
+
+@router.get("", response_class=HTMLResponse)
+def fleet(request: Request, caller: base.SignedIn) -> HTMLResponse:
+    params = {k: v for k, v in request.query_params.items() if v}
+    policy = in_force(caller.ctx).policy
+    hardware_of = {p.name: tuple(p.hardware) for p in policy.products}
+    problem = None
+    expr = None
+    text = ""
+    try:
+        # The typed query alone first, so an error's position is one in what was typed.
+        if params.get("q"):
+            filters.parse(params["q"])
+        text = query_of(params, hardware_of)
+        expr = filters.parse(text) if text else None
+    except InvalidInput as exc:
+        problem = exc.message
+    seen_since = None
+    if params.get("seen") in ("day", "week"):
+        days = 1 if params["seen"] == "day" else 7
+        seen_since = caller.ctx.clock().timestamp() - days * 86400
+    if seen_since is not None and problem is None:
+        stamp = str(int(seen_since * 1000))
+        seen = filters.Comparison(filters.Field("last_seen"), ">=", (stamp,))
+        expr = seen if expr is None else filters.And((expr, seen))
+    with caller.ctx.read_uow() as uow:
+        page = (
+            uow.fleet.page(DEFAULT_TENANT, query=expr, after=params.get("after"), limit=PAGE)
+            if problem is None
+            else None
+        )
+        counts = uow.fleet.versions(DEFAULT_TENANT)
+    distributions = []
+    for product in policy.products:
+        rows = sorted(
+            ((c.version or "unknown", c.devices) for c in counts if c.hardware in product.hardware),
+            key=lambda r: -r[1],
+        )
+        merged: dict[str, int] = {}
+        for version, n in rows:
+            merged[version] = merged.get(version, 0) + n
+        label = f"Devices of {product.name} per installed version"
+        distributions.append((product.name, charts.bars(list(merged.items())[:12], label=label)))
+    return base.page(
+        request,
+        "devices.html",
+        caller,
+        page=page,
+        params=params,
+        query=text,
+        problem=problem,
+        products=[p.name for p in policy.products],
+        distributions=distributions,
+        page_size=PAGE,
+    )
+
+
+@router.get("/{controller_id}", response_class=HTMLResponse)
+def device(request: Request, controller_id: str, caller: base.SignedIn) -> HTMLResponse:
+    d = views.device(caller.ctx, controller_id)
+    return base.page(request, "device.html", caller, d=d)

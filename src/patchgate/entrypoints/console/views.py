@@ -1,0 +1,56 @@
+"""The console's reads, each through the service that owns the area, in the same JSON
+shapes the API and the CLI's ``--json`` print, so the three never disagree."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from patchgate.services import audit as audit_service
+from patchgate.services import campaigns as campaign_service
+from patchgate.services import releases as release_service
+from patchgate.services import vulnerabilities as vuln_service
+from patchgate.services.context import Context
+
+OPEN_SLA = frozenset({"on_track", "due_soon", "overdue"})
+
+
+def vulnerabilities(ctx: Context) -> list[dict[str, Any]]:
+    return vuln_service.list_all(ctx)
+
+
+def vulnerability(ctx: Context, vuln_id: str) -> dict[str, Any]:
+    return vuln_service.show(ctx, vuln_id)
+
+
+def campaigns(ctx: Context) -> list[dict[str, Any]]:
+    return campaign_service.list_campaigns(ctx)
+
+
+def campaign(ctx: Context, campaign_id: int) -> dict[str, Any]:
+    return campaign_service.status(ctx, campaign_id)
+
+
+def releases(ctx: Context) -> list[dict[str, Any]]:
+    trust = release_service.trust_mode(ctx)
+    return [release_service.as_json(r, trust=trust) for r in release_service.list_releases(ctx)]
+
+
+def release(ctx: Context, release_id: int) -> dict[str, Any]:
+    trust = release_service.trust_mode(ctx)
+    return release_service.as_json(release_service.get_release(ctx, release_id), trust=trust)
+
+
+def audit_page(ctx: Context, *, limit: int, before_seq: int | None) -> Sequence[Any]:
+    return audit_service.entries(ctx, limit=limit, before_seq=before_seq)
+
+
+def audit_verify(ctx: Context) -> tuple[int, Any]:
+    return audit_service.verify(ctx)
+
+
+def device(ctx: Context, controller_id: str) -> dict[str, Any]:
+    from patchgate.entrypoints.presenters.devices import device_detail_json
+    from patchgate.services.devices import device_detail
+
+    return device_detail_json(device_detail(ctx, controller_id))
