@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 
-from patchgate.adapters.webhooks import HttpWebhooks
-from patchgate.services import campaigns, ddi
+from patchgate.adapters.notice_channels import HttpWebhookSender
+from patchgate.domain.notices import Routes
+from patchgate.services import campaigns, ddi, notifications
 from patchgate.services import devices as device_service
 from patchgate.services import policy as policy_service
 from patchgate.services import vulnerabilities as vulns
 from patchgate.services.campaigns import CreateOptions
-from patchgate.services.compliance import checklist, support, techfile
+from patchgate.services.compliance import checklist, techfile
+from patchgate.services.notice_ports import Channels
 from patchgate.services.setup import demo_policy_source
 from tests.conftest import Env
 from tests.factories import make_release
@@ -109,23 +111,28 @@ def test_atomic_updates(env: Env) -> None:
 def test_eol_communication_and_the_notices(env: Env, tmp_path: Path) -> None:
     assert state(env, "eol_communication") == "pass"  # ends December 2031, nothing due
     receiver = Receiver(failures=0)
+    channels = Channels(
+        routes=Routes(),
+        mailer=None,
+        webhook_urls=(receiver.url,),
+        webhooks=HttpWebhookSender(timeout=5),
+        base_url="",
+    )
     try:
-        env.ctx.webhooks = HttpWebhooks([receiver.url])
         env.ctx.clock = lambda: datetime(2031, 7, 2, tzinfo=UTC)  # past the 6-month mark
         assert state(env, "eol_communication") == "warn"
-        sent = support.send_notices(env.ctx)
-        assert [n["notice"] for n in sent] == ["6 months"]
-        assert support.send_notices(env.ctx) == []  # once each
-        env.ctx.webhooks.wait()
+        assert notifications.run_once(env.ctx, channels).sent == 1
+        assert notifications.run_once(env.ctx, channels).sent == 0  # once each
         assert [b["notice"] for b in receiver.bodies] == ["6 months"]
         assert receiver.bodies[0]["product"] == "Demo Gateway"
+        assert receiver.bodies[0]["event"] == "support.ending"
         assert state(env, "eol_communication") == "pass"
         env.ctx.clock = lambda: datetime(2031, 12, 31, 9, tzinfo=UTC)
-        assert [n["event"] for n in support.send_notices(env.ctx)] == ["support.ended"]
+        notifications.run_once(env.ctx, channels)
+        assert [b["event"] for b in receiver.bodies] == ["support.ending", "support.ended"]
         env.ctx.clock = lambda: datetime(2032, 1, 5, tzinfo=UTC)  # past the end, on sale
         assert state(env, "eol_communication") == "fail"
     finally:
-        env.ctx.webhooks.wait()  # type: ignore[union-attr]
         receiver.httpd.shutdown()
 
 

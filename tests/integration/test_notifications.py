@@ -179,7 +179,7 @@ def test_each_event_is_mailed_and_posted_once_with_what_to_do(
             "vulnerability.due_soon",
             "art14.report_due",
             "art14.report_due",
-            "product.end_of_support",
+            "support.ending",
             "campaign.halted",
             "vulnerability.overdue",
         ]

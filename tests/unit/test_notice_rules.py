@@ -2,51 +2,47 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from patchgate.domain import notices as rules
 from patchgate.domain.errors import InvalidInput
+from patchgate.domain.policy import Month
 
 NOW = datetime(2030, 6, 15, 9, 0, tzinfo=UTC)
 
 
-def _eos(end: date, now: datetime = NOW) -> list[rules.Notice]:
+def _eos(end: Month, now: datetime = NOW) -> list[rules.Notice]:
     return rules.derive([], [], [rules.ProductFacts("Gw", end)], now)
 
 
 @pytest.mark.parametrize(
-    ("end", "months"),
+    ("end", "notice"),
     [
-        (date(2031, 6, 30), None),  # a year and two weeks away: nothing yet
-        (date(2031, 6, 15), 12),
-        (date(2030, 12, 10), 6),
-        (date(2030, 12, 31), 12),
-        (date(2030, 7, 10), 1),
-        (date(2030, 6, 15), 0),
-        (date(2030, 6, 1), 0),  # ended two weeks ago: the day-of notice still goes out
-        (date(2030, 4, 30), None),  # ended over a month ago: too late to be news
+        (Month(2031, 6), None),  # the twelve-month notice falls due on 1 July 2030
+        (Month(2031, 5), "12 months"),
+        (Month(2030, 12), "12 months"),  # six months before: from 1 July 2030
+        (Month(2030, 11), "6 months"),
+        (Month(2030, 6), "1 month"),
+        (Month(2030, 5), "end of support"),  # ended: the day-of notice, once
     ],
 )
-def test_end_of_support_notices_name_the_nearest_threshold_reached(
-    end: date, months: int | None
+def test_end_of_support_notices_name_the_latest_threshold_reached(
+    end: Month, notice: str | None
 ) -> None:
     found = _eos(end)
-    if months is None:
+    if notice is None:
         assert found == []
         return
-    [notice] = found
-    assert notice.kind is rules.Kind.END_OF_SUPPORT
-    assert notice.facts["months_before"] == months
-    assert notice.key == f"end_of_support:Gw:{end.isoformat()}:{months}"
-    assert notice.link == "/products/Gw"
-
-
-def test_month_arithmetic_keeps_the_last_day_of_short_months() -> None:
-    # Six months before 31 August is 28/29 February, not an invalid date.
-    [notice] = _eos(date(2031, 8, 31), datetime(2031, 2, 28, tzinfo=UTC))
-    assert notice.facts["months_before"] == 6
+    [made] = found
+    assert made.kind is rules.Kind.END_OF_SUPPORT
+    assert made.facts["notice"] == notice
+    assert made.key == f"end_of_support:Gw:{end}:{notice}"
+    assert made.link == "/products/Gw"
+    assert made.facts["event"] == (
+        "support.ended" if notice == "end of support" else "support.ending"
+    )
 
 
 def test_a_resolved_vulnerability_gets_no_deadline_notice() -> None:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from patchgate.domain import checklist
 from patchgate.domain.clock import rfc3339
 from patchgate.domain.errors import InvalidInput
+from patchgate.domain.policy import Month
 
 __all__ = [
     "CampaignFacts",
@@ -58,7 +60,7 @@ EVENTS: Mapping[Kind, str] = {
     Kind.STAGE_AWAITING_APPROVAL: "campaign.awaiting_approval",
     Kind.CAMPAIGN_DEADLINE_AT_RISK: "campaign.deadline_at_risk",
     Kind.CAMPAIGN_COMPLETED: "campaign.completed",
-    Kind.END_OF_SUPPORT: "product.end_of_support",
+    Kind.END_OF_SUPPORT: "support.ending",
 }
 
 
@@ -69,7 +71,8 @@ def webhook_payload(
     and the facts of the event (``campaign_id``, ``reason``…)."""
     return {
         **facts,
-        "event": EVENTS.get(Kind(kind), kind),
+        # A notice may name its event more precisely than its kind ("support.ended").
+        "event": facts.get("event") or EVENTS.get(Kind(kind), kind),
         "key": key,
         "subject": subject,
         "link": link,
@@ -79,9 +82,6 @@ def webhook_payload(
 
 # A vulnerability "due soon" is due within this long.
 DUE_SOON = timedelta(days=1)
-# End-of-support notices, months before the end (CRA Art. 13(19): inform users of the end
-# of the support period); 0 is the day itself.
-EOS_MONTHS = (12, 6, 1, 0)
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class CampaignFacts:
 @dataclass(frozen=True)
 class ProductFacts:
     name: str
-    support_end: date
+    support_end: Month
 
 
 _REPORT_NAMES = {
@@ -256,32 +256,32 @@ def _campaign(c: CampaignFacts, now: datetime) -> Iterable[Notice]:
         )
 
 
-def _months_before(day: date, months: int) -> date:
-    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
-    month += 1
-    last = (date(year + (month == 12), month % 12 + 1, 1) - timedelta(days=1)).day
-    return date(year, month, min(day.day, last))
-
-
 def _end_of_support(p: ProductFacts, now: datetime) -> Iterable[Notice]:
-    today = now.date()
-    # Only the nearest threshold already reached: a product added six months before its
-    # end gets the six-month notice, not a late twelve-month one as well.
-    reached = [m for m in EOS_MONTHS if _months_before(p.support_end, m) <= today]
-    if not reached or today > p.support_end + timedelta(days=31):
+    # The thresholds are the compliance checklist's (domain.checklist.NOTICES): only the
+    # latest one reached, so a product added six months before its end gets the six-month
+    # notice, not a late twelve-month one as well.
+    due = checklist.notice_due(p.support_end, now)
+    if due is None:
         return
-    months = min(reached)
-    when = "today" if months == 0 else f"in {months} month{'s' if months > 1 else ''}"
+    ended = due == "end of support"
+    last_day = p.support_end.last_day().isoformat()
+    when = "today" if ended else f"in {due}"
     yield Notice(
-        f"{Kind.END_OF_SUPPORT}:{p.name}:{p.support_end.isoformat()}:{months}",
+        f"{Kind.END_OF_SUPPORT}:{p.name}:{p.support_end}:{due}",
         Kind.END_OF_SUPPORT,
-        f"[patchgate] End of support {when}: {p.name} on {p.support_end.isoformat()}",
-        f"The support period of {p.name} ends on {p.support_end.isoformat()} ({when}). "
+        f"[patchgate] End of support {when}: {p.name} on {last_day}",
+        f"The support period of {p.name} ends on {last_day} ({when}). "
         "After it, no security updates are promised (CRA Art. 13(8)); tell its users "
         "(CRA Art. 13(19)) and keep its updates available (Art. 13(9)).",
         f"/products/{p.name}",
         now,
-        {"product": p.name, "support_end": p.support_end.isoformat(), "months_before": months},
+        {
+            "event": "support.ended" if ended else "support.ending",
+            "product": p.name,
+            "notice": due,
+            "support_end": str(p.support_end),
+            "ends_at": rfc3339(checklist.support_ends_at(p.support_end)),
+        },
     )
 
 

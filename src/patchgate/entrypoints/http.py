@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from patchgate import __version__
-from patchgate.bootstrap import App, Settings, build
+from patchgate.bootstrap import App, Settings, build, notice_channels
 from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints import logs, ops, tuf
 from patchgate.entrypoints.api import advisories as api_advisories
@@ -31,8 +31,8 @@ from patchgate.entrypoints.console.app import create_console
 from patchgate.entrypoints.ddi.app import DdiApp
 from patchgate.entrypoints.errors import error_body, http_status
 from patchgate.entrypoints.middleware import BodyLimit, Metrics
+from patchgate.entrypoints.notice_timer import NoticeTimer
 from patchgate.entrypoints.runtime import make_runtime
-from patchgate.entrypoints.support_timer import SupportNotifier
 from patchgate.entrypoints.web import csaf as web_csaf
 from patchgate.entrypoints.web import public
 from patchgate.services import releases
@@ -120,7 +120,11 @@ def create_app(app: App | None = None) -> Any:
     rt.campaign_timer = timer
     timer.start()
     # End-of-support notices to the webhooks, hourly (docs/compliance.md).
-    SupportNotifier(app.context).start()
+    notices = NoticeTimer(
+        app.context, notice_channels(app.settings), app.settings.notify_tick_seconds
+    )
+    rt.notice_timer = notices
+    notices.start()
     asgi: Any = ddi_app
     asgi = BodyLimit(asgi, app.settings.max_request_bytes, UPLOAD_PREFIXES)
     asgi = Metrics(asgi, rt.registry)

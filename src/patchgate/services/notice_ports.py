@@ -85,6 +85,10 @@ class NoticeOutbox(abc.ABC):
     def failed(self, delivery_id: int, error: str, retry_at: datetime) -> None: ...
 
     @abc.abstractmethod
+    def delivered(self, kind: str) -> list[Mapping[str, Any]]:
+        """The facts of every notice of ``kind`` that reached at least one recipient."""
+
+    @abc.abstractmethod
     def page(self, *, limit: int, before_id: int | None) -> list[NoticeView]:
         """Newest first, with their deliveries."""
 

@@ -108,7 +108,7 @@ def _product_facts(ctx: Context) -> list[rules.ProductFacts]:
     from patchgate.services.policy import in_force
 
     policy = in_force(ctx).policy
-    return [rules.ProductFacts(p.name, p.support_end.last_day()) for p in policy.products]
+    return [rules.ProductFacts(p.name, p.support_end) for p in policy.products]
 
 
 def collect(ctx: Context, now: datetime) -> list[rules.Notice]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -142,6 +143,19 @@ class SqlNoticeOutbox(NoticeOutbox):
             )
             .execution_options(synchronize_session=False)
         )
+
+    def delivered(self, kind: str) -> list[Mapping[str, Any]]:
+        reached = (
+            select(NoticeDelivery.notice_id)
+            .where(NoticeDelivery.notice_id == NoticeRow.id, NoticeDelivery.state == SENT)
+            .exists()
+        )
+        return [
+            dict(payload)
+            for payload in self.session.scalars(
+                select(NoticeRow.payload).where(NoticeRow.kind == kind, reached)
+            )
+        ]
 
     def page(self, *, limit: int, before_id: int | None) -> list[NoticeView]:
         query = select(NoticeRow).order_by(NoticeRow.id.desc()).limit(limit)

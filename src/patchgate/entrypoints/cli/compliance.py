@@ -1,4 +1,4 @@
-"""``patchgate report checklist``, ``techfile export`` and ``support notify``: compliance
+"""``patchgate report checklist``, ``techfile export`` and ``support show``: compliance
 evidence (docs/compliance.md)."""
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ def register(cli: typer.Typer) -> None:
     techfile.command("export")(techfile_export)
     cli.add_typer(techfile, name="techfile")
     support = typer.Typer(help="End of support.", no_args_is_help=True)
-    support.command("notify")(support_notify)
     support.command("show")(support_show)
     cli.add_typer(support, name="support")
 
@@ -60,24 +59,6 @@ def support_show(
         return
     state = "supported" if out["supported"] else "no longer supported"
     typer.echo(f"{out['product']}: security updates until {out['support_end_human']} ({state})")
-
-
-def support_notify(as_json: JsonFlag = False) -> None:
-    """Send the end-of-support notices that have fallen due (each once) to the webhooks."""
-    from patchgate.adapters.webhooks import HttpWebhooks
-    from patchgate.services.compliance import support
-
-    sent = support.send_notices(app().context)
-    hooks = app().context.webhooks
-    if isinstance(hooks, HttpWebhooks):
-        hooks.wait()
-    if as_json:
-        emit_json({"sent": sent})
-        return
-    for n in sent:
-        typer.echo(f"sent: {n['product']} {n['notice']} ({n['event']})")
-    if not sent:
-        typer.echo("no notice due")
 
 
 def techfile_export(

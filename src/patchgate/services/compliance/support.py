@@ -1,6 +1,6 @@
 """End of support (CRA Art. 13(8), (19)): the public support statement of each product and
 the notices to operators 12, 6 and 1 months before a product's end of support and on the
-day, each sent once (webhooks; recorded in the audit log, which is how "once" is known)."""
+day, each sent once by the notice outbox (``services.notifications``, e-mail and webhooks)."""
 
 from __future__ import annotations
 
@@ -9,23 +9,20 @@ from typing import Any
 from patchgate.domain import checklist
 from patchgate.domain.clock import rfc3339
 from patchgate.domain.errors import NotFound
+from patchgate.domain.notices import Kind
 from patchgate.domain.policy import Product
-from patchgate.services import audit
 from patchgate.services.advisories.views import check_product_name
 from patchgate.services.compliance import sources
 from patchgate.services.context import Context
 
-NOTICE_ACTION = "support.notice"
-ACTOR = "patchgate:support"
-
 
 def sent_notices(ctx: Context) -> dict[str, set[str]]:
-    """{product: names of the notices already sent}."""
+    """{product: names of the end-of-support notices that reached someone}. The notices
+    themselves go out through the notice outbox (docs/notifications.md)."""
     out: dict[str, set[str]] = {}
-    for entry in sources.audit_entries(ctx, NOTICE_ACTION, limit=100_000):
-        out.setdefault(entry.subject.removeprefix("product:"), set()).add(
-            str(entry.details.get("notice"))
-        )
+    with ctx.read_uow() as uow:
+        for facts in uow.notices.delivered(Kind.END_OF_SUPPORT.value):
+            out.setdefault(str(facts.get("product")), set()).add(str(facts.get("notice")))
     return out
 
 
@@ -63,39 +60,3 @@ def _statement(product: Product, ctx: Context) -> dict[str, Any]:
             for n, at in checklist.notice_times(product.support_end)
         ],
     }
-
-
-def send_notices(ctx: Context) -> list[dict[str, Any]]:
-    """Send each product's end-of-support notice that has fallen due and was not sent yet;
-    returns what was sent. Without a webhook endpoint nothing is sent (nor recorded).
-
-    Several server processes may run this at once: each notice is decided and recorded
-    under the audit log's head lock, so only one of them records (and then posts) it."""
-    if ctx.webhooks is None:
-        return []
-    now = ctx.clock()
-    out: list[dict[str, Any]] = []
-    for product in sources.policy(ctx).products:
-        due = checklist.notice_due(product.support_end, now)
-        if due is None:
-            continue
-        notice = {
-            "event": "support.ending" if due != "end of support" else "support.ended",
-            "product": product.name,
-            "notice": due,
-            "support_end": str(product.support_end),
-            "ends_at": rfc3339(checklist.support_ends_at(product.support_end)),
-            "at": rfc3339(now),
-        }
-        with ctx.uow() as uow:
-            uow.audit.lock_head()
-            if due in sent_notices(ctx).get(product.name, set()):
-                continue
-            audit.record(
-                ctx, uow, actor=ACTOR, action=NOTICE_ACTION, subject=f"product:{product.name}",
-                details={"notice": due},
-            )  # fmt: skip
-            uow.commit()
-        ctx.webhooks.post(notice)
-        out.append(notice)
-    return out

@@ -1,0 +1,54 @@
+"""The server's notice timer: ``services.notifications.run_once`` at start and then every
+``interval`` seconds, in a background thread of each process (docs/notifications.md).
+Several processes may run it at once: the outbox stores each event once and each delivery
+is claimed before it is sent."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from patchgate.services import notifications
+from patchgate.services.context import Context
+from patchgate.services.notice_ports import Channels
+
+log = logging.getLogger("patchgate.notifications")
+
+
+class NoticeTimer:
+    """Derive, store and send notices on a timer; ``poke`` runs a pass soon."""
+
+    def __init__(self, ctx: Context, channels: Channels | None, interval: float) -> None:
+        self.ctx = ctx
+        self.channels = channels
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None or self.interval <= 0:
+            return
+        self._thread = threading.Thread(target=self._loop, name="notices", daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                result = notifications.run_once(self.ctx, self.channels)
+                if result.stored or result.failed:
+                    log.info(
+                        "notices: %d new, %d sent, %d waiting for a retry",
+                        result.stored, result.sent, result.failed,
+                    )  # fmt: skip
+            except Exception:  # keep the timer alive; the next pass retries
+                log.exception("notice pass failed; retrying")
+            self._wake.wait(self.interval)
+            self._wake.clear()
