@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Response, sync_pl
 from patchgate.services import access, campaigns
 from patchgate.services import devices as device_service
 from patchgate.services.campaigns import CreateOptions
+from patchgate.services.devices import DeviceRow
 from tests.conftest import Env
 from tests.factories import make_release
 from tests.support import LiveServer
@@ -224,7 +225,8 @@ def test_ten_thousand_devices_page_by_keyset_and_filter_by_query(
     env: Env, console: Console
 ) -> None:
     rows = [
-        (f"gw-{i:05d}", ["qa"] if i % 10 == 0 else [], "demo-gw-1", "1.0.0") for i in range(10_000)
+        DeviceRow(f"gw-{i:05d}", ("qa",) if i % 10 == 0 else (), "demo-gw-1", "1.0.0")
+        for i in range(10_000)
     ]
     device_service.import_devices(env.ctx, rows, actor="t")
     page = console.sign_in(env.admin_token)
@@ -257,6 +259,9 @@ PAGES = [
     "/console/devices",
     "/console/devices/qa-1",
     "/console/audit",
+    "/console/compliance",
+    "/console/advisories",
+    "/console/advisories/SA-2026-0001",
 ]
 
 
@@ -268,6 +273,7 @@ def test_every_page_renders_without_script_errors_or_serious_accessibility_probl
     _running_campaign(env)
     env.cli("vuln", "add", "CVE-2026-0001", "--title", "t", "--cvss", CRITICAL,
             "--product", "Demo Gateway")  # fmt: skip
+    assert env.cli("advisory", "create", "CVE-2026-0001").code == 0
     server = LiveServer(env.vars, tmp_path / "server.log").start()
     made = Console(browser, server, width=width)
     try:

@@ -17,11 +17,12 @@ from patchgate.adapters.db.models import Device, DeviceGroup
 from patchgate.domain import filters as q
 from patchgate.domain.clock import as_utc
 from patchgate.services import devices as device_service
+from patchgate.services.devices import DeviceRow
 from tests.conftest import Env
 
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
 GROUPS = ["internal", "qa", "canary-optin", "Canary-optin", "field_1", "fieldX1"]
-VERSIONS = ["1.9.0", "1.10.0", "1.2", "2.0.0-rc.1", "2.0.0", "banana"]
+VERSIONS = ["1.9.0", "1.10.0", "1.2", "2.0.0-rc.1", "2.0.0"]
 HARDWARE = ["demo-gw-1", "demo-gw-2", "Demo-GW-1", "x_y"]
 
 
@@ -42,18 +43,19 @@ def _fleet(env: Env) -> list[Facts]:
         groups = rng.sample(GROUPS, rng.randint(0, 2))
         hardware = rng.choice([*HARDWARE, None])
         version = rng.choice([*VERSIONS, None])
-        rows.append((f"{rng.choice(['gw', 'GW', 'cam'])}-{i:04d}", groups, hardware, version))
+        cid = f"{rng.choice(['gw', 'GW', 'cam'])}-{i:04d}"
+        rows.append(DeviceRow(cid, tuple(groups), hardware, version))
     device_service.import_devices(env.ctx, rows, actor="test")
     with Session(env.app.engines.write) as session, session.begin():
-        for i, (cid, *_rest) in enumerate(rows):
+        for i, row in enumerate(rows):
+            cid = row.controller_id
             slots = rng.choice(["ab", "single", "AB", "5%_off", "5%xoff"])
             attrs = {"slots": slots} if i % 3 else {}
             seen = BASE + timedelta(hours=rng.randint(0, 400)) if i % 4 else None
-            session.execute(
-                update(Device)
-                .where(Device.controller_id == cid)
-                .values(attributes=attrs, last_seen=seen)
-            )
+            values: dict[str, object] = {"attributes": attrs, "last_seen": seen}
+            if i % 7 == 0:  # a version a device reported that cannot be ordered
+                values["installed_version"] = "banana"
+            session.execute(update(Device).where(Device.controller_id == cid).values(**values))
     return _read_back(env)
 
 

@@ -14,6 +14,7 @@ from patchgate.entrypoints.console import (
     audit,
     base,
     campaigns,
+    compliance,
     dashboard,
     devices,
     releases,
@@ -51,6 +52,6 @@ def create_console(rt: Runtime) -> Any:
         )
         return base.error_page(request, error, exc.status_code)
 
-    for module in (signin, dashboard, vulns, releases, campaigns, devices, audit):
+    for module in (signin, dashboard, vulns, releases, campaigns, devices, compliance, audit):
         console.include_router(module.router)
     return SecurityHeaders(console)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from patchgate.entrypoints.console import base, views
+from patchgate.services.compliance import checklist
 from patchgate.services.devices import DEFAULT_TENANT
 
 router = APIRouter()
@@ -28,6 +29,7 @@ def dashboard(request: Request, caller: base.SignedIn) -> HTMLResponse:
         for c in views.campaigns(ctx)
         if c["state"] in ("running", "paused", "halted", "reverting")
     ]
+    report = checklist.report(ctx, base_url=caller.rt.base_url(request))
     return base.page(
         request,
         "dashboard.html",
@@ -37,4 +39,5 @@ def dashboard(request: Request, caller: base.SignedIn) -> HTMLResponse:
         campaigns=active,
         devices_total=total,
         devices_seen=seen,
+        checklist=report,
     )
