@@ -226,7 +226,17 @@ def transition(progress: Progress, command: Command, *, stages: int, now: dateti
         if state == HALTED and name in ("start", "resume"):
             hint = " — a halted campaign never offers its release again; revert, or roll forward"
         raise TransitionRefused(f"cannot {name} a {state} campaign; allowed: {options}{hint}")
-    last = stages - 1
+    if isinstance(command, AdvanceStage):
+        return _advance(progress, command, last=stages - 1, now=now)
+    if isinstance(command, HaltCampaign):
+        return _halt(progress, command, now)
+    if isinstance(command, CompleteCampaign):
+        return _complete_command(progress, stages=stages, now=now)
+    return _simple(progress, command, now)
+
+
+def _simple(progress: Progress, command: Command, now: datetime) -> Transition:
+    """The transitions that only change the state (and, for start, the first stage)."""
     if isinstance(command, StartCampaign):
         new = replace(progress, state=RUNNING, stage_index=0, stage_started_at=now, started_at=now)
         return Transition(new, (CampaignEvent(CAMPAIGN_STARTED, now, {"stage": 0}),))
@@ -237,35 +247,42 @@ def transition(progress: Progress, command: Command, *, stages: int, now: dateti
     if isinstance(command, ApproveStage):
         event = CampaignEvent(STAGE_APPROVED, now, {"stage": progress.stage_index})
         return Transition(replace(progress, approved=True), (event,))
-    if isinstance(command, AdvanceStage):
-        gate = {} if command.gate is None else {"gate": command.gate.to_json()}
-        if progress.stage_index >= last:
-            return _complete(progress, now, rollout=True, details=gate)
-        to = progress.stage_index + 1
-        new = replace(progress, stage_index=to, stage_started_at=now, approved=False)
-        moved = {"from": progress.stage_index, "to": to, **gate}
-        return Transition(new, (CampaignEvent(STAGE_ADVANCED, now, moved),))
-    if isinstance(command, HaltCampaign):
-        if not command.reason.strip():
-            raise InvalidInput("halt: a reason is required")
-        new = replace(progress, state=HALTED, halted_at=now, halt_reason=command.reason)
-        details: dict[str, Any] = {"reason": command.reason, "stage": progress.stage_index}
-        if command.gate is not None:
-            details["gate"] = command.gate.to_json()
-        return Transition(new, (CampaignEvent(CAMPAIGN_HALTED, now, details),))
     if isinstance(command, RevertCampaign):
         return Transition(replace(progress, state=REVERTING), (CampaignEvent(REVERT_STARTED, now),))
-    if isinstance(command, CompleteCampaign):
-        if state == REVERTING:
-            return _complete(progress, now, rollout=False, details={})
-        if progress.stage_index < last:
-            raise TransitionRefused(
-                f"cannot complete at stage {progress.stage_index + 1} of {stages}; "
-                "the last stage must be reached first"
-            )
-        return _complete(progress, now, rollout=True, details={})
+    assert isinstance(command, CancelCampaign)
     new = replace(progress, state=CANCELLED, finished_at=now)
     return Transition(new, (CampaignEvent(CAMPAIGN_CANCELLED, now, {"reason": command.reason}),))
+
+
+def _advance(progress: Progress, command: AdvanceStage, *, last: int, now: datetime) -> Transition:
+    gate = {} if command.gate is None else {"gate": command.gate.to_json()}
+    if progress.stage_index >= last:
+        return _complete(progress, now, rollout=True, details=gate)
+    to = progress.stage_index + 1
+    new = replace(progress, stage_index=to, stage_started_at=now, approved=False)
+    moved = {"from": progress.stage_index, "to": to, **gate}
+    return Transition(new, (CampaignEvent(STAGE_ADVANCED, now, moved),))
+
+
+def _halt(progress: Progress, command: HaltCampaign, now: datetime) -> Transition:
+    if not command.reason.strip():
+        raise InvalidInput("halt: a reason is required")
+    new = replace(progress, state=HALTED, halted_at=now, halt_reason=command.reason)
+    details: dict[str, Any] = {"reason": command.reason, "stage": progress.stage_index}
+    if command.gate is not None:
+        details["gate"] = command.gate.to_json()
+    return Transition(new, (CampaignEvent(CAMPAIGN_HALTED, now, details),))
+
+
+def _complete_command(progress: Progress, *, stages: int, now: datetime) -> Transition:
+    if progress.state == REVERTING:
+        return _complete(progress, now, rollout=False, details={})
+    if progress.stage_index < stages - 1:
+        raise TransitionRefused(
+            f"cannot complete at stage {progress.stage_index + 1} of {stages}; "
+            "the last stage must be reached first"
+        )
+    return _complete(progress, now, rollout=True, details={})
 
 
 def _complete(

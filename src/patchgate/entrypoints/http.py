@@ -30,7 +30,7 @@ from patchgate.entrypoints.middleware import BodyLimit, Metrics
 from patchgate.entrypoints.runtime import make_runtime
 from patchgate.entrypoints.web import public
 from patchgate.services import releases
-from patchgate.services.campaigns import PollEngine
+from patchgate.services.campaigns.poll import PollEngine
 
 log = logging.getLogger("patchgate.http")
 

@@ -21,7 +21,7 @@ log = logging.getLogger("patchgate")
 
 if TYPE_CHECKING:
     from patchgate.entrypoints.campaign_timer import CampaignTimer
-    from patchgate.services.campaigns import PollEngine
+    from patchgate.services.campaigns.poll import PollEngine
     from patchgate.services.ddi import Poller
 
 

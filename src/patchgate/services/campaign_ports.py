@@ -109,6 +109,10 @@ class CampaignRepository(abc.ABC):
         """Campaigns, oldest first, optionally of some states only."""
 
     @abc.abstractmethod
+    def page(self, *, after_id: int, limit: int) -> Sequence[CampaignRecord]:
+        """Campaigns with ids above ``after_id``, oldest first, at most ``limit``."""
+
+    @abc.abstractmethod
     def update(self, campaign_id: int, **values: Any) -> None:
         """Change columns of one campaign."""
 
@@ -142,3 +146,7 @@ class Webhooks(abc.ABC):
     def post(self, notice: dict[str, Any]) -> None:
         """Deliver ``notice`` as JSON to every endpoint, retrying failures; never raises
         and never blocks the caller for long (delivery may continue in the background)."""
+
+    def wait(self, timeout: float = 30.0) -> None:  # noqa: B027 - optional hook
+        """Wait up to ``timeout`` seconds for deliveries still in flight (a short-lived
+        process, the CLI, calls it before it exits). Nothing to wait for by default."""

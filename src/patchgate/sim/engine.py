@@ -73,7 +73,7 @@ from patchgate.domain.gates import StageFigures
 from patchgate.domain.planning import FleetTiming, plan_schedule, stage_sizes
 from patchgate.domain.ratelimit import RateLimit, TokenBucket
 from patchgate.domain.stages import Stage, default_stages, parse_stages
-from patchgate.domain.strategies import AwsJobsPolicy, HawkbitPolicy, PatchgatePolicy
+from patchgate.sim.strategies import AwsJobsPolicy, HawkbitPolicy, PatchgatePolicy
 
 from .devices import CUT_POINTS, EnvTable, Timing, abort, run_install
 from .scenario import GROUPS_OF, INTERNAL, OPTIN, QA, Fleet, Scenario, device_id

@@ -61,6 +61,10 @@ class SqlCampaignRepository(p.CampaignRepository):
             query = query.where(Campaign.state.in_(list(states)))
         return [_record(row) for row in self.session.execute(query).scalars()]
 
+    def page(self, *, after_id: int, limit: int) -> Sequence[p.CampaignRecord]:
+        query = select(Campaign).where(Campaign.id > after_id).order_by(Campaign.id).limit(limit)
+        return [_record(row) for row in self.session.execute(query).scalars()]
+
     def update(self, campaign_id: int, **values: Any) -> None:
         self.session.execute(update(Campaign).where(Campaign.id == campaign_id).values(**values))
 
