@@ -12,58 +12,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from patchgate.domain.errors import Conflict
-from patchgate.entrypoints.presenters import campaigns as present
 from patchgate.services import ddi, releases
-from patchgate.services import devices as device_service
-from patchgate.services.campaigns import commands, views
+from patchgate.services.campaigns import commands
 from patchgate.services.campaigns.options import CreateOptions
-from patchgate.services.campaigns.poll import PollEngine
+from tests.campaign_support import Fleet, halted, release, status
 from tests.conftest import Env
-from tests.factories import MadeRelease, make_release
-
-HW = "demo-gw-1"
-
-
-class Fleet:
-    """Devices polling through the server's poll path, in-process."""
-
-    def __init__(self, env: Env) -> None:
-        self.env = env
-        self.poller = ddi.Poller(env.ctx)
-        engine = PollEngine(env.ctx)
-        self.poller.plug(engine.decide, engine.load, engine.create)
-        self.tokens: dict[str, str] = {}
-
-    def add(self, cid: str, version: str, *groups: str) -> None:
-        made = device_service.add_device(
-            self.env.ctx, cid, groups=groups, hardware=HW, version=version, actor="test"
-        )
-        self.tokens[cid] = made.token
-
-    def offered(self, cid: str) -> int | None:
-        """The release of the device's open action after a poll, if any."""
-        caller = ddi.authenticate(self.env.ctx, "DEFAULT", cid, f"TargetToken {self.tokens[cid]}")
-        state = self.poller.poll(caller)
-        if state.open_action_status in (None, "canceling", "canceled"):
-            return None
-        return state.open_action_release_id
+from tests.factories import MadeRelease
 
 
 def _status(env: Env, campaign_id: int) -> dict[str, Any]:
-    return present.status_json(views.status(env.ctx, campaign_id))
+    return status(env, campaign_id)
 
 
 def _release(env: Env, version: str, security_version: int) -> MadeRelease:
-    return make_release(
-        env, version, {"fw.bin": version.encode()}, security_version=security_version
-    )
+    return release(env, version, security_version)
 
 
-def _halted(env: Env, release: MadeRelease, stages: str = "qa,100") -> int:
-    made = commands.create(env.ctx, release.id, CreateOptions(stages=stages), actor="test")
-    commands.start(env.ctx, made, actor="test")
-    commands.halt(env.ctx, made, reason="boot loop in the field", actor="test")
-    return made
+def _halted(env: Env, made: MadeRelease, stages: str = "qa,100") -> int:
+    return halted(env, made, stages)
 
 
 def test_revert_offers_the_known_good_release_to_devices_on_the_bad_one(env: Env) -> None:

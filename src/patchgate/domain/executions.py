@@ -249,10 +249,13 @@ def fold(
     release_version: str,
     now: datetime,
     policy: ExecutionPolicy = DEFAULT_EXECUTION_POLICY,
+    *,
+    attempts: int = 0,
 ) -> Execution:
     """The execution at ``now`` from its events in time order (timeouts applied between
-    events too, so a success report after a timeout does not revive it)."""
-    state = NEW
+    events too, so a success report after a timeout does not revive it). ``attempts``:
+    offers made before these events (a retry continues the count of rule 4)."""
+    state = replace(NEW, attempts=attempts)
     for event in events:
         state = step(settle(state, event.at, policy), event, release_version, policy)
     return settle(state, now, policy)

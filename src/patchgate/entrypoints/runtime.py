@@ -78,7 +78,7 @@ def make_runtime(app: App) -> Runtime:
     return Runtime(
         app=app,
         registry=CollectorRegistry(),
-        policy_cache=state.VersionedCache(lambda: policy_service.in_force(app.context)),
+        policy_cache=state.VersionedCache(lambda _version: policy_service.in_force(app.context)),
     )
 
 

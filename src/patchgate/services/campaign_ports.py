@@ -80,6 +80,8 @@ class CampaignAction:
     status: str
     created_at: datetime
     steps: tuple[ActionStep, ...]
+    campaign_id: int = 0
+    active: bool = True
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,19 @@ class HealthSample:
     uptime_s: float | None
 
 
+@dataclass(frozen=True)
+class CancelledActions:
+    """What :meth:`CampaignRepository.cancel_pending` marked: action ids (and their devices)
+    now ``canceling`` and now ``canceled``."""
+
+    canceling: tuple[tuple[int, int], ...] = ()
+    canceled: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def count(self) -> int:
+        return len(self.canceling) + len(self.canceled)
+
+
 class CampaignRepository(abc.ABC):
     """Campaign rows, and the fleet reads of the campaign engine."""
 
@@ -101,8 +116,11 @@ class CampaignRepository(abc.ABC):
         """Insert a campaign; returns its id."""
 
     @abc.abstractmethod
-    def get(self, campaign_id: int, *, lock: bool = False) -> CampaignRecord | None:
-        """One campaign; ``lock`` takes its row lock (``SELECT … FOR UPDATE``)."""
+    def get(
+        self, campaign_id: int, *, lock: bool = False, share: bool = False
+    ) -> CampaignRecord | None:
+        """One campaign; ``lock`` takes its row lock (``SELECT … FOR UPDATE``), ``share`` a
+        shared lock (``FOR SHARE``: a transition waits for it, other readers do not)."""
 
     @abc.abstractmethod
     def list(self, *, states: Collection[str] | None = None) -> Sequence[CampaignRecord]:
@@ -129,6 +147,24 @@ class CampaignRepository(abc.ABC):
     @abc.abstractmethod
     def actions(self, campaign_id: int) -> Sequence[CampaignAction]:
         """The campaign's actions with their steps, oldest first."""
+
+    @abc.abstractmethod
+    def device_actions(self, device_id: int, *, limit: int) -> Sequence[CampaignAction]:
+        """The device's latest ``limit`` campaign actions with their steps, oldest first."""
+
+    @abc.abstractmethod
+    def cancel_pending(
+        self, campaign_id: int, *, statuses: Collection[str], now: datetime, detail: str
+    ) -> CancelledActions:
+        """In the caller's transaction, mark every open action of the campaign whose status
+        is one of ``statuses`` for cancellation, in one statement per resulting status:
+        one the device never accepted (``waiting_confirmation``) is closed as
+        ``canceled`` at once, any other waits in ``canceling`` for the device's
+        ``cancelAction`` feedback. Each gets a history step saying ``detail``."""
+
+    @abc.abstractmethod
+    def succeeded_releases(self, release_ids: Collection[int]) -> set[int]:
+        """Of these releases, those some device finished an action for successfully."""
 
     @abc.abstractmethod
     def health_since(self, since: datetime) -> Sequence[HealthSample]:

@@ -58,7 +58,6 @@ from patchgate.domain.campaigns import (
     Delivery,
     DeviceFacts,
     Offer,
-    OpenAction,
     Progress,
     ReleaseRef,
     RevertCampaign,
@@ -67,6 +66,7 @@ from patchgate.domain.campaigns import (
     StartCampaign,
     apply_verdict,
     decide,
+    open_action_of,
     transition,
 )
 from patchgate.domain.gates import StageFigures
@@ -413,16 +413,8 @@ class Run:
         action = None
         execution = self.open.get(device)
         if execution is not None:
-            revert = self.open_kind[device] == _REVERT
-            release = OLD if revert else NEW
-            action = OpenAction(
-                device + 1,
-                CAMPAIGN_ID,
-                release.id,
-                release.security_version,
-                execution.status,
-                execution.retry_after,
-            )
+            release = OLD if self.open_kind[device] == _REVERT else NEW
+            action = open_action_of(execution, device + 1, CAMPAIGN_ID, release)
         return DeviceFacts(
             device_id(device),
             PRODUCT,

@@ -16,8 +16,8 @@ from patchgate.domain import executions as ex
 from patchgate.domain.clock import rfc3339
 from patchgate.domain.errors import PatchgateError
 from patchgate.services import actions as action_service
-from patchgate.services import audit
-from patchgate.services.campaign_ports import CampaignRecord
+from patchgate.services import audit, state
+from patchgate.services.campaign_ports import CampaignRecord, CancelledActions
 from patchgate.services.campaigns.plans import (
     ACTOR_ENGINE,
     fleet_facts,
@@ -40,7 +40,7 @@ log = logging.getLogger("patchgate.campaigns")
 class Effects:
     """What a transition does once committed."""
 
-    cancel: bool = False
+    cancelled: tuple[int, ...] = ()  # devices whose action now waits for cancelAction
     opened_stage: int | None = None
     halted: dict[str, Any] | None = None
     reached_last: bool = False
@@ -69,34 +69,55 @@ def apply_transition(
                 effects.reached_last = True
         if event.kind in (core.CAMPAIGN_STARTED, core.STAGE_ADVANCED, core.CAMPAIGN_RESUMED):
             effects.supersede = True
+        details = {"at": rfc3339(event.at), **_plain(event.details)}
         if event.kind in (core.CAMPAIGN_HALTED, core.CAMPAIGN_CANCELLED):
-            effects.cancel = True
+            marked = _cancel_pending(uow, rec.id, event, now)
+            effects.cancelled = tuple(device for _, device in marked.canceling)
+            details["cancelled_actions"] = marked.count
         if event.kind == core.CAMPAIGN_HALTED:
             effects.halted = dict(event.details)
         if event.kind == core.CAMPAIGN_COMPLETED and moved.progress.floor_raised:
-            from patchgate.services import releases as release_service
-
-            floor = release_service.raise_floor(
-                ctx,
-                uow,
-                product=plan.release.product,
-                security_version=plan.release.security_version,
-                actor=actor,
-            )
+            _raise_floor(ctx, uow, plan, actor=actor)
             effects.reached_last = True
-            log.info(
-                "campaign %s completed: security floor of %s is %s", rec.id, rec.product, floor
-            )
         audit.record(
             ctx,
             uow,
             actor=actor,
             action=f"campaign.{event.kind.removeprefix('campaign-')}",
             subject=f"campaign:{rec.id}",
-            details={"at": rfc3339(event.at), **_plain(event.details)},
+            details=details,
         )
     uow.campaigns.update(rec.id, **values)
+    if moved.events:
+        state.changed(ctx, uow)  # every process rebuilds its snapshot from this commit
     return effects
+
+
+def _cancel_pending(
+    uow: UnitOfWork, campaign_id: int, event: core.CampaignEvent, now: datetime
+) -> CancelledActions:
+    """A halt or a cancellation marks every pending action of the campaign in its own
+    transaction (one statement per resulting status): from its commit every process
+    answers these devices ``cancelAction`` (docs/campaigns.md "Halting")."""
+    why = "halted" if event.kind == core.CAMPAIGN_HALTED else "cancelled"
+    reason = str(event.details.get("reason") or "")
+    detail = f"cancellation requested: campaign {campaign_id} {why}" + (
+        f": {reason}" if reason else ""
+    )
+    return uow.campaigns.cancel_pending(
+        campaign_id, statuses=ex.DDI_CANCELLABLE, now=now, detail=detail
+    )
+
+
+def _raise_floor(ctx: Context, uow: UnitOfWork, plan: core.CampaignPlan, *, actor: str) -> None:
+    """A completed rollout raises its product's security floor (docs/campaigns.md)."""
+    from patchgate.services import releases as release_service
+
+    product = plan.release.product
+    floor = release_service.raise_floor(
+        ctx, uow, product=product, security_version=plan.release.security_version, actor=actor
+    )
+    log.info("campaign %s completed: security floor of %s is %s", plan.id, product, floor)
 
 
 def _plain(details: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,8 +151,8 @@ def after_commit(ctx: Context, campaign_id: int, effects: Effects, *, actor: str
         }
         if ctx.webhooks is not None:
             ctx.webhooks.post(notice)
-    if effects.cancel:
-        cancel_open_actions(ctx, campaign_id, actor=actor)
+    if effects.cancelled:
+        _wake_devices(ctx, campaign_id, effects.cancelled)
     if effects.reached_last:
         fixes_deployed(ctx, campaign_id)
     if effects.supersede:
@@ -153,17 +174,51 @@ def notify_stage_opened(
         log.exception("campaign %s: wake-up of %d devices failed", campaign_id, len(device_ids))
 
 
-def cancel_open_actions(ctx: Context, campaign_id: int, *, actor: str) -> int:
-    """Cancel (DDI ``cancelAction``) every open action of the campaign that has not started
-    installing; returns how many. Actions already installing finish and are recorded."""
+def _wake_devices(ctx: Context, campaign_id: int, device_ids: Sequence[int]) -> None:
+    """Push (when configured): these devices have a cancellation to fetch."""
+    if ctx.wakeups is None:
+        return
+    by_tenant: dict[str, list[str]] = {}
     with ctx.read_uow() as uow:
-        pending = [
-            a.id for a in uow.campaigns.actions(campaign_id) if a.status in ex.DDI_CANCELLABLE
-        ]
-    done = _cancel_actions(ctx, pending, reason=f"campaign {campaign_id} halted", actor=actor)
-    if done:
-        log.warning("campaign %s: cancelled %d open actions", campaign_id, len(done))
-    return len(done)
+        for device_id in device_ids:
+            device = uow.devices.get_by_id(device_id)
+            if device is not None and device.controller_id:
+                by_tenant.setdefault(device.tenant, []).append(device.controller_id)
+    for tenant, ids in by_tenant.items():
+        notify_stage_opened(ctx, campaign_id, ids, tenant=tenant)
+
+
+def cancel_open_actions(ctx: Context, campaign_id: int, *, actor: str) -> int:
+    """The sweep of a stopped campaign: mark any open action of it that has not started
+    installing for cancellation (one created by a poll that raced the halt's commit, say),
+    in one transaction with one audit entry; returns how many. Actions already installing
+    finish and are recorded."""
+    now = ctx.clock()
+    with ctx.uow() as uow:
+        rec = get_campaign(uow, campaign_id, lock=True)
+        if rec.state not in (core.HALTED, core.CANCELLED):
+            return 0
+        why = "halted" if rec.state == core.HALTED else "cancelled"
+        marked = uow.campaigns.cancel_pending(
+            campaign_id,
+            statuses=ex.DDI_CANCELLABLE,
+            now=now,
+            detail=f"cancellation requested: campaign {campaign_id} {why}",
+        )
+        if not marked.count:
+            return 0
+        audit.record(
+            ctx,
+            uow,
+            actor=actor,
+            action="campaign.sweep",
+            subject=f"campaign:{campaign_id}",
+            details={"cancelled_actions": marked.count},
+        )
+        uow.commit()
+    log.warning("campaign %s: cancelled %d open actions", campaign_id, marked.count)
+    _wake_devices(ctx, campaign_id, [device for _, device in marked.canceling])
+    return marked.count
 
 
 def _cancel_actions(

@@ -23,24 +23,34 @@ def execution_of(
     version: str,
     health: Sequence[ex.Event],
     now: datetime,
+    *,
+    attempts: int = 0,
+    policy: ex.ExecutionPolicy = EXECUTION_POLICY,
 ) -> ex.Execution:
     """An action's execution from its DDI steps and the device's health reports. DDI
     ``closed``/``success`` counts as a confirmed healthy boot (hawkBit clients report it
-    after the reboot); a report of another version after installing counts as reverted."""
+    after the reboot); a report of another version after installing counts as reverted.
+    A failure reported before the device started installing (a download that broke off:
+    the device still runs its old slot) is transient, so retried within the policy's
+    budget (docs/campaign-core.md rule 4); ``attempts`` counts the device's earlier
+    actions for this release in this campaign."""
     events: list[ex.Event] = []
+    installing = False
     for step in action.steps:
         status = step.status_after
         if status == "finished":
             events.append(ex.Event(ex.SUCCESS_REPORTED, step.at, confirmed=True))
         elif status == "error":
-            events.append(ex.Event(ex.FAILURE_REPORTED, step.at))
+            events.append(ex.Event(ex.FAILURE_REPORTED, step.at, transient=not installing))
         elif status == "canceled":
             events.append(ex.Event(ex.CANCELLED_EVENT, step.at))
         elif status in ex.STEP_EVENT:
-            events.append(ex.Event(ex.STEP_EVENT[status], step.at))
+            kind = ex.STEP_EVENT[status]
+            installing = installing or kind == ex.INSTALLING
+            events.append(ex.Event(kind, step.at))
     events.extend(h for h in health if h.at >= action.created_at)
     events.sort(key=lambda e: e.at)
-    return ex.fold(events, version, now, EXECUTION_POLICY)
+    return ex.fold(events, version, now, policy, attempts=attempts)
 
 
 @dataclass(frozen=True)
@@ -86,15 +96,18 @@ def figures(
         elif sample.running_version is not None:
             baseline = baseline.add(event)
     latest: dict[int, CampaignAction] = {}
+    tries: dict[int, int] = {}
     for action in uow.campaigns.actions(rec.id):
         if action.release_id == plan.release.id:
             latest[action.device_id] = action  # a retried device counts once, as it stands
+            tries[action.device_id] = tries.get(action.device_id, 0) + 1
     pairs = []
     for device_id, action in latest.items():
         stage = plan.stage_of(action.controller_id, frozenset(action.groups))
         if stage is None:
             stage = 0  # a roll-forward priority device, admitted from the first stage
-        execution = execution_of(action, version, health.get(device_id, ()), now)
+        before = tries[device_id] - 1
+        execution = execution_of(action, version, health.get(device_id, ()), now, attempts=before)
         pairs.append((stage, execution.status))
     eligible = [0] * len(plan.stages)
     for device in fleet:
