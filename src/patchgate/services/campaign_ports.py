@@ -4,10 +4,11 @@ cuts and counts need from the fleet and its actions."""
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,65 @@ class CampaignRecord:
     created_at: datetime
     created_by: str
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class NewCampaign:
+    """A draft campaign to insert: the plan ``create`` made."""
+
+    release_id: int
+    product: str
+    salt: str
+    stages: list[dict[str, Any]]
+    stage_spec: str
+    cuts: list[dict[str, Any]]
+    selector: dict[str, Any]
+    delivery: dict[str, Any]
+    supersedes_id: int | None
+    priority_versions: list[str]
+    deadline_at: datetime | None
+    schedule: dict[str, Any] | None
+    warnings: list[str]
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    state: str = "draft"
+    stage_index: int = 0
+    approved: bool = False
+    floor_raised: bool = False
+
+
+class _Unset(enum.Enum):
+    UNSET = 0
+
+
+UNSET: Final = _Unset.UNSET
+
+
+@dataclass(frozen=True)
+class CampaignChanges:
+    """Columns of a campaign to change; a field left ``UNSET`` is not touched (``None`` is
+    a value: it clears the column)."""
+
+    state: str | _Unset = UNSET
+    stage_index: int | _Unset = UNSET
+    stage_started_at: datetime | _Unset | None = UNSET
+    approved: bool | _Unset = UNSET
+    started_at: datetime | _Unset | None = UNSET
+    halted_at: datetime | _Unset | None = UNSET
+    halt_reason: str | _Unset | None = UNSET
+    finished_at: datetime | _Unset | None = UNSET
+    floor_raised: bool | _Unset = UNSET
+    cuts: list[dict[str, Any]] | _Unset = UNSET
+    last_gate: dict[str, Any] | _Unset | None = UNSET
+    revert_to_release_id: int | _Unset | None = UNSET
+    rate_tokens: float | _Unset | None = UNSET
+    rate_at: datetime | _Unset | None = UNSET
+    updated_at: datetime | _Unset = UNSET
+
+    def values(self) -> dict[str, Any]:
+        """The columns to set, by name."""
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not UNSET}
 
 
 @dataclass(frozen=True)
@@ -112,7 +172,7 @@ class CampaignRepository(abc.ABC):
     """Campaign rows, and the fleet reads of the campaign engine."""
 
     @abc.abstractmethod
-    def add(self, **values: Any) -> int:
+    def add(self, new: NewCampaign) -> int:
         """Insert a campaign; returns its id."""
 
     @abc.abstractmethod
@@ -131,8 +191,8 @@ class CampaignRepository(abc.ABC):
         """Campaigns with ids above ``after_id``, oldest first, at most ``limit``."""
 
     @abc.abstractmethod
-    def update(self, campaign_id: int, **values: Any) -> None:
-        """Change columns of one campaign."""
+    def update(self, campaign_id: int, changes: CampaignChanges) -> None:
+        """Change columns of one campaign (those ``changes`` sets)."""
 
     @abc.abstractmethod
     def scan_devices(

@@ -38,8 +38,8 @@ class SqlCampaignRepository(p.CampaignRepository):
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, **values: Any) -> int:
-        row = Campaign(**values)
+    def add(self, new: p.NewCampaign) -> int:
+        row = Campaign(**{f.name: getattr(new, f.name) for f in fields(new)})
         self.session.add(row)
         self.session.flush()
         return row.id
@@ -69,8 +69,12 @@ class SqlCampaignRepository(p.CampaignRepository):
         query = select(Campaign).where(Campaign.id > after_id).order_by(Campaign.id).limit(limit)
         return [_record(row) for row in self.session.execute(query).scalars()]
 
-    def update(self, campaign_id: int, **values: Any) -> None:
-        self.session.execute(update(Campaign).where(Campaign.id == campaign_id).values(**values))
+    def update(self, campaign_id: int, changes: p.CampaignChanges) -> None:
+        values = changes.values()
+        if values:
+            self.session.execute(
+                update(Campaign).where(Campaign.id == campaign_id).values(**values)
+            )
 
     def scan_devices(
         self, *, after_id: int, limit: int, hardware: Collection[str] | None

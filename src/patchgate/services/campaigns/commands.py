@@ -33,7 +33,7 @@ from patchgate.domain.stages import parse_stages as parse_stage_spec
 from patchgate.domain.versions import VersionRange, parse_range
 from patchgate.domain.windows import MaintenanceWindow
 from patchgate.services import audit
-from patchgate.services.campaign_ports import CampaignRecord
+from patchgate.services.campaign_ports import CampaignChanges, CampaignRecord, NewCampaign
 from patchgate.services.campaigns.effects import (
     Effects,
     after_commit,
@@ -185,26 +185,28 @@ def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str)
             warnings.extend(schedule.warnings)
             schedule_json = schedule.to_json()
         campaign_id = uow.campaigns.add(
-            release_id=release.id,
-            product=release.product,
-            salt=salt,
-            stages=[stage_json(s) for s in stages],
-            stage_spec=format_stages(stages),
-            cuts=[cut_json(c) for c in cuts],
-            selector=selector,
-            delivery=delivery,
-            state=core.DRAFT,
-            stage_index=0,
-            approved=False,
-            floor_raised=False,
-            supersedes_id=supersedes,
-            priority_versions=sorted(priority),
-            deadline_at=deadline,
-            schedule=schedule_json,
-            warnings=warnings,
-            created_at=now,
-            created_by=actor,
-            updated_at=now,
+            NewCampaign(
+                release_id=release.id,
+                product=release.product,
+                salt=salt,
+                stages=[stage_json(s) for s in stages],
+                stage_spec=format_stages(stages),
+                cuts=[cut_json(c) for c in cuts],
+                selector=selector,
+                delivery=delivery,
+                state=core.DRAFT,
+                stage_index=0,
+                approved=False,
+                floor_raised=False,
+                supersedes_id=supersedes,
+                priority_versions=sorted(priority),
+                deadline_at=deadline,
+                schedule=schedule_json,
+                warnings=warnings,
+                created_at=now,
+                created_by=actor,
+                updated_at=now,
+            )
         )
         audit.record(
             ctx,
@@ -434,7 +436,7 @@ def judge(
         cuts[to] = cohort_cuts(plan.stages, fleet, bool(rec.delivery.get("fill_canary")))[to]
         extra["cuts"] = [cut_json(c) for c in cuts]
     if not moved.events:
-        uow.campaigns.update(rec.id, **extra)
+        uow.campaigns.update(rec.id, CampaignChanges(**extra))
         return result, Effects()
     return result, apply_transition(ctx, uow, rec, moved, actor=ACTOR_ENGINE, extra=extra)
 

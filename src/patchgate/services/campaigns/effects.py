@@ -17,7 +17,7 @@ from patchgate.domain.clock import rfc3339
 from patchgate.domain.errors import PatchgateError
 from patchgate.services import actions as action_service
 from patchgate.services import audit, state
-from patchgate.services.campaign_ports import CampaignRecord, CancelledActions
+from patchgate.services.campaign_ports import CampaignChanges, CampaignRecord, CancelledActions
 from patchgate.services.campaigns.plans import (
     ACTOR_ENGINE,
     fleet_facts,
@@ -87,7 +87,7 @@ def apply_transition(
             subject=f"campaign:{rec.id}",
             details=details,
         )
-    uow.campaigns.update(rec.id, **values)
+    uow.campaigns.update(rec.id, CampaignChanges(**values))
     if moved.events:
         state.changed(ctx, uow)  # every process rebuilds its snapshot from this commit
     return effects

@@ -22,7 +22,7 @@ from patchgate.domain import campaigns as core
 from patchgate.domain import executions as ex
 from patchgate.domain.ratelimit import FULL, TokenBucket
 from patchgate.services import actions as action_service
-from patchgate.services.campaign_ports import CampaignAction
+from patchgate.services.campaign_ports import CampaignAction, CampaignChanges
 from patchgate.services.campaigns.figures import EXECUTION_POLICY, execution_of
 from patchgate.services.campaigns.plans import plan_of
 from patchgate.services.context import Context
@@ -215,7 +215,9 @@ class PollEngine:
         spent = bucket.take(rate, now)
         if spent is None:
             return False
-        uow.campaigns.update(plan.id, rate_tokens=spent.tokens, rate_at=spent.updated_at)
+        uow.campaigns.update(
+            plan.id, CampaignChanges(rate_tokens=spent.tokens, rate_at=spent.updated_at)
+        )
         return True
 
 
