@@ -310,7 +310,7 @@ def test_campaign_create_refuses_bad_plans_and_releases_naming_the_rule(
 def test_the_api_takes_every_campaign_create_option_by_its_name() -> None:
     """create_campaign passes the body on to CreateOptions by field name."""
     from patchgate.entrypoints.api.campaigns import CampaignIn
-    from patchgate.services.campaigns import CreateOptions
+    from patchgate.services.campaigns.options import CreateOptions
 
     fields = set(CampaignIn.model_fields) - {"release_id"}
     assert fields == {f.name for f in dataclasses.fields(CreateOptions)}

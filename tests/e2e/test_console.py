@@ -13,9 +13,11 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, sync_playwright
 
-from patchgate.services import access, campaigns
+from patchgate.services import access
 from patchgate.services import devices as device_service
-from patchgate.services.campaigns import CreateOptions
+from patchgate.services.campaigns import commands as campaign_commands
+from patchgate.services.campaigns import views as campaign_views
+from patchgate.services.campaigns.options import CreateOptions
 from patchgate.services.devices import DeviceRow
 from tests.conftest import Env
 from tests.factories import make_release
@@ -86,9 +88,9 @@ def _token(env: Env, role: str) -> str:
 def _running_campaign(env: Env) -> int:
     device_service.add_device(env.ctx, "qa-1", groups=["qa"], hardware="demo-gw-1", actor="t")
     release = make_release(env, "2.0.0", {"fw.bin": b"x"}, security_version=2)
-    made = campaigns.create(env.ctx, release.id, CreateOptions(stages="qa,100"), actor="t")
-    campaigns.start(env.ctx, made["id"], actor="t")
-    return int(made["id"])
+    made = campaign_commands.create(env.ctx, release.id, CreateOptions(stages="qa,100"), actor="t")
+    campaign_commands.start(env.ctx, made, actor="t")
+    return made
 
 
 def test_without_a_session_every_page_sends_you_to_sign_in_and_back(
@@ -136,7 +138,7 @@ def test_a_viewer_sees_no_action_and_a_forged_post_is_refused(
         form={"csrf": csrf or "", "confirm": "yes", "reason": "forged"},
     )
     assert answer.status == 403
-    assert campaigns.status(env.ctx, campaign_id)["state"] == "running"
+    assert campaign_views.status(env.ctx, campaign_id).state == "running"
 
 
 def test_a_post_without_the_csrf_token_changes_nothing(
@@ -151,7 +153,7 @@ def test_a_post_without_the_csrf_token_changes_nothing(
         answer = page.request.post(f"{server.url}/console/campaigns/{campaign_id}/halt", form=form)
         assert answer.status == 403
         assert "stale" in answer.text()
-    assert campaigns.status(env.ctx, campaign_id)["state"] == "running"
+    assert campaign_views.status(env.ctx, campaign_id).state == "running"
     # A request from another site carries no cookie at all (SameSite=Strict): sign-in.
     outside = httpx.post(
         f"{server.url}/console/campaigns/{campaign_id}/halt",
@@ -175,7 +177,7 @@ def test_halting_a_campaign_from_its_page_asks_for_a_reason_and_the_cli_sees_it(
     page.check("input[name=confirm]")
     page.click("button:has-text('Halt')")
     assert "say why" in page.inner_text("#e-reason")
-    assert campaigns.status(env.ctx, campaign_id)["state"] == "running"
+    assert campaign_views.status(env.ctx, campaign_id).state == "running"
     page.fill("#reason", "boot loops on rev B boards")
     page.check("input[name=confirm]")
     page.click("button:has-text('Halt')")

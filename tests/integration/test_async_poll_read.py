@@ -35,6 +35,7 @@ def test_the_awaited_reader_reads_what_the_repository_reads_and_never_a_stale_st
     if reader is None:
         return
     release = make_release(env, "3.0.0", {"a.bin": b"x"})
+    other = make_release(env, "3.0.1", {"b.bin": b"y"})
     made = device_service.add_device(env.ctx, "dev-r", groups=["qa"], actor="test")
     token_hash = ddi.hash_token(made.token)
     sync = make_device_auth_reader(env.app)
@@ -47,9 +48,13 @@ def test_the_awaited_reader_reads_what_the_repository_reads_and_never_a_stale_st
         # A change committed elsewhere (another process) is seen by the very next read.
         assert env.cli("device", "assign", "dev-r", str(release.id)).code == 0
         second = await reader.by_token("DEFAULT", token_hash)
-        assert second is not None and second.state_version > first.state_version
+        assert second is not None and second.state_version == first.state_version
         assert second.action_status == "offered" and second.action_release_id == release.id
         assert second == sync.by_token("DEFAULT", token_hash)
+        # So is a change that raises the state version (a withdrawal).
+        assert env.cli("release", "withdraw", str(other.id), "--reason", "r").code == 0
+        third = await reader.by_token("DEFAULT", token_hash)
+        assert third is not None and third.state_version > second.state_version
         assert await reader.by_controller("DEFAULT", "dev-r") == sync.by_controller(
             "DEFAULT", "dev-r"
         )

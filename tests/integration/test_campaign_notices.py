@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from patchgate.domain.errors import Conflict
-from patchgate.services import campaigns
+from patchgate.entrypoints.presenters import campaigns as present
 from patchgate.services import devices as device_service
-from patchgate.services.campaigns import CreateOptions
+from patchgate.services.campaigns import commands, views
+from patchgate.services.campaigns.options import CreateOptions
 from tests.conftest import Env
 from tests.factories import make_release
 from tests.support import run_cli
@@ -63,15 +64,15 @@ def test_a_halt_posts_a_json_notice_to_the_configured_webhooks_with_retry(
     env = sqlite_env
     device_service.add_device(env.ctx, "qa-1", groups=["qa"], hardware="demo-gw-1", actor="t")
     release = make_release(env, "2.0.0", {"fw.bin": b"x"}, security_version=2)
-    made = campaigns.create(env.ctx, release.id, CreateOptions(stages="qa,100"), actor="t")
-    campaigns.start(env.ctx, made["id"], actor="t")
+    made = commands.create(env.ctx, release.id, CreateOptions(stages="qa,100"), actor="t")
+    commands.start(env.ctx, made, actor="t")
     hooks = {**env.vars, "PATCHGATE_WEBHOOKS": receiver.url}
-    result = run_cli(["campaign", "halt", str(made["id"]), "--reason", "field reports"], hooks)
+    result = run_cli(["campaign", "halt", str(made), "--reason", "field reports"], hooks)
     assert result.code == 0, result.stderr
     assert receiver.attempts == 3  # two refusals, then delivered
     [notice] = receiver.bodies
     assert notice["event"] == "campaign.halted"
-    assert notice["campaign_id"] == made["id"]
+    assert notice["campaign_id"] == made
     assert notice["reason"] == "field reports"
 
 
@@ -81,8 +82,8 @@ def test_a_campaign_for_an_unsigned_release_is_refused(sqlite_env: Env) -> None:
     shutil.move(offline, env.data_dir.parent / "moved-offline-keys")  # production trust mode
     release = make_release(env, "2.0.0", {"fw.bin": b"x"}, security_version=2)
     with pytest.raises(Conflict, match="not signed"):
-        campaigns.create(env.ctx, release.id, CreateOptions(stages="100"), actor="t")
-    assert campaigns.list_campaigns(env.ctx) == []
+        commands.create(env.ctx, release.id, CreateOptions(stages="100"), actor="t")
+    assert views.list_campaigns(env.ctx).campaigns == ()
 
 
 def test_a_release_fixing_a_vulnerability_gets_a_plan_that_meets_its_due_date(
@@ -107,12 +108,14 @@ def test_a_release_fixing_a_vulnerability_gets_a_plan_that_meets_its_due_date(
     release = make_release(
         env, "2.0.0", {"fw.bin": b"x"}, security_version=2, fixes=["CVE-2026-0001"]
     )
-    made = campaigns.create(env.ctx, release.id, CreateOptions(stages="10,50,100"), actor="t")
+    made_id = commands.create(env.ctx, release.id, CreateOptions(stages="10,50,100"), actor="t")
+    made = present.status_json(views.status(env.ctx, made_id))
     assert made["deadline_at"] == vuln.json()["due_at"]
     schedule = made["schedule"]
     assert schedule["feasible"] is True
     assert schedule["last_stage_reached_at"] <= made["deadline_at"]
     assert made["deadline_at_risk"] is False
-    started = campaigns.start(env.ctx, made["id"], actor="t")
+    commands.start(env.ctx, made_id, actor="t")
+    started = present.status_json(views.status(env.ctx, made_id))
     assert started["forecast_complete_at"] is not None
     assert started["deadline_at_risk"] is False

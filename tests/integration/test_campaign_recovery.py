@@ -5,57 +5,31 @@ engine plugged in as the server plugs it), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from patchgate.domain.errors import Conflict
-from patchgate.services import campaigns, ddi, releases
-from patchgate.services import devices as device_service
-from patchgate.services.campaigns import CreateOptions, PollEngine
+from patchgate.services import ddi, releases
+from patchgate.services.campaigns import commands
+from patchgate.services.campaigns.options import CreateOptions
+from tests.campaign_support import Fleet, halted, release, status
 from tests.conftest import Env
-from tests.factories import MadeRelease, make_release
-
-HW = "demo-gw-1"
+from tests.factories import MadeRelease
 
 
-class Fleet:
-    """Devices polling through the server's poll path, in-process."""
-
-    def __init__(self, env: Env) -> None:
-        self.env = env
-        self.poller = ddi.Poller(env.ctx)
-        engine = PollEngine(env.ctx)
-        self.poller.plug(engine.decide, engine.load, engine.create)
-        self.tokens: dict[str, str] = {}
-
-    def add(self, cid: str, version: str, *groups: str) -> None:
-        made = device_service.add_device(
-            self.env.ctx, cid, groups=groups, hardware=HW, version=version, actor="test"
-        )
-        self.tokens[cid] = made.token
-
-    def offered(self, cid: str) -> int | None:
-        """The release of the device's open action after a poll, if any."""
-        caller = ddi.authenticate(self.env.ctx, "DEFAULT", cid, f"TargetToken {self.tokens[cid]}")
-        state = self.poller.poll(caller)
-        if state.open_action_status in (None, "canceling", "canceled"):
-            return None
-        return state.open_action_release_id
+def _status(env: Env, campaign_id: int) -> dict[str, Any]:
+    return status(env, campaign_id)
 
 
 def _release(env: Env, version: str, security_version: int) -> MadeRelease:
-    return make_release(
-        env, version, {"fw.bin": version.encode()}, security_version=security_version
-    )
+    return release(env, version, security_version)
 
 
-def _halted(env: Env, release: MadeRelease, stages: str = "qa,100") -> int:
-    made = campaigns.create(env.ctx, release.id, CreateOptions(stages=stages), actor="test")
-    campaigns.start(env.ctx, made["id"], actor="test")
-    campaigns.halt(env.ctx, made["id"], reason="boot loop in the field", actor="test")
-    return int(made["id"])
+def _halted(env: Env, made: MadeRelease, stages: str = "qa,100") -> int:
+    return halted(env, made, stages)
 
 
 def test_revert_offers_the_known_good_release_to_devices_on_the_bad_one(env: Env) -> None:
@@ -65,12 +39,14 @@ def test_revert_offers_the_known_good_release_to_devices_on_the_bad_one(env: Env
     fleet.add("stayed-good", "1.0.0", "qa")
     campaign = _halted(env, bad)
     assert fleet.offered("stayed-good") is None
-    status = campaigns.revert(env.ctx, campaign, actor="test")
+    commands.revert(env.ctx, campaign, actor="test")
+    status = _status(env, campaign)
     assert status["state"] == "reverting" and status["revert_to_release_id"] == good.id
     assert fleet.offered("took-bad") == good.id
     assert fleet.offered("stayed-good") is None
     # A revert never raises the floor; completing it does not either.
-    done = campaigns.complete(env.ctx, campaign, actor="test")
+    commands.complete(env.ctx, campaign, actor="test")
+    done = _status(env, campaign)
     assert done["state"] == "completed" and done["floor_raised"] is False
     assert releases.security_floor(env.ctx, "Demo Gateway") == 0
 
@@ -79,8 +55,8 @@ def test_a_device_that_failed_a_rollout_is_answered_without_the_write_path(env: 
     bad = _release(env, "2.0.0", 2)
     fleet = Fleet(env)
     fleet.add("fails", "1.0.0", "qa")
-    made = campaigns.create(env.ctx, bad.id, CreateOptions(stages="qa,100"), actor="test")
-    campaigns.start(env.ctx, made["id"], actor="test")
+    made = commands.create(env.ctx, bad.id, CreateOptions(stages="qa,100"), actor="test")
+    commands.start(env.ctx, made, actor="test")
     caller = ddi.authenticate(env.ctx, "DEFAULT", "fails", f"TargetToken {fleet.tokens['fails']}")
     action_id = fleet.poller.poll(caller).open_action_id
     assert action_id is not None
@@ -108,11 +84,12 @@ def test_a_revert_below_the_security_floor_is_refused_and_changes_nothing(env: E
         releases.raise_floor(env.ctx, uow, product="Demo Gateway", security_version=2)
         uow.commit()
     with pytest.raises(Conflict, match="below the security floor 2"):
-        campaigns.revert(env.ctx, campaign, to_release=good.id, actor="test")
-    assert campaigns.status(env.ctx, campaign)["state"] == "halted"
+        commands.revert(env.ctx, campaign, to_release=good.id, actor="test")
+    assert _status(env, campaign)["state"] == "halted"
     refused = env.cli("campaign", "revert", str(campaign), "--to", str(good.id))
     assert refused.code == 2 and "security floor" in refused.stderr
-    status = campaigns.revert(env.ctx, campaign, to_release=newer_good.id, actor="test")
+    commands.revert(env.ctx, campaign, to_release=newer_good.id, actor="test")
+    status = _status(env, campaign)
     assert status["revert_to_release_id"] == newer_good.id
 
 
@@ -127,27 +104,28 @@ def test_roll_forward_offers_the_fix_first_to_devices_that_took_the_halted_relea
     fleet.add("qa-dev", "1.0.0", "qa")
     halted = _halted(env, bad)
     fixed = _release(env, "2.0.1", 3)
-    made = campaigns.create(
+    made = commands.create(
         env.ctx, fixed.id, CreateOptions(stages="qa,100", manual=True), actor="test"
     )
-    assert made["supersedes"] == halted and made["priority_versions"] == ["2.0.0"]
-    campaigns.start(env.ctx, made["id"], actor="test")
+    created = _status(env, made)
+    assert created["supersedes"] == halted and created["priority_versions"] == ["2.0.0"]
+    commands.start(env.ctx, made, actor="test")
     assert fleet.offered("took-bad") == fixed.id  # not in qa, yet first
     assert fleet.offered("qa-dev") == fixed.id
     assert fleet.offered("on-old") is None  # waits for the 100 % stage
     lower = _release(env, "1.9.0", 1)
     with pytest.raises(Conflict, match="below the halted release"):
-        campaigns.create(env.ctx, lower.id, CreateOptions(supersedes=halted), actor="test")
+        commands.create(env.ctx, lower.id, CreateOptions(supersedes=halted), actor="test")
 
 
 def test_only_a_completed_rollout_raises_the_security_floor(env: Env) -> None:
     release = _release(env, "2.0.0", 4)
     fleet = Fleet(env)
     fleet.add("qa-1", "1.0.0", "qa")
-    made = campaigns.create(
+    made = commands.create(
         env.ctx, release.id, CreateOptions(stages="qa", soak="0s", min_finished=1), actor="test"
     )
-    campaigns.start(env.ctx, made["id"], actor="test")
+    commands.start(env.ctx, made, actor="test")
     assert releases.security_floor(env.ctx, "Demo Gateway") == 0
     assert fleet.offered("qa-1") == release.id
     action = ddi.action_service.device_actions(env.ctx, "qa-1")[0]
@@ -159,8 +137,8 @@ def test_only_a_completed_rollout_raises_the_security_floor(env: Env) -> None:
         ddi.Feedback(ddi.rules.Execution("closed"), ddi.rules.Finished("success")),
     )
     assert releases.security_floor(env.ctx, "Demo Gateway") == 0  # installed is not enough
-    assert campaigns.evaluate(env.ctx, made["id"]) is not None
-    status = campaigns.status(env.ctx, made["id"])
+    assert commands.evaluate(env.ctx, made) is not None
+    status = _status(env, made)
     assert status["state"] == "completed" and status["floor_raised"] is True
     assert releases.security_floor(env.ctx, "Demo Gateway") == 4
 
@@ -184,11 +162,11 @@ def test_after_a_halt_no_poll_gets_the_release(
     cids = [f"d{stamp}-{i}" for i in range(6)]
     for cid in cids:
         fleet.add(cid, "1.0.0", "qa")
-    made = campaigns.create(env.ctx, release.id, CreateOptions(stages="qa"), actor="test")
-    campaigns.start(env.ctx, made["id"], actor="test")
+    made = commands.create(env.ctx, release.id, CreateOptions(stages="qa"), actor="test")
+    commands.start(env.ctx, made, actor="test")
     for cid in cids[:polled_before]:
         assert fleet.offered(cid) == release.id
-    campaigns.halt(env.ctx, made["id"], reason="property", actor="test")
+    commands.halt(env.ctx, made, reason="property", actor="test")
     later = env.ctx.clock() + timedelta(minutes=minutes_after)
     original = env.ctx.clock
     env.ctx.clock = lambda: later
@@ -205,10 +183,10 @@ def test_the_rate_limit_is_shared_by_every_server_process(env: Env) -> None:
     for cid in ("a", "b", "c"):
         one.add(cid, "1.0.0", "qa")
     two.tokens = one.tokens
-    made = campaigns.create(
+    made = commands.create(
         env.ctx, release.id, CreateOptions(stages="qa", rate="1/min"), actor="test"
     )
-    campaigns.start(env.ctx, made["id"], actor="test")
+    commands.start(env.ctx, made, actor="test")
     assert one.offered("a") == release.id
     assert two.offered("b") is None  # the other process finds the bucket empty
     original = env.ctx.clock
@@ -225,15 +203,15 @@ def test_a_device_that_goes_quiet_past_the_action_timeout_counts_as_timed_out(en
     release = _release(env, "2.0.0", 2)
     fleet = Fleet(env)
     fleet.add("quiet", "1.0.0", "qa")
-    made = campaigns.create(env.ctx, release.id, CreateOptions(stages="qa,100"), actor="test")
-    campaigns.start(env.ctx, made["id"], actor="test")
+    made = commands.create(env.ctx, release.id, CreateOptions(stages="qa,100"), actor="test")
+    commands.start(env.ctx, made, actor="test")
     assert fleet.offered("quiet") == release.id
-    assert campaigns.status(env.ctx, made["id"])["counts"]["offered"] == 1
+    assert _status(env, made)["counts"]["offered"] == 1
     original = env.ctx.clock
     later = original() + timedelta(hours=25)
     env.ctx.clock = lambda: later
     try:
-        status = campaigns.status(env.ctx, made["id"])
+        status = _status(env, made)
     finally:
         env.ctx.clock = original
     assert status["counts"]["timed_out"] == 1 and status["counts"]["offered"] == 0

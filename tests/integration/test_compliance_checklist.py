@@ -13,11 +13,12 @@ import pytest
 
 from patchgate.adapters.notice_channels import HttpWebhookSender
 from patchgate.domain.notices import Routes
-from patchgate.services import campaigns, ddi, notifications
+from patchgate.services import ddi, notifications
 from patchgate.services import devices as device_service
 from patchgate.services import policy as policy_service
 from patchgate.services import vulnerabilities as vulns
-from patchgate.services.campaigns import CreateOptions
+from patchgate.services.campaigns import commands as campaign_commands
+from patchgate.services.campaigns.options import CreateOptions
 from patchgate.services.compliance import checklist, techfile
 from patchgate.services.notice_ports import Channels
 from patchgate.services.setup import demo_policy_source
@@ -83,9 +84,9 @@ def test_defined_cadence(env: Env) -> None:
 def test_phased_rollouts(env: Env) -> None:
     assert state(env, "phased_rollouts") == "fail"  # no campaign at all
     release = make_release(env, "1.0.2", {"fw.bin": b"x"}, hardware=["demo-gw-1"])
-    campaigns.create(env.ctx, release.id, CreateOptions(), actor="t")  # the guide's plan
+    campaign_commands.create(env.ctx, release.id, CreateOptions(), actor="t")  # the guide's plan
     assert state(env, "phased_rollouts") == "pass"
-    campaigns.create(env.ctx, release.id, CreateOptions(stages="100"), actor="t")
+    campaign_commands.create(env.ctx, release.id, CreateOptions(stages="100"), actor="t")
     assert state(env, "phased_rollouts") == "warn"
 
 

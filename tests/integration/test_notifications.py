@@ -21,10 +21,11 @@ from aiosmtpd.controller import Controller
 from patchgate.adapters.notice_channels import HttpWebhookSender, SmtpMailer
 from patchgate.bootstrap import Settings, build
 from patchgate.domain.notices import Routes, parse_routes
-from patchgate.services import campaigns, notifications
 from patchgate.services import devices as device_service
+from patchgate.services import notifications
 from patchgate.services import vulnerabilities as vulns
-from patchgate.services.campaigns import CreateOptions
+from patchgate.services.campaigns import commands as campaign_commands
+from patchgate.services.campaigns.options import CreateOptions
 from patchgate.services.context import Context
 from patchgate.services.notice_ports import Channels
 from tests.conftest import Env
@@ -141,9 +142,9 @@ def _state(env: Env, clock: Clock) -> Context:
               aware_at=NOW - timedelta(hours=2), products=["Demo Gateway"],
               exploited=True)  # fmt: skip
     device_service.add_device(ctx, "qa-1", groups=["qa"], hardware="demo-gw-1", actor="t")
-    made = campaigns.create(ctx, release.id, CreateOptions(stages="qa,100"), actor="t")
-    campaigns.start(ctx, made["id"], actor="t")
-    campaigns.halt(ctx, made["id"], reason="boot loops on rev B", actor="t")
+    made = campaign_commands.create(ctx, release.id, CreateOptions(stages="qa,100"), actor="t")
+    campaign_commands.start(ctx, made, actor="t")
+    campaign_commands.halt(ctx, made, reason="boot loops on rev B", actor="t")
     return ctx
 
 

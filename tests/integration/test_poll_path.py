@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import event
 
 from patchgate.bootstrap import make_device_auth_reader
-from patchgate.domain.campaigns import Offer, Snapshot
+from patchgate.domain.campaigns import Decision, Offer, Snapshot
 from patchgate.domain.errors import NotFound, Unauthorized
-from patchgate.services import ddi
+from patchgate.services import ddi, releases
 from patchgate.services import devices as device_service
 from tests.conftest import Env
 from tests.factories import make_release
@@ -76,22 +76,25 @@ def test_last_seen_is_written_behind_in_one_statement_with_each_devices_own_time
 
 def test_a_halt_committed_elsewhere_is_obeyed_by_the_next_poll(env: Env) -> None:
     release = make_release(env, "2.0.0", {"a.bin": b"payload"})
+    switch = make_release(env, "2.0.1", {"b.bin": b"other"})
     tokens = {
         cid: device_service.add_device(env.ctx, cid, actor="test").token
-        for cid in ("dev-a", "dev-b", "switch")
+        for cid in ("dev-a", "dev-b")
     }
 
     halted_at: dict[int, bool] = {}
 
     def load(version: int) -> Snapshot:
-        # The campaign engine's loader: here "halted" is whether the switch device is tagged.
-        halted_at[version] = "halt" in device_service.show_device(env.ctx, "switch").groups
+        # The campaign engine's loader: here "halted" is whether the switch release is
+        # withdrawn (a change that raises the state version, as a halt does).
+        halted_at[version] = releases.get_release(env.ctx, switch.id).state == "withdrawn"
         return Snapshot.build(version, ())
 
-    def decide(row: ddi.DeviceAuthRow, snapshot: Snapshot, now: datetime) -> Offer | None:
-        if halted_at[snapshot.state_version] or row.controller_id == "switch":
-            return None
-        return Offer(7, release.id, release.version, "rollout", 0, "forced", "forced", False, None)
+    def decide(row: ddi.DeviceAuthRow, snapshot: Snapshot, now: datetime) -> Decision:
+        if halted_at[snapshot.state_version] or row.action_id is not None:
+            return Decision(None, "halted")
+        offer = Offer(7, release.id, release.version, "rollout", 0, "forced", "forced", False, None)
+        return Decision(offer, "offered")
 
     # The server's reader: one prepared statement on a connection kept by the polling thread.
     poller = ddi.Poller(env.ctx, reader=make_device_auth_reader(env.app, dedicated=True))
@@ -103,7 +106,8 @@ def test_a_halt_committed_elsewhere_is_obeyed_by_the_next_poll(env: Env) -> None
 
     assert "deploymentBase" in poll("dev-a")
     rebuilds = poller.snapshots.rebuilds
-    assert env.cli("device", "tag", "switch", "halt").code == 0  # another process commits
+    withdrawn = env.cli("release", "withdraw", str(switch.id), "--reason", "halt")
+    assert withdrawn.code == 0  # another process commits
     assert "deploymentBase" not in poll("dev-b")
     assert poller.snapshots.rebuilds == rebuilds + 1
     assert "deploymentBase" not in poll("dev-b")
@@ -133,9 +137,14 @@ def test_the_prepared_reader_reads_what_the_repository_reads_and_never_a_stale_s
     # Changes committed elsewhere after the reader's last read are seen by its next one.
     assert env.cli("device", "assign", "dev-r", str(release.id)).code == 0
     second = reader.by_token("DEFAULT", token_hash)
-    assert second is not None and second.state_version > first.state_version
+    assert second is not None and second.state_version == first.state_version
     assert second.action_status == "offered" and second.action_release_id == release.id
     assert second == through_repository()
+    # A change that raises the state version (a withdrawal) is seen by the next read too.
+    other = make_release(env, "3.0.1", {"b.bin": b"y"})
+    assert env.cli("release", "withdraw", str(other.id), "--reason", "r").code == 0
+    third = reader.by_token("DEFAULT", token_hash)
+    assert third is not None and third.state_version > second.state_version
     by_id = reader.by_controller("DEFAULT", "dev-r")
     assert by_id is not None and by_id.device_id == second.device_id
     unknown = reader.by_controller("DEFAULT", "nobody")

@@ -13,9 +13,10 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from patchgate.services import campaigns
 from patchgate.services import vulnerabilities as vulns
-from patchgate.services.campaigns import CreateOptions
+from patchgate.services.campaigns import commands as campaign_commands
+from patchgate.services.campaigns import views as campaign_views
+from patchgate.services.campaigns.options import CreateOptions
 from tests.conftest import Env
 from tests.factories import make_release
 
@@ -55,7 +56,7 @@ def _populate(env: Env) -> None:
               products=["Demo Gateway"], affected=["<1.0.2"])  # fmt: skip
     release = make_release(env, "1.0.2", {"fw.bin": b"fixed"}, hardware=["demo-gw-1"],
                            fixes=["CVE-2026-6001"])  # fmt: skip
-    campaigns.create(env.ctx, release.id, CreateOptions(), actor="t")
+    campaign_commands.create(env.ctx, release.id, CreateOptions(), actor="t")
     made = env.cli("advisory", "create", "CVE-2026-6001", "--json")
     assert env.cli("advisory", "publish", made.json()["id"]).code == 0
 
@@ -86,9 +87,9 @@ def test_export_is_self_contained_and_matches_the_register(demo_env: Env, tmp_pa
         for a in r["artifacts"]:
             assert f"| {r['id']} | {r['product']} | {r['version']} |" in releases_md
             assert a["sha256"] in releases_md
-    listed = campaigns.list_campaigns(demo_env.ctx)
+    listed = campaign_views.list_campaigns(demo_env.ctx).campaigns
     assert [c["id"] for c in json.loads((target / "data" / "campaigns.json").read_text())] == [
-        c["id"] for c in listed
+        c.id for c in listed
     ]
     advisories = list((target / "advisories").glob("*.json"))
     assert len(advisories) == 1 and json.loads(advisories[0].read_text())["document"]

@@ -22,7 +22,7 @@ from patchgate.domain.gates import (
     evaluate_gate,
     failure_llr,
 )
-from patchgate.domain.strategies import AwsJobsPolicy, HawkbitPolicy, PatchgatePolicy
+from patchgate.sim.strategies import AwsJobsPolicy, HawkbitPolicy, PatchgatePolicy
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 GATES = StageGates(min_finished=10, min_finished_fraction=0.5, min_soak=timedelta(hours=1))

@@ -68,6 +68,16 @@ EVENT_KINDS: Final = frozenset(
     }
 )
 
+# The event a stored DDI step (the action's status after it) stands for; ``finished``,
+# ``error`` and ``canceled`` are read with their details (``closed`` success, failure).
+STEP_EVENT: Final = {
+    "waiting_confirmation": OFFERED,
+    "offered": OFFERED,
+    "downloading": DOWNLOADING,
+    "downloaded": DOWNLOADED,
+    "running": INSTALLING,
+}
+
 # Execution statuses.
 NONE: Final = "none"
 S_OFFERED: Final = "offered"
@@ -84,6 +94,18 @@ TERMINAL: Final = frozenset({SUCCEEDED, FAILED, REVERTED, TIMED_OUT, CANCELLED})
 OPEN: Final = frozenset({S_OFFERED, S_DOWNLOADING, S_INSTALLING, S_CONFIRMING, S_RETRYING})
 # Before installing, an action can still be cancelled (DDI cancelAction) or superseded.
 CANCELLABLE: Final = frozenset({S_OFFERED, S_DOWNLOADING, S_RETRYING})
+
+# The server's DDI action statuses (``patchgate.domain.actions.Status``) of an open action,
+# as this module's execution statuses: what a halt or a supersession reads of a stored
+# action. ``DDI_CANCELLABLE`` are the stored statuses a halt cancels (rule 5).
+FROM_DDI_STATUS: Final = {
+    "waiting_confirmation": S_OFFERED,
+    "offered": S_OFFERED,
+    "downloading": S_DOWNLOADING,
+    "downloaded": S_DOWNLOADING,
+    "running": S_INSTALLING,
+}
+DDI_CANCELLABLE: Final = frozenset(s for s, e in FROM_DDI_STATUS.items() if e in CANCELLABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,13 +198,7 @@ def step(
             return _finish(state, SUCCEEDED, at)  # rule 1a
         return replace(state, status=S_CONFIRMING, last_event_at=at, success_reported_at=at)
     if kind in (HEALTH, SEEN_WITH_VERSION):
-        if event.version == release_version:
-            if kind == HEALTH or status in (S_INSTALLING, S_CONFIRMING):
-                return _finish(state, SUCCEEDED, at)  # rules 1b, 1c
-            return replace(state, last_event_at=at)
-        if event.version is not None and status in (S_INSTALLING, S_CONFIRMING):
-            return _finish(state, REVERTED, at)  # rule 3: came back on another version
-        return replace(state, last_event_at=at)
+        return _seen(state, event, release_version)
     if kind == REVERTED_EVENT:
         return _finish(state, REVERTED, at)
     if kind == FAILURE_REPORTED:
@@ -193,6 +209,18 @@ def step(
     if kind == CANCELLED_EVENT:
         return _finish(state, CANCELLED, at)  # rule 5
     raise ValueError(f"unknown execution event kind {kind!r}")
+
+
+def _seen(state: Execution, event: Event, release_version: str) -> Execution:
+    """A health report or a poll naming the version the device runs (rules 1b, 1c, 3)."""
+    at, status = event.at, state.status
+    if event.version == release_version:
+        if event.kind == HEALTH or status in (S_INSTALLING, S_CONFIRMING):
+            return _finish(state, SUCCEEDED, at)  # rules 1b, 1c
+        return replace(state, last_event_at=at)
+    if event.version is not None and status in (S_INSTALLING, S_CONFIRMING):
+        return _finish(state, REVERTED, at)  # rule 3: came back on another version
+    return replace(state, last_event_at=at)
 
 
 def _other(event: Event, release_version: str) -> bool:
@@ -221,10 +249,13 @@ def fold(
     release_version: str,
     now: datetime,
     policy: ExecutionPolicy = DEFAULT_EXECUTION_POLICY,
+    *,
+    attempts: int = 0,
 ) -> Execution:
     """The execution at ``now`` from its events in time order (timeouts applied between
-    events too, so a success report after a timeout does not revive it)."""
-    state = NEW
+    events too, so a success report after a timeout does not revive it). ``attempts``:
+    offers made before these events (a retry continues the count of rule 4)."""
+    state = replace(NEW, attempts=attempts)
     for event in events:
         state = step(settle(state, event.at, policy), event, release_version, policy)
     return settle(state, now, policy)

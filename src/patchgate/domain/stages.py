@@ -145,15 +145,7 @@ def parse_stages(
             last_percent = percent
             stages.append(Stage(stage_name, percent=percent, canary=stage_name == CANARY))
             continue
-        stage_name, eq, group_text = token.partition("=")
-        groups = tuple(g.strip() for g in (group_text if eq else token).split("+"))
-        stage_name = stage_name.strip() if eq else "+".join(groups)
-        for group in groups:
-            if not group or not _NAME.match(group):
-                problems.append(f"{where}: {group!r} is not a group name")
-            elif group not in known_groups and group != CANARY_OPTIN_GROUP:
-                problems.append(f"{where}: unknown group {group!r}")
-        stages.append(Stage(stage_name, groups=groups))
+        stages.append(_group_stage(token, where, known_groups, problems))
     seen: set[str] = set()
     for stage in stages:
         if stage.name in seen:
@@ -166,6 +158,21 @@ def parse_stages(
         replace(s, gates=_with_overrides(default_gates(s, i == count - 1), overrides))
         for i, s in enumerate(stages)
     )
+
+
+def _group_stage(
+    token: str, where: str, known_groups: Collection[str], problems: list[str]
+) -> Stage:
+    """A stage of named groups (``a+b`` or ``name=a+b``); problems are appended."""
+    stage_name, eq, group_text = token.partition("=")
+    groups = tuple(g.strip() for g in (group_text if eq else token).split("+"))
+    stage_name = stage_name.strip() if eq else "+".join(groups)
+    for group in groups:
+        if not group or not _NAME.match(group):
+            problems.append(f"{where}: {group!r} is not a group name")
+        elif group not in known_groups and group != CANARY_OPTIN_GROUP:
+            problems.append(f"{where}: unknown group {group!r}")
+    return Stage(stage_name, groups=groups)
 
 
 def default_stages(

@@ -1,6 +1,6 @@
 """The server's campaign timer: gate evaluation in a background thread of each process.
 
-It runs ``services.campaigns.tick`` every ``interval`` seconds (soaks end, quiet devices
+It runs ``services.campaigns.commands.tick`` every ``interval`` seconds (soaks end, quiet devices
 time out) and soon after device feedback or health reports (``poke``; several pokes within
 ``debounce`` seconds make one evaluation). Several processes may run it at once: each
 transition takes the campaign's row lock, so none is applied twice.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from patchgate.services import campaigns
+from patchgate.services.campaigns import commands
 from patchgate.services.context import Context
 
 log = logging.getLogger("patchgate.campaigns")
@@ -57,6 +57,6 @@ class CampaignTimer:
                 self._stop.wait(self.debounce)
                 self._wake.clear()
             try:
-                campaigns.tick(self.ctx)
+                commands.tick(self.ctx)
             except Exception:  # keep evaluating; the next round retries
                 log.exception("campaign evaluation failed; retrying")

@@ -36,7 +36,7 @@ from patchgate.entrypoints.runtime import make_runtime
 from patchgate.entrypoints.web import csaf as web_csaf
 from patchgate.entrypoints.web import public
 from patchgate.services import releases
-from patchgate.services.campaigns import PollEngine
+from patchgate.services.campaigns.poll import PollEngine
 
 log = logging.getLogger("patchgate.http")
 

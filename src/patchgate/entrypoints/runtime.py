@@ -22,7 +22,7 @@ log = logging.getLogger("patchgate")
 if TYPE_CHECKING:
     from patchgate.entrypoints.campaign_timer import CampaignTimer
     from patchgate.entrypoints.notice_timer import NoticeTimer
-    from patchgate.services.campaigns import PollEngine
+    from patchgate.services.campaigns.poll import PollEngine
     from patchgate.services.ddi import Poller
 
 
@@ -82,7 +82,7 @@ def make_runtime(app: App) -> Runtime:
     return Runtime(
         app=app,
         registry=CollectorRegistry(),
-        policy_cache=state.VersionedCache(lambda: policy_service.in_force(app.context)),
+        policy_cache=state.VersionedCache(lambda _version: policy_service.in_force(app.context)),
     )
 
 

@@ -20,9 +20,9 @@ def record(
     subject: str,
     details: Mapping[str, Any] | None = None,
 ) -> chain.AuditRecord:
-    """Append an entry in the caller's transaction and raise the state version with it.
-
-    The entry commits or rolls back with the change it records. Each append also stores a
+    """Append an entry in the caller's transaction; it commits or rolls back with the
+    change it records. (It does not raise the state version: a command whose change a
+    server process caches does so itself, ``services.state.changed``.) Each append also stores a
     signed checkpoint of the new head, so a truncated tail or a recomputed chain shows.
     """
     now = ctx.clock()
@@ -49,7 +49,6 @@ def record(
         hash=digest,
     )
     uow.audit.append(entry)
-    uow.state.bump(now)
     checkpoint = chain.Checkpoint(
         seq=entry.seq,
         head_hash=digest,

@@ -4,10 +4,11 @@ cuts and counts need from the fleet and its actions."""
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,65 @@ class CampaignRecord:
 
 
 @dataclass(frozen=True)
+class NewCampaign:
+    """A draft campaign to insert: the plan ``create`` made."""
+
+    release_id: int
+    product: str
+    salt: str
+    stages: list[dict[str, Any]]
+    stage_spec: str
+    cuts: list[dict[str, Any]]
+    selector: dict[str, Any]
+    delivery: dict[str, Any]
+    supersedes_id: int | None
+    priority_versions: list[str]
+    deadline_at: datetime | None
+    schedule: dict[str, Any] | None
+    warnings: list[str]
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    state: str = "draft"
+    stage_index: int = 0
+    approved: bool = False
+    floor_raised: bool = False
+
+
+class _Unset(enum.Enum):
+    UNSET = 0
+
+
+UNSET: Final = _Unset.UNSET
+
+
+@dataclass(frozen=True)
+class CampaignChanges:
+    """Columns of a campaign to change; a field left ``UNSET`` is not touched (``None`` is
+    a value: it clears the column)."""
+
+    state: str | _Unset = UNSET
+    stage_index: int | _Unset = UNSET
+    stage_started_at: datetime | _Unset | None = UNSET
+    approved: bool | _Unset = UNSET
+    started_at: datetime | _Unset | None = UNSET
+    halted_at: datetime | _Unset | None = UNSET
+    halt_reason: str | _Unset | None = UNSET
+    finished_at: datetime | _Unset | None = UNSET
+    floor_raised: bool | _Unset = UNSET
+    cuts: list[dict[str, Any]] | _Unset = UNSET
+    last_gate: dict[str, Any] | _Unset | None = UNSET
+    revert_to_release_id: int | _Unset | None = UNSET
+    rate_tokens: float | _Unset | None = UNSET
+    rate_at: datetime | _Unset | None = UNSET
+    updated_at: datetime | _Unset = UNSET
+
+    def values(self) -> dict[str, Any]:
+        """The columns to set, by name."""
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not UNSET}
+
+
+@dataclass(frozen=True)
 class FleetDevice:
     """What cohort cuts and eligibility need of a device."""
 
@@ -80,6 +140,8 @@ class CampaignAction:
     status: str
     created_at: datetime
     steps: tuple[ActionStep, ...]
+    campaign_id: int = 0
+    active: bool = True
 
 
 @dataclass(frozen=True)
@@ -93,24 +155,44 @@ class HealthSample:
     uptime_s: float | None
 
 
+@dataclass(frozen=True)
+class CancelledActions:
+    """What :meth:`CampaignRepository.cancel_pending` marked: action ids (and their devices)
+    now ``canceling`` and now ``canceled``."""
+
+    canceling: tuple[tuple[int, int], ...] = ()
+    canceled: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def count(self) -> int:
+        return len(self.canceling) + len(self.canceled)
+
+
 class CampaignRepository(abc.ABC):
     """Campaign rows, and the fleet reads of the campaign engine."""
 
     @abc.abstractmethod
-    def add(self, **values: Any) -> int:
+    def add(self, new: NewCampaign) -> int:
         """Insert a campaign; returns its id."""
 
     @abc.abstractmethod
-    def get(self, campaign_id: int, *, lock: bool = False) -> CampaignRecord | None:
-        """One campaign; ``lock`` takes its row lock (``SELECT … FOR UPDATE``)."""
+    def get(
+        self, campaign_id: int, *, lock: bool = False, share: bool = False
+    ) -> CampaignRecord | None:
+        """One campaign; ``lock`` takes its row lock (``SELECT … FOR UPDATE``), ``share`` a
+        shared lock (``FOR SHARE``: a transition waits for it, other readers do not)."""
 
     @abc.abstractmethod
     def list(self, *, states: Collection[str] | None = None) -> Sequence[CampaignRecord]:
         """Campaigns, oldest first, optionally of some states only."""
 
     @abc.abstractmethod
-    def update(self, campaign_id: int, **values: Any) -> None:
-        """Change columns of one campaign."""
+    def page(self, *, after_id: int, limit: int) -> Sequence[CampaignRecord]:
+        """Campaigns with ids above ``after_id``, oldest first, at most ``limit``."""
+
+    @abc.abstractmethod
+    def update(self, campaign_id: int, changes: CampaignChanges) -> None:
+        """Change columns of one campaign (those ``changes`` sets)."""
 
     @abc.abstractmethod
     def scan_devices(
@@ -125,6 +207,24 @@ class CampaignRepository(abc.ABC):
     @abc.abstractmethod
     def actions(self, campaign_id: int) -> Sequence[CampaignAction]:
         """The campaign's actions with their steps, oldest first."""
+
+    @abc.abstractmethod
+    def device_actions(self, device_id: int, *, limit: int) -> Sequence[CampaignAction]:
+        """The device's latest ``limit`` campaign actions with their steps, oldest first."""
+
+    @abc.abstractmethod
+    def cancel_pending(
+        self, campaign_id: int, *, statuses: Collection[str], now: datetime, detail: str
+    ) -> CancelledActions:
+        """In the caller's transaction, mark every open action of the campaign whose status
+        is one of ``statuses`` for cancellation, in one statement per resulting status:
+        one the device never accepted (``waiting_confirmation``) is closed as
+        ``canceled`` at once, any other waits in ``canceling`` for the device's
+        ``cancelAction`` feedback. Each gets a history step saying ``detail``."""
+
+    @abc.abstractmethod
+    def succeeded_releases(self, release_ids: Collection[int]) -> set[int]:
+        """Of these releases, those some device finished an action for successfully."""
 
     @abc.abstractmethod
     def health_since(self, since: datetime) -> Sequence[HealthSample]:
@@ -142,3 +242,7 @@ class Webhooks(abc.ABC):
     def post(self, notice: dict[str, Any]) -> None:
         """Deliver ``notice`` as JSON to every endpoint, retrying failures; never raises
         and never blocks the caller for long (delivery may continue in the background)."""
+
+    def wait(self, timeout: float = 30.0) -> None:  # noqa: B027 - optional hook
+        """Wait up to ``timeout`` seconds for deliveries still in flight (a short-lived
+        process, the CLI, calls it before it exits). Nothing to wait for by default."""

@@ -13,13 +13,13 @@ from __future__ import annotations
 import hmac
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from patchgate.domain import actions as rules
-from patchgate.domain.campaigns import Offer, Snapshot
-from patchgate.domain.errors import InvalidInput, NotFound, Unauthorized
+from patchgate.domain.campaigns import NO_CAMPAIGN, Decision, Offer, Snapshot
+from patchgate.domain.errors import InvalidInput, NotFound, PatchgateError, Unauthorized
 from patchgate.services import actions as action_service
 from patchgate.services.access import hash_token
 from patchgate.services.context import Context
@@ -41,6 +41,7 @@ from patchgate.services.device_ports import (
     ReleaseView,
 )
 from patchgate.services.devices import check_controller_id
+from patchgate.services.state import VersionedCache
 
 # configData keys that also set a device's hardware model, installed version, slot scheme.
 HARDWARE_KEYS = ("hardware", "hw_model", "hwModel", "hardware_model", "model", "board")
@@ -158,16 +159,26 @@ async def authenticate_async(
 # --- the poll ------------------------------------------------------------------------------
 
 
-# The campaign engine's seam (docs/ddi.md): ``decide`` answers a poll of a device without
-# an open action from the row the poll read and the snapshot (the campaign core's
-# ``Snapshot``); ``create`` turns its ``Offer`` into the device's action (None: nothing).
-Decide = Callable[[DeviceAuthRow, Snapshot, datetime], Offer | None]
+# The campaign engine's seam (docs/ddi.md): ``decide`` answers a poll from the row the
+# poll read (the device and its open action) and the snapshot (the campaign core's
+# ``Snapshot``): an offer, a cancellation of the open action, or nothing; ``create`` turns
+# an ``Offer`` into the device's action (None: nothing after all).
+Decide = Callable[[DeviceAuthRow, Snapshot, datetime], Decision]
 CreateAction = Callable[[Context, DeviceAuthRow, Offer], ActionRecord | None]
+_NOTHING = Decision(None, NO_CAMPAIGN)
 
 
-def offer_nothing(_row: DeviceAuthRow, _snapshot: Snapshot, _now: datetime) -> Offer | None:
+def offer_nothing(_row: DeviceAuthRow, _snapshot: Snapshot, _now: datetime) -> Decision:
     """The decision while no campaign engine is plugged in: nothing to offer."""
-    return None
+    return _NOTHING
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A poll that must write, as :meth:`Poller.prepare` decided it: the device must be
+    registered (``decision`` None), or the decision offers or cancels something."""
+
+    decision: Decision | None
 
 
 def create_action(ctx: Context, row: DeviceAuthRow, offer: Offer) -> ActionRecord | None:
@@ -182,25 +193,8 @@ def _empty(version: int) -> Snapshot:
     return Snapshot.build(version, ())
 
 
-class SnapshotCache:
-    """The in-memory snapshot of what is running, rebuilt when the state version moves."""
-
-    def __init__(self, load: Callable[[int], Snapshot] | None = None) -> None:
-        self._load = load or _empty
-        self._lock = threading.Lock()
-        self._snapshot: Snapshot | None = None
-        self.rebuilds = 0
-
-    def get(self, version: int) -> Snapshot:
-        """The snapshot for ``version`` (just read with the device row), rebuilt if older."""
-        snapshot = self._snapshot
-        if snapshot is not None and snapshot.state_version >= version:
-            return snapshot
-        with self._lock:
-            if self._snapshot is None or self._snapshot.state_version < version:
-                self._snapshot = self._load(version)
-                self.rebuilds += 1
-            return self._snapshot
+# The in-memory snapshot of what is running, rebuilt when the state version moves.
+SnapshotCache = VersionedCache[Snapshot]
 
 
 # Last-seen is kept to this resolution: a device polling more often than this costs no
@@ -242,7 +236,7 @@ class Poller:
     ctx: Context
     reader: DeviceAuthReader | None = None
     decide: Decide = offer_nothing
-    snapshots: SnapshotCache = field(default_factory=SnapshotCache)
+    snapshots: SnapshotCache = field(default_factory=lambda: SnapshotCache(_empty))
     last_seen: LastSeenBuffer = field(default_factory=LastSeenBuffer)
     create: CreateAction = create_action
     # Called after device feedback or a health report (the campaign engine evaluates its
@@ -270,41 +264,50 @@ class Poller:
         """The request's one read, through the prepared reader when one is plugged in."""
         return authenticate(self.ctx, tenant, controller_id, authorization, self.reader)
 
-    def answer_without_writing(self, caller: Caller) -> rules.PollState | None:
-        """The poll's answer when it needs no write (a known device with an open action, or
-        nothing to offer); None when the device must be registered or gets an offer, which
-        :meth:`poll` then does. Pure apart from the last-seen note."""
+    def prepare(self, caller: Caller) -> rules.PollState | Pending:
+        """The poll's answer when it needs no write (the campaign core decided nothing new
+        for the device), else what :meth:`poll` must do. The decision is made here, once;
+        pure apart from the last-seen note."""
         row = caller.row
         if row.device_id is None:
-            return None
-        self.last_seen.note(row.device_id, self.ctx.clock(), row.last_seen)
-        if row.action_id is None:
-            snapshot = self.snapshots.get(row.state_version)
-            if self.decide(row, snapshot, self.ctx.clock()) is not None:
-                return None
-        return _state(row)
-
-    def poll(self, caller: Caller) -> rules.PollState:
-        """Answer a base poll: register the device if it is new (gateway or anonymous),
-        ask ``decide`` when nothing is open, and create the action it offers."""
-        row = caller.row
+            return Pending(None)
         now = self.ctx.clock()
+        self.last_seen.note(row.device_id, now, row.last_seen)
+        if row.action_id is not None and row.action_campaign_id is None:
+            return _state(row)  # an action assigned by hand: the campaigns have no say
+        decision = self.decide(row, self.snapshots.get(row.state_version), now)
+        if decision.offer is None and decision.cancel is None:
+            return _state(row)
+        return Pending(decision)
+
+    def answer_without_writing(self, caller: Caller) -> rules.PollState | None:
+        """:meth:`prepare`'s answer when it needs no write; None when it does."""
+        ready = self.prepare(caller)
+        return ready if isinstance(ready, rules.PollState) else None
+
+    def poll(self, caller: Caller, pending: Pending | None = None) -> rules.PollState:
+        """Answer a base poll: register the device if it is new (gateway or anonymous),
+        then carry out the decision (``pending``, from :meth:`prepare`; made now if not
+        given): cancel the open action it names, or create the action it offers."""
+        row = caller.row
         if row.device_id is None:
             if not caller.may_register:
                 raise Unauthorized(UNAUTHORIZED)
             row = register(self.ctx, row, caller.controller_id)
-        assert row.device_id is not None
-        self.last_seen.note(row.device_id, now, row.last_seen)
-        state = _state(row)
-        if row.action_id is not None:
-            return state
-        snapshot = self.snapshots.get(row.state_version)
-        offer = self.decide(row, snapshot, now)
-        if offer is None:
-            return state
-        action = self.create(self.ctx, row, offer)
+            pending = None
+        if pending is None or pending.decision is None:
+            ready = self.prepare(Caller(row, caller.controller_id, caller.may_register))
+            if isinstance(ready, rules.PollState):
+                return ready
+            pending = ready
+        decision = pending.decision
+        assert row.device_id is not None and decision is not None
+        if decision.cancel is not None:
+            return self._cancel(row, decision.cancel.action_id, decision.cancel.reason)
+        assert decision.offer is not None
+        action = self.create(self.ctx, row, decision.offer)
         if action is None:
-            return state
+            return _state(row)
         return rules.PollState(
             action.id,
             action.status,
@@ -312,6 +315,19 @@ class Poller:
             row.installed_action_id,
             row.config_requested,
         )
+
+    def _cancel(self, row: DeviceAuthRow, action_id: int, reason: str) -> rules.PollState:
+        """The core says: cancel the open action (its campaign halted, or a newer security
+        release supersedes it). The answer carries the ``cancelAction`` link at once."""
+        try:
+            record = action_service.cancel(
+                self.ctx, action_id, reason=f"campaign engine: {reason}", actor="campaign-engine"
+            )
+        except PatchgateError:
+            return _state(row)  # closed meanwhile: the next poll reads it as it stands
+        if not record.active:
+            return replace(_state(row), open_action_id=None, open_action_status=None)
+        return replace(_state(row), open_action_status=record.status)
 
 
 def _state(row: DeviceAuthRow) -> rules.PollState:

@@ -60,6 +60,7 @@ class DeviceAuthRow:
     action_id: int | None = None
     action_status: str | None = None
     action_release_id: int | None = None
+    action_campaign_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -76,29 +76,30 @@ def _vulnerability_facts(views: Iterable[Mapping[str, Any]]) -> list[rules.Vulne
 
 
 def _campaign_facts(ctx: Context) -> list[rules.CampaignFacts]:
-    from patchgate.services import campaigns
+    from patchgate.services.campaigns import views
+    from patchgate.services.compliance.sources import all_campaigns
 
     out = []
-    for c in campaigns.list_campaigns(ctx):
-        if c["state"] in ("draft", "cancelled"):
+    for c in all_campaigns(ctx):
+        if c.state in ("draft", "cancelled"):
             continue
-        detail = campaigns.status(ctx, c["id"])
-        gate = detail.get("last_gate") or {}
+        s = views.status(ctx, c.id)
+        gate = dict(s.last_gate or {})
         out.append(
             rules.CampaignFacts(
-                id=c["id"],
-                product=c["product"],
-                release=str(detail.get("release_version") or f"release {c['release_id']}"),
-                state=c["state"],
-                stage_index=detail["stage"]["index"],
-                stage_name=detail["stage"]["name"],
-                halted_at=_time(detail.get("halted_at")),
-                halt_reason=detail.get("halt_reason"),
+                id=s.id,
+                product=s.product,
+                release=s.release_version,
+                state=s.state,
+                stage_index=s.stage_index,
+                stage_name=s.stage_name,
+                halted_at=s.halted_at,
+                halt_reason=s.halt_reason,
                 last_gate=gate,
                 awaiting_approval=gate.get("verdict") == AWAIT_APPROVAL,
-                deadline_at=_time(detail.get("deadline_at")),
-                deadline_at_risk=bool(detail.get("deadline_at_risk")),
-                finished_at=_time(detail.get("finished_at")),
+                deadline_at=s.deadline_at,
+                deadline_at_risk=s.deadline_at_risk,
+                finished_at=s.finished_at,
             )
         )
     return out

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from patchgate.domain.errors import NotFound
 from patchgate.domain.policy import Policy, load_policy, parse_policy
-from patchgate.services import audit
+from patchgate.services import audit, state
 from patchgate.services.context import Context
 
 
@@ -42,6 +42,7 @@ def apply(ctx: Context, source: str, *, actor: str) -> tuple[Policy, bool]:
         if current is not None and current.sha256 == digest:
             return policy, False
         record = uow.policies.add(source=source, sha256=digest, now=now, actor=actor)
+        state.changed(ctx, uow)  # cached policy views and the campaign snapshot follow
         audit.record(
             ctx,
             uow,

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from patchgate.domain.clock import rfc3339
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound
-from patchgate.services import audit
+from patchgate.services import audit, state
 from patchgate.services import policy as policy_service
 from patchgate.services.artifact_ports import StoredBlob
 from patchgate.services.context import Context
@@ -387,6 +387,7 @@ def sign_release(
         )
         now = ctx.clock()
         uow.releases.set_state(release_id, STATE_SIGNED, now)
+        state.changed(ctx, uow)
         trust.publish_targets(_target_specs(uow), key_file=key_file, now=now)
         uow.commit()
         signed = uow.releases.get(release_id)
@@ -436,6 +437,7 @@ def withdraw_release(
         now = ctx.clock()
         was_signed = release.state == STATE_SIGNED
         uow.releases.withdraw(release_id, reason, now)
+        state.changed(ctx, uow)  # from the commit, no process offers it
         resign = was_signed and can_sign
         if resign:
             trust.publish_targets(_target_specs(uow), key_file=key_file, now=now)
@@ -533,6 +535,8 @@ def raise_floor(
     """
     before = uow.releases.security_floor(product)
     floor = uow.releases.raise_floor(product, security_version, ctx.clock())
+    if floor > before:
+        state.changed(ctx, uow)  # the floor is part of every process's campaign snapshot
     if floor > before and trust_mode(ctx) == "lab":
 
         def resign() -> None:

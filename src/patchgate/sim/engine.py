@@ -58,7 +58,6 @@ from patchgate.domain.campaigns import (
     Delivery,
     DeviceFacts,
     Offer,
-    OpenAction,
     Progress,
     ReleaseRef,
     RevertCampaign,
@@ -67,13 +66,14 @@ from patchgate.domain.campaigns import (
     StartCampaign,
     apply_verdict,
     decide,
+    open_action_of,
     transition,
 )
 from patchgate.domain.gates import StageFigures
 from patchgate.domain.planning import FleetTiming, plan_schedule, stage_sizes
 from patchgate.domain.ratelimit import RateLimit, TokenBucket
 from patchgate.domain.stages import Stage, default_stages, parse_stages
-from patchgate.domain.strategies import AwsJobsPolicy, HawkbitPolicy, PatchgatePolicy
+from patchgate.sim.strategies import AwsJobsPolicy, HawkbitPolicy, PatchgatePolicy
 
 from .devices import CUT_POINTS, EnvTable, Timing, abort, run_install
 from .scenario import GROUPS_OF, INTERNAL, OPTIN, QA, Fleet, Scenario, device_id
@@ -413,16 +413,8 @@ class Run:
         action = None
         execution = self.open.get(device)
         if execution is not None:
-            revert = self.open_kind[device] == _REVERT
-            release = OLD if revert else NEW
-            action = OpenAction(
-                device + 1,
-                CAMPAIGN_ID,
-                release.id,
-                release.security_version,
-                execution.status,
-                execution.retry_after,
-            )
+            release = OLD if self.open_kind[device] == _REVERT else NEW
+            action = open_action_of(execution, device + 1, CAMPAIGN_ID, release)
         return DeviceFacts(
             device_id(device),
             PRODUCT,

@@ -7,7 +7,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from patchgate.adapters.db.models import (
@@ -38,20 +38,24 @@ class SqlCampaignRepository(p.CampaignRepository):
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, **values: Any) -> int:
-        row = Campaign(**values)
+    def add(self, new: p.NewCampaign) -> int:
+        row = Campaign(**{f.name: getattr(new, f.name) for f in fields(new)})
         self.session.add(row)
         self.session.flush()
         return row.id
 
-    def get(self, campaign_id: int, *, lock: bool = False) -> p.CampaignRecord | None:
+    def get(
+        self, campaign_id: int, *, lock: bool = False, share: bool = False
+    ) -> p.CampaignRecord | None:
         query = select(Campaign).where(Campaign.id == campaign_id)
         if lock:
             query = query.with_for_update()
+        elif share:
+            query = query.with_for_update(read=True)
         row = self.session.execute(query).scalar_one_or_none()
         if row is None:
             return None
-        if lock:
+        if lock or share:
             self.session.refresh(row)
         return _record(row)
 
@@ -61,8 +65,16 @@ class SqlCampaignRepository(p.CampaignRepository):
             query = query.where(Campaign.state.in_(list(states)))
         return [_record(row) for row in self.session.execute(query).scalars()]
 
-    def update(self, campaign_id: int, **values: Any) -> None:
-        self.session.execute(update(Campaign).where(Campaign.id == campaign_id).values(**values))
+    def page(self, *, after_id: int, limit: int) -> Sequence[p.CampaignRecord]:
+        query = select(Campaign).where(Campaign.id > after_id).order_by(Campaign.id).limit(limit)
+        return [_record(row) for row in self.session.execute(query).scalars()]
+
+    def update(self, campaign_id: int, changes: p.CampaignChanges) -> None:
+        values = changes.values()
+        if values:
+            self.session.execute(
+                update(Campaign).where(Campaign.id == campaign_id).values(**values)
+            )
 
     def scan_devices(
         self, *, after_id: int, limit: int, hardware: Collection[str] | None
@@ -100,8 +112,21 @@ class SqlCampaignRepository(p.CampaignRepository):
             .where(Action.campaign_id == campaign_id)
             .order_by(Action.id)
         ).all()
+        return self._with_steps(rows)
+
+    def device_actions(self, device_id: int, *, limit: int) -> Sequence[p.CampaignAction]:
+        rows = self.session.execute(
+            select(Action, Device.controller_id, Device.group_names)
+            .join(Device, Device.id == Action.device_id)
+            .where(Action.device_id == device_id, Action.campaign_id.is_not(None))
+            .order_by(Action.id.desc())
+            .limit(limit)
+        ).all()
+        return self._with_steps(rows[::-1])
+
+    def _with_steps(self, rows: Sequence[Any]) -> Sequence[p.CampaignAction]:
         if not rows:
-            return []
+            return ()
         ids = [row[0].id for row in rows]
         steps: dict[int, list[p.ActionStep]] = {i: [] for i in ids}
         for chunk in range(0, len(ids), 500):
@@ -124,9 +149,83 @@ class SqlCampaignRepository(p.CampaignRepository):
                 action.status,
                 as_utc(action.created_at),
                 tuple(steps[action.id]),
+                campaign_id=action.campaign_id or 0,
+                active=action.active,
             )
             for action, controller_id, groups in rows
         ]
+
+    def cancel_pending(
+        self, campaign_id: int, *, statuses: Collection[str], now: datetime, detail: str
+    ) -> p.CancelledActions:
+        pending = (
+            Action.campaign_id == campaign_id,
+            Action.active.is_(True),
+        )
+        waiting = [s for s in statuses if s == "waiting_confirmation"]
+        accepted = [s for s in statuses if s != "waiting_confirmation"]
+        closed = self._mark(
+            pending,
+            waiting,
+            status="canceled",
+            active=False,
+            closed_at=now,
+            result="canceled",
+            updated_at=now,
+            cancel_requested_at=now,
+        )
+        canceling = self._mark(
+            pending, accepted, status="canceling", updated_at=now, cancel_requested_at=now
+        )
+        if closed:
+            closed_ids = [a for a, _ in closed]
+            for chunk in range(0, len(closed_ids), 1000):
+                self.session.execute(
+                    update(Device)
+                    .where(Device.open_action_id.in_(closed_ids[chunk : chunk + 1000]))
+                    .values(open_action_id=None)
+                )
+        events = [
+            {
+                "action_id": action_id,
+                "at": now,
+                "channel": "server",
+                "execution": None,
+                "finished": None,
+                "details": [detail],
+                "status_after": status,
+            }
+            for marked, status in ((canceling, "canceling"), (closed, "canceled"))
+            for action_id, _ in marked
+        ]
+        if events:
+            self.session.execute(insert(ActionEvent), events)
+        return p.CancelledActions(tuple(canceling), tuple(closed))
+
+    def _mark(
+        self, where: tuple[Any, ...], statuses: Sequence[str], **values: Any
+    ) -> tuple[tuple[int, int], ...]:
+        """One UPDATE of the matching actions; returns (action id, device id) pairs."""
+        if not statuses:
+            return ()
+        result = self.session.execute(
+            update(Action)
+            .where(*where, Action.status.in_(list(statuses)))
+            .values(**values)
+            .returning(Action.id, Action.device_id)
+            .execution_options(synchronize_session=False)
+        )
+        return tuple(sorted((int(r[0]), int(r[1])) for r in result))
+
+    def succeeded_releases(self, release_ids: Collection[int]) -> set[int]:
+        if not release_ids:
+            return set()
+        query = (
+            select(Action.release_id)
+            .where(Action.release_id.in_(list(release_ids)), Action.status == "finished")
+            .distinct()
+        )
+        return {int(r) for r in self.session.execute(query).scalars()}
 
     def health_since(self, since: datetime) -> Sequence[p.HealthSample]:
         query = select(HealthReport).where(HealthReport.at >= since).order_by(HealthReport.id)

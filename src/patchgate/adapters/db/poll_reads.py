@@ -38,6 +38,7 @@ ROW_COLUMNS = (
     Action.id.label("action_id"),
     Action.status.label("action_status"),
     Action.release_id.label("action_release_id"),
+    Action.campaign_id.label("action_campaign_id"),
 )
 
 
@@ -94,7 +95,8 @@ def auth_row(row: Any) -> p.DeviceAuthRow | None:
         return None
     (sv, tenant_id, tenant, anonymous, gateway, device_id, controller_id, token_hash,
      hardware, version, groups, installed_action, config_requested,
-     auto_confirm, last_seen, action_id, action_status, action_release) = row  # fmt: skip
+     auto_confirm, last_seen, action_id, action_status, action_release,
+     action_campaign) = row  # fmt: skip
     return p.DeviceAuthRow(
         state_version=int(sv or 0),
         tenant_id=tenant_id,
@@ -114,6 +116,7 @@ def auth_row(row: Any) -> p.DeviceAuthRow | None:
         action_id=action_id,
         action_status=action_status,
         action_release_id=action_release,
+        action_campaign_id=action_campaign,
     )
 
 

@@ -1,39 +1,42 @@
-"""Management API: campaigns (INTERFACES.md; release_manager writes, viewer reads)."""
+"""Management API: campaigns (docs/campaigns.md; release_manager writes, viewer reads).
+
+Each write runs a command, then reads the campaign's status view and renders it with the
+campaign presenter, exactly as the CLI's ``--json`` does."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import MISSING, fields
+from typing import Any, get_type_hints
 
-from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field, create_model
 
 from patchgate.entrypoints.api.deps import ReleaseManager, Viewer
-from patchgate.services import campaigns
+from patchgate.entrypoints.presenters import campaigns as present
+from patchgate.services.campaigns import commands, views
+from patchgate.services.campaigns.options import CreateOptions
+from patchgate.services.context import Context
 
 router = APIRouter(tags=["campaigns"])
 
 
-class CampaignIn(BaseModel):
-    """``campaign create`` as JSON."""
+def _option_fields() -> dict[str, Any]:
+    """``CreateOptions`` as pydantic fields: the same names, defaults, help and limits."""
+    hints = get_type_hints(CreateOptions)
+    out: dict[str, Any] = {}
+    for f in fields(CreateOptions):
+        limits = {k: v for k, v in f.metadata.items() if k in ("ge", "le", "max_length")}
+        default = list(f.default) if isinstance(f.default, tuple) else f.default
+        assert default is not MISSING
+        kind = list[str] if f.name == "groups" else hints[f.name]
+        out[f.name] = (kind, Field(default=default, description=f.metadata["doc"], **limits))
+    return out
 
-    # The release, then campaigns.CreateOptions field for field (create_campaign passes
-    # them on by name); this model adds the API's limits and its OpenAPI schema.
 
-    release_id: int
-    stages: str | None = None
-    max_failure_rate: float | None = None
-    min_finished: int | None = Field(default=None, ge=0)
-    soak: str | None = None
-    manual: bool = False
-    confirm_required: bool = False
-    rate: str | None = None
-    window: str | None = None
-    forced: bool = True
-    download_only: bool = False
-    fill_canary: bool = False
-    groups: list[str] = Field(default_factory=list)
-    supersedes: int | None = None
-    versions: str | None = Field(default=None, max_length=500)
+# ``campaign create`` as JSON: the release, then the options of ``CreateOptions``.
+CampaignIn: type[BaseModel] = create_model(
+    "CampaignIn", release_id=(int, Field(description="Release to roll out.")), **_option_fields()
+)
 
 
 class HaltIn(BaseModel):
@@ -44,54 +47,70 @@ class RevertIn(BaseModel):
     to_release_id: int | None = None
 
 
+def _status(ctx: Context, campaign_id: int) -> dict[str, Any]:
+    return present.status_json(views.status(ctx, campaign_id))
+
+
 @router.post("/campaigns", status_code=201)
-def create_campaign(body: CampaignIn, caller: ReleaseManager) -> dict[str, Any]:
+def create_campaign(body: CampaignIn, caller: ReleaseManager) -> dict[str, Any]:  # type: ignore[valid-type]
     """Create a draft campaign (refused, naming the rule, for a bad release or plan)."""
-    options = campaigns.CreateOptions(
-        **body.model_dump(exclude={"release_id", "groups"}), groups=tuple(body.groups)
-    )
-    return campaigns.create(caller.ctx, body.release_id, options, actor=caller.actor)
+    values = body.model_dump()  # type: ignore[attr-defined]
+    release_id = values.pop("release_id")
+    options = CreateOptions(**{**values, "groups": tuple(values["groups"])})
+    campaign_id = commands.create(caller.ctx, release_id, options, actor=caller.actor)
+    return _status(caller.ctx, campaign_id)
 
 
 @router.get("/campaigns")
-def list_campaigns(caller: Viewer) -> dict[str, Any]:
-    return {"campaigns": campaigns.list_campaigns(caller.ctx)}
+def list_campaigns(
+    caller: Viewer,
+    after: int = Query(0, ge=0, le=2**63 - 1, description="Continue after this id."),
+    limit: int = Query(views.DEFAULT_PAGE, ge=1, le=views.MAX_PAGE),
+) -> dict[str, Any]:
+    """Campaigns, oldest first, a page at a time (``next_after`` continues)."""
+    return present.page_json(views.list_campaigns(caller.ctx, after=after, limit=limit))
 
 
 @router.get("/campaigns/{campaign_id}")
 def campaign_status(campaign_id: int, caller: Viewer) -> dict[str, Any]:
     """``campaign status --json``."""
-    return campaigns.status(caller.ctx, campaign_id)
+    return _status(caller.ctx, campaign_id)
 
 
 @router.post("/campaigns/{campaign_id}/start")
 def start(campaign_id: int, caller: ReleaseManager) -> dict[str, Any]:
-    return campaigns.start(caller.ctx, campaign_id, actor=caller.actor)
+    commands.start(caller.ctx, campaign_id, actor=caller.actor)
+    return _status(caller.ctx, campaign_id)
 
 
 @router.post("/campaigns/{campaign_id}/pause")
 def pause(campaign_id: int, caller: ReleaseManager) -> dict[str, Any]:
-    return campaigns.pause(caller.ctx, campaign_id, actor=caller.actor)
+    commands.pause(caller.ctx, campaign_id, actor=caller.actor)
+    return _status(caller.ctx, campaign_id)
 
 
 @router.post("/campaigns/{campaign_id}/resume")
 def resume(campaign_id: int, caller: ReleaseManager) -> dict[str, Any]:
-    return campaigns.resume(caller.ctx, campaign_id, actor=caller.actor)
+    commands.resume(caller.ctx, campaign_id, actor=caller.actor)
+    return _status(caller.ctx, campaign_id)
 
 
 @router.post("/campaigns/{campaign_id}/approve")
 def approve(campaign_id: int, caller: ReleaseManager) -> dict[str, Any]:
-    return campaigns.approve(caller.ctx, campaign_id, actor=caller.actor)
+    commands.approve(caller.ctx, campaign_id, actor=caller.actor)
+    return _status(caller.ctx, campaign_id)
 
 
 @router.post("/campaigns/{campaign_id}/complete")
 def complete(campaign_id: int, caller: ReleaseManager) -> dict[str, Any]:
-    return campaigns.complete(caller.ctx, campaign_id, actor=caller.actor)
+    commands.complete(caller.ctx, campaign_id, actor=caller.actor)
+    return _status(caller.ctx, campaign_id)
 
 
 @router.post("/campaigns/{campaign_id}/halt")
 def halt(campaign_id: int, body: HaltIn, caller: ReleaseManager) -> dict[str, Any]:
-    return campaigns.halt(caller.ctx, campaign_id, reason=body.reason, actor=caller.actor)
+    commands.halt(caller.ctx, campaign_id, reason=body.reason, actor=caller.actor)
+    return _status(caller.ctx, campaign_id)
 
 
 @router.post("/campaigns/{campaign_id}/revert")
@@ -99,11 +118,12 @@ def revert(
     campaign_id: int, caller: ReleaseManager, body: RevertIn | None = None
 ) -> dict[str, Any]:
     to = body.to_release_id if body is not None else None
-    return campaigns.revert(caller.ctx, campaign_id, to_release=to, actor=caller.actor)
+    commands.revert(caller.ctx, campaign_id, to_release=to, actor=caller.actor)
+    return _status(caller.ctx, campaign_id)
 
 
 @router.post("/campaigns/{campaign_id}/evaluate")
 def evaluate(campaign_id: int, caller: ReleaseManager) -> dict[str, Any]:
     """Evaluate the gates now (the server's timer does this on its own)."""
-    campaigns.evaluate(caller.ctx, campaign_id)
-    return campaigns.status(caller.ctx, campaign_id)
+    commands.evaluate(caller.ctx, campaign_id)
+    return _status(caller.ctx, campaign_id)

@@ -10,7 +10,7 @@ timer).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -39,52 +39,23 @@ def register(cli: typer.Typer) -> None:
 
 
 def _wait_for_notices() -> None:
-    from patchgate.adapters.webhooks import HttpWebhooks
-
     hooks = app().context.webhooks
-    if isinstance(hooks, HttpWebhooks):
+    if hooks is not None:
         hooks.wait()
 
 
-def _show(payload: dict[str, Any], as_json: bool) -> None:
+def _show(campaign_id: int, as_json: bool) -> None:
+    """Read the campaign's status view and print it (JSON or text)."""
+    from patchgate.entrypoints.presenters import campaigns as present
+    from patchgate.services.campaigns import views
+
     _wait_for_notices()
+    view = views.status(app().context, campaign_id)
     if as_json:
-        emit_json(payload)
+        emit_json(present.status_json(view))
         return
-    stage = payload["stage"]
-    typer.echo(
-        f"campaign {payload['id']}: release {payload['release_id']} "
-        f"({payload['product']} {payload['release_version']})"
-    )
-    typer.echo(f"  state: {payload['state']}   stage {stage['index'] + 1}: {stage['name']}")
-    typer.echo(f"  stages: {payload['stage_spec']}")
-    if payload["selector"]["versions"]:
-        typer.echo(f"  target versions: {payload['selector']['versions']}")
-    counts = payload["counts"]
-    typer.echo(
-        "  counts: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v or k == "eligible")
-    )
-    for s in payload["stages"]:
-        c = s["counts"]
-        typer.echo(
-            f"    {s['index'] + 1}. {s['name']:<12} eligible {c['eligible']:>6}  "
-            f"succeeded {c['succeeded']:>6}  failed {c['failed']:>4}  "
-            f"timed out {c['timed_out']:>4}  soak {s['gates']['min_soak']}"
-        )
-    gate = payload["last_gate"]
-    if gate:
-        typer.echo(f"  last gate: {gate['verdict']} — {'; '.join(gate['reasons'])}")
-    if payload["halt_reason"]:
-        typer.echo(f"  HALTED at {payload['halted_at']}: {payload['halt_reason']}")
-    if payload["revert_to_release_id"]:
-        typer.echo(f"  reverting to release {payload['revert_to_release_id']}")
-    if payload["deadline_at"]:
-        risk = " — AT RISK" if payload["deadline_at_risk"] else ""
-        typer.echo(f"  deadline: {payload['deadline_at']}{risk}")
-    if payload["forecast_complete_at"]:
-        typer.echo(f"  forecast complete: {payload['forecast_complete_at']}")
-    for warning in payload["warnings"]:
-        typer.echo(f"  warning: {warning}")
+    for line in present.status_text(view):
+        typer.echo(line)
 
 
 def campaign_create(
@@ -132,9 +103,10 @@ def campaign_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a draft campaign for a release."""
-    from patchgate.services import campaigns
+    from patchgate.services.campaigns import commands
+    from patchgate.services.campaigns.options import CreateOptions
 
-    options = campaigns.CreateOptions(
+    options = CreateOptions(
         stages=stages,
         max_failure_rate=max_failure_rate,
         min_finished=min_finished,
@@ -150,17 +122,17 @@ def campaign_create(
         supersedes=supersedes,
         versions=versions,
     )
-    _show(campaigns.create(app().context, release_id, options, actor=actor()), as_json)
+    _show(commands.create(app().context, release_id, options, actor=actor()), as_json)
 
 
 def _transition(name: str) -> Callable[..., None]:
     def run(campaign_id: IdArg, as_json: JsonFlag = False) -> None:
-        from patchgate.services import campaigns
+        from patchgate.services.campaigns import commands
 
         ctx = app().context
-        campaigns.tick(ctx)
-        fn = getattr(campaigns, name)
-        _show(fn(ctx, campaign_id, actor=actor()), as_json)
+        commands.tick(ctx)
+        getattr(commands, name)(ctx, campaign_id, actor=actor())
+        _show(campaign_id, as_json)
 
     run.__doc__ = {
         "start": "Start a draft campaign: its first stage opens.",
@@ -185,10 +157,10 @@ def campaign_halt(
     as_json: JsonFlag = False,
 ) -> None:
     """Halt: from its commit no device is offered the release; pending actions cancelled."""
-    from patchgate.services import campaigns
+    from patchgate.services.campaigns import commands
 
-    ctx = app().context
-    _show(campaigns.halt(ctx, campaign_id, reason=reason, actor=actor()), as_json)
+    commands.halt(app().context, campaign_id, reason=reason, actor=actor())
+    _show(campaign_id, as_json)
 
 
 def campaign_revert(
@@ -199,10 +171,10 @@ def campaign_revert(
     as_json: JsonFlag = False,
 ) -> None:
     """Revert a halted campaign: offer the known-good release to devices on the bad one."""
-    from patchgate.services import campaigns
+    from patchgate.services.campaigns import commands
 
-    ctx = app().context
-    _show(campaigns.revert(ctx, campaign_id, to_release=to, actor=actor()), as_json)
+    commands.revert(app().context, campaign_id, to_release=to, actor=actor())
+    _show(campaign_id, as_json)
 
 
 def campaign_cancel(
@@ -211,42 +183,44 @@ def campaign_cancel(
     as_json: JsonFlag = False,
 ) -> None:
     """Cancel a campaign: nothing more is offered; pending actions are cancelled."""
-    from patchgate.services import campaigns
+    from patchgate.services.campaigns import commands
 
-    ctx = app().context
-    _show(campaigns.cancel(ctx, campaign_id, reason=reason, actor=actor()), as_json)
+    commands.cancel(app().context, campaign_id, reason=reason, actor=actor())
+    _show(campaign_id, as_json)
 
 
 def campaign_status(campaign_id: IdArg, as_json: JsonFlag = False) -> None:
     """A campaign's state, stages, counts, last gate, forecast and deadline."""
-    from patchgate.services import campaigns
+    from patchgate.services.campaigns import commands
 
-    ctx = app().context
-    campaigns.tick(ctx)
-    _show(campaigns.status(ctx, campaign_id), as_json)
+    commands.tick(app().context)
+    _show(campaign_id, as_json)
 
 
 def campaign_list(as_json: JsonFlag = False) -> None:
-    """Every campaign."""
-    from patchgate.services import campaigns
+    """Every campaign, oldest first."""
+    from patchgate.entrypoints.presenters import campaigns as present
+    from patchgate.services.campaigns import views
 
-    rows = campaigns.list_campaigns(app().context)
+    ctx = app().context
+    rows: list[views.CampaignSummary] = []
+    after: int | None = 0
+    while after is not None:
+        page = views.list_campaigns(ctx, after=after, limit=views.MAX_PAGE)
+        rows.extend(page.campaigns)
+        after = page.next_after
     if as_json:
-        emit_json({"campaigns": rows})
+        emit_json({"campaigns": [present.summary_json(c) for c in rows]})
         return
     for row in rows:
-        reason = f"  ({row['halt_reason']})" if row["halt_reason"] else ""
-        typer.echo(
-            f"{row['id']:>5}  release {row['release_id']:>5}  {row['state']:<10} "
-            f"stage {row['stage']['index'] + 1} {row['stage']['name']}{reason}"
-        )
+        typer.echo(present.summary_text(row))
 
 
 def campaign_tick(as_json: JsonFlag = False) -> None:
     """Evaluate the gates of every running campaign once (advance, complete or halt)."""
-    from patchgate.services import campaigns
+    from patchgate.services.campaigns import commands
 
-    verdicts = campaigns.tick(app().context)
+    verdicts = commands.tick(app().context)
     _wait_for_notices()
     if as_json:
         emit_json({"verdicts": {str(k): v for k, v in verdicts.items()}})

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from patchgate.domain import campaigns as core
 from patchgate.domain.errors import InvalidInput, NotFound
 from patchgate.entrypoints.console import base, charts, views
-from patchgate.services import campaigns as campaign_service
+from patchgate.services.campaigns.options import CreateOptions
 from patchgate.services.context import Context
 
 router = APIRouter(prefix="/campaigns")
@@ -44,16 +44,16 @@ EXPLAIN = {
 
 
 def _run(ctx: Context, verb: str, campaign_id: int, actor: str, reason: str) -> None:
-    commands: dict[str, Callable[[], Any]] = {
-        "start": lambda: campaign_service.start(ctx, campaign_id, actor=actor),
-        "pause": lambda: campaign_service.pause(ctx, campaign_id, actor=actor),
-        "resume": lambda: campaign_service.resume(ctx, campaign_id, actor=actor),
-        "approve": lambda: campaign_service.approve(ctx, campaign_id, actor=actor),
-        "halt": lambda: campaign_service.halt(ctx, campaign_id, reason=reason, actor=actor),
-        "revert": lambda: campaign_service.revert(ctx, campaign_id, actor=actor),
-        "complete": lambda: campaign_service.complete(ctx, campaign_id, actor=actor),
+    run: dict[str, Callable[[], Any]] = {
+        "start": lambda: commands.start(ctx, campaign_id, actor=actor),
+        "pause": lambda: commands.pause(ctx, campaign_id, actor=actor),
+        "resume": lambda: commands.resume(ctx, campaign_id, actor=actor),
+        "approve": lambda: commands.approve(ctx, campaign_id, actor=actor),
+        "halt": lambda: commands.halt(ctx, campaign_id, reason=reason, actor=actor),
+        "revert": lambda: commands.revert(ctx, campaign_id, actor=actor),
+        "complete": lambda: commands.complete(ctx, campaign_id, actor=actor),
     }
-    commands[verb]()
+    run[verb]()
 
 
 def _verb(verb: str) -> str:
@@ -115,14 +115,14 @@ async def act(request: Request, campaign_id: int, verb: str, caller: base.Signed
     return base.redirect(f"/console/campaigns/{campaign_id}")
 
 
-def create_options(form: dict[str, str]) -> campaign_service.CreateOptions:
+def create_options(form: dict[str, str]) -> CreateOptions:
     """The create form's fields as ``campaign create`` options."""
     try:
         rate = float(form["max_failure_rate"]) / 100 if form.get("max_failure_rate") else None
         minimum = int(form["min_finished"]) if form.get("min_finished") else None
     except ValueError:
         raise InvalidInput("the failure rate and minimum finished must be numbers") from None
-    return campaign_service.CreateOptions(
+    return CreateOptions(
         stages=form.get("stages") or None,
         max_failure_rate=rate,
         min_finished=minimum,

@@ -9,8 +9,8 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from patchgate.domain.errors import NotFound, PatchgateError
 from patchgate.entrypoints.console import base, views
 from patchgate.entrypoints.console.campaigns import create_options
-from patchgate.services import campaigns as campaign_service
 from patchgate.services import releases as release_service
+from patchgate.services.campaigns import commands
 
 router = APIRouter(prefix="/releases")
 ROLE = "release_manager"
@@ -92,10 +92,8 @@ async def withdraw(request: Request, release_id: int, caller: base.SignedIn) -> 
 async def create_campaign(request: Request, release_id: int, caller: base.SignedIn) -> Response:
     form = dict(await base.form_of(request, caller, ROLE))
     try:
-        made = campaign_service.create(
-            caller.ctx, release_id, create_options(form), actor=caller.actor
-        )
+        made = commands.create(caller.ctx, release_id, create_options(form), actor=caller.actor)
     except PatchgateError as exc:
         field = "stages" if "stage" in exc.message.lower() else "campaign"
         return _detail(request, caller, release_id, values=form, problems={field: exc.message})
-    return base.redirect(f"/console/campaigns/{made['id']}")
+    return base.redirect(f"/console/campaigns/{made}")

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from patchgate.services import audit as audit_service
-from patchgate.services import campaigns as campaign_service
 from patchgate.services import releases as release_service
 from patchgate.services import vulnerabilities as vuln_service
+from patchgate.services.campaigns import views as campaign_views
+from patchgate.services.compliance.sources import all_campaigns
 from patchgate.services.context import Context
 
 OPEN_SLA = frozenset({"on_track", "due_soon", "overdue"})
@@ -24,11 +25,11 @@ def vulnerability(ctx: Context, vuln_id: str) -> dict[str, Any]:
 
 
 def campaigns(ctx: Context) -> list[dict[str, Any]]:
-    return campaign_service.list_campaigns(ctx)
+    return [c.to_json() for c in all_campaigns(ctx)]
 
 
 def campaign(ctx: Context, campaign_id: int) -> dict[str, Any]:
-    return campaign_service.status(ctx, campaign_id)
+    return campaign_views.status(ctx, campaign_id).to_json()
 
 
 def releases(ctx: Context) -> list[dict[str, Any]]:

@@ -495,9 +495,11 @@ class DdiApp:
                 caller = await ddi.authenticate_async(tenant, cid, auth, self.async_reader)
             else:
                 caller = poller.authenticate(tenant, cid, auth)
-            state = poller.answer_without_writing(caller)
-            if state is None:
-                state = await self._run(lambda: poller.poll(caller))
+            ready = poller.prepare(caller)  # the campaign core decides here, once
+            if isinstance(ready, rules.PollState):
+                state = ready
+            else:
+                state = await self._run(lambda: poller.poll(caller, ready))
         except Unauthorized:
             self.polls_unauthorized.inc()
             raise

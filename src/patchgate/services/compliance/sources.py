@@ -46,9 +46,23 @@ def releases(ctx: Context, product: str | None = None) -> Sequence[ReleaseRecord
 
 def campaigns(ctx: Context) -> list[dict[str, Any]]:
     """Every campaign's full status (stages with their gates, counts, halts)."""
-    from patchgate.services import campaigns as campaign_service
+    from patchgate.services.campaigns import views
 
-    return [campaign_service.status(ctx, c["id"]) for c in campaign_service.list_campaigns(ctx)]
+    return [views.status(ctx, c.id).to_json() for c in all_campaigns(ctx)]
+
+
+def all_campaigns(ctx: Context) -> list[Any]:
+    """Every campaign's summary, oldest first (page by page)."""
+    from patchgate.services.campaigns import views
+
+    out: list[Any] = []
+    after = 0
+    while True:
+        page = views.list_campaigns(ctx, after=after)
+        out.extend(page.campaigns)
+        if page.next_after is None:
+            return out
+        after = page.next_after
 
 
 def devices(ctx: Context) -> Sequence[DeviceRecord]:

@@ -1,0 +1,474 @@
+"""The campaign commands: create, the transitions (start, pause, resume, approve,
+complete, halt, cancel, revert) and the gate evaluation (``evaluate``, ``tick``). Each
+changes state under the campaign's row lock and returns an id or a small result; the
+views (``services.campaigns.views``) read what they did.
+
+The rules live in the pure core (``patchgate.domain.campaigns``, ``cohorts``, ``stages``,
+``executions``, ``gates``, ``planning``; docs/campaign-core.md). Every transition takes the
+campaign's row lock first (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite has one writer), so
+two processes never advance or halt one campaign twice; it is audited in the same
+transaction and raises the state version there, so every server process rebuilds its
+snapshot at its next poll and obeys a halt from its commit (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from patchgate.domain import campaigns as core
+from patchgate.domain.clock import rfc3339
+from patchgate.domain.cohorts import CANARY_OPTIN_GROUP, CohortCut
+from patchgate.domain.durations import parse_duration
+from patchgate.domain.errors import Conflict, InvalidInput, NotFound, PatchgateError
+from patchgate.domain.gates import GateResult, StageFigures, evaluate_gate
+from patchgate.domain.planning import plan_schedule, stage_sizes
+from patchgate.domain.ratelimit import RateLimit
+from patchgate.domain.stages import default_stages, format_stages
+from patchgate.domain.stages import parse_stages as parse_stage_spec
+from patchgate.domain.versions import VersionRange, parse_range
+from patchgate.domain.windows import MaintenanceWindow
+from patchgate.services import audit
+from patchgate.services.campaign_ports import CampaignChanges, CampaignRecord, NewCampaign
+from patchgate.services.campaigns.effects import (
+    Effects,
+    after_commit,
+    apply_transition,
+    cancel_open_actions,
+    supersede_pending,
+)
+from patchgate.services.campaigns.figures import figures
+from patchgate.services.campaigns.options import CreateOptions
+from patchgate.services.campaigns.plans import (
+    ACTOR_ENGINE,
+    TIMING,
+    cohort_cuts,
+    cut_json,
+    get_campaign,
+    plan_of,
+    product_hardware,
+    progress_of,
+    release_ref,
+    stage_json,
+    targeted_fleet,
+)
+from patchgate.services.context import Context
+from patchgate.services.policy import in_force
+from patchgate.services.release_ports import ReleaseRecord
+from patchgate.services.unit_of_work import UnitOfWork
+
+log = logging.getLogger("patchgate.campaigns")
+
+__all__ = ["CreateOptions"]
+
+
+def _deadline(ctx: Context, uow: UnitOfWork, release: ReleaseRecord) -> datetime | None:
+    """The earliest due date of the vulnerabilities the release fixes (those in the
+    register), by the policy's cadence."""
+    from patchgate.services.vulnerabilities import deadline
+
+    policy = in_force(ctx).policy
+    records = (uow.vulnerabilities.get(vuln_id) for vuln_id in release.fixes)
+    dues = [due for r in records if r is not None and (due := deadline(r, policy)[1]) is not None]
+    return min(dues) if dues else None
+
+
+def _versions(text: str | None) -> VersionRange | None:
+    """The ``--versions`` selector, or a refusal naming what is wrong with it."""
+    if text is None:
+        return None
+    try:
+        return parse_range(text)
+    except InvalidInput as exc:
+        raise InvalidInput(f"target versions: {exc}") from exc
+
+
+def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str) -> int:
+    """Create a draft campaign for a release, or refuse naming each broken rule (issue 6
+    "Bad input"): a withdrawn, unsigned or artifact-less release; stages that do not
+    increase, exceed 100 % or name unknown groups; bad gate, rate or window settings."""
+    now = ctx.clock()
+    overrides: dict[str, Any] = {}
+    if options.max_failure_rate is not None:
+        overrides["max_failure_rate"] = options.max_failure_rate
+    if options.min_finished is not None:
+        overrides["min_finished"] = options.min_finished
+    if options.soak is not None:
+        overrides["min_soak"] = parse_duration(options.soak, what="soak")
+    if options.manual:
+        overrides["manual"] = True
+    window = MaintenanceWindow.parse(options.window) if options.window else None
+    rate = RateLimit.parse(options.rate) if options.rate else None
+    versions = _versions(options.versions)
+    with ctx.read_uow() as uow:
+        deadline_release = uow.releases.get(release_id)
+        if deadline_release is None:
+            raise NotFound(f"no release {release_id}")
+        deadline = _deadline(ctx, uow, deadline_release)
+    hardware = product_hardware(ctx, deadline_release.product)
+    with ctx.uow() as uow:
+        release = uow.releases.get(release_id)
+        if release is None:
+            raise NotFound(f"no release {release_id}")
+        problems = core.release_problems(
+            release_ref(release),
+            signed=release.state == "signed",
+            artifacts=len(release.artifacts),
+        )
+        if problems:
+            raise Conflict(problems[0], problems=problems)
+        known = uow.campaigns.known_groups()
+        unknown = [g for g in options.groups if g not in known]
+        if unknown:
+            raise InvalidInput(f"target groups: unknown group {', '.join(unknown)}")
+        if options.stages:
+            stages = parse_stage_spec(options.stages, known, overrides=overrides)
+        else:
+            stages = default_stages(known, overrides=overrides)
+        priority: frozenset[str] = frozenset()
+        supersedes = None
+        halted = _halted_predecessor(uow, release, options.supersedes)
+        if halted is not None:
+            priority = core.plan_roll_forward(plan_of(uow, halted), release_ref(release))
+            supersedes = halted.id
+        salt = secrets.token_hex(8)
+        selector = {
+            "product": release.product,
+            "hardware": [],
+            "groups": list(options.groups),
+            "versions": options.versions.strip() if options.versions is not None else None,
+        }
+        delivery = {
+            "forced": options.forced,
+            "download_only": options.download_only,
+            "confirm_required": options.confirm_required,
+            "window": str(window) if window else options.window,
+            "rate": options.rate if rate else None,
+            "fill_canary": options.fill_canary,
+        }
+        probe = core.CampaignPlan(
+            0,
+            salt,
+            release_ref(release),
+            core.Selector(release.product, groups=frozenset(options.groups), versions=versions),
+            stages,
+            tuple(CohortCut() for _ in stages),
+            core.Progress(),
+        )
+        fleet = targeted_fleet(uow, probe, hardware)
+        cuts = cohort_cuts(stages, fleet, options.fill_canary)
+        warnings = [
+            f"stage {s.name}: {c.shortfall} devices short of its aim (too few in "
+            f"{CANARY_OPTIN_GROUP})"
+            for s, c in zip(stages, cuts, strict=True)
+            if c.shortfall
+        ]
+        schedule_json = None
+        if deadline is not None:
+            group_sizes: dict[str, int] = {}
+            for d in fleet:
+                for g in d.groups:
+                    group_sizes[g] = group_sizes.get(g, 0) + 1
+            sizes = stage_sizes(stages, fleet=len(fleet), group_sizes=group_sizes)
+            schedule = plan_schedule(
+                stages,
+                start=now,
+                sizes=sizes,
+                timing=replace(TIMING, rate_per_minute=rate.per_minute if rate else None),
+                deadline=deadline,
+            )
+            stages = schedule.apply(stages)
+            warnings.extend(schedule.warnings)
+            schedule_json = schedule.to_json()
+        campaign_id = uow.campaigns.add(
+            NewCampaign(
+                release_id=release.id,
+                product=release.product,
+                salt=salt,
+                stages=[stage_json(s) for s in stages],
+                stage_spec=format_stages(stages),
+                cuts=[cut_json(c) for c in cuts],
+                selector=selector,
+                delivery=delivery,
+                state=core.DRAFT,
+                stage_index=0,
+                approved=False,
+                floor_raised=False,
+                supersedes_id=supersedes,
+                priority_versions=sorted(priority),
+                deadline_at=deadline,
+                schedule=schedule_json,
+                warnings=warnings,
+                created_at=now,
+                created_by=actor,
+                updated_at=now,
+            )
+        )
+        audit.record(
+            ctx,
+            uow,
+            actor=actor,
+            action="campaign.create",
+            subject=f"campaign:{campaign_id}",
+            details={
+                "release_id": release.id,
+                "stages": format_stages(stages),
+                "supersedes": supersedes,
+                "versions": selector["versions"],
+                "deadline_at": rfc3339(deadline),
+            },
+        )
+        uow.commit()
+    return campaign_id
+
+
+def _halted_predecessor(
+    uow: UnitOfWork, release: ReleaseRecord, explicit: int | None
+) -> CampaignRecord | None:
+    """The halted campaign a new release rolls forward from: the one named, else the newest
+    halted (or reverting) campaign of the product for another release."""
+    if explicit is not None:
+        return get_campaign(uow, explicit)
+    candidates = [
+        c
+        for c in uow.campaigns.list(states=(core.HALTED, core.REVERTING))
+        if c.product == release.product and c.release_id != release.id
+    ]
+    for candidate in reversed(candidates):
+        bad = uow.releases.get(candidate.release_id)
+        if bad is not None and release.security_version >= bad.security_version:
+            return candidate
+    return None
+
+
+def _command(
+    ctx: Context,
+    campaign_id: int,
+    command: core.Command,
+    *,
+    actor: str,
+    prepare: Callable[[UnitOfWork, CampaignRecord], dict[str, Any]] | None = None,
+) -> None:
+    now = ctx.clock()
+    with ctx.uow() as uow:
+        rec = get_campaign(uow, campaign_id, lock=True)
+        moved = core.transition(progress_of(rec), command, stages=len(rec.stages), now=now)
+        extra = prepare(uow, rec) if prepare is not None else {}
+        effects = apply_transition(ctx, uow, rec, moved, actor=actor, extra=extra)
+        uow.commit()
+    after_commit(ctx, campaign_id, effects, actor=actor)
+
+
+def start(ctx: Context, campaign_id: int, *, actor: str) -> None:
+    """``campaign start``: the first stage opens; its cohort cut is fixed now. Refused for
+    an unsigned or withdrawn release and for a halted campaign."""
+    from patchgate.services import releases as release_service
+
+    def prepare(uow: UnitOfWork, rec: CampaignRecord) -> dict[str, Any]:
+        release_service.require_installable(uow, rec.release_id)
+        plan = plan_of(uow, rec)
+        fleet = targeted_fleet(uow, plan, product_hardware(ctx, rec.product))
+        cuts = cohort_cuts(plan.stages, fleet, bool(rec.delivery.get("fill_canary")))
+        return {"cuts": [cut_json(c) for c in cuts]}
+
+    _command(ctx, campaign_id, core.StartCampaign(), actor=actor, prepare=prepare)
+
+
+def pause(ctx: Context, campaign_id: int, *, actor: str) -> None:
+    """``campaign pause``: no new offers; open actions continue."""
+    _command(ctx, campaign_id, core.PauseCampaign(), actor=actor)
+
+
+def resume(ctx: Context, campaign_id: int, *, actor: str) -> None:
+    """``campaign resume``."""
+    _command(ctx, campaign_id, core.ResumeCampaign(), actor=actor)
+
+
+def approve(ctx: Context, campaign_id: int, *, actor: str) -> None:
+    """``campaign approve``: the stage may advance once its gates pass (evaluated now)."""
+    _command(ctx, campaign_id, core.ApproveStage(), actor=actor)
+    evaluate(ctx, campaign_id)
+
+
+def complete(ctx: Context, campaign_id: int, *, actor: str) -> None:
+    """``campaign complete``: at the last stage; a rollout raises the security floor."""
+    _command(ctx, campaign_id, core.CompleteCampaign(), actor=actor)
+
+
+def halt(ctx: Context, campaign_id: int, *, reason: str, actor: str) -> None:
+    """``campaign halt --reason``: from its commit no device is offered the release."""
+    _command(ctx, campaign_id, core.HaltCampaign(reason), actor=actor)
+
+
+def cancel(ctx: Context, campaign_id: int, *, reason: str = "", actor: str) -> None:
+    """Cancel a campaign: nothing more is offered and pending actions are cancelled."""
+    _command(ctx, campaign_id, core.CancelCampaign(reason), actor=actor)
+
+
+def revert(ctx: Context, campaign_id: int, *, to_release: int | None = None, actor: str) -> None:
+    """``campaign revert``: offer the known-good release to the devices that installed the
+    halted one (docs/campaigns.md "Revert"). Refused when it is below the product's
+    security floor, when the release named is halted or withdrawn, and while another
+    campaign of the product is reverting (one revert at a time moves a device once)."""
+
+    def prepare(uow: UnitOfWork, rec: CampaignRecord) -> dict[str, Any]:
+        bad = uow.releases.get(rec.release_id)
+        assert bad is not None
+        campaigns = uow.campaigns.list()
+        busy = [
+            c.id
+            for c in campaigns
+            if c.product == rec.product and c.state == core.REVERTING and c.id != rec.id
+        ]
+        if busy:
+            raise Conflict(
+                f"revert: campaign {busy[0]} of {rec.product} is reverting; complete or "
+                "cancel it first (one revert at a time)"
+            )
+        good = _known_good(uow, rec, bad, to_release, campaigns)
+        floor = uow.releases.security_floor(rec.product)
+        core.plan_revert(release_ref(bad), release_ref(good), floor=floor)
+        if good.state != "signed":
+            raise Conflict(f"revert: release {good.id} is not signed ({good.state})")
+        return {"revert_to_release_id": good.id}
+
+    _command(ctx, campaign_id, core.RevertCampaign(), actor=actor, prepare=prepare)
+
+
+def _halted_releases(campaigns: Sequence[CampaignRecord]) -> set[int]:
+    """Releases whose last campaign halted (a later campaign that completed clears it)."""
+    last: dict[int, str] = {}
+    for c in campaigns:  # oldest first
+        if c.state != core.DRAFT:
+            last[c.release_id] = c.state
+    return {r for r, state in last.items() if state in (core.HALTED, core.REVERTING)}
+
+
+def _known_good(
+    uow: UnitOfWork,
+    rec: CampaignRecord,
+    bad: ReleaseRecord,
+    explicit: int | None,
+    campaigns: Sequence[CampaignRecord],
+) -> ReleaseRecord:
+    """The release a revert offers: the one named, else the newest release of the product
+    older than the halted one that devices ran successfully (its rollout completed, or
+    some device succeeded with it) and that is neither halted nor withdrawn; failing that,
+    the newest older signed release that is not halted."""
+    halted = _halted_releases(campaigns)
+    if explicit is not None:
+        good = uow.releases.get(explicit)
+        if good is None:
+            raise NotFound(f"no release {explicit}")
+        if good.id in halted and good.id != bad.id:
+            raise Conflict(f"revert: release {good.id} was halted; name a known-good release")
+        return good
+    older = [
+        r
+        for r in uow.releases.list(product=rec.product)
+        if r.id != bad.id
+        and r.state == "signed"
+        and r.id not in halted
+        and (r.created_at, r.id) < (bad.created_at, bad.id)
+    ]
+    if not older:
+        raise Conflict(
+            f"revert: no earlier known-good release of {rec.product}; name one with --to"
+        )
+    ran = {c.release_id for c in campaigns if c.state == core.COMPLETED and c.floor_raised}
+    ran |= uow.campaigns.succeeded_releases([r.id for r in older])
+    proven = [r for r in older if r.id in ran]
+    return max(proven or older, key=lambda r: (r.created_at, r.id))
+
+
+def evaluate(ctx: Context, campaign_id: int) -> GateResult | None:
+    """Evaluate the current stage's gates and apply the verdict (advance, complete, halt)
+    under the campaign's row lock; returns the gate result (None when nothing runs). A
+    halted or cancelled campaign gets its missed open actions cancelled again."""
+    now = ctx.clock()
+    with ctx.uow() as uow:
+        rec = get_campaign(uow, campaign_id, lock=True)
+        stopped = rec.state in (core.HALTED, core.CANCELLED)
+        if rec.state not in (core.RUNNING, core.PAUSED):
+            judged = None
+        else:
+            judged = judge(ctx, uow, rec, now)
+            uow.commit()
+    if stopped:
+        cancel_open_actions(ctx, campaign_id, actor=ACTOR_ENGINE)
+    if judged is None:
+        return None
+    result, effects = judged
+    after_commit(ctx, campaign_id, effects, actor=ACTOR_ENGINE)
+    return result
+
+
+def judge(
+    ctx: Context, uow: UnitOfWork, rec: CampaignRecord, now: datetime
+) -> tuple[GateResult, Effects]:
+    """The gate verdict on the current stage, applied in the caller's transaction."""
+    plan = plan_of(uow, rec)
+    found = figures(ctx, uow, rec, plan, now)
+    stage = plan.stages[rec.stage_index]
+    result = evaluate_gate(
+        stage.gates,
+        StageFigures(
+            found.stages[rec.stage_index],
+            rec.stage_started_at or now,
+            found.updated,
+            found.baseline,
+            rec.approved,
+        ),
+        now,
+    )
+    moved = core.apply_verdict(progress_of(rec), result, stages=len(plan.stages), now=now)
+    extra: dict[str, Any] = {"last_gate": {**result.to_json(), "at": rfc3339(now)}}
+    if any(e.kind == core.STAGE_ADVANCED for e in moved.events):
+        # The new stage's cut is fixed now, from the fleet as it stands (the canary's
+        # depends on how many targeted devices opted in).
+        fleet = targeted_fleet(uow, plan, product_hardware(ctx, rec.product))
+        cuts = list(plan.cuts)
+        to = moved.progress.stage_index
+        cuts[to] = cohort_cuts(plan.stages, fleet, bool(rec.delivery.get("fill_canary")))[to]
+        extra["cuts"] = [cut_json(c) for c in cuts]
+    if not moved.events:
+        uow.campaigns.update(rec.id, CampaignChanges(**extra))
+        return result, Effects()
+    return result, apply_transition(ctx, uow, rec, moved, actor=ACTOR_ENGINE, extra=extra)
+
+
+# Halted and cancelled campaigns are swept for missed open actions this long after they
+# stopped (an action is cancelled at the halt; the sweep covers a crash right after it).
+SWEEP_FOR = timedelta(days=2)
+
+
+def tick(ctx: Context) -> dict[int, str]:
+    """Evaluate every campaign that runs (the timer's job, and ``campaign tick``); returns
+    each evaluated campaign's verdict."""
+    now = ctx.clock()
+    with ctx.read_uow() as uow:
+        ids = [
+            c.id
+            for c in uow.campaigns.list(
+                states=(core.RUNNING, core.PAUSED, core.HALTED, core.CANCELLED)
+            )
+            if c.state in (core.RUNNING, core.PAUSED)
+            or now - (c.halted_at or c.finished_at or c.updated_at) < SWEEP_FOR
+        ]
+    verdicts: dict[int, str] = {}
+    for campaign_id in ids:
+        try:
+            result = evaluate(ctx, campaign_id)
+            # The sweep again: a device may have become targeted since the stage opened,
+            # and an action missed by a crash after the stage opened is cancelled now.
+            supersede_pending(ctx, campaign_id)
+        except PatchgateError as exc:
+            log.warning("campaign %s: evaluation refused: %s", campaign_id, exc)
+            continue
+        if result is not None:
+            verdicts[campaign_id] = result.verdict
+    return verdicts

@@ -1,0 +1,120 @@
+"""A halt is obeyed by every process from its commit: two ``patchgate serve`` processes on
+one database (PostgreSQL and SQLite), the halt committed by a third (the CLI), real DDI
+polls over HTTP."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from patchgate.services import devices as device_service
+from patchgate.services.campaigns import commands
+from patchgate.services.campaigns.options import CreateOptions
+from tests.conftest import Env
+from tests.e2e.test_campaigns import HW, Device
+from tests.factories import make_release
+from tests.support import LiveServer
+
+
+@pytest.fixture
+def two_servers(env: Env, tmp_path: Path) -> Iterator[tuple[LiveServer, LiveServer]]:
+    first = LiveServer(env.vars, tmp_path / "first.log").start()
+    second = LiveServer(env.vars, tmp_path / "second.log").start()
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+def _devices(env: Env, server: LiveServer, count: int, prefix: str) -> list[Device]:
+    made = []
+    for i in range(count):
+        cid = f"{prefix}-{i}"
+        token = device_service.add_device(
+            env.ctx, cid, groups=["qa"], hardware=HW, version="1.0.0", actor="test"
+        ).token
+        made.append(Device(server, cid, token))
+    return made
+
+
+def test_at_the_halts_commit_every_pending_action_answers_cancel_on_every_process(
+    env: Env, two_servers: tuple[LiveServer, LiveServer]
+) -> None:
+    first, second = two_servers
+    release = make_release(env, "2.0.0", {"fw.bin": b"new"}, security_version=2)
+    devices = _devices(env, first, 6, "pending")
+    campaign = commands.create(env.ctx, release.id, CreateOptions(stages="qa,100"), actor="t")
+    commands.start(env.ctx, campaign, actor="t")
+    for i, device in enumerate(devices):
+        action = device.deployment()
+        assert action is not None, device.controller_id
+        if i % 2:
+            device.feedback(action, "download")  # some have started downloading
+    halted = env.cli("campaign", "halt", str(campaign), "--reason", "boot loop")
+    assert halted.code == 0, halted.stderr
+    for server in (first, second):
+        for device in devices:
+            links = device.on(server).poll()
+            assert "cancelAction" in links and "deploymentBase" not in links, (
+                server.url,
+                device.controller_id,
+                links,
+            )
+
+
+def test_no_poll_that_starts_after_the_halts_commit_offers_the_release(
+    env: Env, two_servers: tuple[LiveServer, LiveServer]
+) -> None:
+    release = make_release(env, "2.0.0", {"fw.bin": b"new"}, security_version=2)
+    devices = _devices(env, two_servers[0], 24, "busy")
+    campaign = commands.create(env.ctx, release.id, CreateOptions(stages="qa,100"), actor="t")
+    commands.start(env.ctx, campaign, actor="t")
+    committed = threading.Event()
+    stop = threading.Event()
+    late_offers: list[str] = []
+    failures: list[str] = []
+    polls_after = [0]
+
+    def hammer(server: LiveServer, share: list[Device]) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                for device in share:
+                    after = committed.is_set()  # read before the poll starts
+                    answer = client.get(
+                        f"{server.url}/DEFAULT/controller/v1/{device.controller_id}",
+                        headers={"Authorization": f"TargetToken {device.token}"},
+                    )
+                    if answer.status_code != 200:
+                        failures.append(f"{answer.status_code} {answer.text}")
+                        continue
+                    links = answer.json().get("_links", {})
+                    if after:
+                        polls_after[0] += 1
+                        if "deploymentBase" in links:
+                            late_offers.append(f"{server.url} {device.controller_id}")
+
+    threads = [
+        threading.Thread(target=hammer, args=(server, devices[i::4]))
+        for i, server in enumerate(two_servers * 2)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.0)  # polls in flight on both processes, offers being made
+        halted = env.cli("campaign", "halt", str(campaign), "--reason", "field reports")
+        assert halted.code == 0, halted.stderr
+        committed.set()  # the CLI returned, so the halt has committed
+        deadline = time.monotonic() + 60
+        while polls_after[0] < 4 * len(devices) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    assert polls_after[0] >= 4 * len(devices)
+    assert failures == []
+    assert late_offers == []

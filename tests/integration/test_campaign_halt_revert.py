@@ -1,0 +1,109 @@
+"""A halt in one transaction, the revert target rule, and the security floor rule, through
+the campaign commands and the server's poll path, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from patchgate.domain.errors import Conflict
+from patchgate.services import actions as action_service
+from patchgate.services import audit, releases, state
+from patchgate.services.campaigns import commands
+from tests.campaign_support import Fleet, halted, release, started, status
+from tests.conftest import Env
+
+PRODUCT = "Demo Gateway"
+
+
+def test_a_halt_marks_every_pending_action_in_its_own_commit(env: Env) -> None:
+    made = release(env, "2.0.0", 2)
+    fleet = Fleet(env)
+    for cid in ("offered", "downloading", "installing", "untouched"):
+        fleet.add(cid, "1.0.0", "qa")
+    campaign = started(env, made, stages="qa,100")
+    actions = {
+        cid: fleet.poll(cid).open_action_id or 0 for cid in ("offered", "downloading", "installing")
+    }
+    fleet.feedback("downloading", actions["downloading"], "download")
+    fleet.feedback("installing", actions["installing"], "proceeding")
+    version = state.current_version(env.ctx)
+    commands.halt(env.ctx, campaign, reason="boot loop", actor="test")
+    # One state-version change and one audit entry, naming the count.
+    assert state.current_version(env.ctx) == version + 1
+    entries = audit.entries(env.ctx, limit=5)
+    assert entries[0].action == "campaign.halted"
+    assert entries[0].details["cancelled_actions"] == 2
+    assert not [e for e in entries if e.action == "action.cancel"]
+    statuses = {
+        cid: action_service.get_action(env.ctx, a).action.status for cid, a in actions.items()
+    }
+    assert statuses == {
+        "offered": "canceling",
+        "downloading": "canceling",
+        "installing": "running",  # already installing: it finishes and is recorded
+    }
+    # Every process answers from its next poll, this one and a fresh one, without writing.
+    other = Fleet(env)
+    other.tokens = fleet.tokens
+    for poller in (fleet, other):
+        for cid in ("offered", "downloading"):
+            ready = poller.poller.answer_without_writing(poller.caller(cid))
+            assert ready is not None and ready.open_action_status == "canceling"
+        assert "deploymentBase" not in poller.links("untouched")
+    assert status(env, campaign)["state"] == "halted"
+
+
+def test_a_revert_never_targets_a_halted_release(env: Env) -> None:
+    good = release(env, "1.0.0", 1)
+    bad = release(env, "2.0.0", 2)
+    worse = release(env, "3.0.0", 3)
+    fleet = Fleet(env)
+    fleet.add("qa-1", "3.0.0", "qa")
+    first = halted(env, bad)
+    second = halted(env, worse)
+    # Naming the halted release explicitly is refused too.
+    with pytest.raises(Conflict, match="was halted"):
+        commands.revert(env.ctx, second, to_release=bad.id, actor="test")
+    commands.revert(env.ctx, second, actor="test")
+    assert status(env, second)["revert_to_release_id"] == good.id
+    assert fleet.offered("qa-1") == good.id
+    # Overlapping reverts: one at a time per product, so a device moves once.
+    refused = env.cli("campaign", "revert", str(first))
+    assert refused.code == 2 and f"campaign {second} of {PRODUCT} is reverting" in refused.stderr
+    commands.complete(env.ctx, second, actor="test")
+    commands.revert(env.ctx, first, actor="test")
+    assert status(env, first)["revert_to_release_id"] == good.id
+
+
+def test_the_floor_stays_through_a_middle_stage_advance_and_a_halt(env: Env) -> None:
+    made = release(env, "2.0.0", 4)
+    fleet = Fleet(env)
+    fleet.add("qa-1", "1.0.0", "qa")
+    campaign = started(env, made, stages="qa,50,100", soak="0s", min_finished=1)
+    action = fleet.poll("qa-1").open_action_id or 0
+    fleet.feedback("qa-1", action, "closed", "success")
+    assert commands.evaluate(env.ctx, campaign) is not None
+    moved = status(env, campaign)
+    assert moved["state"] == "running" and moved["stage"]["index"] == 1  # the middle stage
+    assert releases.security_floor(env.ctx, PRODUCT) == 0
+    commands.halt(env.ctx, campaign, reason="field reports", actor="test")
+    assert status(env, campaign)["floor_raised"] is False
+    assert releases.security_floor(env.ctx, PRODUCT) == 0
+
+
+def test_the_floor_rises_only_when_the_campaign_completes(env: Env) -> None:
+    made = release(env, "2.0.0", 4)
+    fleet = Fleet(env)
+    fleet.add("qa-1", "1.0.0", "qa")
+    campaign = started(env, made, stages="qa,50,100", soak="0s", min_finished=1, manual=True)
+    action = fleet.poll("qa-1").open_action_id or 0
+    fleet.feedback("qa-1", action, "closed", "success")
+    for stage in (1, 2):
+        commands.approve(env.ctx, campaign, actor="test")
+        assert status(env, campaign)["stage"]["index"] == stage
+        assert releases.security_floor(env.ctx, PRODUCT) == 0
+    with pytest.raises(Conflict):
+        commands.revert(env.ctx, campaign, actor="test")  # a running campaign: refused
+    commands.complete(env.ctx, campaign, actor="test")
+    assert status(env, campaign)["floor_raised"] is True
+    assert releases.security_floor(env.ctx, PRODUCT) == 4
