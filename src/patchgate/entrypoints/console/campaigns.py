@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from patchgate.domain import campaigns as core
 from patchgate.domain.errors import InvalidInput, NotFound
 from patchgate.entrypoints.console import base, charts, views
+from patchgate.services.campaigns import commands
 from patchgate.services.campaigns.options import CreateOptions
 from patchgate.services.context import Context
 
