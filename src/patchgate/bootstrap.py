@@ -16,10 +16,9 @@ from patchgate.adapters.db.uow import SqlUnitOfWork
 from patchgate.adapters.keys import Ed25519Signer, FileCheckpointJournal
 from patchgate.adapters.mqtt_push import MqttWakeups
 from patchgate.adapters.native_signatures import NativeSignatures
-from patchgate.adapters.notice_channels import HttpWebhookSender, SmtpMailer
+from patchgate.adapters.notice_channels import HttpWebhookSender, SmtpMailer, parse_endpoints
 from patchgate.adapters.openpgp import FileOpenPgpKey
 from patchgate.adapters.tuf_repo import FileTrustRepository
-from patchgate.adapters.webhooks import HttpWebhooks, parse_endpoints
 from patchgate.domain.errors import InvalidInput
 from patchgate.domain.notices import parse_routes
 from patchgate.services.context import Context
@@ -147,7 +146,6 @@ def build(settings: Settings) -> App:
         max_artifact_bytes=settings.max_artifact_bytes,
         native_signatures=NativeSignatures(settings.swu_certificate, settings.rauc_keyring),
         wakeups=_wakeups(settings.mqtt_url),
-        webhooks=HttpWebhooks(settings.webhooks) if settings.webhooks else None,
         openpgp=FileOpenPgpKey(settings.keys_dir),
     )
     return App(settings, engines, context, read_sessions)

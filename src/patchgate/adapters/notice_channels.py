@@ -24,6 +24,13 @@ from patchgate.domain.errors import InvalidInput
 from patchgate.services.notice_ports import DeliveryFailed, Mailer, WebhookSender
 
 
+def parse_endpoints(text: str | None) -> list[str]:
+    """The webhook URLs named in ``text`` (``PATCHGATE_WEBHOOKS``: commas or spaces)."""
+    if not text:
+        return []
+    return [u for u in text.replace(",", " ").split() if u]
+
+
 class SmtpMailer(Mailer):
     """Send each message with ``smtplib`` (one connection per message)."""
 

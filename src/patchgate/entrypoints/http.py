@@ -124,6 +124,7 @@ def create_app(app: App | None = None) -> Any:
         app.context, notice_channels(app.settings), app.settings.notify_tick_seconds
     )
     rt.notice_timer = notices
+    app.context.notices = notices
     notices.start()
     asgi: Any = ddi_app
     asgi = BodyLimit(asgi, app.settings.max_request_bytes, UPLOAD_PREFIXES)

@@ -10,12 +10,12 @@ import threading
 
 from patchgate.services import notifications
 from patchgate.services.context import Context
-from patchgate.services.notice_ports import Channels
+from patchgate.services.notice_ports import Channels, NoticePass
 
 log = logging.getLogger("patchgate.notifications")
 
 
-class NoticeTimer:
+class NoticeTimer(NoticePass):
     """Derive, store and send notices on a timer; ``poke`` runs a pass soon."""
 
     def __init__(self, ctx: Context, channels: Channels | None, interval: float) -> None:
@@ -32,7 +32,8 @@ class NoticeTimer:
         self._thread = threading.Thread(target=self._loop, name="notices", daemon=True)
         self._thread.start()
 
-    def poke(self) -> None:
+    def kick(self) -> None:
+        """Run a pass now (a halt was committed)."""
         self._wake.set()
 
     def stop(self) -> None:

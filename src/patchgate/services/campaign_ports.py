@@ -233,16 +233,3 @@ class CampaignRepository(abc.ABC):
     @abc.abstractmethod
     def finished_campaigns(self, device_id: int) -> set[int]:
         """Campaigns with a closed action on this device."""
-
-
-class Webhooks(abc.ABC):
-    """Where campaign notices go (a halt, at least): configured HTTP endpoints."""
-
-    @abc.abstractmethod
-    def post(self, notice: dict[str, Any]) -> None:
-        """Deliver ``notice`` as JSON to every endpoint, retrying failures; never raises
-        and never blocks the caller for long (delivery may continue in the background)."""
-
-    def wait(self, timeout: float = 30.0) -> None:  # noqa: B027 - optional hook
-        """Wait up to ``timeout`` seconds for deliveries still in flight (a short-lived
-        process, the CLI, calls it before it exits). Nothing to wait for by default."""

@@ -11,7 +11,7 @@ from patchgate.domain.clock import utcnow
 from patchgate.services import ports
 from patchgate.services.advisories.ports import OpenPgpKey
 from patchgate.services.artifact_ports import ArtifactStore
-from patchgate.services.campaign_ports import Webhooks
+from patchgate.services.notice_ports import NoticePass
 from patchgate.services.push_ports import Wakeups
 from patchgate.services.release_ports import NativeSignatureChecker, TrustRepository
 from patchgate.services.unit_of_work import UnitOfWork
@@ -39,6 +39,8 @@ class Context:
     # Optional push (PRODUCT.md §4): None when PATCHGATE_MQTT_URL is unset.
     wakeups: Wakeups | None = None
     # Campaign notices (PATCHGATE_WEBHOOKS); None: no endpoint configured.
-    webhooks: Webhooks | None = None
+    # The server's notice timer, kicked when a change calls for a prompt notice (a halt);
+    # None in the CLI, which runs a notice pass itself after such a command.
+    notices: NoticePass | None = None
     # The CSAF provider's OpenPGP signing key (docs/compliance.md); None: not wired.
     openpgp: OpenPgpKey | None = None

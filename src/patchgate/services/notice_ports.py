@@ -93,6 +93,14 @@ class NoticeOutbox(abc.ABC):
         """Newest first, with their deliveries."""
 
 
+class NoticePass(abc.ABC):
+    """Something that runs a notice pass soon (the server's notice timer)."""
+
+    @abc.abstractmethod
+    def kick(self) -> None:
+        """Derive and send notices soon, without waiting for the next tick."""
+
+
 class Mailer(abc.ABC):
     @abc.abstractmethod
     def send(self, to: Sequence[str], subject: str, body: str) -> None:

@@ -39,9 +39,15 @@ def register(cli: typer.Typer) -> None:
 
 
 def _wait_for_notices() -> None:
-    hooks = app().context.webhooks
-    if hooks is not None:
-        hooks.wait()
+    """Send what a command caused (a halt notice) before the CLI exits: the CLI has no
+    notice timer of its own, and a server's would only notice at its next tick."""
+    from patchgate.bootstrap import notice_channels
+    from patchgate.services import notifications
+
+    wired = app()
+    channels = notice_channels(wired.settings)
+    if channels is not None:
+        notifications.run_once(wired.context, channels, quick_retries=2)
 
 
 def _show(campaign_id: int, as_json: bool) -> None:

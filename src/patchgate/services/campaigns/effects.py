@@ -141,16 +141,10 @@ def after_commit(ctx: Context, campaign_id: int, effects: Effects, *, actor: str
         log.error(
             "CAMPAIGN %s HALTED: %s — no device is offered its release again", campaign_id, reason
         )
-        notice = {
-            "event": "campaign.halted",
-            "campaign_id": campaign_id,
-            "reason": reason,
-            "stage": effects.halted.get("stage"),
-            "gate": effects.halted.get("gate"),
-            "at": rfc3339(ctx.clock()),
-        }
-        if ctx.webhooks is not None:
-            ctx.webhooks.post(notice)
+        # People are told through the notice outbox (docs/notifications.md), which derives
+        # the halt from the committed state; this only makes the server's pass come soon.
+        if ctx.notices is not None:
+            ctx.notices.kick()
     if effects.cancelled:
         _wake_devices(ctx, campaign_id, effects.cancelled)
     if effects.reached_last:
