@@ -43,6 +43,12 @@ class Settings:
     mqtt_url: str | None = None
     webhooks: tuple[str, ...] = ()
     campaign_tick_seconds: float = 30
+    # DDI behind a TLS-terminating proxy: the addresses (or networks) whose client
+    # certificate headers are believed, and the certificate authorities they may name.
+    trusted_proxies: tuple[str, ...] = ()
+    ddi_trusted_authorities: tuple[str, ...] = ()
+    # DDI requests a device may make per minute, polls and feedback counted apart (0: off).
+    ddi_quota_per_minute: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -70,6 +76,9 @@ class Settings:
             mqtt_url=os.environ.get("PATCHGATE_MQTT_URL") or None,
             webhooks=tuple(parse_endpoints(os.environ.get("PATCHGATE_WEBHOOKS"))),
             campaign_tick_seconds=float(os.environ.get("PATCHGATE_CAMPAIGN_TICK", 30)),
+            trusted_proxies=_list(os.environ.get("PATCHGATE_TRUSTED_PROXIES")),
+            ddi_trusted_authorities=_list(os.environ.get("PATCHGATE_DDI_TRUSTED_AUTHORITIES")),
+            ddi_quota_per_minute=int(os.environ.get("PATCHGATE_DDI_QUOTA", 0)),
         )
 
     @property
@@ -87,6 +96,11 @@ class Settings:
     @property
     def policy_file(self) -> Path:
         return self.data_dir / "policy.toml"
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    """A comma-separated setting as its non-empty items."""
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
 
 
 def _optional_path(value: str | None) -> Path | None:

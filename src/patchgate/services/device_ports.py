@@ -56,6 +56,7 @@ class DeviceAuthRow:
     action_id: int | None = None
     action_status: str | None = None
     action_release_id: int | None = None
+    action_window_start: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ _ROW_COLUMNS = (
     Action.id.label("action_id"),
     Action.status.label("action_status"),
     Action.release_id.label("action_release_id"),
+    Action.window_start.label("action_window_start"),
 )
 
 
@@ -457,7 +458,8 @@ def _auth_row(row: Any) -> p.DeviceAuthRow | None:
         return None
     (sv, tenant_id, tenant, anonymous, gateway, device_id, controller_id, token_hash,
      hardware, version, groups, installed_action, config_requested,
-     auto_confirm, last_seen, action_id, action_status, action_release) = row  # fmt: skip
+     auto_confirm, last_seen, action_id, action_status, action_release,
+     window_start) = row  # fmt: skip
     return p.DeviceAuthRow(
         state_version=int(sv or 0),
         tenant_id=tenant_id,
@@ -477,6 +479,7 @@ def _auth_row(row: Any) -> p.DeviceAuthRow | None:
         action_id=action_id,
         action_status=action_status,
         action_release_id=action_release,
+        action_window_start=_datetime(window_start),
     )
 
 
