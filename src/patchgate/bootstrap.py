@@ -18,6 +18,7 @@ from patchgate.adapters.mqtt_push import MqttWakeups
 from patchgate.adapters.native_signatures import NativeSignatures
 from patchgate.adapters.tuf_repo import FileTrustRepository
 from patchgate.adapters.webhooks import HttpWebhooks, parse_endpoints
+from patchgate.domain.actions import ClientKind, parse_client_kinds
 from patchgate.domain.errors import InvalidInput
 from patchgate.services.context import Context
 from patchgate.services.device_ports import AsyncDeviceAuthReader, DeviceAuthReader
@@ -49,6 +50,8 @@ class Settings:
     ddi_trusted_authorities: tuple[str, ...] = ()
     # DDI requests a device may make per minute, polls and feedback counted apart (0: off).
     ddi_quota_per_minute: int = 0
+    # group=after-boot|before-boot|detect: when each group's DDI client reports success.
+    client_kinds: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -79,6 +82,7 @@ class Settings:
             trusted_proxies=_list(os.environ.get("PATCHGATE_TRUSTED_PROXIES")),
             ddi_trusted_authorities=_list(os.environ.get("PATCHGATE_DDI_TRUSTED_AUTHORITIES")),
             ddi_quota_per_minute=int(os.environ.get("PATCHGATE_DDI_QUOTA", 0)),
+            client_kinds=os.environ.get("PATCHGATE_CLIENT_KINDS", ""),
         )
 
     @property
@@ -147,8 +151,16 @@ def build(settings: Settings) -> App:
         native_signatures=NativeSignatures(settings.swu_certificate, settings.rauc_keyring),
         wakeups=_wakeups(settings.mqtt_url),
         webhooks=HttpWebhooks(settings.webhooks) if settings.webhooks else None,
+        client_kinds=_client_kinds(settings.client_kinds),
     )
     return App(settings, engines, context, read_sessions)
+
+
+def _client_kinds(text: str) -> dict[str, ClientKind]:
+    try:
+        return parse_client_kinds(text)
+    except ValueError as exc:
+        raise InvalidInput(f"PATCHGATE_CLIENT_KINDS: {exc}") from exc
 
 
 def _wakeups(url: str | None) -> MqttWakeups | None:

@@ -189,3 +189,26 @@ def test_poll_links_follow_the_open_action_state() -> None:
     assert links(None, installed=3) == {"installedBase"}
     assert links(None, config=True) == {"configData"}
     assert links(None) == set()
+
+
+def test_the_client_kind_comes_from_the_first_configured_group_else_detection() -> None:
+    kinds = rules.parse_client_kinds("rauc=before-boot, swu=after-boot")
+    assert rules.client_kind(["zz", "swu", "rauc"], kinds) is rules.ClientKind.BEFORE_BOOT
+    assert rules.client_kind(["swu"], kinds) is rules.ClientKind.AFTER_BOOT
+    assert rules.client_kind(["lab"], kinds) is rules.ClientKind.DETECT
+    for bad in ("rauc", "=after-boot", "rauc=sometimes"):
+        with pytest.raises(ValueError, match="group=kind"):
+            rules.parse_client_kinds(bad)
+
+
+def test_a_success_sent_in_the_install_session_is_detected_as_before_the_reboot() -> None:
+    t = datetime(2026, 3, 4, 12, tzinfo=UTC)
+    quick = [(t, "proceeding", "none"), (t + timedelta(seconds=3), "closed", "success")]
+    after_reboot = [(t, "proceeding", "none"), (t + timedelta(minutes=2), "closed", "success")]
+    bare = [(t, "closed", "success")]
+    detect = rules.ClientKind.DETECT
+    assert not rules.success_proves_boot(detect, quick, 1)
+    assert rules.success_proves_boot(detect, after_reboot, 1)
+    assert rules.success_proves_boot(detect, bare, 0)
+    assert rules.success_proves_boot(rules.ClientKind.AFTER_BOOT, quick, 1)
+    assert not rules.success_proves_boot(rules.ClientKind.BEFORE_BOOT, after_reboot, 1)

@@ -25,8 +25,9 @@ message does, and which ones are refused:
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from patchgate.domain.errors import Conflict, NotFound
@@ -343,3 +344,75 @@ def poll_links(state: PollState) -> dict[str, str]:
     if state.config_requested:
         links["configData"] = "configData"
     return links
+
+
+class ClientKind(StrEnum):
+    """When a DDI client sends ``closed``/``success`` (docs/campaigns.md, "What counts as
+    success"): ``after-boot`` clients send it once the new release booted healthy
+    (SWUpdate's suricatta confirming with ``-c 2``, the patchgate agent after its health
+    check), ``before-boot`` clients as soon as the image is written
+    (rauc-hawkbit-updater), ``detect`` decides from the action's feedback."""
+
+    AFTER_BOOT = "after-boot"
+    BEFORE_BOOT = "before-boot"
+    DETECT = "detect"
+
+
+# A success report this soon after the device's previous report on the action came in the
+# same session as the installation: no reboot happened between them.
+SAME_SESSION = timedelta(seconds=30)
+_INTERMEDIATE = frozenset(
+    {
+        Execution.PROCEEDING.value,
+        Execution.DOWNLOAD.value,
+        Execution.DOWNLOADED.value,
+        Execution.SCHEDULED.value,
+        Execution.RESUMED.value,
+    }
+)
+
+
+def client_kind(groups: Iterable[str], configured: Mapping[str, ClientKind]) -> ClientKind:
+    """The kind configured for the first of the device's groups (in name order) that has
+    one, else ``detect``."""
+    for group in sorted(groups):
+        if group in configured:
+            return configured[group]
+    return ClientKind.DETECT
+
+
+def success_proves_boot(
+    kind: ClientKind,
+    reports: Sequence[tuple[datetime, str | None, str | None]],
+    index: int,
+) -> bool:
+    """Whether the ``closed``/``success`` report ``reports[index]`` (``(at, execution,
+    finished)`` of the action's device reports, in order) proves a healthy boot. With
+    ``detect``, a success sent within :data:`SAME_SESSION` of the device's previous
+    progress report is taken as sent before the reboot: it counts once the device is seen
+    again on the new version."""
+    if kind is not ClientKind.DETECT:
+        return kind is ClientKind.AFTER_BOOT
+    at = reports[index][0]
+    for earlier_at, execution, _ in reversed(reports[:index]):
+        if execution in _INTERMEDIATE:
+            return at - earlier_at >= SAME_SESSION
+    return True
+
+
+def parse_client_kinds(text: str) -> dict[str, ClientKind]:
+    """``group=kind,group=kind`` (``PATCHGATE_CLIENT_KINDS``); ``ValueError`` naming the
+    bad item otherwise."""
+    kinds: dict[str, ClientKind] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        group, sep, kind = item.partition("=")
+        try:
+            if not sep or not group.strip():
+                raise ValueError(item)
+            kinds[group.strip()] = ClientKind(kind.strip())
+        except ValueError:
+            known = ", ".join(k.value for k in ClientKind)
+            raise ValueError(f"client kind {item.strip()!r}: use group=kind ({known})") from None
+    return kinds

@@ -874,15 +874,22 @@ def _execution(
     version: str,
     health: Sequence[ex.Event],
     now: datetime,
+    kinds: Mapping[str, action_rules.ClientKind] | None = None,
 ) -> ex.Execution:
     """An action's execution from its DDI steps and the device's health reports. DDI
-    ``closed``/``success`` counts as a confirmed healthy boot (hawkBit clients report it
-    after the reboot); a report of another version after installing counts as reverted."""
+    ``closed``/``success`` proves a healthy boot only from a client that sends it after
+    the reboot (``action_rules.success_proves_boot``, by the device's group or its
+    feedback); otherwise the execution is confirming until the device is seen again on
+    the new version (health report, configData, installedBase). A report of another
+    version after installing counts as reverted."""
+    kind = action_rules.client_kind(action.groups, kinds or {})
+    reports = [(s.at, s.execution, s.finished) for s in action.steps]
     events: list[ex.Event] = []
-    for step in action.steps:
+    for index, step in enumerate(action.steps):
         status = step.status_after
         if status == "finished":
-            events.append(ex.Event(ex.SUCCESS_REPORTED, step.at, confirmed=True))
+            confirmed = action_rules.success_proves_boot(kind, reports, index)
+            events.append(ex.Event(ex.SUCCESS_REPORTED, step.at, confirmed=confirmed))
         elif status == "error":
             events.append(ex.Event(ex.FAILURE_REPORTED, step.at))
         elif status == "canceled":
@@ -945,7 +952,7 @@ def figures(
         stage = plan.stage_of(action.controller_id, frozenset(action.groups))
         if stage is None:
             stage = 0  # a roll-forward priority device, admitted from the first stage
-        execution = _execution(action, version, health.get(device_id, ()), now)
+        execution = _execution(action, version, health.get(device_id, ()), now, ctx.client_kinds)
         pairs.append((stage, execution.status))
     eligible = [0] * len(plan.stages)
     for device in fleet:

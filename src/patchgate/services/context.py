@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from patchgate.domain.actions import ClientKind
 from patchgate.domain.clock import utcnow
 from patchgate.services import ports
 from patchgate.services.artifact_ports import ArtifactStore
@@ -39,3 +40,6 @@ class Context:
     wakeups: Wakeups | None = None
     # Campaign notices (PATCHGATE_WEBHOOKS); None: no endpoint configured.
     webhooks: Webhooks | None = None
+    # When each device group's DDI client reports success (PATCHGATE_CLIENT_KINDS); a
+    # group not named here is detected from its feedback (docs/campaigns.md).
+    client_kinds: Mapping[str, ClientKind] = field(default_factory=dict)
