@@ -213,6 +213,10 @@ def test_ddi_deployment_base_deployment_download_only_action(env: Env, server: L
     assert action_status(env, action) == "downloaded"
     assert "deploymentBase" not in device.poll()["_links"]
     assert env.cli("device", "show", "dev-1", "--json").json()["installed_version"] is None
+    # Closed: there is nothing left to cancel.
+    cancel = env.cli("device", "cancel", str(action))
+    assert cancel.code != 0 and "closed" in cancel.stderr
+    assert action_status(env, action) == "downloaded"
 
 
 def test_ddi_deployment_base_missing_result_and_finished_attribute_return_bad_request(
