@@ -14,7 +14,7 @@ import cbor2
 import httpx
 
 from tests.conftest import Env
-from tests.e2e.test_ddi_conformance import NONE, Device, add_device, event_count
+from tests.e2e.ddi_support import NONE, Device, add_device, event_count
 from tests.factories import MadeRelease, action_status, assign, make_release
 from tests.support import LiveServer
 
