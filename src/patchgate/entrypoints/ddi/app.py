@@ -323,22 +323,25 @@ class DdiApp:
             return await self._poll(scope, tenant, cid, auth, proxy, media_type)
         for pattern, handler in self.routes:
             if m := pattern.match(rest):
-                caller = await self._run(
-                    lambda: ddi.authenticate(
-                        self.ctx,
-                        tenant,
-                        cid,
-                        auth,
-                        self.reader,
-                        proxy=proxy,
-                        trusted_authorities=self.trusted_authorities,
-                    )
-                )
+                caller = await self._run(lambda: self._authenticate(tenant, cid, auth, proxy))
                 base = self._base(scope, tenant, cid)
                 call = Call(scope, receive, caller, rest, method, media_type, base)
                 return await handler(call, m)
-        await self._run(lambda: ddi.authenticate(self.ctx, tenant, cid, auth, self.reader))
+        await self._run(lambda: self._authenticate(tenant, cid, auth, proxy))
         raise HttpError(404, "no such resource")
+
+    def _authenticate(
+        self, tenant: str, cid: str, auth: str | None, proxy: ddi.ProxyIdentity | None
+    ) -> ddi.Caller:
+        return ddi.authenticate(
+            self.ctx,
+            tenant,
+            cid,
+            auth,
+            self.reader,
+            proxy=proxy,
+            trusted_authorities=self.trusted_authorities,
+        )
 
     # --- one handler per resource ------------------------------------------------------------
 
@@ -495,13 +498,13 @@ class DdiApp:
             # loop answers other polls during the round trip). Only a poll that must write
             # (registration, a new offer) goes to a thread.
             caller = await self._authenticate_poll(tenant, cid, auth, proxy)
+            self._over_quota(caller, "poll")  # before the poll may write (registration, offer)
             state = poller.answer_without_writing(caller)
             if state is None:
                 state = await self._run(lambda: poller.poll(caller))
         except Unauthorized:
             self.polls_unauthorized.inc()
             raise
-        self._over_quota(caller, "poll")
         self._ensure_flusher()
         self.polls_ok.inc()
         body = shapes.poll_json(state, self._sleep(caller, state), self._base(scope, tenant, cid))
