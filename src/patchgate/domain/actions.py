@@ -1,4 +1,4 @@
-"""hawkBit DDI actions: the state rules, pure (PRODUCT.md §4, hawkBit DDI API).
+"""hawkBit DDI actions: the state rules, pure (docs/ddi.md, "Actions and their rules").
 
 An action is one release offered to one device. The device moves it with feedback on three
 channels; the server moves it by requesting a cancellation. The rules here decide what each

@@ -5,7 +5,7 @@ The poll of a known device reads one row (``DeviceRepository.auth_by_*``: device
 open action and state version in one statement) and writes nothing; last-seen is buffered
 in :class:`LastSeenBuffer` and written in batches. When the state version in that row is
 newer than the snapshot's, the snapshot is rebuilt before ``decide`` runs, so a halt that
-has committed is obeyed by the next poll (ARCHITECTURE.md, decisions 1 and 2).
+has committed is obeyed by the next poll (docs/ddi.md, "The poll path").
 """
 
 from __future__ import annotations
