@@ -19,6 +19,7 @@ from patchgate.adapters.native_signatures import NativeSignatures
 from patchgate.adapters.notice_channels import HttpWebhookSender, SmtpMailer, parse_endpoints
 from patchgate.adapters.openpgp import FileOpenPgpKey
 from patchgate.adapters.tuf_repo import FileTrustRepository
+from patchgate.domain.actions import ClientKind, parse_client_kinds
 from patchgate.domain.errors import InvalidInput
 from patchgate.domain.notices import parse_routes
 from patchgate.services.context import Context
@@ -52,6 +53,14 @@ class Settings:
     notify_routes: str | None = None
     notify_from: str = "patchgate@localhost"
     notify_tick_seconds: float = 60
+    # DDI behind a TLS-terminating proxy: the addresses (or networks) whose client
+    # certificate headers are believed, and the certificate authorities they may name.
+    trusted_proxies: tuple[str, ...] = ()
+    ddi_trusted_authorities: tuple[str, ...] = ()
+    # DDI requests a device may make per minute, polls and feedback counted apart (0: off).
+    ddi_quota_per_minute: int = 0
+    # group=after-boot|before-boot|detect: when each group's DDI client reports success.
+    client_kinds: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -84,6 +93,10 @@ class Settings:
             notify_routes=os.environ.get("PATCHGATE_NOTIFY_ROUTES") or None,
             notify_from=os.environ.get("PATCHGATE_NOTIFY_FROM") or "patchgate@localhost",
             notify_tick_seconds=float(os.environ.get("PATCHGATE_NOTIFY_TICK", 60)),
+            trusted_proxies=_list(os.environ.get("PATCHGATE_TRUSTED_PROXIES")),
+            ddi_trusted_authorities=_list(os.environ.get("PATCHGATE_DDI_TRUSTED_AUTHORITIES")),
+            ddi_quota_per_minute=int(os.environ.get("PATCHGATE_DDI_QUOTA", 0)),
+            client_kinds=os.environ.get("PATCHGATE_CLIENT_KINDS", ""),
         )
 
     @property
@@ -101,6 +114,11 @@ class Settings:
     @property
     def policy_file(self) -> Path:
         return self.data_dir / "policy.toml"
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    """A comma-separated setting as its non-empty items."""
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
 
 
 def _optional_path(value: str | None) -> Path | None:
@@ -147,8 +165,16 @@ def build(settings: Settings) -> App:
         native_signatures=NativeSignatures(settings.swu_certificate, settings.rauc_keyring),
         wakeups=_wakeups(settings.mqtt_url),
         openpgp=FileOpenPgpKey(settings.keys_dir),
+        client_kinds=_client_kinds(settings.client_kinds),
     )
     return App(settings, engines, context, read_sessions)
+
+
+def _client_kinds(text: str) -> dict[str, ClientKind]:
+    try:
+        return parse_client_kinds(text)
+    except ValueError as exc:
+        raise InvalidInput(f"PATCHGATE_CLIENT_KINDS: {exc}") from exc
 
 
 def _wakeups(url: str | None) -> MqttWakeups | None:

@@ -1,7 +1,10 @@
 """A DDI client patchgate did not write: Debian's SWUpdate (suricatta, hawkBit server mode)
-against a real ``patchgate serve``. It polls, downloads its update (resuming with a Range
-request after the connection is cut mid-download), installs it with its ``raw`` handler into
-a file, and reports success; a corrupted update is reported as a failure.
+against a real ``patchgate serve``, configured as SWUpdate's documentation does it (a
+lower-case ``-t default`` tenant). It polls, finds its update in a release of several
+artifacts (the ``.swu`` and a detached signature file, one software module), downloads
+the ``.swu`` (resuming with a Range request after the connection is cut mid-download),
+installs it with its ``raw`` handler into a file, and reports success; a corrupted update
+is reported as a failure.
 
 The ``.swu`` is made here the way SWUpdate documents it: a cpio "newc" archive whose first
 member is ``sw-description`` (libconfig), then its CMS signature (Debian builds SWUpdate for
@@ -27,6 +30,7 @@ from tests.factories import make_release
 from tests.support import LiveServer, free_port
 
 HARDWARE = "demo-gw-1"
+TENANT = "default"  # as in SWUpdate's documentation; patchgate's tenant is DEFAULT
 IMAGE = b"patchgate swupdate end to end\n" * 8000  # 240 KB: curl reads it in many blocks
 CUT_AFTER = 64 * 1024  # the proxy cuts the first download after this many bytes
 
@@ -196,7 +200,7 @@ class Suricatta:
     @contextlib.contextmanager
     def running(self, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
         suricatta = (
-            f"-t DEFAULT -u {self.url} -i {self.controller_id} -k {self.token} -p 1 -r 5 -w 1"
+            f"-t {TENANT} -u {self.url} -i {self.controller_id} -k {self.token} -p 1 -r 5 -w 1"
         )
         if extra:
             suricatta += " " + " ".join(extra)
@@ -252,7 +256,10 @@ def offer(env: Env, tmp: Path, image_sha256: str) -> tuple[Path, Path, str, int]
     target = tmp / "slot-b.img"
     target.write_bytes(b"")
     swu = make_swu(tmp, key, cert, target, image_sha256)
-    release = make_release(env, "1.1.0", {"update.swu": swu}, hardware=[HARDWARE])
+    signature = (tmp / "sw-description.sig").read_bytes()
+    release = make_release(
+        env, "1.1.0", {"update.swu": swu, "update.swu.p7s": signature}, hardware=[HARDWARE]
+    )
     added = env.cli("device", "add", "swu-1", "--hardware", HARDWARE, "--json")
     assert added.code == 0, added.stderr
     assigned = env.cli("device", "assign", "swu-1", str(release.id), "--json")
@@ -285,7 +292,7 @@ def test_swupdate_polls_downloads_with_a_resumed_range_installs_and_reports_succ
     finally:
         server.stop()
     polls = [
-        line for line, _ in proxy.requests if line == "GET /DEFAULT/controller/v1/swu-1 HTTP/1.1"
+        line for line, _ in proxy.requests if line == f"GET /{TENANT}/controller/v1/swu-1 HTTP/1.1"
     ]
     assert len(polls) >= 2
     downloads = [
@@ -293,6 +300,8 @@ def test_swupdate_polls_downloads_with_a_resumed_range_installs_and_reports_succ
         for line, byte_range in proxy.requests
         if line.startswith("GET ") and "/softwaremodules/" in line
     ]
+    # SWUpdate took the .swu from the chunk and skipped the other artifact.
+    assert all("/artifacts/update.swu " in line for line, _ in downloads)
     # The first download was cut; SWUpdate resumed it with a Range request from the cut.
     assert downloads[0][1] is None
     assert any(

@@ -58,12 +58,26 @@ def test_deployment_feedback_while_waiting_for_consent_is_refused() -> None:
         rules.after_deployment_feedback("waiting_confirmation", Execution.PROCEEDING, Finished.NONE)
 
 
-def test_a_download_only_action_finishes_when_downloaded() -> None:
-    assert (
-        rules.after_deployment_feedback(
-            "downloading", Execution.DOWNLOADED, Finished.NONE, download_only=True
-        )
-        is Status.FINISHED
+def test_a_download_only_action_is_closed_as_downloaded_not_installed() -> None:
+    new = rules.after_deployment_feedback(
+        "downloading", Execution.DOWNLOADED, Finished.NONE, download_only=True
+    )
+    assert new is Status.DOWNLOADED
+    assert rules.closes(new, download_only=True)
+    assert rules.result_of(new) == "downloaded"
+    assert not rules.closes(Status.DOWNLOADED, download_only=False)
+
+
+@pytest.mark.parametrize("start", ACTIVE_OFFERED)
+def test_canceled_on_the_deployment_channel_is_recorded_and_changes_nothing(
+    start: Status,
+) -> None:
+    assert rules.after_deployment_feedback(start, Execution.CANCELED, Finished.NONE) is start
+
+
+def test_canceled_on_the_cancel_channel_is_only_a_warning() -> None:
+    assert rules.after_cancel_feedback("canceling", Execution.CANCELED, Finished.NONE) is (
+        Status.CANCELING
     )
 
 
@@ -102,12 +116,48 @@ def test_a_denied_confirmation_keeps_the_action_waiting() -> None:
 
 
 @given(st.integers(min_value=0, max_value=10**7))
-def test_polling_sleep_is_hh_mm_ss_and_round_trips(seconds: int) -> None:
+def test_polling_sleep_is_hh_mm_ss_within_hawkbits_bounds(seconds: int) -> None:
     text = rules.polling_sleep(seconds)
+    assert len(text) == 8 and text.count(":") == 2
     hours, minutes, secs = (int(x) for x in text.split(":"))
-    assert len(text.split(":")[1]) == 2 and len(text.split(":")[2]) == 2
-    assert minutes < 60 and secs < 60
-    assert hours * 3600 + minutes * 60 + secs == seconds
+    assert hours < 24 and minutes < 60 and secs < 60
+    total = hours * 3600 + minutes * 60 + secs
+    assert total == min(max(seconds, 30), 23 * 3600 + 59 * 60 + 59)
+
+
+def test_polling_sleep_of_a_day_or_more_is_capped_at_23_59_59() -> None:
+    assert rules.polling_sleep(25 * 3600) == "23:59:59"
+    assert rules.polling_sleep(86_400) == "23:59:59"
+    assert rules.polling_sleep(5) == "00:00:30"
+
+
+def test_the_sleep_is_shortened_before_a_maintenance_window_opens() -> None:
+    now = datetime(2026, 3, 4, 12, tzinfo=UTC)
+    # An hour to the window, three polls before it: every 20 minutes.
+    assert rules.sleep_before_window(7200, now + timedelta(hours=1), now) == 1200
+    # Never longer than the usual interval, never under the minimum.
+    assert rules.sleep_before_window(300, now + timedelta(hours=1), now) == 300
+    assert rules.sleep_before_window(300, now + timedelta(seconds=10), now) == 30
+    # An open window or none: the usual interval.
+    assert rules.sleep_before_window(7200, now - timedelta(minutes=1), now) == 7200
+    assert rules.sleep_before_window(7200, None, now) == 7200
+
+
+def test_action_history_keeps_the_devices_messages_newest_first() -> None:
+    events = [
+        ("deployment", ("installed",), None),
+        ("server", ("cancellation requested",), None),
+        ("deployment", ("step 2", "step 2b"), 7),
+        ("deployment", ("step 1",), None),
+    ]
+    assert rules.history_messages(events, 100) == (
+        "installed",
+        "step 2",
+        "step 2b",
+        "Device reported status code: 7",
+        "step 1",
+    )
+    assert rules.history_messages(events, 2) == ("installed", "step 2")
 
 
 def test_the_maintenance_window_turns_update_into_skip_outside_it() -> None:
@@ -139,3 +189,26 @@ def test_poll_links_follow_the_open_action_state() -> None:
     assert links(None, installed=3) == {"installedBase"}
     assert links(None, config=True) == {"configData"}
     assert links(None) == set()
+
+
+def test_the_client_kind_comes_from_the_first_configured_group_else_detection() -> None:
+    kinds = rules.parse_client_kinds("rauc=before-boot, swu=after-boot")
+    assert rules.client_kind(["zz", "swu", "rauc"], kinds) is rules.ClientKind.BEFORE_BOOT
+    assert rules.client_kind(["swu"], kinds) is rules.ClientKind.AFTER_BOOT
+    assert rules.client_kind(["lab"], kinds) is rules.ClientKind.DETECT
+    for bad in ("rauc", "=after-boot", "rauc=sometimes"):
+        with pytest.raises(ValueError, match="group=kind"):
+            rules.parse_client_kinds(bad)
+
+
+def test_a_success_sent_in_the_install_session_is_detected_as_before_the_reboot() -> None:
+    t = datetime(2026, 3, 4, 12, tzinfo=UTC)
+    quick = [(t, "proceeding", "none"), (t + timedelta(seconds=3), "closed", "success")]
+    after_reboot = [(t, "proceeding", "none"), (t + timedelta(minutes=2), "closed", "success")]
+    bare = [(t, "closed", "success")]
+    detect = rules.ClientKind.DETECT
+    assert not rules.success_proves_boot(detect, quick, 1)
+    assert rules.success_proves_boot(detect, after_reboot, 1)
+    assert rules.success_proves_boot(detect, bare, 0)
+    assert rules.success_proves_boot(rules.ClientKind.AFTER_BOOT, quick, 1)
+    assert not rules.success_proves_boot(rules.ClientKind.BEFORE_BOOT, after_reboot, 1)

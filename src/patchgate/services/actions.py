@@ -248,6 +248,8 @@ def _cancel(ctx: Context, action_id: int, *, reason: str, actor: str) -> tuple[A
             raise NotFound(f"no action {action_id}")
         if action.status == rules.Status.CANCELING:
             return action, False
+        if not action.active:  # a closed download-only action keeps status "downloaded"
+            raise rules.ActionGone(f"action is already closed ({action.status})")
         new = rules.request_cancel(action.status)
         changes = ActionChanges(status=new.value, updated_at=now, cancel_requested_at=now)
         if rules.is_terminal(new):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from patchgate.domain.actions import ClientKind
 from patchgate.domain.clock import utcnow
 from patchgate.services import ports
 from patchgate.services.advisories.ports import OpenPgpKey
@@ -44,3 +45,6 @@ class Context:
     notices: NoticePass | None = None
     # The CSAF provider's OpenPGP signing key (docs/compliance.md); None: not wired.
     openpgp: OpenPgpKey | None = None
+    # When each device group's DDI client reports success (PATCHGATE_CLIENT_KINDS); a
+    # group not named here is detected from its feedback (docs/campaigns.md).
+    client_kinds: Mapping[str, ClientKind] = field(default_factory=dict)

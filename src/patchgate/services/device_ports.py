@@ -61,6 +61,7 @@ class DeviceAuthRow:
     action_status: str | None = None
     action_release_id: int | None = None
     action_campaign_id: int | None = None
+    action_window_start: datetime | None = None
 
 
 @dataclass(frozen=True)

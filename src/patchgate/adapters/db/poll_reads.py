@@ -39,6 +39,7 @@ ROW_COLUMNS = (
     Action.status.label("action_status"),
     Action.release_id.label("action_release_id"),
     Action.campaign_id.label("action_campaign_id"),
+    Action.window_start.label("action_window_start"),
 )
 
 
@@ -96,7 +97,7 @@ def auth_row(row: Any) -> p.DeviceAuthRow | None:
     (sv, tenant_id, tenant, anonymous, gateway, device_id, controller_id, token_hash,
      hardware, version, groups, installed_action, config_requested,
      auto_confirm, last_seen, action_id, action_status, action_release,
-     action_campaign) = row  # fmt: skip
+     action_campaign, window_start) = row  # fmt: skip
     return p.DeviceAuthRow(
         state_version=int(sv or 0),
         tenant_id=tenant_id,
@@ -117,6 +118,7 @@ def auth_row(row: Any) -> p.DeviceAuthRow | None:
         action_status=action_status,
         action_release_id=action_release,
         action_campaign_id=action_campaign,
+        action_window_start=_datetime(window_start),
     )
 
 

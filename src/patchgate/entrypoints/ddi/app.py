@@ -1,18 +1,22 @@
 """hawkBit DDI under ``/{tenant}/controller/v1/{controllerId}``, as a small ASGI handler.
 
 The poll is the hot path, so DDI requests bypass FastAPI's routing and dependency machinery:
-one regular expression picks the resource, the service call runs in a worker thread, and
-the JSON is written directly. Everything else is passed on to the wrapped application.
-Shapes follow hawkBit's DDI documentation field by field (see docs/ddi.md).
+one regular expression picks the resource, one handler per resource runs its service call
+in a worker thread, and the body is written directly. Everything else is passed on to the
+wrapped application. Shapes follow hawkBit's DDI documentation field by field
+(``shapes``; docs/ddi.md); what devices send is checked in ``parse``; JSON or CBOR,
+ETags and quotas in ``wire``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -23,15 +27,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from patchgate.bootstrap import make_async_device_auth_reader, make_device_auth_reader
 from patchgate.domain import actions as rules
-from patchgate.domain.clock import rfc3339
 from patchgate.domain.errors import (
     Conflict,
-    InvalidInput,
     NotFound,
     PatchgateError,
     TooLarge,
     Unauthorized,
 )
+from patchgate.entrypoints.ddi import parse, shapes, wire
 from patchgate.entrypoints.runtime import Runtime
 from patchgate.entrypoints.tuf import artifact_response
 from patchgate.services import ddi
@@ -43,17 +46,19 @@ log = logging.getLogger("patchgate.ddi")
 PATH = re.compile(r"^/(?P<tenant>[^/]+)/controller/v1/(?P<cid>[^/]+)(?P<rest>/.*)?$")
 ACTION = re.compile(r"^/(deploymentBase|cancelAction|confirmationBase|installedBase)/(\d{1,18})$")
 FEEDBACK = re.compile(r"^/(deploymentBase|cancelAction|confirmationBase)/(\d{1,18})/feedback$")
+MODULE = re.compile(r"^/softwaremodules/(\d{1,18})/artifacts$")
 ARTIFACT = re.compile(r"^/softwaremodules/(\d{1,18})/artifacts/([^/]+)$")
+AUTO_CONFIRM = re.compile(r"^/confirmationBase/(activateAutoConfirm|deactivateAutoConfirm)$")
 MAX_DDI_BODY = 64 * 1024
-JSON_TYPE = b"application/hal+json;charset=UTF-8"
 FLUSH_SECONDS = 1.0
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
 
 def _status_of(exc: PatchgateError) -> int:
@@ -70,158 +75,57 @@ def _status_of(exc: PatchgateError) -> int:
     return 400
 
 
-def _json(status: int, body: Any) -> Response:
-    return Response(
-        json.dumps(body, separators=(",", ":")).encode(),
-        status_code=status,
-        headers={"content-type": JSON_TYPE.decode()},
-    )
+CODES = {
+    400: "hawkbit.server.error.rest.body.notReadable",
+    404: "hawkbit.server.error.repo.entitiyNotFound",
+    406: "hawkbit.server.error.rest.notAcceptable",
+    409: "hawkbit.server.error.repo.entitiyAlreadyExists",
+    410: "hawkbit.server.error.action.gone",
+    412: "hawkbit.server.error.rest.preconditionFailed",
+    413: "hawkbit.server.error.quota.sizeExceeded",
+    429: "hawkbit.server.error.quota.tooManyRequests",
+}
 
 
-def _error(status: int, message: str) -> Response:
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     if status == 401:
         # Same answer whether the tenant or the device exists or not.
         return Response(
             status_code=401, headers={"www-authenticate": 'TargetToken realm="patchgate"'}
         )
-    codes = {
-        400: "hawkbit.server.error.rest.body.notReadable",
-        404: "hawkbit.server.error.repo.entitiyNotFound",
-        409: "hawkbit.server.error.repo.entitiyAlreadyExists",
-        410: "hawkbit.server.error.action.gone",
-        413: "hawkbit.server.error.quota.sizeExceeded",
-    }
-    return _json(
-        status,
-        {"errorCode": codes.get(status, "hawkbit.server.error"), "message": message},
-    )
+    body = {"errorCode": CODES.get(status, "hawkbit.server.error"), "message": message}
+    return wire.answer(status, body, wire.JSON_TYPE, headers)
 
 
-# --- validation of device input (strict types, extra fields tolerated) ----------------------
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
-def _obj(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{where} must be a JSON object")
-    return value
+def _ok() -> Response:
+    return Response(status_code=200)
 
 
-def _opt_int(value: Any, where: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{where} must be an integer")
-    if not -(2**62) < value < 2**62:
-        raise InvalidInput(f"{where} is out of range")
-    return value
+@dataclass
+class Call:
+    """One DDI request below the controller's resource, once authenticated."""
+
+    scope: Scope
+    receive: Receive
+    caller: ddi.Caller
+    rest: str
+    method: str
+    media_type: str
+    base: str
+
+    def allow(self, *methods: str) -> None:
+        if self.method not in methods:
+            raise HttpError(405, f"use {' or '.join(methods)}")
 
 
-def _opt_num(value: Any, where: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidInput(f"{where} must be a number")
-    return float(value)
-
-
-def _opt_str(value: Any, where: str, limit: int = 128) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidInput(f"{where} must be a string")
-    if len(value) > limit:
-        raise InvalidInput(f"{where} is over {limit} characters")
-    return value
-
-
-def _details(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidInput("status.details must be a list of strings")
-    if len(value) > 100:
-        raise InvalidInput("status.details has more than 100 entries")
-    return tuple(v[:2048] for v in value)
-
-
-def parse_feedback(body: Any) -> ddi.Feedback:
-    """A DDI feedback message (``id``, ``time``, ``timestamp`` and unknown fields are
-    tolerated; ``status.execution`` is required; ``result.finished`` defaults to none)."""
-    status = _obj(_obj(body, "the body").get("status"), "status")
-    execution = status.get("execution")
-    try:
-        if not isinstance(execution, str):
-            raise ValueError(execution)
-        parsed_execution = rules.Execution(execution)
-    except ValueError:
-        known = ", ".join(e.value for e in rules.Execution)
-        raise InvalidInput(f"unknown status.execution {execution!r} (known: {known})") from None
-    result = status.get("result")
-    result = _obj(result, "status.result") if result is not None else {}
-    finished = result.get("finished", "none")
-    try:
-        parsed_finished = rules.Finished(str(finished) if isinstance(finished, str) else "?")
-    except ValueError:
-        raise InvalidInput(
-            f"unknown status.result.finished {finished!r} (success, failure, none)"
-        ) from None
-    progress = result.get("progress")
-    progress = _obj(progress, "status.result.progress") if progress is not None else {}
-    cnt = _opt_int(progress.get("cnt"), "status.result.progress.cnt")
-    of = _opt_int(progress.get("of"), "status.result.progress.of")
-    return ddi.Feedback(
-        execution=parsed_execution,
-        finished=parsed_finished,
-        progress_cnt=cnt,
-        progress_of=of,
-        details=_details(status.get("details")),
-        code=_opt_int(status.get("code"), "status.code"),
-    )
-
-
-HEALTH_FIELDS = frozenset(
-    {"running_version", "boot_count", "uptime_s", "uptime", "crash_count", "watchdog_count"}
-)
-
-
-def parse_health(body: Any) -> ddi.Health:
-    """A health report. Top-level fields beyond the known ones (a simulator's ``crashes``
-    and ``exposure_hours``, an agent's slot) are kept as free-form metrics when they are
-    numbers, strings or booleans; ``metrics`` wins on a clash."""
-    data = _obj(body, "the body")
-    metrics = data.get("metrics") or {}
-    metrics = dict(_obj(metrics, "metrics"))
-    for key, value in data.items():
-        if key in HEALTH_FIELDS or key == "metrics" or key in metrics:
-            continue
-        if value is None or isinstance(value, bool | int | float | str):
-            metrics[key] = value
-    for key, value in metrics.items():
-        if len(key) > 128 or not (value is None or isinstance(value, bool | int | float | str)):
-            raise InvalidInput(f"metrics.{key[:40]} must be a number, string or boolean")
-    if len(metrics) > 200:
-        raise InvalidInput("at most 200 metrics per report")
-
-    def count(name: str) -> int | None:
-        value = _opt_int(data.get(name), name)
-        if value is not None and value < 0:
-            raise InvalidInput(f"{name} must not be negative")
-        return value
-
-    uptime = _opt_num(data.get("uptime_s", data.get("uptime")), "uptime_s")
-    if uptime is not None and uptime < 0:
-        raise InvalidInput("uptime_s must not be negative")
-    return ddi.Health(
-        running_version=_opt_str(data.get("running_version"), "running_version"),
-        boot_count=count("boot_count"),
-        uptime_s=uptime,
-        crash_count=count("crash_count"),
-        watchdog_count=count("watchdog_count"),
-        metrics=dict(metrics),
-    )
-
-
-# --- the handler ---------------------------------------------------------------------------
+Handler = Callable[[Call, "re.Match[str]"], Awaitable[Response]]
 
 
 class DdiApp:
@@ -232,8 +136,13 @@ class DdiApp:
         self.rt = rt
         self.ctx = rt.ctx
         settings = rt.app.settings
-        self.sleep = rules.polling_sleep(settings.poll_sleep_seconds)
+        self.sleep_seconds = settings.poll_sleep_seconds
         self.max_body = min(MAX_DDI_BODY, settings.max_request_bytes)
+        self.trusted_proxies = tuple(
+            ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies
+        )
+        self.trusted_authorities = settings.ddi_trusted_authorities
+        self.quota = wire.Quota(settings.ddi_quota_per_minute)
         # On PostgreSQL the poll's read is awaited, so the loop keeps answering; elsewhere
         # it runs inline on the event loop's thread, on a connection of its own. Other DDI
         # resources read in worker threads through the pool.
@@ -258,6 +167,17 @@ class DdiApp:
         )
         self._flusher: threading.Thread | None = None
         self._flusher_lock = threading.Lock()
+        self.routes: tuple[tuple[re.Pattern[str], Handler], ...] = (
+            (ACTION, self._action),
+            (FEEDBACK, self._feedback),
+            (re.compile(r"^/confirmationBase$"), self._auto_confirm_state),
+            (AUTO_CONFIRM, self._auto_confirm),
+            (re.compile(r"^/configData$"), self._config_data),
+            (re.compile(r"^/installedBase$"), self._installed_base),
+            (re.compile(r"^/health$"), self._health),
+            (MODULE, self._module),
+            (ARTIFACT, self._artifact),
+        )
 
     # The last-seen flusher starts with the first poll, so building the app starts nothing.
     def _ensure_flusher(self) -> None:
@@ -289,7 +209,7 @@ class DdiApp:
         try:
             response = await self._handle(scope, receive, match)
         except HttpError as exc:
-            response = _error(exc.status, exc.message)
+            response = _error(exc.status, exc.message, exc.headers)
         except PatchgateError as exc:
             response = _error(_status_of(exc), exc.message)
         await response(scope, receive, send)
@@ -316,11 +236,51 @@ class DdiApp:
         except (ValueError, UnicodeDecodeError) as exc:
             raise HttpError(400, f"the body is not valid JSON: {exc}") from None
 
-    def _authorization(self, scope: Scope) -> str | None:
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                return str(value.decode("latin-1"))
-        return None
+    async def _payload(self, scope: Scope, receive: Receive) -> Any:
+        """The request body: CBOR when its ``Content-Type`` says so (hawkBit accepts
+        ``application/cbor``), else JSON through :meth:`_body`."""
+        content_type = _header(scope, b"content-type")
+        if not content_type or not content_type.lower().startswith(wire.CBOR_TYPE):
+            return await self._body(scope, receive)
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise HttpError(413, f"request body over {self.max_body} bytes")
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        try:
+            return wire.decode(b"".join(chunks), content_type)
+        except ValueError as exc:
+            raise HttpError(400, str(exc)) from None
+
+    def _proxy_identity(self, scope: Scope) -> ddi.ProxyIdentity | None:
+        """The client certificate a trusted TLS-terminating proxy vouches for, as hawkBit
+        reads it: ``X-Controller-Id`` and ``X-Authority`` (or ``X-Authority-0``, ``-1``…).
+        Headers from any other address are ignored."""
+        if not self.trusted_proxies:
+            return None
+        controller_id = _header(scope, b"x-controller-id")
+        client = scope.get("client")
+        if controller_id is None or not client:
+            return None
+        try:
+            peer = ipaddress.ip_address(client[0])
+        except ValueError:
+            return None
+        if not any(peer in network for network in self.trusted_proxies):
+            return None
+        authorities: list[str] = []
+        for key, value in scope["headers"]:
+            name = key.decode("latin-1").lower()
+            if name == "x-authority" or re.fullmatch(r"x-authority-\d{1,3}", name):
+                authorities.extend(re.split(r"[;,]", value.decode("latin-1")))
+        return ddi.ProxyIdentity(controller_id, tuple(a for a in authorities if a.strip()))
 
     def _base(self, scope: Scope, tenant: str, cid: str) -> str:
         public = self.rt.app.settings.public_url
@@ -334,167 +294,211 @@ class DdiApp:
                 root = str(Request(scope).base_url).rstrip("/")
         return f"{root}/{tenant}/controller/v1/{cid}"
 
+    def _over_quota(self, caller: ddi.Caller, kind: str) -> None:
+        wait = self.quota.retry_after((f"{caller.row.tenant}/{caller.controller_id}", kind))
+        if wait is not None:
+            raise HttpError(
+                429,
+                f"too many {kind} requests from this device; retry in {wait} s",
+                {"retry-after": str(wait)},
+            )
+
     async def _handle(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
         tenant, cid = match["tenant"], match["cid"]
         rest = match["rest"] or ""
         if rest == "/":
             rest = ""
         method = scope["method"]
-        auth = self._authorization(scope)
-        ctx = self.ctx
-
-        def authenticate() -> ddi.Caller:
-            return ddi.authenticate(ctx, tenant, cid, auth, self.reader)
-
+        try:
+            media_type = wire.choose(_header(scope, b"accept"))
+        except wire.NotAcceptable as exc:
+            if not ARTIFACT.match(rest):  # artifacts are bytes, whatever Accept says
+                raise HttpError(406, str(exc)) from None
+            media_type = wire.JSON_TYPE
+        auth = _header(scope, b"authorization")
+        proxy = self._proxy_identity(scope)
         if rest == "":
             if method != "GET":
                 raise HttpError(405, "use GET")
-            return await self._poll(scope, tenant, cid, auth)
-        caller = await self._run(authenticate)
-        history = _history_param(scope)
+            return await self._poll(scope, tenant, cid, auth, proxy, media_type)
+        for pattern, handler in self.routes:
+            if m := pattern.match(rest):
+                caller = await self._run(lambda: self._authenticate(tenant, cid, auth, proxy))
+                base = self._base(scope, tenant, cid)
+                call = Call(scope, receive, caller, rest, method, media_type, base)
+                return await handler(call, m)
+        await self._run(lambda: self._authenticate(tenant, cid, auth, proxy))
+        raise HttpError(404, "no such resource")
 
-        if m := ACTION.match(rest):
-            kind, action_id = m[1], int(m[2])
-            if method != "GET":
-                raise HttpError(405, "use GET")
-            base = self._base(scope, tenant, cid)
-            if kind == "cancelAction":
-                action = await self._run(lambda: ddi.cancel_request(ctx, caller, action_id))
-                return _json(
-                    200, {"id": str(action.id), "cancelAction": {"stopId": str(action.id)}}
-                )
-            view_fn = {
-                "deploymentBase": ddi.deployment,
-                "confirmationBase": ddi.confirmation,
-                "installedBase": ddi.installed,
-            }[kind]
-            view = await self._run(lambda: view_fn(ctx, caller, action_id, history=history))
-            key = "confirmation" if kind == "confirmationBase" else "deployment"
-            return _json(200, deployment_json(view, base, key))
+    def _authenticate(
+        self, tenant: str, cid: str, auth: str | None, proxy: ddi.ProxyIdentity | None
+    ) -> ddi.Caller:
+        return ddi.authenticate(
+            self.ctx,
+            tenant,
+            cid,
+            auth,
+            self.reader,
+            proxy=proxy,
+            trusted_authorities=self.trusted_authorities,
+        )
 
-        if m := FEEDBACK.match(rest):
-            kind, action_id = m[1], int(m[2])
-            if method != "POST":
-                raise HttpError(405, "use POST")
-            body = await self._body(scope, receive)
-            if kind == "confirmationBase":
-                data = _obj(body, "the body")
-                answer = data.get("confirmation")
-                if answer not in ("confirmed", "denied"):
-                    raise InvalidInput("confirmation must be 'confirmed' or 'denied'")
-                code = _opt_int(data.get("code"), "code")
-                details = _details(data.get("details"))
-                await self._run(
-                    lambda: ddi.confirmation_feedback(
-                        ctx,
-                        caller,
-                        action_id,
-                        confirmed=answer == "confirmed",
-                        code=code,
-                        details=details,
-                    )
-                )
-                self.feedback.labels("confirmation", answer).inc()
-                return Response(status_code=200)
-            fb = parse_feedback(body)
-            apply = ddi.deployment_feedback if kind == "deploymentBase" else ddi.cancel_feedback
-            await self._run(lambda: apply(ctx, caller, action_id, fb))
-            self.poller.reported()
-            self.feedback.labels(
-                "deployment" if kind == "deploymentBase" else "cancel", fb.execution.value
-            ).inc()
-            return Response(status_code=200)
+    # --- one handler per resource ------------------------------------------------------------
 
-        if rest == "/confirmationBase":
-            if method != "GET":
-                raise HttpError(405, "use GET")
-            state = await self._run(lambda: ddi.auto_confirm_state(ctx, caller))
-            return _json(200, auto_confirm_json(state, self._base(scope, tenant, cid)))
+    async def _action(self, call: Call, m: re.Match[str]) -> Response:
+        call.allow("GET")
+        kind, action_id, ctx, caller = m[1], int(m[2]), self.ctx, call.caller
+        if kind == "cancelAction":
+            action = await self._run(lambda: ddi.cancel_request(ctx, caller, action_id))
+            body = {"id": str(action.id), "cancelAction": {"stopId": str(action.id)}}
+            return wire.answer(200, body, call.media_type)
+        history = parse.history_param(call.scope.get("query_string", b"").decode("latin-1"))
+        view_fn = {
+            "deploymentBase": ddi.deployment,
+            "confirmationBase": ddi.confirmation,
+            "installedBase": ddi.installed,
+        }[kind]
+        view = await self._run(lambda: view_fn(ctx, caller, action_id, history=history))
+        key = "confirmation" if kind == "confirmationBase" else "deployment"
+        return wire.answer(200, shapes.deployment_json(view, call.base, key), call.media_type)
 
-        if rest in (
-            "/confirmationBase/activateAutoConfirm",
-            "/confirmationBase/deactivateAutoConfirm",
-        ):
-            if method != "POST":
-                raise HttpError(405, "use POST")
-            active = rest.endswith("/activateAutoConfirm")
-            body = await self._body(scope, receive)
-            data = _obj(body, "the body") if body is not None else {}
-            initiator = _opt_str(data.get("initiator"), "initiator", 255)
-            remark = _opt_str(data.get("remark"), "remark", 1024)
+    async def _feedback(self, call: Call, m: re.Match[str]) -> Response:
+        call.allow("POST")
+        kind, action_id, ctx, caller = m[1], int(m[2]), self.ctx, call.caller
+        self._over_quota(caller, "feedback")
+        body = await self._payload(call.scope, call.receive)
+        if kind == "confirmationBase":
+            confirmed, code, details = parse.parse_confirmation(body)
             await self._run(
-                lambda: ddi.set_auto_confirm(
-                    ctx, caller, active, initiator=initiator, remark=remark
+                lambda: ddi.confirmation_feedback(
+                    ctx, caller, action_id, confirmed=confirmed, code=code, details=details
                 )
             )
-            return Response(status_code=200)
+            self.feedback.labels("confirmation", "confirmed" if confirmed else "denied").inc()
+            return _ok()
+        fb = parse.parse_feedback(body)
+        apply = ddi.deployment_feedback if kind == "deploymentBase" else ddi.cancel_feedback
+        await self._run(lambda: apply(ctx, caller, action_id, fb))
+        self.poller.reported()
+        channel = "deployment" if kind == "deploymentBase" else "cancel"
+        self.feedback.labels(channel, fb.execution.value).inc()
+        return _ok()
 
-        if rest == "/configData":
-            if method != "PUT":
-                raise HttpError(405, "use PUT")
-            data = _obj(await self._body(scope, receive), "the body")
-            attributes = _obj(data.get("data"), "data")
-            if not all(isinstance(v, str) for v in attributes.values()):
-                raise InvalidInput("every value in data must be a string")
-            mode = data.get("mode", "merge")
-            if not isinstance(mode, str):
-                raise InvalidInput("mode must be a string")
-            await self._run(lambda: ddi.config_data(ctx, caller, attributes, mode.lower()))
-            return Response(status_code=200)
+    async def _auto_confirm_state(self, call: Call, m: re.Match[str]) -> Response:
+        call.allow("GET")
+        state = await self._run(lambda: ddi.auto_confirm_state(self.ctx, call.caller))
+        return wire.answer(200, shapes.auto_confirm_json(state, call.base), call.media_type)
 
-        if rest == "/installedBase":
-            if method != "PUT":
-                raise HttpError(405, "use PUT")
-            data = _obj(await self._body(scope, receive), "the body")
-            name = _opt_str(data.get("name"), "name", 255)
-            version = _opt_str(data.get("version"), "version")
-            if not version:
-                raise InvalidInput("version is required")
-            action = await self._run(lambda: ddi.installed_version(ctx, caller, name, version))
-            return _json(200, {"id": str(action.id)})
+    async def _auto_confirm(self, call: Call, m: re.Match[str]) -> Response:
+        call.allow("POST")
+        active = m[1] == "activateAutoConfirm"
+        body = await self._payload(call.scope, call.receive)
+        data = parse.obj(body, "the body") if body is not None else {}
+        initiator = parse.opt_str(data.get("initiator"), "initiator", 255)
+        remark = parse.opt_str(data.get("remark"), "remark", 1024)
+        await self._run(
+            lambda: ddi.set_auto_confirm(
+                self.ctx, call.caller, active, initiator=initiator, remark=remark
+            )
+        )
+        return _ok()
 
-        if rest == "/health":
-            if method != "POST":
-                raise HttpError(405, "use POST")
-            report = parse_health(await self._body(scope, receive))
-            release_id = await self._run(lambda: ddi.report_health(ctx, caller, report))
-            self.poller.reported()
-            return _json(200, {"stored": True, "release_id": release_id})
+    async def _config_data(self, call: Call, m: re.Match[str]) -> Response:
+        call.allow("PUT")
+        attributes, mode = parse.parse_config(await self._payload(call.scope, call.receive))
+        await self._run(lambda: ddi.config_data(self.ctx, call.caller, attributes, mode))
+        self.poller.reported()
+        return _ok()
 
-        if m := ARTIFACT.match(rest):
-            if method not in ("GET", "HEAD"):
-                raise HttpError(405, "use GET or HEAD")
-            module_id, filename = int(m[1]), m[2]
-            md5sum = filename.endswith(".MD5SUM")
-            name = filename.removesuffix(".MD5SUM") if md5sum else filename
-            artifact = await self._run(lambda: ddi.artifact_for(ctx, caller, module_id, name))
-            if md5sum:
-                return Response(
-                    f"{artifact.md5}  {artifact.filename}\n".encode(), media_type="text/plain"
-                )
-            return self._file(scope, artifact)
+    async def _installed_base(self, call: Call, m: re.Match[str]) -> Response:
+        call.allow("PUT")
+        name, version = parse.parse_installed(await self._payload(call.scope, call.receive))
+        done = await self._run(lambda: ddi.installed_version(self.ctx, call.caller, name, version))
+        self.poller.reported()
+        # hawkBit: 201 when this call recorded the assignment, 200 when it was known.
+        status = 201 if done.created else 200
+        return wire.answer(status, {"id": str(done.action.id)}, call.media_type)
 
-        raise HttpError(404, "no such resource")
+    async def _health(self, call: Call, m: re.Match[str]) -> Response:
+        call.allow("POST")
+        self._over_quota(call.caller, "feedback")
+        report = parse.parse_health(await self._payload(call.scope, call.receive))
+        release_id = await self._run(lambda: ddi.report_health(self.ctx, call.caller, report))
+        self.poller.reported()
+        return wire.answer(200, {"stored": True, "release_id": release_id}, call.media_type)
+
+    async def _module(self, call: Call, m: re.Match[str]) -> Response:
+        call.allow("GET")
+        module_id = int(m[1])
+        release = await self._run(lambda: ddi.module_artifacts(self.ctx, call.caller, module_id))
+        body = [shapes.artifact_json(release, a, call.base) for a in release.artifacts]
+        return wire.answer(200, body, call.media_type)
+
+    async def _artifact(self, call: Call, m: re.Match[str]) -> Response:
+        call.allow("GET", "HEAD")
+        module_id, filename = int(m[1]), m[2]
+        md5sum = filename.endswith(".MD5SUM")
+        name = filename.removesuffix(".MD5SUM") if md5sum else filename
+        artifact = await self._run(lambda: ddi.artifact_for(self.ctx, call.caller, module_id, name))
+        if md5sum:
+            return Response(
+                f"{artifact.md5}  {artifact.filename}\n".encode(), media_type="text/plain"
+            )
+        return self._file(call.scope, artifact)
 
     def _file(self, scope: Scope, artifact: ArtifactView) -> Response:
         store = self.rt.ctx.artifacts
         path = store.local_path(artifact.sha256) if store is not None else None
         if path is None or not path.is_file():
             raise HttpError(404, "the artifact's bytes are not in the store")
+        if_match = _header(scope, b"if-match")
+        etag = f'"{artifact.sha256}"'
+        if if_match is not None and not wire.not_modified(if_match, etag):
+            # RFC 9110 13.1.1: the client holds another version of the file.
+            raise HttpError(412, "If-Match does not name this artifact's ETag")
         # The same serving as /tuf/targets: Range, If-Range, HEAD, ETag and 304.
         return artifact_response(Request(scope), artifact.sha256, path, filename=artifact.filename)
 
-    async def _poll(self, scope: Scope, tenant: str, cid: str, auth: str | None) -> Response:
+    # --- the base poll -------------------------------------------------------------------------
+
+    async def _authenticate_poll(
+        self, tenant: str, cid: str, auth: str | None, proxy: ddi.ProxyIdentity | None
+    ) -> ddi.Caller:
+        if self.async_reader is not None:
+            return await ddi.authenticate_async(
+                tenant,
+                cid,
+                auth,
+                self.async_reader,
+                proxy=proxy,
+                trusted_authorities=self.trusted_authorities,
+            )
+        return self.poller.authenticate(tenant, cid, auth, proxy, self.trusted_authorities)
+
+    def _sleep(self, caller: ddi.Caller, state: rules.PollState) -> str:
+        seconds: float = self.sleep_seconds
+        row = caller.row
+        if state.open_action_id is not None and state.open_action_id == row.action_id:
+            seconds = rules.sleep_before_window(seconds, row.action_window_start, self.ctx.clock())
+        return rules.polling_sleep(seconds)
+
+    async def _poll(
+        self,
+        scope: Scope,
+        tenant: str,
+        cid: str,
+        auth: str | None,
+        proxy: ddi.ProxyIdentity | None,
+        media_type: str,
+    ) -> Response:
         poller = self.poller
         try:
             # The hot path runs on the loop: one prepared read, inline on SQLite (tens of
             # microseconds, less than a hop to a worker thread), awaited on PostgreSQL (the
             # loop answers other polls during the round trip). Only a poll that must write
             # (registration, a new offer) goes to a thread.
-            if self.async_reader is not None:
-                caller = await ddi.authenticate_async(tenant, cid, auth, self.async_reader)
-            else:
-                caller = poller.authenticate(tenant, cid, auth)
+            caller = await self._authenticate_poll(tenant, cid, auth, proxy)
+            self._over_quota(caller, "poll")  # before the poll may write (registration, offer)
             ready = poller.prepare(caller)  # the campaign core decides here, once
             if isinstance(ready, rules.PollState):
                 state = ready
@@ -505,101 +509,9 @@ class DdiApp:
             raise
         self._ensure_flusher()
         self.polls_ok.inc()
-        base = self._base(scope, tenant, cid)
-        links = {name: {"href": f"{base}/{rel}"} for name, rel in rules.poll_links(state).items()}
-        body = {"config": {"polling": {"sleep": self.sleep}}, "_links": links}
-        return Response(
-            json.dumps(body, separators=(",", ":")).encode(),
-            headers={"content-type": JSON_TYPE.decode()},
-        )
-
-
-def _history_param(scope: Scope) -> int:
-    query = scope.get("query_string", b"").decode("latin-1")
-    for part in query.split("&"):
-        key, _, value = part.partition("=")
-        if key == "actionHistory":
-            try:
-                return max(-1, int(value))
-            except ValueError:
-                raise HttpError(400, "actionHistory must be an integer") from None
-    return 0
-
-
-def deployment_json(view: ddi.DeploymentView, base: str, key: str) -> dict[str, Any]:
-    """``deploymentBase``/``confirmationBase``/``installedBase`` body: one chunk per
-    artifact, each naming its TUF target in ``metadata``."""
-    release = view.release
-    chunks = []
-    for artifact in release.artifacts:
-        href = f"{base}/softwaremodules/{artifact.id}/artifacts/{artifact.filename}"
-        chunks.append(
-            {
-                "part": "os",
-                "version": release.version,
-                "name": release.product,
-                "metadata": [
-                    {"key": "tuf_target", "value": artifact.tuf_target},
-                    {"key": "release_id", "value": str(release.id)},
-                    {"key": "release_type", "value": release.type},
-                ],
-                "artifacts": [
-                    {
-                        "filename": artifact.filename,
-                        "hashes": {
-                            "sha1": artifact.sha1,
-                            "md5": artifact.md5,
-                            "sha256": artifact.sha256,
-                        },
-                        "size": artifact.size,
-                        "_links": {
-                            "download": {"href": href},
-                            "download-http": {"href": href},
-                            "md5sum": {"href": f"{href}.MD5SUM"},
-                            "md5sum-http": {"href": f"{href}.MD5SUM"},
-                        },
-                    }
-                ],
-            }
-        )
-    deployment: dict[str, Any] = {
-        "download": view.download,
-        "update": view.update,
-        "chunks": chunks,
-    }
-    if view.maintenance_window is not None:
-        deployment["maintenanceWindow"] = view.maintenance_window
-    body: dict[str, Any] = {"id": str(view.action.id), key: deployment}
-    if view.history:
-        messages = []
-        for event in view.history:
-            text = "; ".join(event.details) if event.details else (event.execution or "")
-            messages.append(f"{rfc3339(event.at)} {event.execution or event.channel}: {text}")
-        body["actionHistory"] = {"status": view.action.status, "messages": messages}
-    return body
-
-
-def auto_confirm_json(state: ddi.AutoConfirm, base: str) -> dict[str, Any]:
-    auto: dict[str, Any] = {"active": state.active}
-    if state.active:
-        if state.initiator:
-            auto["initiator"] = state.initiator
-        if state.remark:
-            auto["remark"] = state.remark
-        if state.activated_at:
-            auto["activatedAt"] = int(state.activated_at.timestamp() * 1000)
-    links: dict[str, Any] = {}
-    if state.active:
-        links["deactivateAutoConfirm"] = {"href": f"{base}/confirmationBase/deactivateAutoConfirm"}
-    else:
-        links["activateAutoConfirm"] = {"href": f"{base}/confirmationBase/activateAutoConfirm"}
-    if state.waiting_action_id is not None:
-        key = rules.cache_key(
-            state.waiting_action_id,
-            rules.Status.WAITING_CONFIRMATION,
-            state.waiting_release_id or 0,
-        )
-        links["confirmationBase"] = {
-            "href": f"{base}/confirmationBase/{state.waiting_action_id}?c={key}"
-        }
-    return {"autoConfirm": auto, "_links": links}
+        body = shapes.poll_json(state, self._sleep(caller, state), self._base(scope, tenant, cid))
+        content = wire.encode(body, media_type)
+        tag = wire.etag(content)
+        if wire.not_modified(_header(scope, b"if-none-match"), tag):
+            return Response(status_code=304, headers={"etag": tag})
+        return Response(content, headers={"content-type": media_type, "etag": tag})

@@ -4,10 +4,11 @@ and gates"). Read by the gate evaluation and by the status view."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from patchgate.domain import actions as action_rules
 from patchgate.domain import campaigns as core
 from patchgate.domain import executions as ex
 from patchgate.services.campaign_ports import CampaignAction, CampaignRecord
@@ -26,20 +27,27 @@ def execution_of(
     *,
     attempts: int = 0,
     policy: ex.ExecutionPolicy = EXECUTION_POLICY,
+    kinds: Mapping[str, action_rules.ClientKind] | None = None,
 ) -> ex.Execution:
     """An action's execution from its DDI steps and the device's health reports. DDI
-    ``closed``/``success`` counts as a confirmed healthy boot (hawkBit clients report it
-    after the reboot); a report of another version after installing counts as reverted.
-    A failure reported before the device started installing (a download that broke off:
-    the device still runs its old slot) is transient, so retried within the policy's
+    ``closed``/``success`` proves a healthy boot only from a client that sends it after
+    the reboot (``action_rules.success_proves_boot``, by the device's group or its
+    feedback); otherwise the execution is confirming until the device is seen again on
+    the new version (health report, configData, installedBase). A report of another
+    version after installing counts as reverted. A failure reported before the device
+    started installing (a download that broke off: the device still runs its old slot)
+    is transient, so retried within the policy's
     budget (docs/campaign-core.md rule 4); ``attempts`` counts the device's earlier
     actions for this release in this campaign."""
+    client = action_rules.client_kind(action.groups, kinds or {})
+    reports = [(s.at, s.execution, s.finished) for s in action.steps]
     events: list[ex.Event] = []
     installing = False
-    for step in action.steps:
+    for index, step in enumerate(action.steps):
         status = step.status_after
         if status == "finished":
-            events.append(ex.Event(ex.SUCCESS_REPORTED, step.at, confirmed=True))
+            confirmed = action_rules.success_proves_boot(client, reports, index)
+            events.append(ex.Event(ex.SUCCESS_REPORTED, step.at, confirmed=confirmed))
         elif status == "error":
             events.append(ex.Event(ex.FAILURE_REPORTED, step.at, transient=not installing))
         elif status == "canceled":
@@ -107,7 +115,9 @@ def figures(
         if stage is None:
             stage = 0  # a roll-forward priority device, admitted from the first stage
         before = tries[device_id] - 1
-        execution = execution_of(action, version, health.get(device_id, ()), now, attempts=before)
+        execution = execution_of(
+            action, version, health.get(device_id, ()), now, attempts=before, kinds=ctx.client_kinds
+        )
         pairs.append((stage, execution.status))
     eligible = [0] * len(plan.stages)
     for device in fleet:
