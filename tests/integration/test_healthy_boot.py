@@ -6,9 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from patchgate.domain.actions import ClientKind, Execution, Finished
-from patchgate.services import campaigns, ddi
+from patchgate.services import ddi
 from patchgate.services import devices as device_service
-from patchgate.services.campaigns import CreateOptions, PollEngine
+from patchgate.services.campaigns import commands as campaign_commands
+from patchgate.services.campaigns import views as campaign_views
+from patchgate.services.campaigns.options import CreateOptions
+from patchgate.services.campaigns.poll import PollEngine
 from tests.conftest import Env
 from tests.factories import make_release
 
@@ -47,7 +50,7 @@ def at(env: Env, when: datetime) -> None:
 
 
 def counts(env: Env, campaign: int) -> dict[str, int]:
-    return dict(campaigns.status(env.ctx, campaign)["counts"])
+    return campaign_views.status(env.ctx, campaign).counts.to_json()
 
 
 def test_success_counts_only_once_the_device_is_seen_again_on_the_new_version(
@@ -59,9 +62,9 @@ def test_success_counts_only_once_the_device_is_seen_again_on_the_new_version(
     fleet = Fleet(env)
     for cid, group in (("rauc-1", "rauc"), ("swu-1", "swu"), ("fast-1", "lab"), ("late-1", "rauc")):
         fleet.add(cid, group)
-    made = campaigns.create(env.ctx, release.id, CreateOptions(stages="100"), actor="test")
-    campaign = int(made["id"])
-    campaigns.start(env.ctx, campaign, actor="test")
+    made = campaign_commands.create(env.ctx, release.id, CreateOptions(stages="100"), actor="test")
+    campaign = made
+    campaign_commands.start(env.ctx, campaign, actor="test")
     offers = {cid: fleet.take_offer(cid) for cid in fleet.callers}
 
     # swu-1 (configured after-boot) reports success after its reboot: confirmed at once.
@@ -100,9 +103,9 @@ def test_a_device_that_comes_back_on_the_old_version_is_reverted(env: Env) -> No
     release = make_release(env, "2.0.0", {"fw.bin": b"two"}, hardware=[HW])
     fleet = Fleet(env)
     fleet.add("rauc-1", "rauc")
-    made = campaigns.create(env.ctx, release.id, CreateOptions(stages="100"), actor="test")
-    campaign = int(made["id"])
-    campaigns.start(env.ctx, campaign, actor="test")
+    made = campaign_commands.create(env.ctx, release.id, CreateOptions(stages="100"), actor="test")
+    campaign = made
+    campaign_commands.start(env.ctx, campaign, actor="test")
     action = fleet.take_offer("rauc-1")
     fleet.report("rauc-1", action, "closed", "success")
     at(env, T0 + timedelta(minutes=10))
