@@ -11,9 +11,11 @@ from sqlalchemy.orm import Session
 
 from patchgate.adapters.db.models import Device
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound, TransitionRefused
+from patchgate.entrypoints.presenters import vulnerabilities as present
 from patchgate.services import audit, releases
 from patchgate.services import devices as device_service
-from patchgate.services import vulnerabilities as vulns
+from patchgate.services.vulnerabilities import art14 as drafts
+from tests import vuln_views as vulns
 from tests.conftest import Env
 from tests.factories import make_release
 
@@ -204,7 +206,10 @@ def test_exploitation_escalates_to_the_critical_cadence_and_starts_the_art14_clo
     assert art14["member_states"] == ["DE", "FR", "NL"] and art14["required"] is True
     draft = vulns.draft_report(demo_env.ctx, "CVE-2026-1008", "early_warning")
     assert draft["member_states"] == ["DE", "FR", "NL"] and draft["actively_exploited"]
-    assert "# Early warning" in vulns.report_markdown(draft)
+    markdown = present.art14_markdown(
+        drafts.draft_report(demo_env.ctx, "CVE-2026-1008", "early_warning")
+    )
+    assert "# Early warning" in markdown
     due = vulns.reports_due(demo_env.ctx)
     assert [r["report"] for r in due] == ["early_warning", "notification"]
     vulns.submit_report(
