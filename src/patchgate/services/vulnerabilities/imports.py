@@ -55,15 +55,29 @@ def load_json(data: bytes, *, name: str = "the file") -> Any:
         raise InvalidInput(f"{name} is not UTF-8 text") from exc
     try:
         doc = json.loads(decoded)
-        # JSON escapes (\u0000, a lone \ud800) decode to text no database stores.
-        check_text(json.dumps(doc, ensure_ascii=False), name, limit=4 * MAX_IMPORT_BYTES)
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"{name} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
     except RecursionError as exc:
         raise InvalidInput(f"{name} is nested too deeply to read") from exc
+    _check_strings(doc, name)
     return doc
+
+
+def _check_strings(doc: Any, name: str) -> None:
+    """JSON escapes (``\\u0000``, a lone ``\\ud800``) decode to text no database stores:
+    refuse the file when any key or value holds such text."""
+    pending = [doc]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            check_text(item, f"a text in {name}", limit=MAX_IMPORT_BYTES)
 
 
 def _looks_cve5(doc: Any) -> bool:
