@@ -465,6 +465,10 @@ def _md_products(products: Sequence[drafts.AffectedProduct]) -> list[str]:
     return lines
 
 
+# Headings a field name would not spell right by itself.
+_HEADINGS = {"cvss_vector": "CVSS vector", "indicators_of_compromise": "Indicators of compromise"}
+
+
 def _section(heading: str, body: Sequence[str]) -> list[str]:
     return [f"## {heading}", "", *body, ""]
 
@@ -489,5 +493,6 @@ def art14_markdown(draft: drafts.Art14Draft) -> str:
     )
     lines += _section("Products", _md_products(draft.products))
     for field in draft.fields:
-        lines += _section(field.name.replace("_", " ").capitalize(), _md_value(field.value))
+        heading = _HEADINGS.get(field.name) or field.name.replace("_", " ").capitalize()
+        lines += _section(heading, _md_value(field.value))
     return "\n".join(lines)
