@@ -238,7 +238,7 @@ def rollouts(
 
 def gather(uow: UnitOfWork, record: VulnerabilityRecord, policy: Policy, now: datetime) -> Facts:
     """Read everything a view of ``record`` needs besides the record."""
-    releases = uow.vulnerabilities.fixing_releases(record.id)
+    releases = uow.vulnerabilities.fixing_releases(record.id, record.aliases)
     exposed, fleet = exposure(uow, record, policy, releases)
     return Facts(
         policy=policy,

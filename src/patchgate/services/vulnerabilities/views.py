@@ -525,7 +525,7 @@ def vex_input(ctx: Context, product: str) -> VexInput:
             analysis = record.product(product)
             if analysis is None or record.withdrawn_at is not None:
                 continue
-            releases = uow.vulnerabilities.fixing_releases(record.id)
+            releases = uow.vulnerabilities.fixing_releases(record.id, record.aliases)
             entries.append(
                 VexEntry(
                     id=record.id,
