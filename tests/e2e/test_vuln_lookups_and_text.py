@@ -130,6 +130,8 @@ def test_text_no_database_can_store_is_refused_from_the_command_line(
         ("vuln", "upstream", "CVE-2026-7100", "--component", "lib" + bad, "--to", "them"),
         ("vuln", "upstream", "CVE-2026-7100", "--component", "lib", "--to", "them" + bad),
         ("vuln", "upstream", "CVE-2026-7100", "--component", "c", "--to", "t", "--reference", bad),
+        ("vuln", "show", "CVE-2026-7100" + bad),
+        ("vuln", "triage", "CVE-2026-7100" + bad, "--status", "triaged"),
     ]
     for args in attempts:
         result = env.cli(*args)

@@ -25,6 +25,7 @@ from patchgate.services.unit_of_work import UnitOfWork
 from patchgate.services.vulnerabilities.art14 import draft_record, draft_report
 from patchgate.services.vulnerabilities.rules import (
     MAX_DESCRIPTION,
+    MAX_NAME,
     UNASSIGNED,
     VULN_ID,
     check_products,
@@ -56,6 +57,7 @@ MAX_TITLE = 500
 
 
 def _load(uow: UnitOfWork, vuln_id: str) -> VulnerabilityRecord:
+    check_text(vuln_id, "the vulnerability ID", limit=MAX_NAME)
     record = uow.vulnerabilities.resolve(vuln_id, for_update=True)
     if record is None:
         raise NotFound(f"no vulnerability {vuln_id!r} in the register")

@@ -24,6 +24,7 @@ VULN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 # Longest free text a command stores (titles are shorter, descriptions longer).
 MAX_TEXT = 2000
 MAX_DESCRIPTION = 20_000
+MAX_NAME = 200  # an ID or alias looked up
 
 
 def cvss_severity(record: VulnerabilityRecord, policy: Policy) -> str:

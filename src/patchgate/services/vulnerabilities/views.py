@@ -26,8 +26,10 @@ from patchgate.services.context import Context
 from patchgate.services.policy import in_force
 from patchgate.services.vulnerabilities import facts as fx
 from patchgate.services.vulnerabilities.rules import (
+    MAX_NAME,
     UNASSIGNED,
     check_products,
+    check_text,
     cvss_severity,
     deadline,
     member_states,
@@ -381,6 +383,7 @@ def build_view(record: VulnerabilityRecord, facts: fx.Facts) -> VulnerabilityVie
 def show(ctx: Context, vuln_id: str) -> VulnerabilityView:
     """One vulnerability by its ID or by one of its aliases (a GHSA record found by its
     CVE), or ``NotFound``."""
+    check_text(vuln_id, "the vulnerability ID", limit=MAX_NAME)
     policy = in_force(ctx).policy
     with ctx.read_uow() as uow:
         record = uow.vulnerabilities.resolve(vuln_id)
