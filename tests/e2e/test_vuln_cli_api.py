@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from patchgate.services import access, vuln_imports
+from patchgate.services import access
+from patchgate.services.vulnerabilities import imports as vuln_imports
 from tests.conftest import Env
 from tests.support import LiveServer
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from patchgate.services import actions, ddi
 from patchgate.services import devices as device_service
-from patchgate.services import vulnerabilities as vulns
+from tests import vuln_views as vulns
 from tests.conftest import Env
 from tests.factories import make_release
 

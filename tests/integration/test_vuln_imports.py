@@ -21,8 +21,9 @@ from cyclonedx.validation.json import JsonValidator
 
 from patchgate.domain import versions
 from patchgate.domain.errors import InvalidInput, TooLarge
-from patchgate.services import vuln_imports
-from patchgate.services import vulnerabilities as vulns
+from patchgate.services.vulnerabilities import cyclonedx as cdx
+from patchgate.services.vulnerabilities import imports as vuln_imports
+from tests import vuln_views as vulns
 from tests.conftest import Env, _make_env
 from tests.support import DatabaseFactory
 
@@ -617,7 +618,7 @@ def test_the_vex_export_is_valid_cyclonedx_and_round_trips(
             if status in ("fix_in_progress", "fix_deployed"):
                 vulns.triage(ctx, vid, status="triaged", actor="t")
             vulns.triage(ctx, vid, status=status, justification=justification, actor="t")
-    exported = vuln_imports.export_vex(ctx, product)
+    exported = cdx.export_vex(ctx, product)
     text = json.dumps(exported)
     assert JsonValidator(SchemaVersion.V1_6).validate_str(text) is None
     states = {v["id"]: v["analysis"]["state"] for v in exported["vulnerabilities"]}
@@ -635,7 +636,7 @@ def test_the_vex_export_is_valid_cyclonedx_and_round_trips(
         other.ctx.clock = lambda: NOW
         result = vuln_imports.import_document(other.ctx, text.encode(), actor="t")
         assert len(result.created) == 6 and result.notes == []
-        again = vuln_imports.export_vex(other.ctx, product)
+        again = cdx.export_vex(other.ctx, product)
         assert _comparable(again) == _comparable(exported)
         shown = vulns.show(other.ctx, "CVE-2026-3005")["products"][0]
         assert shown["status"] == "will_not_fix"

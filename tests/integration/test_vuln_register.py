@@ -9,11 +9,13 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from patchgate.adapters.db.models import Device
+from patchgate.adapters.db.models import Device, Vulnerability
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound, TransitionRefused
+from patchgate.entrypoints.presenters import vulnerabilities as present
 from patchgate.services import audit, releases
 from patchgate.services import devices as device_service
-from patchgate.services import vulnerabilities as vulns
+from patchgate.services.vulnerabilities import art14 as drafts
+from tests import vuln_views as vulns
 from tests.conftest import Env
 from tests.factories import make_release
 
@@ -204,7 +206,10 @@ def test_exploitation_escalates_to_the_critical_cadence_and_starts_the_art14_clo
     assert art14["member_states"] == ["DE", "FR", "NL"] and art14["required"] is True
     draft = vulns.draft_report(demo_env.ctx, "CVE-2026-1008", "early_warning")
     assert draft["member_states"] == ["DE", "FR", "NL"] and draft["actively_exploited"]
-    assert "# Early warning" in vulns.report_markdown(draft)
+    markdown = present.art14_markdown(
+        drafts.draft_report(demo_env.ctx, "CVE-2026-1008", "early_warning")
+    )
+    assert "# Early warning" in markdown
     due = vulns.reports_due(demo_env.ctx)
     assert [r["report"] for r in due] == ["early_warning", "notification"]
     vulns.submit_report(
@@ -402,3 +407,20 @@ def test_a_withdrawn_release_is_never_shown_as_the_fix(demo_env: Env) -> None:
     assert notification["products"][0]["fixing_release_id"] is None
     final = vulns.draft_report(demo_env.ctx, "CVE-2026-1090", "final_report")
     assert final["security_update"] == []
+
+
+def test_a_release_fixing_a_records_alias_is_that_records_fix(demo_env: Env) -> None:
+    at(demo_env, NOW)
+    add(demo_env, "GHSA-2222-3333-4444", products=[PRODUCT])
+    with demo_env.app.engines.write.begin() as connection:
+        connection.execute(
+            update(Vulnerability)
+            .where(Vulnerability.id == "GHSA-2222-3333-4444")
+            .values(aliases=["CVE-2026-3333"])
+        )
+    add_devices(demo_env, [("a1", "demo-gw-1", "1.0"), ("a2", "demo-gw-1", "2.0")])
+    fix = add_release(demo_env, "1.5", ["CVE-2026-3333"], NOW)
+    shown = vulns.show(demo_env.ctx, "cve-2026-3333")
+    assert shown["id"] == "GHSA-2222-3333-4444"
+    assert shown["products"][0]["fixing_release_id"] == fix
+    assert shown["exposed_devices"] == 1  # 1.0 is before the fix, 2.0 is not

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from patchgate.domain import versions
-from patchgate.services.vulnerabilities import reach
+from patchgate.services.vulnerabilities.facts import reach
 from patchgate.services.vulnerability_ports import FixRun
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from patchgate.domain import notices as rules
-from patchgate.domain.clock import parse_rfc3339
 from patchgate.domain.gates import AWAIT_APPROVAL
 from patchgate.services.context import Context
 from patchgate.services.notice_ports import (
@@ -28,6 +26,7 @@ from patchgate.services.notice_ports import (
     NoticeView,
     PendingDelivery,
 )
+from patchgate.services.vulnerabilities.views import VulnerabilityView
 
 log = logging.getLogger("patchgate.notifications")
 
@@ -46,29 +45,22 @@ class RunResult:
 # ---- what the state calls for -------------------------------------------------------------
 
 
-def _time(value: Any) -> datetime | None:
-    return parse_rfc3339(value) if isinstance(value, str) and value else None
-
-
-def _vulnerability_facts(views: Iterable[Mapping[str, Any]]) -> list[rules.VulnerabilityFacts]:
+def _vulnerability_facts(views: Iterable[VulnerabilityView]) -> list[rules.VulnerabilityFacts]:
     out = []
     for v in views:
-        art14 = v.get("art14") or {}
-        reports = (
-            tuple(
-                rules.ReportClock(kind, _time(r.get("due_at")), r.get("submitted_at") is not None)
-                for kind, r in (art14.get("reports") or {}).items()
+        reports: tuple[rules.ReportClock, ...] = ()
+        if v.art14 is not None and v.art14.required:
+            reports = tuple(
+                rules.ReportClock(c.kind, c.due_at, c.submitted_at is not None)
+                for c in v.art14.reports
             )
-            if art14.get("required")
-            else ()
-        )
         out.append(
             rules.VulnerabilityFacts(
-                id=v["id"],
-                title=v["title"],
-                severity=v["severity"],
-                due_at=_time(v.get("due_at")),
-                resolved=v.get("sla_state") not in OPEN_SLA_STATES,
+                id=v.id,
+                title=v.title,
+                severity=v.severity,
+                due_at=v.due_at,
+                resolved=v.sla_state not in OPEN_SLA_STATES,
                 reports=reports,
             )
         )
@@ -114,10 +106,10 @@ def _product_facts(ctx: Context) -> list[rules.ProductFacts]:
 
 def collect(ctx: Context, now: datetime) -> list[rules.Notice]:
     """Every notice the current state calls for."""
-    from patchgate.services import vulnerabilities
+    from patchgate.services.vulnerabilities import views
 
     return rules.derive(
-        _vulnerability_facts(vulnerabilities.list_all(ctx)),
+        _vulnerability_facts(views.list_vulnerabilities(ctx).items),
         _campaign_facts(ctx),
         _product_facts(ctx),
         now,

@@ -14,7 +14,10 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from patchgate.entrypoints.api.deps import SecurityAnalyst, Viewer, limited
-from patchgate.services import vuln_imports, vulnerabilities
+from patchgate.entrypoints.presenters import vulnerabilities as present
+from patchgate.services.context import Context
+from patchgate.services.vulnerabilities import art14 as drafts
+from patchgate.services.vulnerabilities import commands, cyclonedx, imports, views
 
 router = APIRouter(prefix="/vulnerabilities", tags=["vulnerabilities"])
 
@@ -65,17 +68,28 @@ class SubmitReport(BaseModel):
     reference: str = ""
 
 
+def _shown(ctx: Context, vuln_id: str) -> dict[str, Any]:
+    return present.vulnerability_json(views.show(ctx, vuln_id))
+
+
 @router.get("")
-def list_vulnerabilities(caller: Viewer, overdue: bool = False) -> dict[str, Any]:
-    """Every vulnerability, soonest deadline first."""
-    return {"vulnerabilities": vulnerabilities.list_all(caller.ctx, overdue=overdue)}
+def list_vulnerabilities(
+    caller: Viewer,
+    overdue: bool = False,
+    offset: int = Query(default=0, ge=0),
+    limit: int | None = Query(default=None, ge=1, le=10_000),
+) -> dict[str, Any]:
+    """The register, soonest deadline first; ``offset``/``limit`` page it (``total``
+    counts every match)."""
+    page = views.list_vulnerabilities(caller.ctx, overdue=overdue, offset=offset, limit=limit)
+    return present.page_json(page)
 
 
 @router.post("", status_code=201)
 def add_vulnerability(caller: SecurityAnalyst, body: NewVulnerability) -> dict[str, Any]:
     """Register a vulnerability (422 with the cvss library's reason for a bad vector, 409
     for a duplicate ID)."""
-    return vulnerabilities.add(
+    vuln_id = commands.add(
         caller.ctx,
         vuln_id=body.id,
         title=body.title,
@@ -87,6 +101,7 @@ def add_vulnerability(caller: SecurityAnalyst, body: NewVulnerability) -> dict[s
         exploited=body.exploited,
         description=body.description,
     )
+    return _shown(caller.ctx, vuln_id)
 
 
 @router.post("/import")
@@ -98,10 +113,10 @@ async def import_vulnerabilities(
 ) -> dict[str, Any]:
     """Import a CVE JSON 5, OSV or CycloneDX document sent as the request body (413 past
     ``MAX_IMPORT_BYTES``, refused while reading rather than after buffering it all)."""
-    limit = vuln_imports.MAX_IMPORT_BYTES
+    limit = imports.MAX_IMPORT_BYTES
     data = b"".join([chunk async for chunk in limited(request, limit)])
     result = await run_in_threadpool(
-        vuln_imports.import_document,
+        imports.import_document,
         caller.ctx,
         data,
         actor=caller.actor,
@@ -109,37 +124,37 @@ async def import_vulnerabilities(
         products=product,
         name="the body",
     )
-    return result.to_json()
+    return present.import_json(result)
 
 
 @router.get("/reports/due")
 def art14_due(caller: Viewer) -> dict[str, Any]:
     """CRA Art. 14 reports whose clock runs and that are not submitted yet."""
-    return {"reports": vulnerabilities.reports_due(caller.ctx)}
+    return present.due_json(views.reports_due(caller.ctx))
 
 
 @router.get("/reports/sla")
 def sla(caller: Viewer) -> dict[str, Any]:
     """The SLA report (the same as ``patchgate report sla --json``)."""
-    return vulnerabilities.sla_report(caller.ctx)
+    return present.sla_json(views.sla_report(caller.ctx))
 
 
 @router.get("/vex/{product}")
 def vex(caller: Viewer, product: str) -> dict[str, Any]:
     """CycloneDX 1.6 VEX of the current analysis for a product."""
-    return vuln_imports.export_vex(caller.ctx, product)
+    return cyclonedx.export_vex(caller.ctx, product)
 
 
 @router.get("/{vuln_id}")
 def show_vulnerability(caller: Viewer, vuln_id: str) -> dict[str, Any]:
-    """One vulnerability."""
-    return vulnerabilities.show(caller.ctx, vuln_id)
+    """One vulnerability, by its ID or one of its aliases."""
+    return _shown(caller.ctx, vuln_id)
 
 
 @router.post("/{vuln_id}/triage")
 def triage(caller: SecurityAnalyst, vuln_id: str, body: Triage) -> dict[str, Any]:
     """Move along the lifecycle (409 naming the allowed transitions when refused)."""
-    return vulnerabilities.triage(
+    changed = commands.triage(
         caller.ctx,
         vuln_id,
         status=body.status,
@@ -149,40 +164,44 @@ def triage(caller: SecurityAnalyst, vuln_id: str, body: Triage) -> dict[str, Any
         at=body.at,
         release_id=body.release_id,
     )
+    return _shown(caller.ctx, changed)
 
 
 @router.put("/{vuln_id}/products")
 def affects(caller: SecurityAnalyst, vuln_id: str, body: Affects) -> dict[str, Any]:
     """Record that a product is affected and in which versions."""
-    return vulnerabilities.set_affected(
+    changed = commands.set_affected(
         caller.ctx, vuln_id, product=body.product, affected=body.affected, actor=caller.actor
     )
+    return _shown(caller.ctx, changed)
 
 
 @router.post("/{vuln_id}/override")
 def override(caller: SecurityAnalyst, vuln_id: str, body: Override) -> dict[str, Any]:
     """Override the severity with a written justification (audited)."""
-    return vulnerabilities.override_severity(
+    changed = commands.override_severity(
         caller.ctx,
         vuln_id,
         severity_name=body.severity,
         justification=body.justification,
         actor=caller.actor,
     )
+    return _shown(caller.ctx, changed)
 
 
 @router.post("/{vuln_id}/exploited")
 def exploited(caller: SecurityAnalyst, vuln_id: str, body: Exploited) -> dict[str, Any]:
     """Record active exploitation (or a severe incident): starts the Art. 14 clocks."""
-    return vulnerabilities.mark_exploited(
+    changed = commands.mark_exploited(
         caller.ctx, vuln_id, actor=caller.actor, at=body.at, severe=body.severe_incident
     )
+    return _shown(caller.ctx, changed)
 
 
 @router.post("/{vuln_id}/upstream")
 def upstream(caller: SecurityAnalyst, vuln_id: str, body: Upstream) -> dict[str, Any]:
     """Record the report to the component's maintainer (CRA Art. 13(6))."""
-    return vulnerabilities.record_upstream(
+    changed = commands.record_upstream(
         caller.ctx,
         vuln_id,
         actor=caller.actor,
@@ -191,6 +210,7 @@ def upstream(caller: SecurityAnalyst, vuln_id: str, body: Upstream) -> dict[str,
         at=body.at,
         reference=body.reference,
     )
+    return _shown(caller.ctx, changed)
 
 
 @router.get("/{vuln_id}/art14/{kind}", response_model=None)
@@ -201,12 +221,10 @@ def art14_draft(
     format: Literal["json", "md"] = "json",
 ) -> dict[str, Any] | PlainTextResponse:
     """Draft of one Art. 14 report as JSON or Markdown."""
-    report = vulnerabilities.draft_report(caller.ctx, vuln_id, kind)
+    draft = drafts.draft_report(caller.ctx, vuln_id, kind)
     if format == "md":
-        return PlainTextResponse(
-            vulnerabilities.report_markdown(report), media_type="text/markdown"
-        )
-    return report
+        return PlainTextResponse(present.art14_markdown(draft), media_type="text/markdown")
+    return present.art14_json(draft)
 
 
 @router.post("/{vuln_id}/art14/{kind}/submitted")
@@ -214,6 +232,7 @@ def art14_submitted(
     caller: SecurityAnalyst, vuln_id: str, kind: str, body: SubmitReport
 ) -> dict[str, Any]:
     """Record the submission of an Art. 14 report."""
-    return vulnerabilities.submit_report(
+    changed = commands.submit_report(
         caller.ctx, vuln_id, kind, actor=caller.actor, at=body.at, reference=body.reference
     )
+    return _shown(caller.ctx, changed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -52,28 +52,16 @@ def _time(value: str | None, flag: str) -> datetime | None:
         raise InvalidInput(f"{flag}: {value!r} is not an RFC 3339 time") from exc
 
 
-def _summary(v: dict[str, Any]) -> str:
-    exposed = v["exposed_devices"]
-    return (
-        f"{v['id']}  {v['severity']:<8} {v['score'] if v['score'] is not None else '-':>4}  "
-        f"{v['status']:<15} {v['sla_state']:<14} due {v['due_at'] or '-'}  "
-        f"exposed {exposed}  {v['title']}"
-    )
+def _show(vuln_id: str, as_json: bool) -> None:
+    """Print the vulnerability a command changed, as JSON or as text."""
+    from patchgate.entrypoints.presenters import vulnerabilities as present
+    from patchgate.services.vulnerabilities import views
 
-
-def _print_view(v: dict[str, Any]) -> None:
-    typer.echo(_summary(v))
-    typer.echo(f"  cvss: {v['cvss_vector'] or '-'} ({v['score_source'] or 'no score'})")
-    typer.echo(f"  aware: {v['aware_at']}  exploited: {'yes' if v['exploited'] else 'no'}")
-    for p in v["products"]:
-        typer.echo(
-            f"  product {p['product']}: {p['status']}  {p['sla_state']}  "
-            f"exposed {p['exposed_devices']}  affected {', '.join(p['affected']) or 'all'}"
-        )
-    for kind, clock in (v.get("art14") or {}).get("reports", {}).items():
-        typer.echo(f"  art14 {kind}: {clock['state']} (due {clock['due_at'] or '-'})")
-    for note in v["notes"]:
-        typer.echo(f"  note: {note}")
+    view = views.show(app().context, vuln_id)
+    if as_json:
+        emit_json(present.vulnerability_json(view))
+    else:
+        typer.echo(present.vulnerability_text(view))
 
 
 def add(
@@ -90,9 +78,9 @@ def add(
     as_json: JsonFlag = False,
 ) -> None:
     """Register a vulnerability with the manufacturer's own CVSS assessment."""
-    from patchgate.services import vulnerabilities
+    from patchgate.services.vulnerabilities import commands
 
-    v = vulnerabilities.add(
+    changed = commands.add(
         app().context,
         vuln_id=vuln_id,
         title=title,
@@ -104,7 +92,7 @@ def add(
         exploited=is_exploited,
         description=description,
     )
-    emit_json(v) if as_json else _print_view(v)
+    _show(changed, as_json)
 
 
 def import_file(
@@ -116,25 +104,21 @@ def import_file(
     as_json: JsonFlag = False,
 ) -> None:
     """Import CVE JSON 5, OSV or CycloneDX (format detected when not given); all or nothing."""
-    from patchgate.services import vuln_imports
+    from patchgate.entrypoints.presenters import vulnerabilities as present
+    from patchgate.services.vulnerabilities import imports
 
     try:
         with open(path, "rb") as handle:
-            data = handle.read(vuln_imports.MAX_IMPORT_BYTES + 1)
+            data = handle.read(imports.MAX_IMPORT_BYTES + 1)
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
-    result = vuln_imports.import_document(
+    result = imports.import_document(
         app().context, data, actor=actor(), fmt=fmt, products=product or [], name=path
     )
     if as_json:
-        emit_json(result.to_json())
-        return
-    typer.echo(
-        f"{result.format}: {len(result.created)} created, {len(result.updated)} updated, "
-        f"{len(result.skipped)} skipped"
-    )
-    for note in result.notes:
-        typer.echo(f"note: {note}")
+        emit_json(present.import_json(result))
+    else:
+        typer.echo(present.import_text(result))
 
 
 def list_vulns(
@@ -142,22 +126,19 @@ def list_vulns(
     as_json: JsonFlag = False,
 ) -> None:
     """Every vulnerability, soonest deadline first."""
-    from patchgate.services import vulnerabilities
+    from patchgate.entrypoints.presenters import vulnerabilities as present
+    from patchgate.services.vulnerabilities import views
 
-    items = vulnerabilities.list_all(app().context, overdue=overdue)
+    page = views.list_vulnerabilities(app().context, overdue=overdue)
     if as_json:
-        emit_json({"vulnerabilities": items})
-        return
-    for v in items:
-        typer.echo(_summary(v))
+        emit_json(present.page_json(page))
+    else:
+        typer.echo(present.page_text(page))
 
 
 def show(vuln_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonFlag = False) -> None:
     """One vulnerability with its products, deadline, exposure and Art. 14 clocks."""
-    from patchgate.services import vulnerabilities
-
-    v = vulnerabilities.show(app().context, vuln_id)
-    emit_json(v) if as_json else _print_view(v)
+    _show(vuln_id, as_json)
 
 
 def triage(
@@ -170,9 +151,9 @@ def triage(
     as_json: JsonFlag = False,
 ) -> None:
     """Move the analysis along the lifecycle (for one product, or all of them)."""
-    from patchgate.services import vulnerabilities
+    from patchgate.services.vulnerabilities import commands
 
-    v = vulnerabilities.triage(
+    changed = commands.triage(
         app().context,
         vuln_id,
         status=status,
@@ -182,7 +163,7 @@ def triage(
         at=_time(at, "--at"),
         release_id=release,
     )
-    emit_json(v) if as_json else _print_view(v)
+    _show(changed, as_json)
 
 
 def affects(
@@ -194,12 +175,12 @@ def affects(
     as_json: JsonFlag = False,
 ) -> None:
     """Record that a product is affected, in which versions (e.g. after an import)."""
-    from patchgate.services import vulnerabilities
+    from patchgate.services.vulnerabilities import commands
 
-    v = vulnerabilities.set_affected(
+    changed = commands.set_affected(
         app().context, vuln_id, product=product, affected=affected or [], actor=actor()
     )
-    emit_json(v) if as_json else _print_view(v)
+    _show(changed, as_json)
 
 
 def override(
@@ -210,14 +191,14 @@ def override(
     as_json: JsonFlag = False,
 ) -> None:
     """Override the severity (or --clear the override), with a written justification."""
-    from patchgate.services import vulnerabilities
+    from patchgate.services.vulnerabilities import commands
 
     if (severity is None) != clear:
         raise InvalidInput("give --severity S or --clear")
-    v = vulnerabilities.override_severity(
+    changed = commands.override_severity(
         app().context, vuln_id, severity_name=severity, justification=justification, actor=actor()
     )
-    emit_json(v) if as_json else _print_view(v)
+    _show(changed, as_json)
 
 
 def exploited(
@@ -229,12 +210,12 @@ def exploited(
     as_json: JsonFlag = False,
 ) -> None:
     """Mark actively exploited: escalates the deadline and starts the Art. 14 clocks."""
-    from patchgate.services import vulnerabilities
+    from patchgate.services.vulnerabilities import commands
 
-    v = vulnerabilities.mark_exploited(
+    changed = commands.mark_exploited(
         app().context, vuln_id, actor=actor(), at=_time(at, "--at"), severe=severe_incident
     )
-    emit_json(v) if as_json else _print_view(v)
+    _show(changed, as_json)
 
 
 def upstream(
@@ -246,9 +227,9 @@ def upstream(
     as_json: JsonFlag = False,
 ) -> None:
     """Record the report to a third-party component's maintainer (CRA Art. 13(6))."""
-    from patchgate.services import vulnerabilities
+    from patchgate.services.vulnerabilities import commands
 
-    v = vulnerabilities.record_upstream(
+    changed = commands.record_upstream(
         app().context,
         vuln_id,
         actor=actor(),
@@ -257,7 +238,7 @@ def upstream(
         at=_time(at, "--at"),
         reference=reference,
     )
-    emit_json(v) if as_json else _print_view(v)
+    _show(changed, as_json)
 
 
 def art14(
@@ -266,15 +247,16 @@ def art14(
     fmt: Annotated[str, typer.Option("--format", help="json|md")] = "md",
 ) -> None:
     """Draft a CRA Art. 14 report (early_warning, notification, final_report, incident_*)."""
-    from patchgate.services import vulnerabilities
+    from patchgate.entrypoints.presenters import vulnerabilities as present
+    from patchgate.services.vulnerabilities import art14 as drafts
 
-    report = vulnerabilities.draft_report(app().context, vuln_id, kind)
-    if fmt == "json":
-        emit_json(report)
-    elif fmt == "md":
-        typer.echo(vulnerabilities.report_markdown(report))
-    else:
+    if fmt not in ("json", "md"):
         raise InvalidInput("--format is json or md")
+    draft = drafts.draft_report(app().context, vuln_id, kind)
+    if fmt == "json":
+        emit_json(present.art14_json(draft))
+    else:
+        typer.echo(present.art14_markdown(draft))
 
 
 def submit(
@@ -285,24 +267,24 @@ def submit(
     as_json: JsonFlag = False,
 ) -> None:
     """Record that an Art. 14 report was submitted."""
-    from patchgate.services import vulnerabilities
+    from patchgate.services.vulnerabilities import commands
 
-    v = vulnerabilities.submit_report(
+    changed = commands.submit_report(
         app().context, vuln_id, kind, actor=actor(), at=_time(at, "--at"), reference=reference
     )
-    emit_json(v) if as_json else _print_view(v)
+    _show(changed, as_json)
 
 
 def due(as_json: JsonFlag = False) -> None:
     """Art. 14 reports whose clock runs and that are not submitted yet."""
-    from patchgate.services import vulnerabilities
+    from patchgate.entrypoints.presenters import vulnerabilities as present
+    from patchgate.services.vulnerabilities import views
 
-    items = vulnerabilities.reports_due(app().context)
+    reports = views.reports_due(app().context)
     if as_json:
-        emit_json({"reports": items})
-        return
-    for r in items:
-        typer.echo(f"{r['id']}  {r['report']:<24} {r['state']:<8} due {r['due_at']}")
+        emit_json(present.due_json(reports))
+    else:
+        typer.echo(present.due_text(reports))
 
 
 def export_vex(
@@ -312,37 +294,22 @@ def export_vex(
     """The VEX of the current analysis for a product, on stdout: CycloneDX 1.6, or a CSAF
     2.0 ``csaf_vex`` document."""
     from patchgate.entrypoints.cli.advisories import export_csaf_vex
-    from patchgate.services import vuln_imports
+    from patchgate.services.vulnerabilities import cyclonedx
 
     if fmt == "csaf":
         return export_csaf_vex(product)
     if fmt != "cyclonedx":
         raise InvalidInput(f"--format must be cyclonedx or csaf, not {fmt!r}")
-    typer.echo(json.dumps(vuln_imports.export_vex(app().context, product), indent=2))
+    typer.echo(json.dumps(cyclonedx.export_vex(app().context, product), indent=2))
 
 
 def report_sla(as_json: JsonFlag = False) -> None:
     """Per severity: median and p90 time to release and to deploy, share met."""
-    from patchgate.services import vulnerabilities
+    from patchgate.entrypoints.presenters import vulnerabilities as present
+    from patchgate.services.vulnerabilities import views
 
-    report = vulnerabilities.sla_report(app().context)
+    report = views.sla_report(app().context)
     if as_json:
-        emit_json(report)
-        return
-    typer.echo(
-        f"{'severity':<9} {'n':>4} {'rel med h':>10} {'rel p90 h':>10} "
-        f"{'dep med h':>10} {'dep p90 h':>10} {'met':>6}"
-    )
-
-    def num(value: float | None) -> str:
-        return "-" if value is None else f"{value:.1f}"
-
-    for sev, row in report["severities"].items():
-        share = row["share_met"]
-        typer.echo(
-            f"{sev:<9} {row['count']:>4} {num(row['time_to_release_hours']['median']):>10} "
-            f"{num(row['time_to_release_hours']['p90']):>10} "
-            f"{num(row['time_to_deploy_hours']['median']):>10} "
-            f"{num(row['time_to_deploy_hours']['p90']):>10} "
-            f"{'-' if share is None else f'{share:.0%}':>6}"
-        )
+        emit_json(present.sla_json(report))
+    else:
+        typer.echo(present.sla_text(report))

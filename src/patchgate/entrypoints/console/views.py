@@ -8,20 +8,21 @@ from typing import Any
 
 from patchgate.services import audit as audit_service
 from patchgate.services import releases as release_service
-from patchgate.services import vulnerabilities as vuln_service
 from patchgate.services.campaigns import views as campaign_views
 from patchgate.services.compliance.sources import all_campaigns
 from patchgate.services.context import Context
+from patchgate.services.vulnerabilities import shapes as vuln_shapes
+from patchgate.services.vulnerabilities import views as vuln_views
 
 OPEN_SLA = frozenset({"on_track", "due_soon", "overdue"})
 
 
 def vulnerabilities(ctx: Context) -> list[dict[str, Any]]:
-    return vuln_service.list_all(ctx)
+    return [vuln_shapes.vulnerability_json(v) for v in vuln_views.list_vulnerabilities(ctx).items]
 
 
 def vulnerability(ctx: Context, vuln_id: str) -> dict[str, Any]:
-    return vuln_service.show(ctx, vuln_id)
+    return vuln_shapes.vulnerability_json(vuln_views.show(ctx, vuln_id))
 
 
 def campaigns(ctx: Context) -> list[dict[str, Any]]:

@@ -13,8 +13,8 @@ from patchgate.domain import vulnerabilities as rules
 from patchgate.domain.clock import parse_rfc3339
 from patchgate.domain.errors import InvalidInput, PatchgateError
 from patchgate.entrypoints.console import base, views
-from patchgate.services import vulnerabilities as vuln_service
 from patchgate.services.policy import in_force
+from patchgate.services.vulnerabilities import commands as vuln_service
 
 router = APIRouter(prefix="/vulnerabilities")
 
@@ -107,7 +107,7 @@ async def add(request: Request, caller: base.SignedIn) -> Response:
         return _new_form(request, caller, form, {"aware_at": "not an RFC 3339 time"})
     except PatchgateError as exc:
         return _new_form(request, caller, form, {_field_of(exc.message): exc.message})
-    return base.redirect(f"/console/vulnerabilities/{made['id']}")
+    return base.redirect(f"/console/vulnerabilities/{made}")
 
 
 @router.get("/{vuln_id}", response_class=HTMLResponse)

@@ -13,10 +13,11 @@ from patchgate.domain.policy import Policy
 from patchgate.services import audit as audit_service
 from patchgate.services import policy as policy_service
 from patchgate.services import releases as release_service
-from patchgate.services import vulnerabilities as vulnerability_service
 from patchgate.services.context import Context
 from patchgate.services.device_ports import DeviceRecord
 from patchgate.services.release_ports import ReleaseRecord
+from patchgate.services.vulnerabilities import shapes
+from patchgate.services.vulnerabilities import views as vuln_views
 
 
 def policy(ctx: Context) -> Policy:
@@ -31,12 +32,12 @@ def policy_in_force(ctx: Context) -> policy_service.PolicyInForce:
 
 def vulnerability(ctx: Context, vuln_id: str) -> dict[str, Any]:
     """The register's view of one vulnerability (``NotFound`` for an unknown ID)."""
-    return vulnerability_service.show(ctx, vuln_id)
+    return shapes.vulnerability_json(vuln_views.show(ctx, vuln_id))
 
 
 def vulnerabilities(ctx: Context) -> list[dict[str, Any]]:
     """The register's view of every vulnerability."""
-    return vulnerability_service.list_all(ctx)
+    return [shapes.vulnerability_json(v) for v in vuln_views.list_vulnerabilities(ctx).items]
 
 
 def releases(ctx: Context, product: str | None = None) -> Sequence[ReleaseRecord]:
@@ -84,7 +85,7 @@ def audit_head(ctx: Context) -> tuple[int, Finding | None]:
 
 def sla_report(ctx: Context) -> dict[str, Any]:
     """The register's SLA figures (``report sla``)."""
-    return vulnerability_service.sla_report(ctx)
+    return shapes.sla_json(vuln_views.sla_report(ctx))
 
 
 def trust(ctx: Context) -> dict[str, Any]:
