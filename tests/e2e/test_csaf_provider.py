@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from patchgate.services import vulnerabilities as vulns
 from patchgate.services.advisories import validation
+from tests import vuln_views as vulns
 from tests.conftest import Env
 from tests.factories import make_release
 from tests.support import LiveServer, run_cli

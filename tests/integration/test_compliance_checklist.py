@@ -16,12 +16,12 @@ from patchgate.domain.notices import Routes
 from patchgate.services import ddi, notifications
 from patchgate.services import devices as device_service
 from patchgate.services import policy as policy_service
-from patchgate.services import vulnerabilities as vulns
 from patchgate.services.campaigns import commands as campaign_commands
 from patchgate.services.campaigns.options import CreateOptions
 from patchgate.services.compliance import checklist, techfile
 from patchgate.services.notice_ports import Channels
 from patchgate.services.setup import demo_policy_source
+from tests import vuln_views as vulns
 from tests.conftest import Env
 from tests.factories import make_release
 from tests.integration.test_campaign_notices import Receiver

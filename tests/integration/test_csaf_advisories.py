@@ -15,7 +15,7 @@ from patchgate.adapters.db.models import Advisory
 from patchgate.domain import csaf
 from patchgate.domain.vulnerabilities import VEX_JUSTIFICATIONS
 from patchgate.services import audit
-from patchgate.services import vulnerabilities as vulns
+from tests import vuln_views as vulns
 from tests.conftest import Env
 from tests.csaf_support import assert_valid_csaf
 from tests.factories import make_release

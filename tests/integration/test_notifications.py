@@ -23,11 +23,11 @@ from patchgate.bootstrap import Settings, build
 from patchgate.domain.notices import Routes, parse_routes
 from patchgate.services import devices as device_service
 from patchgate.services import notifications
-from patchgate.services import vulnerabilities as vulns
 from patchgate.services.campaigns import commands as campaign_commands
 from patchgate.services.campaigns.options import CreateOptions
 from patchgate.services.context import Context
 from patchgate.services.notice_ports import Channels
+from tests import vuln_views as vulns
 from tests.conftest import Env
 from tests.factories import make_release
 

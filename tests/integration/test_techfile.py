@@ -13,10 +13,10 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from patchgate.services import vulnerabilities as vulns
 from patchgate.services.campaigns import commands as campaign_commands
 from patchgate.services.campaigns import views as campaign_views
 from patchgate.services.campaigns.options import CreateOptions
+from tests import vuln_views as vulns
 from tests.conftest import Env
 from tests.factories import make_release
 
