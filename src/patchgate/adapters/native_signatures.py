@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from patchgate.domain.errors import InvalidInput
-from patchgate.services.release_ports import NativeSignatureChecker
+from patchgate.services.release_ports import NativeCheck, NativeSignatureChecker
 
 _CPIO_MAGICS = (b"070701", b"070702")
 _HEADER = 110
@@ -64,7 +64,7 @@ class NativeSignatures(NativeSignatureChecker):
         self.swu_certificate = swu_certificate
         self.rauc_keyring = rauc_keyring
 
-    def check(self, filename: str, path: Path) -> str | None:
+    def check(self, filename: str, path: Path) -> NativeCheck | None:
         lower = filename.lower()
         if lower.endswith(".swu") and self.swu_certificate is not None:
             return self._check_swu(filename, path, self.swu_certificate)
@@ -72,7 +72,7 @@ class NativeSignatures(NativeSignatureChecker):
             return self._check_rauc(filename, path, self.rauc_keyring)
         return None
 
-    def _check_swu(self, filename: str, path: Path, certificate: Path) -> str:
+    def _check_swu(self, filename: str, path: Path, certificate: Path) -> NativeCheck:
         openssl = shutil.which("openssl")
         if openssl is None:
             raise InvalidInput(
@@ -118,9 +118,9 @@ class NativeSignatures(NativeSignatureChecker):
                 f"{filename}: the CMS signature of sw-description does not verify against "
                 f"the configured certificate: {reason}"
             )
-        return "swupdate-cms"
+        return NativeCheck(kind="swupdate-cms", signature_verified=True)
 
-    def _check_rauc(self, filename: str, path: Path, keyring: Path) -> str:
+    def _check_rauc(self, filename: str, path: Path, keyring: Path) -> NativeCheck:
         rauc = shutil.which("rauc")
         if rauc is None:
             raise InvalidInput(
@@ -139,7 +139,7 @@ class NativeSignatures(NativeSignatureChecker):
                 f"{filename}: the RAUC bundle signature does not verify: "
                 f"{_first_reason(proc.stderr)}"
             )
-        return "rauc"
+        return NativeCheck(kind="rauc", signature_verified=True)
 
 
 def _first_reason(stderr: str) -> str:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from patchgate.services.release_ports import ArtifactView as ArtifactView  # re-exported for DDI
+
 
 @dataclass(frozen=True)
 class DeviceRecord:
@@ -111,19 +113,6 @@ class ActionEventRecord:
     code: int | None
     details: tuple[str, ...]
     status_after: str
-
-
-@dataclass(frozen=True)
-class ArtifactView:
-    """One artifact of a release, with what DDI tells a device about it."""
-
-    id: int
-    filename: str
-    size: int
-    sha256: str
-    sha1: str
-    md5: str
-    tuf_target: str
 
 
 @dataclass(frozen=True)
