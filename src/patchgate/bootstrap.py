@@ -130,7 +130,9 @@ def build(settings: Settings) -> App:
         artifacts=LocalArtifactStore(settings.artifacts_dir),
         trust=trust_repository(settings),
         max_artifact_bytes=settings.max_artifact_bytes,
-        native_signatures=NativeSignatures(settings.swu_certificate, settings.rauc_keyring),
+        native_signatures=NativeSignatures(
+            settings.swu_certificate, settings.rauc_keyring, work_dir=settings.data_dir / "tmp"
+        ),
         wakeups=_wakeups(settings.mqtt_url),
         webhooks=HttpWebhooks(settings.webhooks) if settings.webhooks else None,
     )
