@@ -55,18 +55,39 @@ class ArtifactUpload:
     chunks: Iterable[bytes]
 
 
+def _registered(uow: UnitOfWork, fixes: Sequence[str]) -> tuple[str, ...]:
+    """The register's ID of each fixed vulnerability (named by its ID or an alias);
+    ``InvalidInput`` naming every one the register does not hold."""
+    found: list[str] = []
+    missing: list[str] = []
+    for name in fixes:
+        record = uow.vulnerabilities.find_by_alias([name])
+        if record is None:
+            missing.append(
+                f"vulnerability {name!r} is not in the register; "
+                "add or import it first (patchgate vuln add|import)"
+            )
+        else:
+            found.append(record.id)
+    if missing:
+        raise InvalidInput(missing[0], problems=missing)
+    return tuple(dict.fromkeys(found))
+
+
 def _check_new(ctx: Context, req: ReleaseRequest) -> CheckedRequest:
+    """Everything about a new release that can be checked before a byte is stored."""
     checked = check_request(policy_service.in_force(ctx).policy, req)
     with ctx.read_uow() as uow:
         if uow.releases.by_product_version(req.product, req.version) is not None:
             raise Conflict(f"{req.product} {req.version} already exists")
         floor = uow.releases.security_floor(req.product)
+        fixes = _registered(uow, checked.fixes)
     if req.security_version < floor:
         raise InvalidInput(
             f"security version {req.security_version} is below {req.product}'s "
             f"anti-rollback floor {floor}: devices would refuse it as a downgrade"
         )
-    return checked
+    return CheckedRequest(checked.hardware, fixes)
 
 
 def _store_artifacts(
@@ -116,10 +137,13 @@ def create_release(
     notes: str = "",
     sbom: bytes | None = None,
 ) -> ReleaseRecord:
-    """Store the artifacts (streamed), validate, record the release and, in lab trust
-    mode, sign it at once. On any failure no release row is left; a blob already stored
-    for it stays, used by no release, until ``sweep_unused_blobs`` removes it (not at once:
-    an upload of the same bytes in another process may be about to commit its release)."""
+    """Validate (the request, the fixed vulnerabilities against the register, the SBOM),
+    store the artifacts (streamed) and check their native signatures, record the release
+    and, in lab trust mode, sign it at once.
+
+    On any failure no release row is left; a blob already stored for it stays, used by no
+    release, until ``sweep_unused_blobs`` removes it (not at once: an upload of the same
+    bytes in another process may be about to commit its release)."""
     req = ReleaseRequest(
         product=product,
         version=version,
@@ -130,11 +154,12 @@ def create_release(
         filenames=[a.filename for a in artifacts],
     )
     checked = _check_new(ctx, req)
+    # The SBOM is small and checked first, so a bad one is refused before any artifact
+    # byte is read.
+    sbom_spec = validate_sbom(sbom) if sbom is not None else None
     entries = _store_artifacts(ctx, req, artifacts, checked.hardware)
     sbom_blob: StoredBlob | None = None
-    sbom_spec: str | None = None
     if sbom is not None:
-        sbom_spec = validate_sbom(sbom)
         sbom_blob = ctx.artifacts.put_stream([sbom], max_bytes=MAX_SBOM_BYTES)
     now = ctx.clock()
     with ctx.uow() as uow:

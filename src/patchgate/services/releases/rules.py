@@ -11,6 +11,7 @@ from typing import Literal
 
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound
 from patchgate.domain.policy import Policy
+from patchgate.domain.versions import is_version
 from patchgate.services.context import Context
 from patchgate.services.release_ports import NativeCheck, ReleaseRecord
 from patchgate.services.unit_of_work import UnitOfWork
@@ -142,6 +143,13 @@ def _version_problems(req: ReleaseRequest) -> list[str]:
         problems.append(
             f"version {req.version!r} must be 1–128 characters of letters, digits and ._+~- "
             "starting with a letter or digit"
+        )
+    elif not is_version(req.version):
+        # Devices report it and campaigns, exposure and reverts compare it: a version that
+        # cannot be ordered would silently match no range (domain/versions.py).
+        problems.append(
+            f"version {req.version!r} is not a version patchgate can order: "
+            "start with a digit, like 1.2.0, 2.0-rc.1 or v3.1"
         )
     if req.security_version < 0:
         problems.append("the security version must be 0 or more")
