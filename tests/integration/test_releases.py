@@ -216,16 +216,8 @@ def test_fixes_naming_a_vulnerability_not_in_the_register_are_refused_and_nothin
     artifact = tmp_path / "fw.img"
     artifact.write_bytes(b"firmware")
     before = _blobs(demo_env)
-    refused = demo_env.cli(
-        "release",
-        "create",
-        "Demo Gateway",
-        "1.2.0",
-        "--artifact",
-        str(artifact),
-        "--fixes",
-        "CVE-2026-0001,CVE-2099-9999,GHSA-xxxx-yyyy-zzzz",
-    )
+    create = ("release", "create", "Demo Gateway", "1.2.0", "--artifact", str(artifact))
+    refused = demo_env.cli(*create, "--fixes", "CVE-2026-0001,CVE-2099-9999,GHSA-xxxx-yyyy-zzzz")
     assert refused.code == 2, refused.stderr
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
     assert errors == [
@@ -236,17 +228,7 @@ def test_fixes_naming_a_vulnerability_not_in_the_register_are_refused_and_nothin
     ]
     assert [r.version for r in releases.list_releases(demo_env.ctx)] == ["1.0.1"]
     assert _blobs(demo_env) == before
-    created = demo_env.cli(
-        "release",
-        "create",
-        "Demo Gateway",
-        "1.2.0",
-        "--artifact",
-        str(artifact),
-        "--fixes",
-        "cve-2026-0001",
-        "--json",
-    )
+    created = demo_env.cli(*create, "--fixes", "cve-2026-0001", "--json")
     assert created.code == 0, created.stderr
     assert created.json()["fixes"] == ["CVE-2026-0001"]  # the register's spelling
 

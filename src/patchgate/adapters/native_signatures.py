@@ -221,14 +221,13 @@ def _rauc_info(rauc: str, filename: str, path: Path, keyring: Path | None) -> di
 
 
 def _run(argv: list[str], paths: list[Path], *, timeout: float) -> subprocess.CompletedProcess[str]:
-    """Run a verifier with fixed arguments and file paths; its output captured as text."""
-    return subprocess.run(
-        [*argv, *(str(p) for p in paths)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """Run a verifier with fixed arguments and file paths, its output captured as text; one
+    that outlives ``timeout`` is killed and counts as failed."""
+    args = [*argv, *(str(p) for p in paths)]
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(args, -1, "", f"error: no answer within {timeout:g} s")
 
 
 def _first_reason(stderr: str) -> str:

@@ -219,6 +219,12 @@ class TrustRepository(abc.ABC):
         """Create keys and the first metadata; returns what was created (idempotent)."""
 
     @abc.abstractmethod
+    def metadata_file(self, name: str) -> Path:
+        """The file of the metadata named ``name`` (``timestamp.json``, ``N.root.json``,
+        ``N.snapshot.json``, ``N.targets.json``, ``root.json``), to serve as it is;
+        ``NotFound`` for any other name or a version that does not exist."""
+
+    @abc.abstractmethod
     def status(self) -> TrustStatus:
         """Versions, expiry and keys."""
 
