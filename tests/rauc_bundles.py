@@ -150,6 +150,30 @@ def build_bundle(
     return out.read_bytes()
 
 
+def encrypt_bundle(folder: Path, bundle: bytes, keyring: Path, recipient: Signer) -> bytes:
+    """A ``crypt`` bundle encrypted for ``recipient`` (a device's certificate) by
+    ``rauc encrypt``, as a maker does before publishing it."""
+    plain, out = folder / "to-encrypt.raucb", folder / "encrypted.raucb"
+    plain.write_bytes(bundle)
+    out.unlink(missing_ok=True)
+    subprocess.run(
+        [
+            "rauc",
+            "encrypt",
+            "--keyring",
+            str(keyring),
+            "--to",
+            str(recipient.cert),
+            str(plain),
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return out.read_bytes()
+
+
 def flip_payload_byte(bundle: bytes) -> bytes:
     """The bundle with one byte of its squashfs payload flipped (the payload comes first;
     the signature and its size sit at the end)."""

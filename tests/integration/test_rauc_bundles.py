@@ -14,7 +14,7 @@ import pytest
 
 from patchgate.adapters.tuf_repo import FileTrustRepository
 from tests.conftest import Env
-from tests.rauc_bundles import HAVE_RAUC, TestCA, build_bundle, flip_payload_byte
+from tests.rauc_bundles import HAVE_RAUC, TestCA, build_bundle, encrypt_bundle, flip_payload_byte
 from tests.support import PG_ADMIN_URL, CliResult, LiveServer, run_cli
 
 # Required, like PostgreSQL, when the suite runs as `make test` does (which installs them).
@@ -79,12 +79,19 @@ def _targets(env: Env) -> dict[str, object]:
     return dict(env.ctx.trust.targets().signed.targets)
 
 
-def _create(env: Env, tmp_path: Path, data: bytes, keyring: Path | None, *args: str) -> CliResult:
+def _create(
+    env: Env,
+    tmp_path: Path,
+    data: bytes,
+    keyring: Path | None,
+    *args: str,
+    version: str = "1.2.0",
+) -> CliResult:
     bundle = tmp_path / "update.raucb"
     bundle.write_bytes(data)
     extra = {"PATCHGATE_RAUC_KEYRING": str(keyring)} if keyring else {}
     return run_cli(
-        ["release", "create", "Demo Gateway", "1.2.0", "--artifact", str(bundle), *args],
+        ["release", "create", "Demo Gateway", version, "--artifact", str(bundle), *args],
         {**env.vars, **extra},
     )
 
@@ -193,6 +200,28 @@ def test_without_a_keyring_a_bundle_is_read_for_compatible_and_version_only(
     )
     shown = sqlite_env.cli("release", "show", str(created.json()["id"]))
     assert "signature not checked (no keyring configured)" in shown.stdout
+
+
+def test_a_crypt_bundle_is_verified_whole_until_encrypted_then_refused_naming_why(
+    sqlite_env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(system_tmp))
+    ca = TestCA(tmp_path / "ca")
+    signer = ca.issue("release signer")
+    crypt = build_bundle(tmp_path, signer, bundle_format="crypt")
+    created = _create(sqlite_env, tmp_path, crypt, ca.keyring, "--json")
+    assert created.code == 0, created.stderr
+    native = created.json()["artifacts"][0]["native"]
+    assert (native["format"], native["payload_verified"]) == ("crypt", True)
+    # rauc decrypts a crypt bundle into a temporary file: it goes with the check's folder.
+    assert not list((sqlite_env.data_dir / "tmp").glob("patchgate-rauc-*"))
+    assert not list(system_tmp.iterdir())
+    sealed = encrypt_bundle(tmp_path, crypt, ca.keyring, ca.issue("device 0001"))
+    refused = _create(sqlite_env, tmp_path, sealed, ca.keyring, version="1.2.1")
+    assert refused.code == 2, refused.stderr
+    assert "update.raucb: RAUC bundle refused: it is encrypted for devices" in refused.stderr
 
 
 @pytest.fixture

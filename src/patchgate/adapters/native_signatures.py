@@ -19,6 +19,7 @@ the upload when its tool is missing while a certificate or keyring is configured
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -166,11 +167,13 @@ class NativeSignatures(NativeSignatureChecker):
         with tempfile.TemporaryDirectory(prefix="patchgate-rauc-", dir=self.work_dir) as tmp:
             # The bundle is a blob of patchgate's own store, just hashed on the way in:
             # rauc's check of who may write the file is not needed for it.
+            # TMPDIR: rauc writes a decrypted copy of a crypt bundle there; it goes too.
             content = Path(tmp) / "content"
             proc = _run(
                 [rauc, "extract", "--trust-environment", "--keyring", str(keyring)],
                 [path, content],
                 timeout=3600,
+                env={**os.environ, "TMPDIR": tmp},
             )
         if proc.returncode != 0:
             raise InvalidInput(_rauc_refusal(filename, proc.stderr))
@@ -179,13 +182,14 @@ class NativeSignatures(NativeSignatureChecker):
 _RAUC_FIELDS = {
     "compatible": re.compile(r"^Compatible:\s*'(.*)'\s*$", re.MULTILINE),
     "version": re.compile(r"^Version:\s*'(.*)'\s*$", re.MULTILINE),
-    "format": re.compile(r"^Bundle Format:\s*(\S+)", re.MULTILINE),
+    "format": re.compile(r"^Bundle Format:\s*([a-z]+)", re.MULTILINE),
     "signer": re.compile(r"^\s*0 Subject:\s*(.+?)\s*$", re.MULTILINE),
 }
 
 # What rauc (and OpenSSL under it) says, and the reason patchgate gives for it.
 _RAUC_REASONS = (
     ("payload is corrupted", "its payload is corrupted"),
+    ("no decryption key", "it is encrypted for devices and patchgate holds no key to check it"),
     ("certificate has expired", "the signer's certificate has expired"),
     ("not yet valid", "the signer's certificate is not valid yet"),
     ("self-signed certificate", "its signer is not trusted by the configured keyring"),
@@ -220,12 +224,20 @@ def _rauc_info(rauc: str, filename: str, path: Path, keyring: Path | None) -> di
     return found
 
 
-def _run(argv: list[str], paths: list[Path], *, timeout: float) -> subprocess.CompletedProcess[str]:
+def _run(
+    argv: list[str],
+    paths: list[Path],
+    *,
+    timeout: float,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run a verifier with fixed arguments and file paths, its output captured as text; one
     that outlives ``timeout`` is killed and counts as failed."""
     args = [*argv, *(str(p) for p in paths)]
     try:
-        return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            args, capture_output=True, text=True, timeout=timeout, check=False, env=env
+        )
     except subprocess.TimeoutExpired:
         return subprocess.CompletedProcess(args, -1, "", f"error: no answer within {timeout:g} s")
 
