@@ -131,21 +131,14 @@ def build_bundle(
         f"[bundle]\nformat={bundle_format}\n\n[image.rootfs]\nfilename=rootfs.img\n"
     )
     out = folder / f"{content.name}.raucb"
+    return _rauc("bundle", "--cert", signer.cert, "--key", signer.key, content, out=out)
+
+
+def _rauc(*args: str | Path, out: Path) -> bytes:
+    """Run ``rauc ARGS OUT`` (OUT replaced) and return what it wrote to OUT."""
     out.unlink(missing_ok=True)
     subprocess.run(
-        [
-            "rauc",
-            "bundle",
-            "--cert",
-            str(signer.cert),
-            "--key",
-            str(signer.key),
-            str(content),
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
+        ["rauc", *map(str, args), str(out)], check=True, capture_output=True, timeout=120
     )
     return out.read_bytes()
 
@@ -153,25 +146,17 @@ def build_bundle(
 def encrypt_bundle(folder: Path, bundle: bytes, keyring: Path, recipient: Signer) -> bytes:
     """A ``crypt`` bundle encrypted for ``recipient`` (a device's certificate) by
     ``rauc encrypt``, as a maker does before publishing it."""
-    plain, out = folder / "to-encrypt.raucb", folder / "encrypted.raucb"
+    plain = folder / "to-encrypt.raucb"
     plain.write_bytes(bundle)
-    out.unlink(missing_ok=True)
-    subprocess.run(
-        [
-            "rauc",
-            "encrypt",
-            "--keyring",
-            str(keyring),
-            "--to",
-            str(recipient.cert),
-            str(plain),
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
+    return _rauc(
+        "encrypt",
+        "--keyring",
+        keyring,
+        "--to",
+        recipient.cert,
+        plain,
+        out=folder / "encrypted.raucb",
     )
-    return out.read_bytes()
 
 
 def flip_payload_byte(bundle: bytes) -> bytes:
