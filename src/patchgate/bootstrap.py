@@ -162,7 +162,9 @@ def build(settings: Settings) -> App:
         artifacts=LocalArtifactStore(settings.artifacts_dir),
         trust=trust_repository(settings),
         max_artifact_bytes=settings.max_artifact_bytes,
-        native_signatures=NativeSignatures(settings.swu_certificate, settings.rauc_keyring),
+        native_signatures=NativeSignatures(
+            settings.swu_certificate, settings.rauc_keyring, work_dir=settings.data_dir / "tmp"
+        ),
         wakeups=_wakeups(settings.mqtt_url),
         openpgp=FileOpenPgpKey(settings.keys_dir),
         client_kinds=_client_kinds(settings.client_kinds),

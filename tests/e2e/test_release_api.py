@@ -17,6 +17,8 @@ from patchgate.services import access, releases
 from tests.conftest import Env
 from tests.support import LiveServer
 
+CRITICAL = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
+
 SBOM = json.dumps(
     {"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1, "components": []}
 ).encode()
@@ -44,6 +46,11 @@ def test_a_multipart_upload_creates_a_signed_release_that_devices_can_download(
 ) -> None:
     payload = b"\x7fELF firmware" * 1000
     with api_server.client(sqlite_env.admin_token) as http:
+        registered = http.post(
+            "/api/v1/vulnerabilities",
+            json={"id": "CVE-2026-1234", "title": "heap overflow", "cvss": CRITICAL},
+        )
+        assert registered.status_code == 201, registered.text
         created = http.post(
             "/api/v1/releases",
             data=_form(fixes="CVE-2026-1234", type="security"),
@@ -89,6 +96,29 @@ def test_an_upload_over_the_size_limit_gets_413_and_leaves_nothing(
     assert "over the limit" in answer.json()["message"]
     assert _blob_files(sqlite_env) == before
     assert len(releases.list_releases(sqlite_env.ctx)) == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"fixes": "CVE-2099-0404"}, "vulnerability 'CVE-2099-0404' is not in the register"),
+        ({"version": "not.a.version"}, "'not.a.version' is not a version patchgate can order"),
+    ],
+)
+def test_an_upload_naming_an_unknown_fix_or_an_unorderable_version_gets_422_and_stores_nothing(
+    sqlite_env: Env, api_server: LiveServer, extra: dict[str, str], message: str
+) -> None:
+    before = _blob_files(sqlite_env)
+    with api_server.client(sqlite_env.admin_token) as http:
+        refused = http.post(
+            "/api/v1/releases",
+            data={**_form(), **extra},
+            files=[("artifact", ("gw.img", b"firmware" * 100, "application/octet-stream"))],
+        )
+        assert refused.status_code == 422, refused.text
+        assert message in refused.json()["message"]
+        assert [r["version"] for r in http.get("/api/v1/releases").json()["releases"]] == ["1.0.1"]
+    assert _blob_files(sqlite_env) == before
 
 
 @pytest.mark.parametrize("name", ["../x", "/etc/x", "fw\x1b.img"])
@@ -193,6 +223,12 @@ def test_an_upload_built_from_the_served_openapi_schema_is_taken_field_by_field(
         for i, data in enumerate(uploads[name])
     ]
     with api_server.client(sqlite_env.admin_token) as http:
+        for vuln_id in values["fixes"].split(","):  # a release fixes registered ones only
+            registered = http.post(
+                "/api/v1/vulnerabilities",
+                json={"id": vuln_id, "title": "a flaw", "cvss": CRITICAL},
+            )
+            assert registered.status_code == 201, registered.text
         created = http.post(
             "/api/v1/releases",
             data={n: values[n] for n in properties if n not in binary},

@@ -124,7 +124,8 @@ def test_a_correctly_signed_swu_is_accepted_and_recorded(
         actor="test",
         security_version=1,
     )
-    assert release.flags["native_signatures"] == {"update.swu": "swupdate-cms"}
+    assert release.native_checks["update.swu"].kind == "swupdate-cms"
+    assert release.native_checks["update.swu"].signature_verified
 
 
 @pytest.mark.parametrize("tamper", ["other signer", "changed description", "no signature"])

@@ -15,7 +15,10 @@ import pytest
 from patchgate.adapters.tuf_repo import FileTrustRepository
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound, TooLarge
 from patchgate.services import releases
+from patchgate.services import vulnerabilities as vulns
 from tests.conftest import Env
+
+HIGH = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:N"
 
 VALID_SBOM = {
     "bomFormat": "CycloneDX",
@@ -60,9 +63,15 @@ def _targets(env: Env) -> set[str]:
     return set(env.ctx.trust.targets().signed.targets)
 
 
+def _register(env: Env, *vuln_ids: str) -> None:
+    for vuln_id in vuln_ids:
+        vulns.add(env.ctx, vuln_id=vuln_id, title="a flaw", cvss=HIGH, actor="test")
+
+
 def test_a_release_in_lab_mode_is_signed_at_once_and_listed_in_the_targets(
     demo_env: Env,
 ) -> None:
+    _register(demo_env, "CVE-2026-0001", "CVE-2026-0002")
     release = _create(demo_env, fixes=["CVE-2026-0001", "CVE-2026-0002"])
     assert release.state == "signed"
     assert release.fixes == ("CVE-2026-0001", "CVE-2026-0002")
@@ -180,7 +189,65 @@ def test_an_sbom_that_is_not_valid_cyclonedx_is_refused_with_the_validators_mess
     with pytest.raises(InvalidInput, match="not CycloneDX"):
         _create(sqlite_env, sbom=b'{"spdxVersion": "SPDX-2.3"}')
     assert releases.list_releases(sqlite_env.ctx, product="Demo Gateway")[0].version == "1.0.1"
-    _left_unused_then_swept(sqlite_env, before)
+    # Checked before any artifact byte is read: nothing was stored.
+    assert _blobs(sqlite_env) == before
+
+
+def test_the_sbom_is_validated_before_any_artifact_byte_is_read(demo_env: Env) -> None:
+    read: list[int] = []
+
+    def artifact() -> Iterator[bytes]:
+        for _ in range(64):
+            read.append(1)
+            yield b"f" * 65536
+
+    before = _blobs(demo_env)
+    bad = json.dumps({**VALID_SBOM, "components": "none"}).encode()
+    with pytest.raises(InvalidInput, match=r"the SBOM is not valid CycloneDX 1\.5"):
+        _create(demo_env, artifacts=[releases.ArtifactUpload("fw.img", artifact())], sbom=bad)
+    assert read == []
+    assert _blobs(demo_env) == before
+
+
+def test_fixes_naming_a_vulnerability_not_in_the_register_are_refused_and_nothing_is_stored(
+    demo_env: Env, tmp_path: Path
+) -> None:
+    _register(demo_env, "CVE-2026-0001")
+    artifact = tmp_path / "fw.img"
+    artifact.write_bytes(b"firmware")
+    before = _blobs(demo_env)
+    create = ("release", "create", "Demo Gateway", "1.2.0", "--artifact", str(artifact))
+    refused = demo_env.cli(*create, "--fixes", "CVE-2026-0001,CVE-2099-9999,GHSA-xxxx-yyyy-zzzz")
+    assert refused.code == 2, refused.stderr
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: vulnerability 'CVE-2099-9999' is not in the register; "
+        "add or import it first (patchgate vuln add|import)",
+        "error: vulnerability 'GHSA-xxxx-yyyy-zzzz' is not in the register; "
+        "add or import it first (patchgate vuln add|import)",
+    ]
+    assert [r.version for r in releases.list_releases(demo_env.ctx)] == ["1.0.1"]
+    assert _blobs(demo_env) == before
+    created = demo_env.cli(*create, "--fixes", "cve-2026-0001", "--json")
+    assert created.code == 0, created.stderr
+    assert created.json()["fixes"] == ["CVE-2026-0001"]  # the register's spelling
+
+
+@pytest.mark.parametrize("version", ["not.a.version", "banana", "x", "1.x", "v"])
+def test_a_version_patchgate_cannot_order_is_refused_and_nothing_is_stored(
+    demo_env: Env, tmp_path: Path, version: str
+) -> None:
+    artifact = tmp_path / "fw.img"
+    artifact.write_bytes(b"firmware")
+    before = _blobs(demo_env)
+    refused = demo_env.cli(
+        "release", "create", "Demo Gateway", version, "--artifact", str(artifact)
+    )
+    assert refused.code == 2, refused.stderr
+    assert f"version {version!r} is not a version patchgate can order" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert [r.version for r in releases.list_releases(demo_env.ctx)] == ["1.0.1"]
+    assert _blobs(demo_env) == before
 
 
 def test_a_valid_sbom_is_stored_and_a_release_without_one_is_flagged(sqlite_env: Env) -> None:

@@ -41,7 +41,12 @@ from tuf.api.serialization.json import JSONSerializer
 
 from patchgate.adapters.keys import write_atomic
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound
-from patchgate.services.release_ports import TargetSpec, TrustRepository, TrustStatus
+from patchgate.services.release_ports import (
+    TargetsKey,
+    TargetSpec,
+    TrustRepository,
+    TrustStatus,
+)
 
 ONLINE_ROLES = ("snapshot", "timestamp")
 ROLES = ("root", "targets", "snapshot", "timestamp")
@@ -91,6 +96,17 @@ def load_signer(path: Path) -> CryptoSigner:
 
 def _generate() -> CryptoSigner:
     return CryptoSigner(Ed25519PrivateKey.generate())
+
+
+class LoadedTargetsKey(TargetsKey):
+    """A targets key loaded from its PEM file and found trusted by root."""
+
+    def __init__(self, signer: CryptoSigner) -> None:
+        self.signer = signer
+
+    @property
+    def keyid(self) -> str:
+        return str(self.signer.public_key.keyid)
 
 
 class FileTrustRepository(TrustRepository):
@@ -205,9 +221,10 @@ class FileTrustRepository(TrustRepository):
         paths = list(files) or sorted(self.offline_dir.glob("root-*.key"))
         return [load_signer(p) for p in paths]
 
-    def check_targets_key(self, key_file: Path) -> None:
-        signer = load_signer(key_file)
+    def targets_key(self, key_file: Path | None) -> LoadedTargetsKey:
+        signer = self._lab_targets_signer() if key_file is None else load_signer(key_file)
         self._require_trusted(signer, "targets")
+        return LoadedTargetsKey(signer)
 
     def _require_trusted(self, signer: CryptoSigner, role: str) -> None:
         trusted = self.root().signed.roles[role].keyids
@@ -298,11 +315,11 @@ class FileTrustRepository(TrustRepository):
         self._write(timestamp, "timestamp.json")
 
     def publish_targets(
-        self, targets: Sequence[TargetSpec], *, key_file: Path | None, now: datetime
+        self, targets: Sequence[TargetSpec], *, key: TargetsKey, now: datetime
     ) -> int:
-        signer = self._lab_targets_signer() if key_file is None else load_signer(key_file)
-        self._require_trusted(signer, "targets")
-        return self.publish_targets_with(targets, signer, now)
+        if not isinstance(key, LoadedTargetsKey):
+            raise TypeError("publish_targets signs with a key from targets_key()")
+        return self.publish_targets_with(targets, key.signer, now)
 
     def publish_targets_with(
         self, targets: Sequence[TargetSpec], signer: CryptoSigner, now: datetime
@@ -413,4 +430,4 @@ class FileTrustRepository(TrustRepository):
         return version
 
 
-__all__ = ["FileTrustRepository", "load_signer"]
+__all__ = ["FileTrustRepository", "LoadedTargetsKey", "load_signer"]

@@ -16,7 +16,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 
-from patchgate.adapters.tuf_repo import FileTrustRepository
 from patchgate.domain.errors import NotFound
 from patchgate.entrypoints.runtime import Runtime, runtime
 from patchgate.services import releases
@@ -30,13 +29,6 @@ _HASH_PREFIXED = re.compile(r"^(?P<dir>.*/)?(?P<sha>[0-9a-f]{64})\.(?P<name>[^/]
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-def _repo(rt: Runtime) -> FileTrustRepository:
-    trust = rt.ctx.trust
-    if not isinstance(trust, FileTrustRepository):
-        raise NotFound("this server has no TUF repository")
-    return trust
-
-
 def _not_modified(request: Request, etag: str) -> bool:
     tags = request.headers.get("if-none-match")
     return tags is not None and etag in [t.strip() for t in tags.split(",")]
@@ -45,7 +37,7 @@ def _not_modified(request: Request, etag: str) -> bool:
 @router.api_route("/tuf/metadata/{name}", methods=["GET", "HEAD"])
 def metadata(name: str, rt: Rt) -> Response:
     """A metadata file as it is on disk; ``start_refresher`` keeps the timestamp fresh."""
-    path = _repo(rt).metadata_file(name)
+    path = rt.ctx.trust.metadata_file(name)
     versioned = name[0].isdigit()
     return FileResponse(
         path,

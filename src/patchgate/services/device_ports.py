@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from patchgate.services.release_ports import ArtifactView as ArtifactView  # re-exported for DDI
+
 # The tenant every installation has (hawkBit's name for it); DDI paths name the tenant.
 DEFAULT_TENANT = "DEFAULT"
 
@@ -223,19 +225,6 @@ class ActionEventRecord:
     code: int | None
     details: tuple[str, ...]
     status_after: str
-
-
-@dataclass(frozen=True)
-class ArtifactView:
-    """One artifact of a release, with what DDI tells a device about it."""
-
-    id: int
-    filename: str
-    size: int
-    sha256: str
-    sha1: str
-    md5: str
-    tuf_target: str
 
 
 @dataclass(frozen=True)

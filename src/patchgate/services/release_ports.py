@@ -13,16 +13,59 @@ from patchgate.services.artifact_ports import StoredBlob
 
 
 @dataclass(frozen=True)
-class ArtifactRecord:
-    """One file of a release as stored."""
+class ArtifactView:
+    """One file of a release as stored: what the management API shows and what DDI tells
+    a device about it (its ``id`` names it as a software module)."""
 
+    id: int
     filename: str
+    size: int
     sha256: str
     sha1: str
     md5: str
-    size: int
     tuf_target: str
-    id: int = 0  # the release_artifacts row (DDI names it as a software module)
+
+
+@dataclass(frozen=True)
+class NativeCheck:
+    """What the check of an update format's own signature found in one artifact
+    (docs/releases.md, "Native signatures").
+
+    ``signature_verified`` is true only when the signature was verified against the
+    configured certificate or keyring; without one, a RAUC bundle is still read for its
+    format, ``compatible`` and version, and no claim about its signer is made.
+    """
+
+    kind: str  # "swupdate-cms" or "rauc"
+    signature_verified: bool
+    format: str | None = None
+    signer: str | None = None
+    compatible: str | None = None
+    version: str | None = None
+    payload_verified: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "signature_verified": self.signature_verified,
+            "payload_verified": self.payload_verified,
+            "format": self.format,
+            "signer": self.signer,
+            "compatible": self.compatible,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NativeCheck:
+        return cls(
+            kind=str(data.get("kind", "")),
+            signature_verified=bool(data.get("signature_verified")),
+            payload_verified=bool(data.get("payload_verified")),
+            format=data.get("format"),
+            signer=data.get("signer"),
+            compatible=data.get("compatible"),
+            version=data.get("version"),
+        )
 
 
 @dataclass(frozen=True)
@@ -44,8 +87,21 @@ class ReleaseRecord:
     withdrawn_at: datetime | None
     withdraw_reason: str | None
     flags: Mapping[str, Any]
-    artifacts: tuple[ArtifactRecord, ...] = ()
+    artifacts: tuple[ArtifactView, ...] = ()
     fixes: tuple[str, ...] = ()
+    native_checks: Mapping[str, NativeCheck] = field(default_factory=dict)
+    """What the native-signature check found, by artifact file name."""
+
+
+@dataclass(frozen=True)
+class NewArtifact:
+    """An artifact of a release being created: its name, its stored blob, its TUF target
+    path, and what the native-signature check found (None when there is no check)."""
+
+    filename: str
+    blob: StoredBlob
+    tuf_target: str
+    native: NativeCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -63,8 +119,7 @@ class NewRelease:
     created_by: str
     flags: Mapping[str, Any]
     fixes: Sequence[str]
-    artifacts: Sequence[tuple[str, StoredBlob, str]] = field(default_factory=list)
-    """(filename, blob, tuf_target) for each artifact, in order."""
+    artifacts: Sequence[NewArtifact] = ()
 
 
 class ReleaseRepository(abc.ABC):
@@ -99,7 +154,7 @@ class ReleaseRepository(abc.ABC):
         """Releases whose artifacts belong in the TUF targets: signed and not withdrawn."""
 
     @abc.abstractmethod
-    def artifact_by_target(self, tuf_target: str) -> tuple[ArtifactRecord, str] | None:
+    def artifact_by_target(self, tuf_target: str) -> tuple[ArtifactView, str] | None:
         """The artifact with this TUF target path and its release's state."""
 
     @abc.abstractmethod
@@ -142,6 +197,16 @@ class TrustStatus:
     targets_keyids: tuple[str, ...]
 
 
+class TargetsKey(abc.ABC):
+    """A targets signing key, loaded and checked against root by
+    ``TrustRepository.targets_key``; handed back to ``publish_targets`` to sign with."""
+
+    @property
+    @abc.abstractmethod
+    def keyid(self) -> str:
+        """The key's TUF key ID."""
+
+
 class TrustRepository(abc.ABC):
     """The TUF repository: metadata files, online keys, and (in lab mode) offline keys."""
 
@@ -154,6 +219,12 @@ class TrustRepository(abc.ABC):
         """Create keys and the first metadata; returns what was created (idempotent)."""
 
     @abc.abstractmethod
+    def metadata_file(self, name: str) -> Path:
+        """The file of the metadata named ``name`` (``timestamp.json``, ``N.root.json``,
+        ``N.snapshot.json``, ``N.targets.json``, ``root.json``), to serve as it is;
+        ``NotFound`` for any other name or a version that does not exist."""
+
+    @abc.abstractmethod
     def status(self) -> TrustStatus:
         """Versions, expiry and keys."""
 
@@ -162,16 +233,17 @@ class TrustRepository(abc.ABC):
         """True while the targets key is still in the data folder (lab trust mode)."""
 
     @abc.abstractmethod
-    def check_targets_key(self, key_file: Path) -> None:
-        """Raise ``InvalidInput`` unless ``key_file`` holds a key root trusts for targets."""
+    def targets_key(self, key_file: Path | None) -> TargetsKey:
+        """The targets key in ``key_file`` (the lab key in the data folder when None),
+        loaded once and checked against root: raises ``InvalidInput`` for a key root does
+        not trust for targets, ``Conflict`` when there is no lab key."""
 
     @abc.abstractmethod
     def publish_targets(
-        self, targets: Sequence[TargetSpec], *, key_file: Path | None, now: datetime
+        self, targets: Sequence[TargetSpec], *, key: TargetsKey, now: datetime
     ) -> int:
-        """Sign new targets metadata listing exactly ``targets`` with the targets key
-        (``key_file``, or the lab key when None), then snapshot and timestamp; returns the
-        new targets version."""
+        """Sign new targets metadata listing exactly ``targets`` with ``key``, then
+        snapshot and timestamp; returns the new targets version."""
 
     @abc.abstractmethod
     def refresh_online(self, now: datetime, *, force: bool = False) -> bool:
@@ -197,9 +269,10 @@ class NativeSignatureChecker(abc.ABC):
     whose clients do not speak TUF."""
 
     @abc.abstractmethod
-    def check(self, filename: str, path: Path) -> str | None:
+    def check(self, filename: str, path: Path) -> NativeCheck | None:
         """Verify the stored file ``path`` uploaded as ``filename``.
 
-        Returns a note of what was verified (None when the format has no check here or no
-        certificate is configured); raises ``InvalidInput`` naming the failure.
+        Returns what was verified and read (None when the format has no check here or,
+        for SWUpdate, no certificate is configured); raises ``InvalidInput`` naming the
+        failure.
         """

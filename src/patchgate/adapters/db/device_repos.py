@@ -31,6 +31,7 @@ from patchgate.adapters.db.models import (
     Tenant,
 )
 from patchgate.adapters.db.poll_reads import BY_CONTROLLER, BY_TOKEN, auth_row
+from patchgate.adapters.db.release_repos import artifact_view, artifacts_by_release
 from patchgate.domain.clock import as_utc
 from patchgate.services import device_ports as p
 
@@ -328,18 +329,6 @@ class SqlReleaseCatalog(p.ReleaseCatalog):
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _artifacts(self, release_ids: Sequence[int]) -> dict[int, list[p.ArtifactView]]:
-        query = (
-            select(ReleaseArtifact, Blob)
-            .join(Blob, Blob.sha256 == ReleaseArtifact.sha256)
-            .where(ReleaseArtifact.release_id.in_(release_ids))
-            .order_by(ReleaseArtifact.position, ReleaseArtifact.id)
-        )
-        out: dict[int, list[p.ArtifactView]] = {}
-        for art, blob in self.session.execute(query).all():
-            out.setdefault(art.release_id, []).append(_artifact(art, blob))
-        return out
-
     def _view(self, row: Release, artifacts: list[p.ArtifactView]) -> p.ReleaseView:
         return p.ReleaseView(
             id=row.id,
@@ -355,14 +344,14 @@ class SqlReleaseCatalog(p.ReleaseCatalog):
         row = self.session.get(Release, release_id)
         if row is None:
             return None
-        return self._view(row, self._artifacts([row.id]).get(row.id, []))
+        return self._view(row, artifacts_by_release(self.session, [row.id]).get(row.id, []))
 
     def find(self, product: str | None, version: str) -> Sequence[p.ReleaseView]:
         query = select(Release).where(Release.version == version).order_by(Release.id)
         if product is not None:
             query = query.where(Release.product == product)
         rows = list(self.session.execute(query).scalars())
-        arts = self._artifacts([r.id for r in rows]) if rows else {}
+        arts = artifacts_by_release(self.session, [r.id for r in rows])
         return [self._view(r, arts.get(r.id, [])) for r in rows]
 
     def artifact(self, artifact_id: int) -> tuple[int, p.ArtifactView] | None:
@@ -375,16 +364,7 @@ class SqlReleaseCatalog(p.ReleaseCatalog):
         if found is None:
             return None
         art, blob = found
-        return art.release_id, _artifact(art, blob)
+        return art.release_id, artifact_view(art, blob)
 
 
-def _artifact(art: ReleaseArtifact, blob: Blob) -> p.ArtifactView:
-    return p.ArtifactView(
-        id=art.id,
-        filename=art.filename,
-        size=blob.size,
-        sha256=blob.sha256,
-        sha1=blob.sha1,
-        md5=blob.md5,
-        tuf_target=art.tuf_target,
-    )
+

@@ -1,9 +1,15 @@
-"""SQLAlchemy implementation of the release repository."""
+"""SQLAlchemy implementation of the release repository.
+
+``artifacts_by_release`` is the one query that reads release artifacts (with their blobs'
+hashes and sizes) for any number of releases at once; the device API's release catalogue
+uses it too.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,55 +18,110 @@ from patchgate.adapters.db.models import Blob, ProductFloor, Release, ReleaseArt
 from patchgate.domain.clock import as_utc
 from patchgate.services.artifact_ports import StoredBlob
 from patchgate.services.release_ports import (
-    ArtifactRecord,
+    ArtifactView,
+    NativeCheck,
     NewRelease,
     ReleaseRecord,
     ReleaseRepository,
 )
+
+NATIVE_FLAG = "native_signatures"
+"""The key of ``releases.flags`` that keeps what the native-signature checks found."""
 
 
 def _maybe_utc(value: datetime | None) -> datetime | None:
     return as_utc(value) if value is not None else None
 
 
+def artifact_view(art: ReleaseArtifact, blob: Blob) -> ArtifactView:
+    """An artifact row and its blob as the one artifact type."""
+    return ArtifactView(
+        id=art.id,
+        filename=art.filename,
+        size=blob.size,
+        sha256=blob.sha256,
+        sha1=blob.sha1,
+        md5=blob.md5,
+        tuf_target=art.tuf_target,
+    )
+
+
+def artifacts_by_release(
+    session: Session, release_ids: Sequence[int]
+) -> dict[int, list[ArtifactView]]:
+    """The artifacts of each release in ``release_ids``, in upload order (one query)."""
+    if not release_ids:
+        return {}
+    query = (
+        select(ReleaseArtifact, Blob)
+        .join(Blob, Blob.sha256 == ReleaseArtifact.sha256)
+        .where(ReleaseArtifact.release_id.in_(release_ids))
+        .order_by(ReleaseArtifact.position, ReleaseArtifact.id)
+    )
+    out: dict[int, list[ArtifactView]] = {}
+    for art, blob in session.execute(query).all():
+        out.setdefault(art.release_id, []).append(artifact_view(art, blob))
+    return out
+
+
+def _fixes_by_release(session: Session, release_ids: Sequence[int]) -> dict[int, list[str]]:
+    if not release_ids:
+        return {}
+    query = (
+        select(ReleaseFix.release_id, ReleaseFix.vulnerability_id)
+        .where(ReleaseFix.release_id.in_(release_ids))
+        .order_by(ReleaseFix.vulnerability_id)
+    )
+    out: dict[int, list[str]] = {}
+    for release_id, vuln in session.execute(query).all():
+        out.setdefault(release_id, []).append(vuln)
+    return out
+
+
+def _native_checks(flags: Mapping[str, Any]) -> dict[str, NativeCheck]:
+    stored = flags.get(NATIVE_FLAG) or {}
+    return {
+        name: NativeCheck(kind=value, signature_verified=True)
+        if isinstance(value, str)
+        else NativeCheck.from_dict(value)
+        for name, value in stored.items()
+    }
+
+
 class SqlReleaseRepository(ReleaseRepository):
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _record(self, row: Release) -> ReleaseRecord:
-        artifacts = self.session.execute(
-            select(ReleaseArtifact, Blob)
-            .join(Blob, Blob.sha256 == ReleaseArtifact.sha256)
-            .where(ReleaseArtifact.release_id == row.id)
-            .order_by(ReleaseArtifact.position)
-        ).all()
-        fixes = self.session.execute(
-            select(ReleaseFix.vulnerability_id)
-            .where(ReleaseFix.release_id == row.id)
-            .order_by(ReleaseFix.vulnerability_id)
-        ).scalars()
-        return ReleaseRecord(
-            id=row.id,
-            product=row.product,
-            version=row.version,
-            security_version=row.security_version,
-            type=row.type,
-            hardware=tuple(row.hardware),
-            notes=row.notes,
-            sbom_sha256=row.sbom_sha256,
-            state=row.state,
-            created_at=as_utc(row.created_at),
-            created_by=row.created_by,
-            signed_at=_maybe_utc(row.signed_at),
-            withdrawn_at=_maybe_utc(row.withdrawn_at),
-            withdraw_reason=row.withdraw_reason,
-            flags=dict(row.flags or {}),
-            artifacts=tuple(
-                ArtifactRecord(a.filename, b.sha256, b.sha1, b.md5, b.size, a.tuf_target, a.id)
-                for a, b in artifacts
-            ),
-            fixes=tuple(fixes),
-        )
+    def _records(self, rows: Sequence[Release]) -> list[ReleaseRecord]:
+        ids = [row.id for row in rows]
+        artifacts = artifacts_by_release(self.session, ids)
+        fixes = _fixes_by_release(self.session, ids)
+        return [
+            ReleaseRecord(
+                id=row.id,
+                product=row.product,
+                version=row.version,
+                security_version=row.security_version,
+                type=row.type,
+                hardware=tuple(row.hardware),
+                notes=row.notes,
+                sbom_sha256=row.sbom_sha256,
+                state=row.state,
+                created_at=as_utc(row.created_at),
+                created_by=row.created_by,
+                signed_at=_maybe_utc(row.signed_at),
+                withdrawn_at=_maybe_utc(row.withdrawn_at),
+                withdraw_reason=row.withdraw_reason,
+                flags={k: v for k, v in (row.flags or {}).items() if k != NATIVE_FLAG},
+                artifacts=tuple(artifacts.get(row.id, ())),
+                fixes=tuple(fixes.get(row.id, ())),
+                native_checks=_native_checks(row.flags or {}),
+            )
+            for row in rows
+        ]
+
+    def _one(self, row: Release | None) -> ReleaseRecord | None:
+        return self._records([row])[0] if row is not None else None
 
     def add_blob(self, blob: StoredBlob, now: datetime) -> None:
         if self.session.get(Blob, blob.sha256) is None:
@@ -77,8 +138,12 @@ class SqlReleaseRepository(ReleaseRepository):
         return {sha for sha in self.session.execute(artifacts.union(sboms)).scalars() if sha}
 
     def add(self, release: NewRelease, now: datetime) -> ReleaseRecord:
-        for _, blob, _ in release.artifacts:
-            self.add_blob(blob, now)
+        for artifact in release.artifacts:
+            self.add_blob(artifact.blob, now)
+        flags = dict(release.flags)
+        native = {a.filename: a.native.as_dict() for a in release.artifacts if a.native}
+        if native:
+            flags[NATIVE_FLAG] = native
         row = Release(
             product=release.product,
             version=release.version,
@@ -90,51 +155,52 @@ class SqlReleaseRepository(ReleaseRepository):
             state=release.state,
             created_at=now,
             created_by=release.created_by,
-            flags=dict(release.flags),
+            flags=flags,
         )
         self.session.add(row)
         self.session.flush()
-        for position, (filename, blob, target) in enumerate(release.artifacts):
+        for position, artifact in enumerate(release.artifacts):
             self.session.add(
                 ReleaseArtifact(
                     release_id=row.id,
-                    filename=filename,
-                    sha256=blob.sha256,
-                    tuf_target=target,
+                    filename=artifact.filename,
+                    sha256=artifact.blob.sha256,
+                    tuf_target=artifact.tuf_target,
                     position=position,
                 )
             )
         for vuln in dict.fromkeys(release.fixes):
             self.session.add(ReleaseFix(release_id=row.id, vulnerability_id=vuln))
         self.session.flush()
-        return self._record(row)
+        record = self._one(row)
+        assert record is not None
+        return record
 
     def get(self, release_id: int, *, lock: bool = False) -> ReleaseRecord | None:
         query = select(Release).where(Release.id == release_id)
         if lock:
             query = query.with_for_update()
-        row = self.session.execute(query).scalar_one_or_none()
-        return self._record(row) if row else None
+        return self._one(self.session.execute(query).scalar_one_or_none())
 
     def by_product_version(self, product: str, version: str) -> ReleaseRecord | None:
         row = self.session.execute(
             select(Release).where(Release.product == product, Release.version == version)
         ).scalar_one_or_none()
-        return self._record(row) if row else None
+        return self._one(row)
 
     def list(self, *, product: str | None = None) -> Sequence[ReleaseRecord]:
         query = select(Release).order_by(Release.id.desc())
         if product is not None:
             query = query.where(Release.product == product)
-        return [self._record(r) for r in self.session.execute(query).scalars()]
+        return self._records(list(self.session.execute(query).scalars()))
 
     def in_targets(self) -> Sequence[ReleaseRecord]:
         rows = self.session.execute(
             select(Release).where(Release.state == "signed").order_by(Release.id)
         ).scalars()
-        return [self._record(r) for r in rows]
+        return self._records(list(rows))
 
-    def artifact_by_target(self, tuf_target: str) -> tuple[ArtifactRecord, str] | None:
+    def artifact_by_target(self, tuf_target: str) -> tuple[ArtifactView, str] | None:
         found = self.session.execute(
             select(ReleaseArtifact, Blob, Release.state)
             .join(Blob, Blob.sha256 == ReleaseArtifact.sha256)
@@ -143,10 +209,8 @@ class SqlReleaseRepository(ReleaseRepository):
         ).first()
         if found is None:
             return None
-        a, b, state = found
-        return ArtifactRecord(
-            a.filename, b.sha256, b.sha1, b.md5, b.size, a.tuf_target, a.id
-        ), state
+        art, blob, state = found
+        return artifact_view(art, blob), state
 
     def _row(self, release_id: int) -> Release:
         row = self.session.get(Release, release_id)

@@ -20,7 +20,9 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from patchgate.domain.errors import InvalidInput, NotFound, TooLarge
 from patchgate.entrypoints.api.deps import ReleaseManager, Viewer, limited
-from patchgate.services import releases
+from patchgate.entrypoints.presenters import releases as present
+from patchgate.services.releases import commands, views
+from patchgate.services.releases.rules import MAX_SBOM_BYTES, UPDATE_TYPES
 
 router = APIRouter(tags=["releases"])
 
@@ -32,10 +34,6 @@ def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
     handle.seek(0)
     while chunk := handle.read(CHUNK):
         yield chunk
-
-
-def _trust(caller: Any) -> releases.TrustMode:
-    return releases.trust_mode(caller.ctx)
 
 
 UPLOAD_SCHEMA: dict[str, Any] = {
@@ -50,7 +48,7 @@ UPLOAD_SCHEMA: dict[str, Any] = {
                         "product": {"type": "string"},
                         "version": {"type": "string"},
                         "security_version": {"type": "integer", "minimum": 0},
-                        "type": {"type": "string", "enum": list(releases.UPDATE_TYPES)},
+                        "type": {"type": "string", "enum": list(UPDATE_TYPES)},
                         "hardware": {"type": "array", "items": {"type": "string"}},
                         "fixes": {"type": "string", "description": "IDs, comma-separated"},
                         "notes": {"type": "string"},
@@ -91,12 +89,12 @@ async def create_release(request: Request, caller: ReleaseManager) -> dict[str, 
         fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
         files = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
         artifacts = [
-            releases.ArtifactUpload(f.filename or "", _chunks(f.file))
+            commands.ArtifactUpload(f.filename or "", _chunks(f.file))
             for k, f in files
             if k == "artifact"
         ]
         sbom_files = [f for k, f in files if k == "sbom"]
-        sbom = sbom_files[0].file.read(releases.MAX_SBOM_BYTES + 1) if sbom_files else None
+        sbom = sbom_files[0].file.read(MAX_SBOM_BYTES + 1) if sbom_files else None
         try:
             security_version = int(fields.get("security_version", "0") or 0)
         except ValueError as exc:
@@ -104,7 +102,7 @@ async def create_release(request: Request, caller: ReleaseManager) -> dict[str, 
         hardware = [v for k, v in form.multi_items() if k == "hardware" and isinstance(v, str)]
         fixes = [f for f in fields.get("fixes", "").split(",") if f.strip()]
         record = await run_in_threadpool(
-            releases.create_release,
+            commands.create_release,
             caller.ctx,
             product=fields.get("product", ""),
             version=fields.get("version", ""),
@@ -119,25 +117,19 @@ async def create_release(request: Request, caller: ReleaseManager) -> dict[str, 
         )
     finally:
         await form.close()
-    return releases.as_json(record, trust=_trust(caller))
+    return present.release_json(views.detail_of(caller.ctx, record))
 
 
 @router.get("/releases")
 def list_releases(caller: Viewer, product: str | None = None) -> dict[str, Any]:
     """Releases, newest first."""
-    trust = _trust(caller)
-    return {
-        "releases": [
-            releases.as_json(r, trust=trust)
-            for r in releases.list_releases(caller.ctx, product=product)
-        ]
-    }
+    return present.release_list_json(views.release_list(caller.ctx, product=product))
 
 
 @router.get("/releases/{release_id}")
 def show_release(release_id: int, caller: Viewer) -> dict[str, Any]:
     """One release with its artifacts and state."""
-    return releases.as_json(releases.get_release(caller.ctx, release_id), trust=_trust(caller))
+    return present.release_json(views.release_detail(caller.ctx, release_id))
 
 
 class WithdrawIn(BaseModel):
@@ -147,19 +139,20 @@ class WithdrawIn(BaseModel):
 @router.post("/releases/{release_id}/withdraw")
 def withdraw_release(release_id: int, body: WithdrawIn, caller: ReleaseManager) -> dict[str, Any]:
     """Withdraw a release for good: never offered again, removed from the TUF targets."""
-    result = releases.withdraw_release(
+    result = commands.withdraw_release(
         caller.ctx, release_id, reason=body.reason, actor=caller.actor
     )
-    out = releases.as_json(result.release, trust=_trust(caller))
-    out["targets_resigned"] = result.targets_resigned
-    out["still_in_targets"] = result.still_in_targets
-    return out
+    return present.withdrawal_json(
+        views.detail_of(caller.ctx, result.release),
+        targets_resigned=result.targets_resigned,
+        still_in_targets=result.still_in_targets,
+    )
 
 
 @router.get("/releases/{release_id}/sbom")
 def release_sbom(release_id: int, caller: Viewer) -> FileResponse:
     """The release's CycloneDX SBOM as uploaded."""
-    sha256, path = releases.sbom_blob(caller.ctx, release_id)
+    sha256, path = views.sbom_blob(caller.ctx, release_id)
     if path is None:
         raise NotFound(f"the SBOM of release {release_id} is not in the local store")
     return FileResponse(
@@ -173,7 +166,7 @@ def release_sbom(release_id: int, caller: Viewer) -> FileResponse:
 @router.get("/trust", tags=["trust"])
 def trust_status(caller: Viewer) -> dict[str, Any]:
     """The TUF repository: trust mode, metadata versions, timestamp expiry."""
-    payload = releases.trust_status_json(caller.ctx)
-    if payload is None:
+    view = views.trust_status(caller.ctx)
+    if view is None:
         raise NotFound("no TUF repository; run `patchgate init`")
-    return payload
+    return present.trust_json(view)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import IO, Annotated
 
 import typer
 from rich.console import Console
@@ -22,9 +22,6 @@ from rich.progress import (
 
 from patchgate.domain.errors import InvalidInput, TooLarge
 from patchgate.entrypoints.cli.common import actor, app, emit_json, read_text_file
-
-if TYPE_CHECKING:
-    from patchgate.services.releases import TrustMode
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 CHUNK = 1024 * 1024
@@ -45,31 +42,6 @@ def register(cli: typer.Typer) -> None:
     keys.command("sign-targets")(keys_sign_targets)
     keys.command("status")(keys_status)
     cli.add_typer(keys, name="keys")
-
-
-def _trust() -> TrustMode:
-    from patchgate.services import releases
-
-    return releases.trust_mode(app().context)
-
-
-def _print_release(payload: dict[str, Any]) -> None:
-    typer.echo(f"release {payload['id']}: {payload['product']} {payload['version']}")
-    typer.echo(f"  state: {payload['state']}")
-    typer.echo(f"  trust: {payload['trust']}")
-    typer.echo(f"  type: {payload['type']}   security version: {payload['security_version']}")
-    typer.echo(f"  hardware: {', '.join(payload['hardware'])}")
-    if payload["fixes"]:
-        typer.echo(f"  fixes: {', '.join(payload['fixes'])}")
-    typer.echo(f"  sbom: {payload['sbom_sha256'] or 'none (flagged)'}")
-    if payload["flags"].get("combined_update"):
-        typer.echo("  flagged: combined security and feature update")
-    if payload["withdrawn_at"]:
-        typer.echo(f"  withdrawn: {payload['withdrawn_at']} ({payload['withdraw_reason']})")
-    for a in payload["artifacts"]:
-        typer.echo(f"  artifact {a['filename']}  {a['size']} bytes")
-        typer.echo(f"    sha256 {a['sha256']}")
-        typer.echo(f"    tuf_target {a['tuf_target']}")
 
 
 def _read_chunks(handle: IO[bytes], progress: Progress, task: TaskID) -> Iterator[bytes]:
@@ -102,7 +74,8 @@ def release_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Upload artifacts and create a release (signed at once in lab trust mode)."""
-    from patchgate.services import releases
+    from patchgate.entrypoints.presenters import releases as present
+    from patchgate.services.releases import commands, views
 
     wired = app()
     limit = wired.settings.max_artifact_bytes
@@ -140,9 +113,9 @@ def release_create(
             for path, handle, size in zip(artifact, handles, sizes, strict=True):
                 task = progress.add_task(f"upload {path.name}", total=size)
                 uploads.append(
-                    releases.ArtifactUpload(path.name, _read_chunks(handle, progress, task))
+                    commands.ArtifactUpload(path.name, _read_chunks(handle, progress, task))
                 )
-            record = releases.create_release(
+            record = commands.create_release(
                 wired.context,
                 product=product,
                 version=version,
@@ -158,11 +131,11 @@ def release_create(
     finally:
         for handle in handles:
             handle.close()
-    payload = releases.as_json(record, trust=_trust())
+    detail = views.detail_of(wired.context, record)
     if as_json:
-        emit_json(payload)
+        emit_json(present.release_json(detail))
         return
-    _print_release(payload)
+    typer.echo(present.release_text(detail))
     if record.state != "signed":
         typer.echo(
             f"release {record.id} awaits its signature: "
@@ -175,42 +148,28 @@ def release_list(
     as_json: JsonFlag = False,
 ) -> None:
     """List releases, newest first."""
-    from rich.table import Table
+    from patchgate.entrypoints.presenters import releases as present
+    from patchgate.services.releases import views
 
-    from patchgate.services import releases
-
-    trust = _trust()
-    found = releases.list_releases(app().context, product=product)
-    rows = [releases.as_json(r, trust=trust) for r in found]
+    listing = views.release_list(app().context, product=product)
     if as_json:
-        emit_json({"releases": rows, "trust": trust})
-        return
-    table = Table("id", "product", "version", "sv", "type", "state", "created")
-    for r in rows:
-        table.add_row(
-            str(r["id"]),
-            r["product"],
-            r["version"],
-            str(r["security_version"]),
-            r["type"],
-            r["state"],
-            r["created_at"],
-        )
-    Console().print(table)
-    typer.echo(f"trust: {trust}")
+        emit_json(present.release_list_json(listing))
+    else:
+        typer.echo(present.release_list_text(listing))
 
 
 def release_show(
     release_id: Annotated[int, typer.Argument(help="Release ID.")], as_json: JsonFlag = False
 ) -> None:
-    """Show a release, its artifacts and its trust state."""
-    from patchgate.services import releases
+    """Show a release, its artifacts, what their own signatures said, and its trust state."""
+    from patchgate.entrypoints.presenters import releases as present
+    from patchgate.services.releases import views
 
-    payload = releases.as_json(releases.get_release(app().context, release_id), trust=_trust())
+    detail = views.release_detail(app().context, release_id)
     if as_json:
-        emit_json(payload)
+        emit_json(present.release_json(detail))
     else:
-        _print_release(payload)
+        typer.echo(present.release_text(detail))
 
 
 def release_withdraw(
@@ -223,16 +182,19 @@ def release_withdraw(
     as_json: JsonFlag = False,
 ) -> None:
     """Withdraw a release for good: out of the TUF targets and never offered again."""
-    from patchgate.services import releases
+    from patchgate.entrypoints.presenters import releases as present
+    from patchgate.services.releases import commands, views
 
-    result = releases.withdraw_release(
-        app().context, release_id, reason=reason, actor=actor(), key_file=key
-    )
-    payload = releases.as_json(result.release, trust=_trust())
-    payload["targets_resigned"] = result.targets_resigned
-    payload["still_in_targets"] = result.still_in_targets
+    ctx = app().context
+    result = commands.withdraw_release(ctx, release_id, reason=reason, actor=actor(), key_file=key)
     if as_json:
-        emit_json(payload)
+        emit_json(
+            present.withdrawal_json(
+                views.detail_of(ctx, result.release),
+                targets_resigned=result.targets_resigned,
+                still_in_targets=result.still_in_targets,
+            )
+        )
         return
     typer.echo(f"release {release_id} withdrawn; it is never offered again")
     if result.targets_resigned:
@@ -250,12 +212,13 @@ def release_sign(
     as_json: JsonFlag = False,
 ) -> None:
     """Sign the TUF targets metadata listing this release with the offline targets key."""
-    from patchgate.services import releases
+    from patchgate.entrypoints.presenters import releases as present
+    from patchgate.services.releases import commands, views
 
-    record = releases.sign_release(app().context, release_id, key_file=key, actor=actor())
-    payload = releases.as_json(record, trust=_trust())
+    ctx = app().context
+    record = commands.sign_release(ctx, release_id, key_file=key, actor=actor())
     if as_json:
-        emit_json(payload)
+        emit_json(present.release_json(views.detail_of(ctx, record)))
     else:
         typer.echo(f"release {release_id} signed: it is installable now")
 
@@ -266,12 +229,19 @@ def release_sign(
 def keys_init(as_json: JsonFlag = False) -> None:
     """Create the TUF repository, its online keys and the offline keys (once)."""
     from patchgate.services import setup
+    from patchgate.services.releases.rules import trust_mode
 
     wired = app()
     result = setup.InitResult()
     setup._initialise_trust(wired.context, result, actor=actor())
     if as_json:
-        emit_json({"created": result.created, "warnings": result.warnings, "trust": _trust()})
+        emit_json(
+            {
+                "created": result.created,
+                "warnings": result.warnings,
+                "trust": trust_mode(wired.context),
+            }
+        )
         return
     for item in result.created or ["nothing: the TUF repository exists"]:
         typer.echo(f"created: {item}")
@@ -292,10 +262,10 @@ def keys_rotate(
     as_json: JsonFlag = False,
 ) -> None:
     """Replace a role's keys: a new root version signed by old and new root keys."""
-    from patchgate.services import releases
+    from patchgate.services.releases import commands
 
     wired = app()
-    version = releases.rotate_keys(
+    version = commands.rotate_keys(
         wired.context, role, root_key_files=root_key or [], actor=actor(), keys_out=out
     )
     offline = out or wired.settings.offline_keys_dir
@@ -314,9 +284,9 @@ def keys_sign_targets(
     as_json: JsonFlag = False,
 ) -> None:
     """Re-sign the targets metadata from the releases in force."""
-    from patchgate.services import releases
+    from patchgate.services.releases import commands
 
-    version = releases.sign_targets(app().context, key_file=key, actor=actor())
+    version = commands.sign_targets(app().context, key_file=key, actor=actor())
     if as_json:
         emit_json({"targets_version": version})
     else:
@@ -325,13 +295,13 @@ def keys_sign_targets(
 
 def keys_status(as_json: JsonFlag = False) -> None:
     """Trust mode, metadata versions and the timestamp's expiry."""
-    from patchgate.services import releases
+    from patchgate.entrypoints.presenters import releases as present
+    from patchgate.services.releases import views
 
-    payload = releases.trust_status_json(app().context)
-    if payload is None:
+    view = views.trust_status(app().context)
+    if view is None:
         raise InvalidInput("no TUF repository; run `patchgate init` or `patchgate keys init`")
     if as_json:
-        emit_json(payload)
-        return
-    for k, v in payload.items():
-        typer.echo(f"{k}: {v}")
+        emit_json(present.trust_json(view))
+    else:
+        typer.echo(present.trust_text(view))

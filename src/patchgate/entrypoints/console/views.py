@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from patchgate.services import audit as audit_service
-from patchgate.services import releases as release_service
 from patchgate.services.campaigns import views as campaign_views
 from patchgate.services.compliance.sources import all_campaigns
 from patchgate.services.context import Context
+from patchgate.services.releases import shapes as release_shapes
+from patchgate.services.releases import views as release_views
 from patchgate.services.vulnerabilities import shapes as vuln_shapes
 from patchgate.services.vulnerabilities import views as vuln_views
 
@@ -34,13 +35,12 @@ def campaign(ctx: Context, campaign_id: int) -> dict[str, Any]:
 
 
 def releases(ctx: Context) -> list[dict[str, Any]]:
-    trust = release_service.trust_mode(ctx)
-    return [release_service.as_json(r, trust=trust) for r in release_service.list_releases(ctx)]
+    listing = release_views.release_list(ctx)
+    return list(release_shapes.release_list_json(listing)["releases"])
 
 
 def release(ctx: Context, release_id: int) -> dict[str, Any]:
-    trust = release_service.trust_mode(ctx)
-    return release_service.as_json(release_service.get_release(ctx, release_id), trust=trust)
+    return release_shapes.release_json(release_views.release_detail(ctx, release_id))
 
 
 def audit_page(ctx: Context, *, limit: int, before_seq: int | None) -> Sequence[Any]:

@@ -16,6 +16,8 @@ from patchgate.services import releases as release_service
 from patchgate.services.context import Context
 from patchgate.services.device_ports import DeviceRecord
 from patchgate.services.release_ports import ReleaseRecord
+from patchgate.services.releases import shapes as release_shapes
+from patchgate.services.releases import views as release_views
 from patchgate.services.vulnerabilities import shapes
 from patchgate.services.vulnerabilities import views as vuln_views
 
@@ -91,7 +93,8 @@ def sla_report(ctx: Context) -> dict[str, Any]:
 def trust(ctx: Context) -> dict[str, Any]:
     """The TUF trust status, with each top-level role's threshold, key count and expiry
     from the published root metadata."""
-    status = release_service.trust_status_json(ctx) or {}
+    view = release_views.trust_status(ctx)
+    status = release_shapes.trust_json(view) if view is not None else {}
     root_file = ctx.data_dir / "tuf" / "metadata" / "root.json"
     try:
         signed = json.loads(root_file.read_text())["signed"]
