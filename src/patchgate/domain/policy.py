@@ -549,12 +549,15 @@ def load_policy(source: str, *, today: date) -> Policy:
     """Parse policy TOML text; every problem names its field and, where known, its line."""
     import tomllib
 
-    from patchgate.domain.errors import PolicyInvalid
+    from patchgate.domain import strict
+    from patchgate.domain.errors import InvalidInput, PolicyInvalid
 
     try:
-        data = tomllib.loads(source)
+        data = strict.loads_toml(source, where="the policy")
     except tomllib.TOMLDecodeError as exc:
         raise PolicyInvalid("the policy is not valid TOML", problems=[f"TOML: {exc}"]) from exc
+    except InvalidInput as exc:
+        raise PolicyInvalid("the policy is not valid TOML", problems=[exc.message]) from None
     try:
         return parse_policy(data, today=today)
     except PolicyInvalid as exc:

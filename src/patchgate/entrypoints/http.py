@@ -21,6 +21,7 @@ from patchgate.entrypoints import logs, ops, tuf
 from patchgate.entrypoints.api import campaigns as api_campaigns
 from patchgate.entrypoints.api import core as api_core
 from patchgate.entrypoints.api import devices as api_devices
+from patchgate.entrypoints.api import openapi as api_openapi
 from patchgate.entrypoints.api import releases as api_releases
 from patchgate.entrypoints.api import vulns as api_vulns
 from patchgate.entrypoints.campaign_timer import CampaignTimer
@@ -35,8 +36,9 @@ from patchgate.services.campaigns import PollEngine
 log = logging.getLogger("patchgate.http")
 
 API_PREFIX = "/api/v1"
-# Paths whose handlers stream large bodies and enforce their own limit.
-UPLOAD_PREFIXES = (f"{API_PREFIX}/releases",)
+# The one route whose handler streams a large body (after checking the token) and enforces
+# its own limit; every other body is bounded by ``max_request_bytes`` before it is read.
+STREAMED_ROUTES = (("POST", f"{API_PREFIX}/releases"),)
 
 
 def create_app(app: App | None = None) -> Any:
@@ -59,7 +61,7 @@ def create_app(app: App | None = None) -> Any:
         title="patchgate",
         version=__version__,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served below from the packaged Swagger UI (works offline)
         redoc_url=None,
         description="Management API of patchgate. Devices use the hawkBit DDI API under "
         "/{tenant}/controller/v1/ instead.",
@@ -94,6 +96,8 @@ def create_app(app: App | None = None) -> Any:
     releases.sweep_unused_blobs(app.context, older_than_seconds=releases.UNUSED_BLOB_AGE_SECONDS)
     api.include_router(api_devices.router, prefix=API_PREFIX)
     api.include_router(api_campaigns.router, prefix=API_PREFIX)
+    api_openapi.install(api, API_PREFIX)
+    api_openapi.serve_docs(api, f"{API_PREFIX}/docs")
     api.mount(
         "/static", StaticFiles(packages=[("patchgate.entrypoints.web", "static")]), name="static"
     )
@@ -109,7 +113,7 @@ def create_app(app: App | None = None) -> Any:
     rt.campaign_timer = timer
     timer.start()
     asgi: Any = ddi_app
-    asgi = BodyLimit(asgi, app.settings.max_request_bytes, UPLOAD_PREFIXES)
+    asgi = BodyLimit(asgi, app.settings.max_request_bytes, STREAMED_ROUTES)
     asgi = Metrics(asgi, rt.registry)
     # Keep a handle for tests and for code that needs the runtime behind the middleware.
     asgi.runtime = rt

@@ -30,16 +30,18 @@ class _BodyTooLargeError(Exception):
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, except on upload paths, whose
-    handlers stream and enforce their own (larger) limit."""
+    """Refuse request bodies over ``limit`` bytes with 413 before they are read: at once when
+    the declared length is over, else as soon as the bytes received pass it. Only the
+    routes named in ``streamed`` (method and exact path: the artifact upload) are let
+    through; their handlers authenticate first, then stream and enforce their own limit."""
 
-    def __init__(self, app: ASGIApp, limit: int, exempt_prefixes: Sequence[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, limit: int, streamed: Sequence[tuple[str, str]] = ()) -> None:
         self.app = app
         self.limit = limit
-        self.exempt = tuple(exempt_prefixes)
+        self.streamed = frozenset(streamed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
+        if scope["type"] != "http" or (scope["method"], scope["path"]) in self.streamed:
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", ()):

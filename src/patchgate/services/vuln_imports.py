@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from patchgate.domain import versions
+from patchgate.domain import strict, versions
 from patchgate.domain import vulnerabilities as rules
 from patchgate.domain.clock import rfc3339
 from patchgate.domain.errors import InvalidInput, TooLarge
@@ -91,16 +91,8 @@ def load_json(data: bytes, *, name: str = "the file") -> Any:
     """Decode an import file, refusing what is too large, not UTF-8 or not JSON."""
     if len(data) > MAX_IMPORT_BYTES:
         raise TooLarge(f"{name} is {len(data)} bytes; imports are limited to {MAX_IMPORT_BYTES}")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{name} is not UTF-8 text") from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(
-            f"{name} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
+    # Strict: deep nesting, NUL, lone surrogates, NaN and out-of-range integers refused.
+    return strict.loads_json(data, where=name, max_text=MAX_IMPORT_BYTES)
 
 
 def _looks_cve5(doc: Any) -> bool:

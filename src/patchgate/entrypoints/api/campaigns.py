@@ -8,9 +8,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from patchgate.entrypoints.api.deps import ReleaseManager, Viewer
+from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.services import campaigns
 
-router = APIRouter(tags=["campaigns"])
+router = APIRouter(tags=["campaigns"], route_class=StrictRoute)
 
 
 class CampaignIn(BaseModel):

@@ -10,10 +10,11 @@ from pydantic import BaseModel, Field
 from patchgate.domain.audit import AuditRecord
 from patchgate.domain.clock import rfc3339
 from patchgate.entrypoints.api.deps import Admin, Viewer
+from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.services import access, audit
 from patchgate.services import policy as policy_service
 
-router = APIRouter()
+router = APIRouter(route_class=StrictRoute)
 
 
 @router.get("/whoami", tags=["access"])

@@ -10,13 +10,14 @@ from pydantic import BaseModel, Field
 
 from patchgate.domain.clock import rfc3339
 from patchgate.entrypoints.api.deps import Admin, ReleaseManager, Viewer
+from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.services import actions as action_service
 from patchgate.services import ddi
 from patchgate.services import devices as device_service
 from patchgate.services.context import Context
 from patchgate.services.device_ports import ActionEventRecord, ActionRecord, DeviceRecord
 
-router = APIRouter(tags=["devices"])
+router = APIRouter(tags=["devices"], route_class=StrictRoute)
 
 
 def device_json(device: DeviceRecord) -> dict[str, Any]:

@@ -20,9 +20,10 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from patchgate.domain.errors import InvalidInput, NotFound, TooLarge
 from patchgate.entrypoints.api.deps import ReleaseManager, Viewer, limited
+from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.services import releases
 
-router = APIRouter(tags=["releases"])
+router = APIRouter(tags=["releases"], route_class=StrictRoute)
 
 SLACK_BYTES = 64 * 1024 * 1024  # room for the SBOM, notes and multipart framing
 CHUNK = 1024 * 1024

@@ -14,9 +14,10 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from patchgate.entrypoints.api.deps import SecurityAnalyst, Viewer, limited
+from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.services import vuln_imports, vulnerabilities
 
-router = APIRouter(prefix="/vulnerabilities", tags=["vulnerabilities"])
+router = APIRouter(prefix="/vulnerabilities", tags=["vulnerabilities"], route_class=StrictRoute)
 
 
 class NewVulnerability(BaseModel):

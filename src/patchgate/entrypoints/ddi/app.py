@@ -32,6 +32,7 @@ from patchgate.domain.errors import (
     TooLarge,
     Unauthorized,
 )
+from patchgate.entrypoints import bodies
 from patchgate.entrypoints.runtime import Runtime
 from patchgate.entrypoints.tuf import artifact_response
 from patchgate.services import ddi
@@ -298,23 +299,9 @@ class DdiApp:
         return await anyio.to_thread.run_sync(fn)
 
     async def _body(self, scope: Scope, receive: Receive) -> Any:
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                raise HttpError(413, f"request body over {self.max_body} bytes")
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        try:
-            return json.loads(b"".join(chunks) or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HttpError(400, f"the body is not valid JSON: {exc}") from None
+        # Bounded and strict (entrypoints/bodies.py): 413 past the limit, 400 for hostile
+        # JSON (deep nesting, NUL, lone surrogates, NaN, integers past 64 bits).
+        return await bodies.read_json(receive, self.max_body)
 
     def _authorization(self, scope: Scope) -> str | None:
         for name, value in scope["headers"]:
