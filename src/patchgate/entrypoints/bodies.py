@@ -67,13 +67,15 @@ class StrictRoute(APIRoute):
         params = _parameters(self.dependant)
         names = [p.alias for p in params]
         int_names = [p.alias for p in params if _is_int(p.field_info.annotation)]
-        reads_json = self.body_field is not None
+        reads_body = self.body_field is not None
 
         async def strict_handler(request: Request) -> Response:
             _check_parameters(request, names, int_names)
-            if reads_json and _is_json(request.headers.get("content-type")):
+            if reads_body:
+                # Read here, so a body over the limit answers 413 (TooLarge), never the
+                # generic 400 FastAPI gives for any failure while it reads.
                 raw = await request.body()
-                if raw.strip():
+                if raw.strip() and _is_json(request.headers.get("content-type")):
                     # Starlette's Request.json() returns what is cached here.
                     request._json = strict.loads_json(raw)
             return await handler(request)

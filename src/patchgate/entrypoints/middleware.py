@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from patchgate.domain.errors import TooLarge
+
 
 async def _reject(send: Send, status: int, message: str) -> None:
     body = json.dumps({"error": "TooLarge", "message": message, "problems": [message]}).encode()
@@ -25,8 +27,9 @@ async def _reject(send: Send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLargeError(Exception):
-    pass
+class _BodyTooLargeError(TooLarge):
+    """Raised from ``receive``: a handler that lets it through answers 413 by the domain
+    error mapping; one that answered nothing yet gets the 413 from :class:`BodyLimit`."""
 
 
 class BodyLimit:
@@ -62,7 +65,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _BodyTooLargeError
+                    raise _BodyTooLargeError(f"request body over {self.limit} bytes")
             return message
 
         async def tracking_send(message: Message) -> None:

@@ -370,6 +370,9 @@ def _own_action(uow: Any, caller: Caller, action_id: int, *, lock: bool = False)
     return action
 
 
+MAX_HISTORY = 10_000
+
+
 def _view(uow: Any, ctx: Context, action: ActionRecord, history: int) -> DeploymentView:
     release = uow.catalog.get(action.release_id)
     if release is None:
@@ -377,7 +380,10 @@ def _view(uow: Any, ctx: Context, action: ActionRecord, history: int) -> Deploym
     window = rules.window_state(action.window_start, action.window_end, ctx.clock())
     events: tuple[ActionEventRecord, ...] = ()
     if history != 0:
-        events = tuple(uow.actions.events(action.id, limit=10_000 if history < 0 else history))
+        # actionHistory: -1 for all, else the last N; either way at most MAX_HISTORY (a
+        # larger N asks for no more, and must not reach the database as an overflow).
+        limit = MAX_HISTORY if history < 0 else min(history, MAX_HISTORY)
+        events = tuple(uow.actions.events(action.id, limit=limit))
     return DeploymentView(
         action=action,
         release=release,
