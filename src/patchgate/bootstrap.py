@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 from patchgate.adapters.artifact_store import LocalArtifactStore
@@ -116,8 +117,37 @@ class App:
         self.engines.dispose()
 
 
+def owner_only(settings: Settings) -> None:
+    """The data folder holds the database (token hashes, the fleet), signing keys and the
+    audit journal: its folders are made 0700 and the SQLite file 0600 (created so when
+    missing; SQLite gives its -wal and -shm files the same mode). Paths owned by another
+    user are left as they are."""
+    folders = [settings.data_dir, settings.keys_dir]
+    if settings.offline_keys_dir.exists():
+        folders.append(settings.offline_keys_dir)
+    for folder in folders:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _chmod_own(folder, 0o700)
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        database = Path(url.database)
+        if database.parent.is_dir():
+            os.close(os.open(database, os.O_CREAT | os.O_RDWR, 0o600))
+            for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+                _chmod_own(path, 0o600)
+
+
+def _chmod_own(path: Path, mode: int) -> None:
+    try:
+        if path.stat().st_uid == os.getuid():
+            path.chmod(mode)
+    except FileNotFoundError:
+        pass
+
+
 def build(settings: Settings) -> App:
     """Wire the real adapters. Connects lazily; creates the audit key on first use."""
+    owner_only(settings)
     engines = make_engines(settings.database_url)
     write_sessions = sessionmaker(engines.write, expire_on_commit=False)
     read_sessions = sessionmaker(engines.read, expire_on_commit=False)

@@ -4,13 +4,12 @@ NUL, NaN/Infinity, integers past 64 bits, wrong types, oversize text) and must a
 and change nothing in the database. Bodies are bounded before they are read: an
 unauthenticated oversized body is refused after reading at most the limit.
 
-The app runs in this process behind its real middleware (``create_app``), driven by a
-small ASGI client that counts the body bytes the app pulls.
+The app runs in this process behind its real middleware (``create_app``), driven by
+tests/asgi_client.py, which counts the body bytes the app pulls.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,68 +19,12 @@ import pytest
 import sqlalchemy as sa
 
 from patchgate.adapters.db.models.base import Base
+from tests.asgi_client import call
 from tests.conftest import Env
 from tests.factories import assign, make_release
 
 SURROGATE = "\ud800"
 HUGE_FLOAT = "__huge_float__"  # replaced by the literal 1e999 (overflows to infinity)
-
-
-@dataclass
-class Answer:
-    status: int
-    body: bytes
-    read: int  # body bytes the app pulled from the client
-
-
-def call(
-    asgi: Any,
-    method: str,
-    path: str,
-    body: bytes = b"",
-    headers: dict[str, str] | None = None,
-    *,
-    chunks: Iterator[bytes] | None = None,
-) -> Answer:
-    """One request through the ASGI app; ``chunks`` streams a body without a length."""
-    path, _, query = path.partition("?")
-    parts = iter(chunks) if chunks is not None else iter([body])
-    read = 0
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        nonlocal read
-        part = next(parts, None)
-        if part is None:
-            return {"type": "http.request", "body": b"", "more_body": False}
-        read += len(part)
-        return {"type": "http.request", "body": part, "more_body": chunks is not None}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    raw_headers = [(b"host", b"testserver")]
-    raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    if chunks is None:
-        raw_headers.append((b"content-length", str(len(body)).encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": raw_headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8080),
-    }
-    asyncio.run(asgi(scope, receive, send))
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return Answer(start["status"], content, read)
 
 
 @pytest.fixture

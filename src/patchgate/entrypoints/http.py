@@ -27,7 +27,7 @@ from patchgate.entrypoints.api import vulns as api_vulns
 from patchgate.entrypoints.campaign_timer import CampaignTimer
 from patchgate.entrypoints.ddi.app import DdiApp
 from patchgate.entrypoints.errors import error_body, http_status
-from patchgate.entrypoints.middleware import BodyLimit, Metrics
+from patchgate.entrypoints.middleware import BodyLimit, Metrics, TrustedHost
 from patchgate.entrypoints.runtime import make_runtime
 from patchgate.entrypoints.web import public
 from patchgate.services import releases
@@ -114,6 +114,8 @@ def create_app(app: App | None = None) -> Any:
     timer.start()
     asgi: Any = ddi_app
     asgi = BodyLimit(asgi, app.settings.max_request_bytes, STREAMED_ROUTES)
+    if not app.settings.public_url:
+        asgi = TrustedHost(asgi)
     asgi = Metrics(asgi, rt.registry)
     # Keep a handle for tests and for code that needs the runtime behind the middleware.
     asgi.runtime = rt

@@ -81,6 +81,28 @@ class BodyLimit:
                 await _reject(send, 413, f"request body over {self.limit} bytes")
 
 
+class TrustedHost:
+    """Links for devices (DDI ``_links``, the public pages' URLs) are built from the Host
+    header. Without a configured public URL, the Host a client sends is not trusted: it
+    is replaced by the address the connection actually reached (the ASGI ``server``), so
+    a forged Host never ends up in a link another device follows."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server")
+        if scope["type"] == "http" and server and server[0]:
+            host, port = server[0], server[1]
+            if ":" in host:  # IPv6 literal
+                host = f"[{host}]"
+            authority = f"{host}:{port}" if port else host
+            headers = [(k, v) for k, v in scope["headers"] if k != b"host"]
+            headers.append((b"host", authority.encode("latin-1")))
+            scope = {**scope, "headers": headers}
+        await self.app(scope, receive, send)
+
+
 def route_group(path: str) -> str:
     """A low-cardinality label for a path (device API, management API, pages, …)."""
     if "/controller/v1/" in path:

@@ -178,11 +178,28 @@ def serve(
         ),
     ] = None,
     workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1,
+    reuse_port: Annotated[
+        bool,
+        typer.Option(
+            "--reuse-port",
+            help="Share the port with another patchgate server on the same data "
+            "(default: a port in use is an error).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the device API, the management API and the pages."""
     from patchgate.services import policy as policy_service
 
+    if not reuse_port:
+        _refuse_busy_port(host, port)
     cfg = settings()
+    if not cfg.public_url and not _is_loopback(host):
+        typer.echo(
+            f"warning: PATCHGATE_PUBLIC_URL is not set; links for devices will name the "
+            f"address each connection reached on {host}, never the Host header. Set it to "
+            "the URL devices use.",
+            err=True,
+        )
     wired = app()  # refuses on an outdated schema, naming the command to run
     source_path = policy_file or (cfg.policy_file if cfg.policy_file.exists() else None)
     if source_path is not None:
@@ -210,6 +227,39 @@ def serve(
         log_access=False,
         backlog=2048,
     ).serve()
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _refuse_busy_port(host: str, port: int) -> None:
+    """Exit 2 when something listens on ``host:port`` already. The server binds with
+    SO_REUSEPORT (its workers share one port), so without this check a second server
+    would start beside the first and the kernel would split the requests between them."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no user
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            fail(
+                f"cannot listen on {host}:{port}: {exc.strerror} (another server? "
+                "--reuse-port shares the port on purpose)"
+            )
 
 
 # --- policy --------------------------------------------------------------------------------
