@@ -14,7 +14,7 @@ from sqlalchemy.orm import sessionmaker
 from patchgate.adapters.artifact_store import LocalArtifactStore
 from patchgate.adapters.db.engine import Engines, make_engines
 from patchgate.adapters.db.uow import SqlUnitOfWork
-from patchgate.adapters.keys import Ed25519Signer, FileCheckpointJournal
+from patchgate.adapters.keys import Ed25519Signer, FileCheckpointJournal, WitnessedJournal
 from patchgate.adapters.mqtt_push import MqttWakeups
 from patchgate.adapters.native_signatures import NativeSignatures
 from patchgate.adapters.tuf_repo import FileTrustRepository
@@ -22,6 +22,7 @@ from patchgate.adapters.webhooks import HttpWebhooks, parse_endpoints
 from patchgate.domain.errors import InvalidInput
 from patchgate.services.context import Context
 from patchgate.services.device_ports import AsyncDeviceAuthReader, DeviceAuthReader
+from patchgate.services.ports import CheckpointJournal
 
 DEFAULT_DATA_DIR = "./var"
 
@@ -43,6 +44,8 @@ class Settings:
     # Optional push (PRODUCT.md §4): the MQTT broker for wake-ups; None turns push off.
     mqtt_url: str | None = None
     webhooks: tuple[str, ...] = ()
+    # Witnesses of the audit log: each new checkpoint is POSTed to these URLs.
+    audit_witnesses: tuple[str, ...] = ()
     campaign_tick_seconds: float = 30
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -70,6 +73,7 @@ class Settings:
             rauc_keyring=_optional_path(os.environ.get("PATCHGATE_RAUC_KEYRING")),
             mqtt_url=os.environ.get("PATCHGATE_MQTT_URL") or None,
             webhooks=tuple(parse_endpoints(os.environ.get("PATCHGATE_WEBHOOKS"))),
+            audit_witnesses=tuple(parse_endpoints(os.environ.get("PATCHGATE_AUDIT_WITNESS"))),
             campaign_tick_seconds=float(os.environ.get("PATCHGATE_CAMPAIGN_TICK", 30)),
         )
 
@@ -155,7 +159,7 @@ def build(settings: Settings) -> App:
         uow=lambda: SqlUnitOfWork(write_sessions),
         read_uow=lambda: SqlUnitOfWork(read_sessions),
         audit_signer=Ed25519Signer.load_or_create(settings.keys_dir / "audit-checkpoint.key"),
-        checkpoint_journal=FileCheckpointJournal(settings.data_dir / "audit-checkpoints.jsonl"),
+        checkpoint_journal=_journal(settings),
         data_dir=settings.data_dir,
         artifacts=LocalArtifactStore(settings.artifacts_dir),
         trust=trust_repository(settings),
@@ -165,6 +169,13 @@ def build(settings: Settings) -> App:
         webhooks=HttpWebhooks(settings.webhooks) if settings.webhooks else None,
     )
     return App(settings, engines, context, read_sessions)
+
+
+def _journal(settings: Settings) -> CheckpointJournal:
+    journal = FileCheckpointJournal(settings.data_dir / "audit-checkpoints.jsonl")
+    if settings.audit_witnesses:
+        return WitnessedJournal(journal, HttpWebhooks(settings.audit_witnesses))
+    return journal
 
 
 def _wakeups(url: str | None) -> MqttWakeups | None:

@@ -160,6 +160,15 @@ class Signer(abc.ABC):
         """True when ``signature`` is this key's signature over ``message``."""
 
 
+@dataclass(frozen=True)
+class JournalContents:
+    """What a checkpoint journal holds: the checkpoints it could read, and a description
+    of each line it could not (torn by a crash mid-write, or damaged)."""
+
+    checkpoints: Sequence[Checkpoint]
+    damaged: Sequence[str] = ()
+
+
 class CheckpointJournal(abc.ABC):
     """A copy of the checkpoints kept outside the database (append-only file)."""
 
@@ -168,5 +177,5 @@ class CheckpointJournal(abc.ABC):
         """Record ``checkpoint`` durably."""
 
     @abc.abstractmethod
-    def read(self) -> Sequence[Checkpoint]:
-        """Every recorded checkpoint."""
+    def read(self) -> JournalContents:
+        """Every recorded checkpoint; damaged lines are reported, never raised."""

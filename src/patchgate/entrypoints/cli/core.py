@@ -46,6 +46,7 @@ def register(cli: typer.Typer) -> None:
     aud = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
     aud.command("verify")(audit_verify)
     aud.command("list")(audit_list)
+    aud.command("checkpoint")(audit_checkpoint)
     cli.add_typer(aud, name="audit")
     tok = typer.Typer(help="Management API tokens.", no_args_is_help=True)
     tok.command("create")(token_create)
@@ -328,11 +329,29 @@ def policy_apply(file: Annotated[str, typer.Argument(help="Policy TOML file.")])
 # --- audit ---------------------------------------------------------------------------------
 
 
-def audit_verify(as_json: JsonFlag = False) -> None:
+def audit_verify(
+    against: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--against",
+            metavar="FILE",
+            help="Checkpoints kept elsewhere (a witness's copy, `audit checkpoint` "
+            "output): a chain truncated behind one of them is reported.",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
     """Check the audit chain and its signed checkpoints; exit 2 naming the first problem."""
+    from patchgate.domain.audit import parse_checkpoints
     from patchgate.services import audit
 
-    count, finding = audit.verify(app().context)
+    external = []
+    for file in against or []:
+        found, damaged = parse_checkpoints(read_text_file(str(file), what="checkpoint file"))
+        if damaged or not found:
+            fail(f"{file}: {damaged[0] if damaged else 'holds no checkpoint'}")
+        external.extend(found)
+    count, finding = audit.verify(app().context, against=external)
     if as_json:
         emit_json(
             {
@@ -347,6 +366,19 @@ def audit_verify(as_json: JsonFlag = False) -> None:
     if finding is not None:
         fail(f"audit log: {finding.message}")
     typer.echo(f"audit log intact: {count} entries, chain and checkpoints verified")
+
+
+def audit_checkpoint() -> None:
+    """Print the signed checkpoint of the current head as JSON, to keep somewhere the data
+    folder's writers cannot reach (then `audit verify --against FILE`)."""
+    import json
+
+    from patchgate.services import audit
+
+    checkpoint = audit.latest_checkpoint(app().context)
+    if checkpoint is None:
+        fail("the audit log is empty: no checkpoint yet")
+    typer.echo(json.dumps(checkpoint.__dict__, sort_keys=True))
 
 
 def audit_list(
