@@ -287,8 +287,12 @@ def policy_render(
     ] = None,
     fmt: Annotated[RenderFormat, typer.Option("--format", help="Output format.")] = RenderFormat.md,
     base_url: Annotated[
-        str, typer.Option(help="Public URL used in links.")
-    ] = "http://127.0.0.1:8080",
+        str | None,
+        typer.Option(
+            help="Public URL used in links (default: PATCHGATE_PUBLIC_URL; without either, "
+            "links are relative to the site's root)."
+        ),
+    ] = None,
 ) -> None:
     """Render a policy (or the one in force) as HTML, Markdown or JSON."""
     import json
@@ -303,6 +307,8 @@ def policy_render(
             fail(*(f"{file}: {p}" for p in exc.problems))
     else:
         policy = policy_service.in_force(app().context).policy
+    if base_url is None:
+        base_url = settings().public_url or ""
     if fmt is RenderFormat.json:
         typer.echo(json.dumps(policy.to_json(), indent=2))
     elif fmt is RenderFormat.md:
@@ -311,18 +317,42 @@ def policy_render(
         typer.echo(render.policy_html(policy, base_url))
 
 
-def policy_apply(file: Annotated[str, typer.Argument(help="Policy TOML file.")]) -> None:
-    """Validate a policy and put it in force (audited); the server publishes it at once."""
+def policy_apply(
+    file: Annotated[str, typer.Argument(help="Policy TOML file.")],
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Replace the data folder's policy.toml when it differs from FILE (the old "
+            "one is kept as policy.toml.bak).",
+        ),
+    ] = False,
+) -> None:
+    """Validate a policy and put it in force (audited); the server publishes it at once.
+    FILE becomes the data folder's policy.toml (what `serve` puts in force at start): a
+    different policy.toml there is replaced only with --replace, after a backup."""
     from patchgate.services import policy as policy_service
 
     source = read_text_file(file, what="policy file")
     wired = app()
     try:
-        _, changed = policy_service.apply(wired.context, source, actor=actor())
+        policy_service.check(source, today=utcnow())
     except PolicyInvalid as exc:
         fail(*(f"{file}: {p}" for p in exc.problems))
-    if Path(file).resolve() != wired.settings.policy_file:
-        wired.settings.policy_file.write_text(source)
+    kept = wired.settings.policy_file
+    differs = kept.exists() and kept.read_bytes() != source.encode()
+    if differs and Path(file).resolve() != kept and not replace:
+        fail(
+            f"{kept} holds a different policy, which `serve` puts in force at start; "
+            "pass --replace to replace it (a backup is kept)"
+        )
+    _, changed = policy_service.apply(wired.context, source, actor=actor())
+    if differs and Path(file).resolve() != kept:
+        backup = kept.with_name(kept.name + ".bak")
+        backup.write_bytes(kept.read_bytes())
+        typer.echo(f"{kept} replaced; the previous one is in {backup}")
+    if not kept.exists() or differs:
+        kept.write_text(source)
     typer.echo("policy put in force" if changed else "policy unchanged (already in force)")
 
 
