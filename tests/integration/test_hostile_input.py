@@ -388,3 +388,32 @@ def test_an_unauthenticated_oversized_body_is_refused_before_it_is_read(
     )
     assert declared.status in (401, 413), declared.body
     assert declared.read <= 64 * 1024
+
+
+def _multipart(fields: dict[str, str], filename: str) -> tuple[bytes, str]:
+    boundary = "hostileboundary"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="artifact"; '
+        f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+        + b"image bytes\r\n"
+    )
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), boundary
+
+
+def test_a_release_upload_with_hostile_text_fields_is_refused_and_changes_nothing(
+    env: Env, asgi: Any, world: World
+) -> None:
+    valid = {"product": "Demo Gateway", "version": "9.9.9", "notes": "n", "hardware": "h"}
+    before = snapshot(env)
+    variants = [({**valid, name: f"x\x00{name}"}, "a.img") for name in valid]
+    variants += [(valid, "a\x00.img"), ({**valid, "notes": "x" * 70_000}, "a.img")]
+    for fields, filename in variants:
+        body, boundary = _multipart(fields, filename)
+        headers = {**world.admin, "content-type": f"multipart/form-data; boundary={boundary}"}
+        answer = call(asgi, "POST", "/api/v1/releases", body, headers)
+        assert answer.status == 422, (fields, filename, answer.body)
+    assert snapshot(env) == before

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from starlette.datastructures import FormData
 from starlette.types import Receive
 
 from patchgate.domain import strict
@@ -42,6 +43,17 @@ async def read_json(receive: Receive, limit: int, *, where: str = "the body") ->
         more = message.get("more_body", False)
     raw = b"".join(chunks)
     return strict.loads_json(raw, where=where) if raw.strip() else None
+
+
+def check_form(form: FormData) -> None:
+    """Every text field and file name of a parsed multipart body, checked like JSON text
+    (a multipart upload is not JSON, so :class:`StrictRoute` does not see it)."""
+    for name, value in form.multi_items():
+        strict.check_text(name, "a field name", MAX_PARAMETER)
+        if isinstance(value, str):
+            strict.check_text(value, f"the field {name}")
+        elif value.filename is not None:
+            strict.check_text(value.filename, f"the file name of {name}", MAX_PARAMETER)
 
 
 def _is_json(content_type: str | None) -> bool:

@@ -20,7 +20,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from patchgate.domain.errors import InvalidInput, NotFound, TooLarge
 from patchgate.entrypoints.api.deps import ReleaseManager, Viewer, limited
-from patchgate.entrypoints.bodies import StrictRoute
+from patchgate.entrypoints.bodies import StrictRoute, check_form
 from patchgate.services import releases
 
 router = APIRouter(tags=["releases"], route_class=StrictRoute)
@@ -89,6 +89,7 @@ async def create_release(request: Request, caller: ReleaseManager) -> dict[str, 
     except MultiPartException as exc:
         raise InvalidInput(f"the multipart body is not valid: {exc.message}") from exc
     try:
+        check_form(form)
         fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
         files = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
         artifacts = [
