@@ -87,7 +87,7 @@ def verify_audit(caller: Viewer) -> dict[str, Any]:
 
 class TokenIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    role: str
+    role: str = Field(json_schema_extra={"enum": list(access.ROLES)})
 
 
 @router.post("/tokens", tags=["access"], status_code=201)

@@ -1,5 +1,5 @@
 """What the management API's OpenAPI document promises, added once when the app is built
-rather than route by route (docs/api.md "Errors"):
+rather than route by route (docs/security.md "Errors the API documents"):
 
 - every operation documents the error answers any of them can give (the token checks,
   the body limit, strict input, a named object that does not exist, a refused state
