@@ -552,12 +552,10 @@ def load_policy(source: str, *, today: date) -> Policy:
     from patchgate.domain import strict
     from patchgate.domain.errors import InvalidInput, PolicyInvalid
 
-    try:
+    try:  # strict: deep nesting, NaN/inf, integers past 64 bits and NUL are refused too
         data = strict.loads_toml(source, where="the policy")
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, InvalidInput) as exc:
         raise PolicyInvalid("the policy is not valid TOML", problems=[f"TOML: {exc}"]) from exc
-    except InvalidInput as exc:
-        raise PolicyInvalid("the policy is not valid TOML", problems=[exc.message]) from None
     try:
         return parse_policy(data, today=today)
     except PolicyInvalid as exc:

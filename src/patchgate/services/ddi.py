@@ -370,7 +370,7 @@ def _own_action(uow: Any, caller: Caller, action_id: int, *, lock: bool = False)
     return action
 
 
-MAX_HISTORY = 10_000
+MAX_HISTORY = 10_000  # actionHistory messages sent at most (a larger N asks for no more)
 
 
 def _view(uow: Any, ctx: Context, action: ActionRecord, history: int) -> DeploymentView:
@@ -380,9 +380,7 @@ def _view(uow: Any, ctx: Context, action: ActionRecord, history: int) -> Deploym
     window = rules.window_state(action.window_start, action.window_end, ctx.clock())
     events: tuple[ActionEventRecord, ...] = ()
     if history != 0:
-        # actionHistory: -1 for all, else the last N; either way at most MAX_HISTORY (a
-        # larger N asks for no more, and must not reach the database as an overflow).
-        limit = MAX_HISTORY if history < 0 else min(history, MAX_HISTORY)
+        limit = MAX_HISTORY if history < 0 else min(history, MAX_HISTORY)  # -1: all
         events = tuple(uow.actions.events(action.id, limit=limit))
     return DeploymentView(
         action=action,
