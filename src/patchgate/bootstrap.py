@@ -122,10 +122,10 @@ class App:
 
 
 def owner_only(settings: Settings) -> None:
-    """The data folder holds the database (token hashes, the fleet), signing keys and the
-    audit journal: its folders are made 0700 and the SQLite file 0600 (created so when
-    missing; SQLite gives its -wal and -shm files the same mode). Paths owned by another
-    user are left as they are."""
+    """Run by ``patchgate init``. The data folder holds the database (token hashes, the
+    fleet), signing keys and the audit journal: its folders are made 0700 and the SQLite
+    file 0600 (created so when missing; SQLite gives its -wal and -shm files the same
+    mode). Paths owned by another user are left as they are."""
     folders = [settings.data_dir, settings.keys_dir]
     if settings.offline_keys_dir.exists():
         folders.append(settings.offline_keys_dir)
@@ -151,7 +151,6 @@ def _chmod_own(path: Path, mode: int) -> None:
 
 def build(settings: Settings) -> App:
     """Wire the real adapters. Connects lazily; creates the audit key on first use."""
-    owner_only(settings)
     engines = make_engines(settings.database_url)
     write_sessions = sessionmaker(engines.write, expire_on_commit=False)
     read_sessions = sessionmaker(engines.read, expire_on_commit=False)

@@ -63,13 +63,15 @@ def test_serving_on_a_public_address_without_a_public_url_warns(env: Env, tmp_pa
         proc.wait(10)
 
 
-def test_the_database_keys_and_data_folder_are_owner_only(env: Env) -> None:
+def test_init_makes_the_database_keys_and_data_folder_owner_only(tmp_path: Path) -> None:
     def mode(path: Path) -> int:
         return stat.S_IMODE(path.stat().st_mode)
 
-    assert mode(env.data_dir) == 0o700
-    assert mode(env.data_dir / "keys") == 0o700
-    for key in (env.data_dir / "keys").iterdir():
+    data = tmp_path / "fresh"
+    result = run_cli_process(["init"], {"PATCHGATE_DATA_DIR": str(data)}, timeout=120)
+    assert result.code == 0, result.stderr
+    assert mode(data) == 0o700
+    assert mode(data / "keys") == 0o700
+    for key in (data / "keys").iterdir():
         assert mode(key) == 0o600, key
-    if env.database_url.startswith("sqlite"):
-        assert mode(env.data_dir / "patchgate.db") == 0o600
+    assert mode(data / "patchgate.db") == 0o600

@@ -78,6 +78,9 @@ def init(
     as_json: JsonFlag = False,
 ) -> None:
     """Create the database, data folder, keys, default policy and admin token (idempotent)."""
+    from patchgate.bootstrap import owner_only
+
+    owner_only(settings())
     from patchgate.services import setup
 
     _upgrade_schema()
