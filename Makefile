@@ -7,7 +7,7 @@ PORT ?= 8080
 HOST ?= 127.0.0.1
 PG := $(BIN)/patchgate
 
-.PHONY: run test check venv test-deps services lint typecheck contracts drift bench clean
+.PHONY: run test check venv deps test-deps services lint typecheck contracts drift bench clean
 
 $(BIN)/patchgate: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,24 @@ $(CSAF_VALIDATOR)/node_modules/.package-lock.json: $(CSAF_VALIDATOR)/package.jso
 
 test-deps: $(VENV)/.test-deps $(CSAF_VALIDATOR)/node_modules/.package-lock.json
 
+# Debian packages the suite needs: the databases and broker it talks to, and the real tools
+# it drives (Debian's SWUpdate client, openssl to sign .swu files, wrk). Add to this list
+# when a test needs another one. As root, `make deps` installs the missing ones (one
+# apt-get update first); otherwise it names the command to run and stops.
+DEBIAN_PACKAGES := postgresql mosquitto swupdate openssl wrk rauc squashfs-tools chromium nodejs gpgv
+deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends $$missing >/dev/null; \
+	else \
+	  echo "make test needs these Debian packages; install them first:" >&2; \
+	  echo "  sudo apt-get install -y" $$missing >&2; \
+	  exit 2; \
+	fi
+
 # PostgreSQL and Mosquitto (push tests, 127.0.0.1:1883) must answer for the suite; start the
 # machine's when they do not.
 MOSQUITTO := $(shell command -v mosquitto || echo /usr/sbin/mosquitto)
@@ -53,7 +71,7 @@ services:
 	@(exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null || { mkdir -p /run/mosquitto && chown mosquitto: /run/mosquitto 2>/dev/null; $(MOSQUITTO) -d -c /etc/mosquitto/mosquitto.conf && sleep 1; }
 	@(exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && echo "127.0.0.1:1883 - accepting connections"
 
-test: test-deps services
+test: deps test-deps services
 	PATCHGATE_TEST_POSTGRES=postgresql://postgres@127.0.0.1:5432/test $(BIN)/pytest -q -n 2 --dist loadfile
 
 lint:

@@ -8,23 +8,26 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 from patchgate.adapters.artifact_store import LocalArtifactStore
 from patchgate.adapters.db.engine import Engines, make_engines
 from patchgate.adapters.db.uow import SqlUnitOfWork
-from patchgate.adapters.keys import Ed25519Signer, FileCheckpointJournal
+from patchgate.adapters.keys import Ed25519Signer, FileCheckpointJournal, WitnessedJournal
 from patchgate.adapters.mqtt_push import MqttWakeups
 from patchgate.adapters.native_signatures import NativeSignatures
 from patchgate.adapters.notice_channels import HttpWebhookSender, SmtpMailer, parse_endpoints
 from patchgate.adapters.openpgp import FileOpenPgpKey
 from patchgate.adapters.tuf_repo import FileTrustRepository
+from patchgate.adapters.webhooks import HttpWebhooks
 from patchgate.domain.actions import ClientKind, parse_client_kinds
 from patchgate.domain.errors import InvalidInput
 from patchgate.domain.notices import parse_routes
 from patchgate.services.context import Context
 from patchgate.services.device_ports import AsyncDeviceAuthReader, DeviceAuthReader
 from patchgate.services.notice_ports import Channels
+from patchgate.services.ports import CheckpointJournal
 
 DEFAULT_DATA_DIR = "./var"
 
@@ -46,6 +49,8 @@ class Settings:
     # Optional push (PRODUCT.md §4): the MQTT broker for wake-ups; None turns push off.
     mqtt_url: str | None = None
     webhooks: tuple[str, ...] = ()
+    # Witnesses of the audit log: each new checkpoint is POSTed to these URLs.
+    audit_witnesses: tuple[str, ...] = ()
     campaign_tick_seconds: float = 30
     # Notices (docs/notifications.md): SMTP server, default recipients, per-kind routes.
     smtp_url: str | None = None
@@ -87,6 +92,7 @@ class Settings:
             rauc_keyring=_optional_path(os.environ.get("PATCHGATE_RAUC_KEYRING")),
             mqtt_url=os.environ.get("PATCHGATE_MQTT_URL") or None,
             webhooks=tuple(parse_endpoints(os.environ.get("PATCHGATE_WEBHOOKS"))),
+            audit_witnesses=tuple(parse_endpoints(os.environ.get("PATCHGATE_AUDIT_WITNESS"))),
             campaign_tick_seconds=float(os.environ.get("PATCHGATE_CAMPAIGN_TICK", 30)),
             smtp_url=os.environ.get("PATCHGATE_SMTP_URL") or None,
             notify_email=os.environ.get("PATCHGATE_NOTIFY_EMAIL") or None,
@@ -148,6 +154,34 @@ class App:
         self.engines.dispose()
 
 
+def owner_only(settings: Settings) -> None:
+    """Run by ``patchgate init``. The data folder holds the database (token hashes, the
+    fleet), signing keys and the audit journal: its folders are made 0700 and the SQLite
+    file 0600 (created so when missing; SQLite gives its -wal and -shm files the same
+    mode). Paths owned by another user are left as they are."""
+    folders = [settings.data_dir, settings.keys_dir]
+    if settings.offline_keys_dir.exists():
+        folders.append(settings.offline_keys_dir)
+    for folder in folders:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _chmod_own(folder, 0o700)
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        database = Path(url.database)
+        if database.parent.is_dir():
+            os.close(os.open(database, os.O_CREAT | os.O_RDWR, 0o600))
+            for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+                _chmod_own(path, 0o600)
+
+
+def _chmod_own(path: Path, mode: int) -> None:
+    try:
+        if path.stat().st_uid == os.getuid():
+            path.chmod(mode)
+    except FileNotFoundError:
+        pass
+
+
 def build(settings: Settings) -> App:
     """Wire the real adapters. Connects lazily; creates the audit key on first use."""
     engines = make_engines(settings.database_url)
@@ -157,7 +191,7 @@ def build(settings: Settings) -> App:
         uow=lambda: SqlUnitOfWork(write_sessions),
         read_uow=lambda: SqlUnitOfWork(read_sessions),
         audit_signer=Ed25519Signer.load_or_create(settings.keys_dir / "audit-checkpoint.key"),
-        checkpoint_journal=FileCheckpointJournal(settings.data_dir / "audit-checkpoints.jsonl"),
+        checkpoint_journal=_journal(settings),
         data_dir=settings.data_dir,
         artifacts=LocalArtifactStore(settings.artifacts_dir),
         trust=trust_repository(settings),
@@ -177,6 +211,13 @@ def _client_kinds(text: str) -> dict[str, ClientKind]:
         return parse_client_kinds(text)
     except ValueError as exc:
         raise InvalidInput(f"PATCHGATE_CLIENT_KINDS: {exc}") from exc
+
+
+def _journal(settings: Settings) -> CheckpointJournal:
+    journal = FileCheckpointJournal(settings.data_dir / "audit-checkpoints.jsonl")
+    if settings.audit_witnesses:
+        return WitnessedJournal(journal, HttpWebhooks(settings.audit_witnesses))
+    return journal
 
 
 def _wakeups(url: str | None) -> MqttWakeups | None:

@@ -244,8 +244,12 @@ def wait_for_status(env: Env, action_id: int, wanted: set[str], client: Suricatt
     )
 
 
-def start(env: Env, tmp: Path) -> LiveServer:
-    return LiveServer({**env.vars, "PATCHGATE_POLL_SLEEP": "1"}, tmp / "server.log").start()
+def start(env: Env, tmp: Path, public_url: str = "") -> LiveServer:
+    # Behind a proxy the server is told its public URL: it never takes links from Host.
+    extra = {"PATCHGATE_PUBLIC_URL": public_url} if public_url else {}
+    return LiveServer(
+        {**env.vars, "PATCHGATE_POLL_SLEEP": "1", **extra}, tmp / "server.log"
+    ).start()
 
 
 def offer(env: Env, tmp: Path, image_sha256: str) -> tuple[Path, Path, str, int]:
@@ -276,9 +280,10 @@ def test_swupdate_polls_downloads_with_a_resumed_range_installs_and_reports_succ
     env: Env, tmp_path: Path
 ) -> None:
     cert, target, token, action_id = offer(env, tmp_path, hashlib.sha256(IMAGE).hexdigest())
-    server = start(env, tmp_path)
+    proxy_port = free_port()
+    server = start(env, tmp_path, public_url=f"http://127.0.0.1:{proxy_port}")
     try:
-        with CuttingProxy(server.port, CUT_AFTER) as proxy:
+        with CuttingProxy(server.port, CUT_AFTER, port=proxy_port) as proxy:
             client = Suricatta(tmp_path, cert, f"http://127.0.0.1:{proxy.port}", "swu-1", token)
             with client.running():
                 # Installed; SWUpdate reports "proceeding" and waits for the reboot.

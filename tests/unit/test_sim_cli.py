@@ -75,3 +75,29 @@ def test_simulate_refuses_bad_input_with_a_readable_line(args: list[str], messag
     assert result.code == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_plot_legend_sits_outside_every_panel() -> None:
+    from patchgate.sim.engine import simulate
+    from patchgate.sim.plot import figure
+    from patchgate.sim.scenario import Fault, Scenario
+
+    scenario = Scenario(devices=300, fault=Fault.parse("boot:0.3"), seed=2)
+    fig = figure(simulate(scenario, ("patchgate", "hawkbit", "aws")))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    [legend] = fig.legends
+    box = legend.get_window_extent(renderer)
+    assert len(legend.get_texts()) == 6  # four curves, the halt, the deadline
+    for ax in fig.axes:
+        assert not box.overlaps(ax.get_window_extent(renderer)), ax.get_title()
+
+
+def test_the_text_table_names_the_halted_stage_as_a_stage() -> None:
+    args = ["simulate", "--devices", "300", "--fault", "boot:0.5", "--strategy", "all"]
+    result = run_cli(args, {})
+    assert result.code == 0, result.stderr
+    halted = next(line for line in result.stdout.splitlines() if "halted in" in line)
+    assert "stage '" in halted
+    calm = run_cli(["simulate", "--devices", "300"], {})
+    assert "not halted" in calm.stdout

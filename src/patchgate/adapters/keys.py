@@ -6,14 +6,13 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from patchgate.domain.audit import Checkpoint
+from patchgate.domain.audit import Checkpoint, parse_checkpoints
 from patchgate.services import ports
 
 
@@ -98,11 +97,26 @@ class FileCheckpointJournal(ports.CheckpointJournal):
         finally:
             os.close(fd)
 
-    def read(self) -> Sequence[Checkpoint]:
+    def read(self) -> ports.JournalContents:
         if not self.path.exists():
-            return []
-        out: list[Checkpoint] = []
-        for line in self.path.read_text().splitlines():
-            if line.strip():
-                out.append(Checkpoint(**json.loads(line)))
-        return out
+            return ports.JournalContents(())
+        text = self.path.read_bytes().decode("utf-8", errors="replace")
+        found, damaged = parse_checkpoints(text)
+        return ports.JournalContents(found, [f"{self.path.name} {d}" for d in damaged])
+
+
+class WitnessedJournal(ports.CheckpointJournal):
+    """A journal whose every new checkpoint is also sent to witnesses (HTTP endpoints,
+    ``PATCHGATE_AUDIT_WITNESS``), so a copy lives where an attacker who can write the
+    data folder cannot reach; ``audit verify --against`` checks the chain against it."""
+
+    def __init__(self, inner: ports.CheckpointJournal, witnesses: ports.Witnesses) -> None:
+        self.inner = inner
+        self.witnesses = witnesses
+
+    def append(self, checkpoint: Checkpoint) -> None:
+        self.inner.append(checkpoint)
+        self.witnesses.post({"event": "audit.checkpoint", "checkpoint": checkpoint.__dict__})
+
+    def read(self) -> ports.JournalContents:
+        return self.inner.read()

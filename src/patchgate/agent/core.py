@@ -16,6 +16,7 @@ One pass (:meth:`Agent.run_once`):
 from __future__ import annotations
 
 import contextlib
+import enum
 import hashlib
 import json
 import os
@@ -64,6 +65,13 @@ HealthCheck = Callable[[BootEnv, str], "str | None"]
 STAGING = "download.part"
 SLOTS_FILE = "slots.json"
 _CHUNK = 64 * 1024
+
+
+class PassProblem(enum.Enum):
+    """Why a pass ended without the server's answer: ``agent --once`` exits non-zero."""
+
+    UNAVAILABLE = "unavailable"  # the server or its TUF metadata could not be reached
+    REFUSED = "refused"  # the server refused the request (wrong token, unknown device)
 
 
 @dataclass
@@ -161,6 +169,8 @@ class Agent:
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not secrets)
         self.log = log
         self.failures = 0
+        # Why the last pass did not reach the server's answer (None: it did).
+        self.last_problem: PassProblem | None = None
 
     # -- env and commands ----------------------------------------------------------------
     def provision(self) -> BootEnv:
@@ -174,6 +184,12 @@ class Agent:
             os.path.join(self.config.state_dir, SLOTS_FILE),
             json.dumps({s: self.config.slot_path(s) for s in ab_state.SLOTS}).encode(),
         )
+        for slot in ab_state.SLOTS:
+            # The default slots are image files in the state folder: made empty on first
+            # start (slot a then holds a zero-byte factory image of the initial version).
+            default = self.config.slot_path(slot)
+            if slot not in self.config.slot_paths and not os.path.exists(default):
+                self.io.write_file_atomic(default, b"")
         path = self.config.slot_path("a")
         size = self.io.size(path)
         env = ab_state.fresh_env(
@@ -222,6 +238,7 @@ class Agent:
                 env = self._deliver_report(env)
             self._maybe_raise_floor(env)
         except (ServerUnavailable, TrustUnavailable) as exc:
+            self.last_problem = PassProblem.UNAVAILABLE
             self.failures += 1
             delay = backoff_delay(self.failures, base=2.0, cap=300.0, rng=self.rng)
             self.log(f"server unavailable ({exc}); retry in {delay:.1f}s")
@@ -229,11 +246,13 @@ class Agent:
         except (DdiError, TransitionRefused) as exc:
             # A refused request (bad token, unknown device) or a step the state machine
             # does not allow: keep the current slot, say why, and try again later.
+            self.last_problem = PassProblem.REFUSED
             self.failures += 1
             delay = backoff_delay(self.failures, base=30.0, cap=3600.0, rng=self.rng)
             self.log(f"{exc}; retry in {delay:.1f}s")
             return delay
         self.failures = 0
+        self.last_problem = None
         return poll.sleep_seconds
 
     def _judge_trial(self, env: BootEnv) -> BootEnv:

@@ -17,6 +17,7 @@ from patchgate.agent.core import (
     SLOTS_FILE,
     Agent,
     AgentConfig,
+    PassProblem,
     RebootRequested,
     builtin_health,
     command_health,
@@ -120,6 +121,9 @@ def build_agent(
     except TrustError as exc:
         raise AgentSetupError(str(exc)) from exc
     os.makedirs(config.state_dir, exist_ok=True)
+    for slot, path in sorted(config.slot_paths.items()):
+        if not os.path.exists(path):
+            raise AgentSetupError(f"--slot-{slot} {path} does not exist")
     io = DeviceIO()
     ddi = DdiClient(
         config.server,
@@ -134,6 +138,8 @@ def build_agent(
     agent.provision()
     return agent
 
+
+ONCE_EXIT = {None: 0, PassProblem.REFUSED: 2, PassProblem.UNAVAILABLE: 3}
 
 # Polls caused by wake-ups come at most this often, whatever arrives on the wake topic.
 MIN_WAKE_GAP = 1.0
@@ -164,7 +170,9 @@ def run(
             subprocess.run(command, check=False)
             return 0
         if once:
-            return 0
+            # Exit codes: 0 the pass reached the server, 2 the server refused (token,
+            # device), 3 the server could not be reached (docs/agent.md).
+            return ONCE_EXIT[agent.last_problem]
         # Jitter the server's sleep by up to 10% so polls of a fleet spread out.
         delay *= 1 + rng.uniform(-0.1, 0.1)
         if wake is None:

@@ -142,6 +142,7 @@ def verify_chain(
         expected_seq = record.seq + 1
     last_seq = expected_seq - 1
     hash_at = {r.seq: r.hash for r in records}
+    checkpoints = list(checkpoints)
     for cp in sorted(checkpoints, key=lambda c: c.seq):
         if not verify_signature(checkpoint_message(cp.seq, cp.head_hash), cp.signature):
             return Finding(
@@ -160,4 +161,55 @@ def verify_chain(
                 "checkpoint",
                 f"checkpoint at entry {cp.seq} no longer matches: the chain was recomputed",
             )
+    if records and not any(cp.seq == last_seq for cp in checkpoints):
+        # Every append stores a checkpoint of its head: a head without one was written
+        # around patchgate, or its checkpoints were removed with the tail after it.
+        return Finding(
+            last_seq,
+            "uncovered",
+            f"no signed checkpoint covers the last entry {last_seq}: entries were added "
+            "outside patchgate or the checkpoints were removed",
+        )
     return None
+
+
+def parse_checkpoints(text: str) -> tuple[list[Checkpoint], list[str]]:
+    """Checkpoints from a journal (one JSON object a line) or a JSON object or list of
+    them (a copy kept elsewhere); the second list describes each unreadable line."""
+    try:
+        whole = json.loads(text)
+    except ValueError:
+        whole = None
+    if isinstance(whole, dict | list):
+        items = whole if isinstance(whole, list) else [whole]
+        lines = [(i + 1, item) for i, item in enumerate(items)]
+    else:
+        lines = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    lines.append((number, json.loads(line)))
+                except ValueError:
+                    lines.append((number, None))
+    found: list[Checkpoint] = []
+    damaged: list[str] = []
+    for number, item in lines:
+        checkpoint = _checkpoint(item)
+        if checkpoint is None:
+            damaged.append(f"line {number} is not a checkpoint (torn or damaged)")
+        else:
+            found.append(checkpoint)
+    return found, damaged
+
+
+def _checkpoint(item: Any) -> Checkpoint | None:
+    if not isinstance(item, dict):
+        return None
+    seq = item.get("seq")
+    texts = [item.get(k) for k in ("head_hash", "at", "signature")]
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        return None
+    head, at, signature = (t if isinstance(t, str) else None for t in texts)
+    if head is None or at is None or signature is None:
+        return None
+    return Checkpoint(seq=seq, head_hash=head, at=at, signature=signature)

@@ -541,11 +541,12 @@ def load_policy(source: str, *, today: date) -> Policy:
     """Parse policy TOML text; every problem names its field and, where known, its line."""
     import tomllib
 
-    from patchgate.domain.errors import PolicyInvalid
+    from patchgate.domain import strict
+    from patchgate.domain.errors import InvalidInput, PolicyInvalid
 
-    try:
-        data = tomllib.loads(source)
-    except tomllib.TOMLDecodeError as exc:
+    try:  # strict: deep nesting, NaN/inf, integers past 64 bits and NUL are refused too
+        data = strict.loads_toml(source, where="the policy")
+    except (tomllib.TOMLDecodeError, InvalidInput) as exc:
         raise PolicyInvalid("the policy is not valid TOML", problems=[f"TOML: {exc}"]) from exc
     try:
         return parse_policy(data, today=today)

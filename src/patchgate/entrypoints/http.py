@@ -24,13 +24,14 @@ from patchgate.entrypoints.api import compliance as api_compliance
 from patchgate.entrypoints.api import core as api_core
 from patchgate.entrypoints.api import devices as api_devices
 from patchgate.entrypoints.api import notifications as api_notifications
+from patchgate.entrypoints.api import openapi as api_openapi
 from patchgate.entrypoints.api import releases as api_releases
 from patchgate.entrypoints.api import vulns as api_vulns
 from patchgate.entrypoints.campaign_timer import CampaignTimer
 from patchgate.entrypoints.console.app import create_console
 from patchgate.entrypoints.ddi.app import DdiApp
 from patchgate.entrypoints.errors import error_body, http_status
-from patchgate.entrypoints.middleware import BodyLimit, Metrics
+from patchgate.entrypoints.middleware import BodyLimit, Metrics, TrustedHost
 from patchgate.entrypoints.notice_timer import NoticeTimer
 from patchgate.entrypoints.runtime import make_runtime
 from patchgate.entrypoints.web import csaf as web_csaf
@@ -41,8 +42,9 @@ from patchgate.services.campaigns.poll import PollEngine
 log = logging.getLogger("patchgate.http")
 
 API_PREFIX = "/api/v1"
-# Paths whose handlers stream large bodies and enforce their own limit.
-UPLOAD_PREFIXES = (f"{API_PREFIX}/releases",)
+# The one route whose handler streams a large body (after checking the token) and enforces
+# its own limit; every other body is bounded by ``max_request_bytes`` before it is read.
+STREAMED_ROUTES = (("POST", f"{API_PREFIX}/releases"),)
 
 
 def create_app(app: App | None = None) -> Any:
@@ -65,7 +67,7 @@ def create_app(app: App | None = None) -> Any:
         title="patchgate",
         version=__version__,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served below from the packaged Swagger UI (works offline)
         redoc_url=None,
         description="Management API of patchgate. Devices use the hawkBit DDI API under "
         "/{tenant}/controller/v1/ instead.",
@@ -104,6 +106,8 @@ def create_app(app: App | None = None) -> Any:
     api.include_router(api_compliance.router, prefix=API_PREFIX)
     api.include_router(api_notifications.router, prefix=API_PREFIX)
     api.include_router(web_csaf.router)
+    api_openapi.install(api, API_PREFIX)
+    api_openapi.serve_docs(api, f"{API_PREFIX}/docs")
     api.mount(
         "/static", StaticFiles(packages=[("patchgate.entrypoints.web", "static")]), name="static"
     )
@@ -127,7 +131,9 @@ def create_app(app: App | None = None) -> Any:
     app.context.notices = notices
     notices.start()
     asgi: Any = ddi_app
-    asgi = BodyLimit(asgi, app.settings.max_request_bytes, UPLOAD_PREFIXES)
+    asgi = BodyLimit(asgi, app.settings.max_request_bytes, STREAMED_ROUTES)
+    if not app.settings.public_url:
+        asgi = TrustedHost(asgi)
     asgi = Metrics(asgi, rt.registry)
     # Keep a handle for tests and for code that needs the runtime behind the middleware.
     asgi.runtime = rt

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from patchgate.domain.errors import TooLarge
+
 
 async def _reject(send: Send, status: int, message: str) -> None:
     body = json.dumps({"error": "TooLarge", "message": message, "problems": [message]}).encode()
@@ -25,21 +27,24 @@ async def _reject(send: Send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLargeError(Exception):
-    pass
+class _BodyTooLargeError(TooLarge):
+    """Raised from ``receive``: a handler that lets it through answers 413 by the domain
+    error mapping; one that answered nothing yet gets the 413 from :class:`BodyLimit`."""
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, except on upload paths, whose
-    handlers stream and enforce their own (larger) limit."""
+    """Refuse request bodies over ``limit`` bytes with 413 before they are read: at once when
+    the declared length is over, else as soon as the bytes received pass it. Only the
+    routes named in ``streamed`` (method and exact path: the artifact upload) are let
+    through; their handlers authenticate first, then stream and enforce their own limit."""
 
-    def __init__(self, app: ASGIApp, limit: int, exempt_prefixes: Sequence[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, limit: int, streamed: Sequence[tuple[str, str]] = ()) -> None:
         self.app = app
         self.limit = limit
-        self.exempt = tuple(exempt_prefixes)
+        self.streamed = frozenset(streamed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
+        if scope["type"] != "http" or (scope["method"], scope["path"]) in self.streamed:
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", ()):
@@ -60,7 +65,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _BodyTooLargeError
+                    raise _BodyTooLargeError(f"request body over {self.limit} bytes")
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -74,6 +79,28 @@ class BodyLimit:
         except _BodyTooLargeError:
             if not started:
                 await _reject(send, 413, f"request body over {self.limit} bytes")
+
+
+class TrustedHost:
+    """Links for devices (DDI ``_links``, the public pages' URLs) are built from the Host
+    header. Without a configured public URL, the Host a client sends is not trusted: it
+    is replaced by the address the connection actually reached (the ASGI ``server``), so
+    a forged Host never ends up in a link another device follows."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server")
+        if scope["type"] == "http" and server and server[0]:
+            host, port = server[0], server[1]
+            if ":" in host:  # IPv6 literal
+                host = f"[{host}]"
+            authority = f"{host}:{port}" if port else host
+            headers = [(k, v) for k, v in scope["headers"] if k != b"host"]
+            headers.append((b"host", authority.encode("latin-1")))
+            scope = {**scope, "headers": headers}
+        await self.app(scope, receive, send)
 
 
 def route_group(path: str) -> str:

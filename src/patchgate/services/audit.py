@@ -60,18 +60,37 @@ def record(
     return entry
 
 
-def verify(ctx: Context) -> tuple[int, chain.Finding | None]:
-    """Check the whole chain and every checkpoint (database and journal file).
+def verify(
+    ctx: Context, *, against: Sequence[chain.Checkpoint] = ()
+) -> tuple[int, chain.Finding | None]:
+    """Check the whole chain and every checkpoint (database, journal file, and
+    ``against``: checkpoints kept elsewhere, such as a witness's copy).
 
-    Returns the number of entries and the first finding, or None when intact.
+    Returns the number of entries and the first finding, or None when intact. The head
+    must be covered by a checkpoint; a damaged journal line is a finding, not a crash.
     """
     with ctx.read_uow() as uow:
         records = uow.audit.all()
         checkpoints = {(c.seq, c.head_hash, c.signature): c for c in uow.audit.checkpoints()}
-    for cp in ctx.checkpoint_journal.read():
+    journal = ctx.checkpoint_journal.read()
+    for cp in [*journal.checkpoints, *against]:
         checkpoints.setdefault((cp.seq, cp.head_hash, cp.signature), cp)
     finding = chain.verify_chain(records, checkpoints.values(), ctx.audit_signer.verify)
+    if finding is None and journal.damaged:
+        finding = chain.Finding(
+            None,
+            "journal",
+            f"the checkpoint journal is damaged: {'; '.join(journal.damaged)} (the chain "
+            "itself verifies; keep a copy, then remove the damaged lines)",
+        )
     return len(records), finding
+
+
+def latest_checkpoint(ctx: Context) -> chain.Checkpoint | None:
+    """The checkpoint of the current head, to keep somewhere else."""
+    with ctx.read_uow() as uow:
+        found = list(uow.audit.checkpoints())
+    return max(found, key=lambda c: c.seq) if found else None
 
 
 def entries(

@@ -6,6 +6,7 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from patchgate.domain.audit import AuditRecord, Checkpoint
 
@@ -160,6 +161,15 @@ class Signer(abc.ABC):
         """True when ``signature`` is this key's signature over ``message``."""
 
 
+@dataclass(frozen=True)
+class JournalContents:
+    """What a checkpoint journal holds: the checkpoints it could read, and a description
+    of each line it could not (torn by a crash mid-write, or damaged)."""
+
+    checkpoints: Sequence[Checkpoint]
+    damaged: Sequence[str] = ()
+
+
 class CheckpointJournal(abc.ABC):
     """A copy of the checkpoints kept outside the database (append-only file)."""
 
@@ -168,5 +178,18 @@ class CheckpointJournal(abc.ABC):
         """Record ``checkpoint`` durably."""
 
     @abc.abstractmethod
-    def read(self) -> Sequence[Checkpoint]:
-        """Every recorded checkpoint."""
+    def read(self) -> JournalContents:
+        """Every recorded checkpoint; damaged lines are reported, never raised."""
+
+
+class Witnesses(abc.ABC):
+    """Endpoints that keep a copy of each audit checkpoint (``PATCHGATE_AUDIT_WITNESS``)."""
+
+    @abc.abstractmethod
+    def post(self, notice: dict[str, Any]) -> None:
+        """Deliver ``notice`` as JSON to every endpoint, retrying failures; never raises
+        and never blocks the caller for long (delivery may continue in the background)."""
+
+    def wait(self, timeout: float = 30.0) -> None:  # noqa: B027 - optional hook
+        """Wait up to ``timeout`` seconds for deliveries still in flight (a short-lived
+        process, the CLI, calls it before it exits). Nothing to wait for by default."""

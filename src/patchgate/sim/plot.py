@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from patchgate.domain.errors import InvalidInput
 
 from .engine import RunResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FORMATS = (".png", ".svg")
 
@@ -20,16 +24,29 @@ def check_plot_path(path: str) -> None:
         raise InvalidInput(f"plot: {path!r} must end in .png or .svg")
 
 
-def plot(results: Mapping[str, RunResult], path: str) -> None:
-    """Draw one panel per strategy into ``path``."""
-    check_plot_path(path)
+def halt_verdict(result: RunResult) -> str:
+    """How a run's halt reads in the plot and the table: the stage is a name (``100 %``
+    is the stage that offers the whole fleet), never to be read as a share of devices."""
+    if not result.halted:
+        return "not halted"
+    where = f"halted in stage '{result.halted_at_stage}'"
+    if result.minutes_to_halt is None:
+        return where
+    return f"{where} after {result.minutes_to_halt:.0f} min"
+
+
+def figure(results: Mapping[str, RunResult]) -> Figure:
+    """One panel per strategy; one legend for all of them, below the panels, so it never
+    covers a curve."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     count = len(results)
-    fig, axes = plt.subplots(count, 1, figsize=(9, 3.2 * count), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        count, 1, figsize=(9, 3.2 * count + 1), sharex=True, squeeze=False, layout="constrained"
+    )
     for ax, (name, result) in zip(axes[:, 0], results.items(), strict=True):
         tl = result.timeline
         hours = [m / 60 for m in tl.minutes]
@@ -42,20 +59,29 @@ def plot(results: Mapping[str, RunResult], path: str) -> None:
         ax.axvline(
             result.deadline_minutes / 60, color="tab:orange", linestyle=":", label="deadline"
         )
-        verdict = (
-            f"halted in {result.halted_at_stage} after {result.minutes_to_halt:.0f} min"
-            if result.halted and result.minutes_to_halt is not None
-            else "not halted"
-        )
         ax.set_title(
             f"{name}: {result.devices:,} devices, exposed {result.exposed:,}, "
-            f"bricked {result.bricked}, {verdict}",
+            f"bricked {result.bricked}, {halt_verdict(result)}",
             fontsize=10,
         )
         ax.set_ylabel("devices")
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("hours since the release")
-    axes[0, 0].legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
+    handles: dict[str, Any] = {}
+    for ax in axes[:, 0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    fig.legend(
+        list(handles.values()), list(handles), loc="outside lower center", ncol=3, fontsize=8
+    )
+    return fig
+
+
+def plot(results: Mapping[str, RunResult], path: str) -> None:
+    """Draw one panel per strategy into ``path``."""
+    check_plot_path(path)
+    import matplotlib.pyplot as plt
+
+    fig = figure(results)
     fig.savefig(path)
     plt.close(fig)

@@ -365,6 +365,3 @@ class SqlReleaseCatalog(p.ReleaseCatalog):
             return None
         art, blob = found
         return art.release_id, artifact_view(art, blob)
-
-
-

@@ -11,10 +11,11 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from patchgate.entrypoints.api.deps import SecurityAnalyst, Viewer
+from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.entrypoints.runtime import Runtime, runtime
 from patchgate.services.advisories import commands, views
 
-router = APIRouter(prefix="/advisories", tags=["advisories"])
+router = APIRouter(prefix="/advisories", tags=["advisories"], route_class=StrictRoute)
 Rt = Annotated[Runtime, Depends(runtime)]
 
 

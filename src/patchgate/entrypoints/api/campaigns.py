@@ -12,12 +12,13 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, create_model
 
 from patchgate.entrypoints.api.deps import ReleaseManager, Viewer
+from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.entrypoints.presenters import campaigns as present
 from patchgate.services.campaigns import commands, views
 from patchgate.services.campaigns.options import CreateOptions
 from patchgate.services.context import Context
 
-router = APIRouter(tags=["campaigns"])
+router = APIRouter(tags=["campaigns"], route_class=StrictRoute)
 
 
 def _option_fields() -> dict[str, Any]:

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from patchgate.entrypoints.api.deps import Viewer
+from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.entrypoints.runtime import Runtime, runtime
 from patchgate.services.compliance import checklist, support
 
-router = APIRouter(prefix="/compliance", tags=["compliance"])
+router = APIRouter(prefix="/compliance", tags=["compliance"], route_class=StrictRoute)
 Rt = Annotated[Runtime, Depends(runtime)]
 
 

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field
 
 from patchgate.entrypoints.api.deps import Admin, Viewer
+from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.entrypoints.presenters import audit as present_audit
 from patchgate.entrypoints.presenters import policy as present_policy
 from patchgate.entrypoints.presenters import tokens as present_tokens
 from patchgate.services import access, audit
 from patchgate.services import policy as policy_service
 
-router = APIRouter()
+router = APIRouter(route_class=StrictRoute)
 
 
 @router.get("/whoami", tags=["access"])
@@ -71,7 +72,7 @@ def verify_audit(caller: Viewer) -> dict[str, Any]:
 
 class TokenIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    role: str
+    role: str = Field(json_schema_extra={"enum": list(access.ROLES)})
 
 
 @router.post("/tokens", tags=["access"], status_code=201)

@@ -11,13 +11,14 @@ from pydantic import BaseModel, Field
 
 from patchgate.domain.errors import InvalidInput
 from patchgate.entrypoints.api.deps import Admin, ReleaseManager, Viewer
+from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.entrypoints.presenters import devices as present
 from patchgate.services import actions as action_service
 from patchgate.services import ddi
 from patchgate.services import devices as device_service
 from patchgate.services.devices.views import MAX_PAGE
 
-router = APIRouter(tags=["devices"])
+router = APIRouter(tags=["devices"], route_class=StrictRoute)
 
 
 class NewDeviceBody(BaseModel):

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from patchgate.entrypoints.api.deps import Caller, require_role
+from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.entrypoints.presenters import notifications as present
 from patchgate.services import notifications
 
-router = APIRouter(prefix="/notifications", tags=["notifications"])
+router = APIRouter(prefix="/notifications", tags=["notifications"], route_class=StrictRoute)
 
 
 @router.get("")

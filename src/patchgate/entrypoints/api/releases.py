@@ -20,11 +20,12 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from patchgate.domain.errors import InvalidInput, NotFound, TooLarge
 from patchgate.entrypoints.api.deps import ReleaseManager, Viewer, limited
+from patchgate.entrypoints.bodies import StrictRoute, check_form
 from patchgate.entrypoints.presenters import releases as present
 from patchgate.services.releases import commands, views
 from patchgate.services.releases.rules import MAX_SBOM_BYTES, UPDATE_TYPES
 
-router = APIRouter(tags=["releases"])
+router = APIRouter(tags=["releases"], route_class=StrictRoute)
 
 SLACK_BYTES = 64 * 1024 * 1024  # room for the SBOM, notes and multipart framing
 CHUNK = 1024 * 1024
@@ -86,6 +87,7 @@ async def create_release(request: Request, caller: ReleaseManager) -> dict[str, 
     except MultiPartException as exc:
         raise InvalidInput(f"the multipart body is not valid: {exc.message}") from exc
     try:
+        check_form(form)
         fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
         files = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
         artifacts = [

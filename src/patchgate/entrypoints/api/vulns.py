@@ -14,12 +14,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from patchgate.entrypoints.api.deps import SecurityAnalyst, Viewer, limited
+from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.entrypoints.presenters import vulnerabilities as present
 from patchgate.services.context import Context
 from patchgate.services.vulnerabilities import art14 as drafts
 from patchgate.services.vulnerabilities import commands, cyclonedx, imports, views
 
-router = APIRouter(prefix="/vulnerabilities", tags=["vulnerabilities"])
+router = APIRouter(prefix="/vulnerabilities", tags=["vulnerabilities"], route_class=StrictRoute)
 
 
 class NewVulnerability(BaseModel):

@@ -47,6 +47,7 @@ def register(cli: typer.Typer) -> None:
     aud = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
     aud.command("verify")(audit_verify)
     aud.command("list")(audit_list)
+    aud.command("checkpoint")(audit_checkpoint)
     cli.add_typer(aud, name="audit")
     tok = typer.Typer(help="Management API tokens.", no_args_is_help=True)
     tok.command("create")(token_create)
@@ -78,6 +79,9 @@ def init(
     as_json: JsonFlag = False,
 ) -> None:
     """Create the database, data folder, keys, default policy and admin token (idempotent)."""
+    from patchgate.bootstrap import owner_only
+
+    owner_only(settings())
     from patchgate.services import setup
 
     _upgrade_schema()
@@ -179,11 +183,28 @@ def serve(
         ),
     ] = None,
     workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1,
+    reuse_port: Annotated[
+        bool,
+        typer.Option(
+            "--reuse-port",
+            help="Share the port with another patchgate server on the same data "
+            "(default: a port in use is an error).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the device API, the management API and the pages."""
     from patchgate.services import policy as policy_service
 
+    if not reuse_port:
+        _refuse_busy_port(host, port)
     cfg = settings()
+    if not cfg.public_url and not _is_loopback(host):
+        typer.echo(
+            f"warning: PATCHGATE_PUBLIC_URL is not set; links for devices will name the "
+            f"address each connection reached on {host}, never the Host header. Set it to "
+            "the URL devices use.",
+            err=True,
+        )
     wired = app()  # refuses on an outdated schema, naming the command to run
     source_path = policy_file or (cfg.policy_file if cfg.policy_file.exists() else None)
     if source_path is not None:
@@ -213,6 +234,39 @@ def serve(
     ).serve()
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _refuse_busy_port(host: str, port: int) -> None:
+    """Exit 2 when something listens on ``host:port`` already. The server binds with
+    SO_REUSEPORT (its workers share one port), so without this check a second server
+    would start beside the first and the kernel would split the requests between them."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no user
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            fail(
+                f"cannot listen on {host}:{port}: {exc.strerror} (another server? "
+                "--reuse-port shares the port on purpose)"
+            )
+
+
 # --- policy --------------------------------------------------------------------------------
 
 
@@ -236,8 +290,12 @@ def policy_render(
     ] = None,
     fmt: Annotated[RenderFormat, typer.Option("--format", help="Output format.")] = RenderFormat.md,
     base_url: Annotated[
-        str, typer.Option(help="Public URL used in links.")
-    ] = "http://127.0.0.1:8080",
+        str | None,
+        typer.Option(
+            help="Public URL used in links (default: PATCHGATE_PUBLIC_URL; without either, "
+            "links are relative to the site's root)."
+        ),
+    ] = None,
 ) -> None:
     """Render a policy (or the one in force) as HTML, Markdown or JSON."""
     import json
@@ -252,6 +310,8 @@ def policy_render(
             fail(*(f"{file}: {p}" for p in exc.problems))
     else:
         policy = policy_service.in_force(app().context).policy
+    if base_url is None:
+        base_url = settings().public_url or ""
     if fmt is RenderFormat.json:
         typer.echo(json.dumps(policy.to_json(), indent=2))
     elif fmt is RenderFormat.md:
@@ -260,29 +320,71 @@ def policy_render(
         typer.echo(render.policy_html(policy, base_url))
 
 
-def policy_apply(file: Annotated[str, typer.Argument(help="Policy TOML file.")]) -> None:
-    """Validate a policy and put it in force (audited); the server publishes it at once."""
+def policy_apply(
+    file: Annotated[str, typer.Argument(help="Policy TOML file.")],
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Replace the data folder's policy.toml when it differs from FILE (the old "
+            "one is kept as policy.toml.bak).",
+        ),
+    ] = False,
+) -> None:
+    """Validate a policy and put it in force (audited); the server publishes it at once.
+    FILE becomes the data folder's policy.toml (what `serve` puts in force at start): a
+    different policy.toml there is replaced only with --replace, after a backup."""
     from patchgate.services import policy as policy_service
 
     source = read_text_file(file, what="policy file")
     wired = app()
     try:
-        _, changed = policy_service.apply(wired.context, source, actor=actor())
+        policy_service.check(source, today=utcnow())
     except PolicyInvalid as exc:
         fail(*(f"{file}: {p}" for p in exc.problems))
-    if Path(file).resolve() != wired.settings.policy_file:
-        wired.settings.policy_file.write_text(source)
+    kept = wired.settings.policy_file
+    differs = kept.exists() and kept.read_bytes() != source.encode()
+    if differs and Path(file).resolve() != kept and not replace:
+        fail(
+            f"{kept} holds a different policy, which `serve` puts in force at start; "
+            "pass --replace to replace it (a backup is kept)"
+        )
+    _, changed = policy_service.apply(wired.context, source, actor=actor())
+    if differs and Path(file).resolve() != kept:
+        backup = kept.with_name(kept.name + ".bak")
+        backup.write_bytes(kept.read_bytes())
+        typer.echo(f"{kept} replaced; the previous one is in {backup}")
+    if not kept.exists() or differs:
+        kept.write_text(source)
     typer.echo("policy put in force" if changed else "policy unchanged (already in force)")
 
 
 # --- audit ---------------------------------------------------------------------------------
 
 
-def audit_verify(as_json: JsonFlag = False) -> None:
+def audit_verify(
+    against: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--against",
+            metavar="FILE",
+            help="Checkpoints kept elsewhere (a witness's copy, `audit checkpoint` "
+            "output): a chain truncated behind one of them is reported.",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
     """Check the audit chain and its signed checkpoints; exit 2 naming the first problem."""
+    from patchgate.domain.audit import parse_checkpoints
     from patchgate.services import audit
 
-    count, finding = audit.verify(app().context)
+    external = []
+    for file in against or []:
+        found, damaged = parse_checkpoints(read_text_file(str(file), what="checkpoint file"))
+        if damaged or not found:
+            fail(f"{file}: {damaged[0] if damaged else 'holds no checkpoint'}")
+        external.extend(found)
+    count, finding = audit.verify(app().context, against=external)
     if as_json:
         emit_json(
             {
@@ -297,6 +399,19 @@ def audit_verify(as_json: JsonFlag = False) -> None:
     if finding is not None:
         fail(f"audit log: {finding.message}")
     typer.echo(f"audit log intact: {count} entries, chain and checkpoints verified")
+
+
+def audit_checkpoint() -> None:
+    """Print the signed checkpoint of the current head as JSON, to keep somewhere the data
+    folder's writers cannot reach (then `audit verify --against FILE`)."""
+    import json
+
+    from patchgate.services import audit
+
+    checkpoint = audit.latest_checkpoint(app().context)
+    if checkpoint is None:
+        fail("the audit log is empty: no checkpoint yet")
+    typer.echo(json.dumps(checkpoint.__dict__, sort_keys=True))
 
 
 def audit_list(

@@ -231,7 +231,8 @@ def _table(
         ("bricked", lambda r: f"{r.bricked}"),
         ("reverted", lambda r: f"{r.reverted:,}"),
         ("exposed back on known-good", lambda r: f"{r.exposed_on_known_good:,} of {r.exposed:,}"),
-        ("halted", lambda r: f"{r.halted_at_stage}" if r.halted else "no"),
+        # The stage is a name: "100 %" is the stage offering the whole fleet, not a share.
+        ("halted in", lambda r: f"stage '{r.halted_at_stage}'" if r.halted else "not halted"),
         ("minutes to halt", lambda r: _minutes(r.minutes_to_halt)),
         ("false halt", lambda r: "yes" if r.false_halt else "no"),
         ("patched at deadline", lambda r: f"{r.patched_fraction_at_deadline:.2%}"),

@@ -11,7 +11,6 @@ ETags and quotas in ``wire``.
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import re
 import threading
@@ -27,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from patchgate.bootstrap import make_async_device_auth_reader, make_device_auth_reader
 from patchgate.domain import actions as rules
+from patchgate.domain import strict
 from patchgate.domain.errors import (
     Conflict,
     NotFound,
@@ -34,6 +34,7 @@ from patchgate.domain.errors import (
     TooLarge,
     Unauthorized,
 )
+from patchgate.entrypoints import bodies
 from patchgate.entrypoints.ddi import parse, shapes, wire
 from patchgate.entrypoints.runtime import Runtime
 from patchgate.entrypoints.tuf import artifact_response
@@ -218,23 +219,9 @@ class DdiApp:
         return await anyio.to_thread.run_sync(fn)
 
     async def _body(self, scope: Scope, receive: Receive) -> Any:
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                raise HttpError(413, f"request body over {self.max_body} bytes")
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        try:
-            return json.loads(b"".join(chunks) or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HttpError(400, f"the body is not valid JSON: {exc}") from None
+        # Bounded and strict (entrypoints/bodies.py): 413 past the limit, 400 for hostile
+        # JSON (deep nesting, NUL, lone surrogates, NaN, integers past 64 bits).
+        return await bodies.read_json(receive, self.max_body)
 
     async def _payload(self, scope: Scope, receive: Receive) -> Any:
         """The request body: CBOR when its ``Content-Type`` says so (hawkBit accepts
@@ -255,9 +242,12 @@ class DdiApp:
             chunks.append(chunk)
             more = message.get("more_body", False)
         try:
-            return wire.decode(b"".join(chunks), content_type)
-        except ValueError as exc:
-            raise HttpError(400, str(exc)) from None
+            decoded = wire.decode(b"".join(chunks), content_type)
+        except (ValueError, RecursionError) as exc:
+            raise HttpError(400, f"the body is not valid CBOR: {exc}") from None
+        # The same limits as JSON bodies (domain/strict.py): depth, text, numbers.
+        strict.check_value(decoded, "the body")
+        return decoded
 
     def _proxy_identity(self, scope: Scope) -> ddi.ProxyIdentity | None:
         """The client certificate a trusted TLS-terminating proxy vouches for, as hawkBit

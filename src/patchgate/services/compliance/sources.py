@@ -116,4 +116,4 @@ def sbom(ctx: Context, release: ReleaseRecord) -> Path | None:
 
 def checkpoints(ctx: Context) -> Sequence[Checkpoint]:
     """The audit log's signed checkpoints, as journalled."""
-    return ctx.checkpoint_journal.read()
+    return ctx.checkpoint_journal.read().checkpoints

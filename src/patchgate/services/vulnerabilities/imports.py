@@ -19,11 +19,11 @@ that are commits or placeholders (skipped).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from patchgate.domain import strict
 from patchgate.domain import vulnerabilities as domain
 from patchgate.domain.errors import InvalidInput, TooLarge
 from patchgate.domain.policy import Policy
@@ -35,7 +35,7 @@ from patchgate.services.vulnerabilities.cve5 import parse_cve5
 from patchgate.services.vulnerabilities.cyclonedx import parse_cyclonedx
 from patchgate.services.vulnerabilities.osv import parse_osv
 from patchgate.services.vulnerabilities.parsing import ImportResult, Parsed, ProductClaim
-from patchgate.services.vulnerabilities.rules import UNASSIGNED, check_products, check_text
+from patchgate.services.vulnerabilities.rules import UNASSIGNED, check_products
 from patchgate.services.vulnerability_ports import ProductAnalysis, VulnerabilityRecord
 
 __all__ = ["FORMATS", "MAX_IMPORT_BYTES", "ImportResult", "import_document", "load_json"]
@@ -45,39 +45,12 @@ FORMATS = ("cve5", "osv", "cyclonedx")
 
 
 def load_json(data: bytes, *, name: str = "the file") -> Any:
-    """Decode an import file, refusing what is too large, not UTF-8, not JSON, nested
-    deeper than the decoder can follow, or holding text no database can store."""
+    """Decode an import file, refusing what is too large, not UTF-8 or not JSON, and what
+    every request body is refused for (domain/strict.py: deep nesting, NUL, lone
+    surrogates, NaN, integers past 64 bits)."""
     if len(data) > MAX_IMPORT_BYTES:
         raise TooLarge(f"{name} is {len(data)} bytes; imports are limited to {MAX_IMPORT_BYTES}")
-    try:
-        decoded = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{name} is not UTF-8 text") from exc
-    try:
-        doc = json.loads(decoded)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(
-            f"{name} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
-    except RecursionError as exc:
-        raise InvalidInput(f"{name} is nested too deeply to read") from exc
-    _check_strings(doc, name)
-    return doc
-
-
-def _check_strings(doc: Any, name: str) -> None:
-    """JSON escapes (``\\u0000``, a lone ``\\ud800``) decode to text no database stores:
-    refuse the file when any key or value holds such text."""
-    pending = [doc]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-        elif isinstance(item, str):
-            check_text(item, f"a text in {name}", limit=MAX_IMPORT_BYTES)
+    return strict.loads_json(data, where=name, max_text=MAX_IMPORT_BYTES)
 
 
 def _looks_cve5(doc: Any) -> bool:
