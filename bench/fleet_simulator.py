@@ -1,4 +1,4 @@
-"""Reproduce the figures of BENCHMARKS.md "Fleet simulator" (issue 8 "Must show").
+"""Reproduce the figures of BENCHMARKS.md "Fleet simulator".
 
     .venv/bin/python bench/fleet_simulator.py boot        # 100,000 and 1,000 devices, boot:0.3
     .venv/bin/python bench/fleet_simulator.py regression  # 100 seeds, crash 2 %/day vs 0.5 %/day

@@ -17,8 +17,8 @@
 #                            postgresql://postgres@127.0.0.1:5432/postgres); the script
 #                            creates and drops a database `patchgate_poll_bench` on it.
 #        GOOSEBIT_PEER       folder with the gooseBit peer scripts (start_goosebit.sh,
-#                            bench_setup.py, make_dummy_swu.py, poll_rr.lua);
-#                            default: ../shared/peers/goosebit beside the checkout.
+#                            bench_setup.py, make_dummy_swu.py, poll_rr.lua); required
+#                            for the gooseBit runs (G0 G1).
 #        GOOSEBIT_WORKDIR    gooseBit's venv and data (default ${TMPDIR:-/tmp}/goosebit-peer)
 #        ONLY                space-separated subset of "G0 G1 S0 S1 P0 P1 PM C"
 # Generated files go to ${PATCHGATE_BENCH_WORKDIR:-${TMPDIR:-/tmp}/patchgate-bench}.
@@ -32,11 +32,6 @@ WORK="${PATCHGATE_BENCH_WORKDIR:-${TMPDIR:-/tmp}/patchgate-bench}"
 RES="$WORK/results/vs-goosebit-$(date +%Y%m%d-%H%M%S)"; mkdir -p "$RES"
 PG_ADMIN="${PATCHGATE_BENCH_PG:-postgresql://postgres@127.0.0.1:5432/postgres}"
 PG_URL="${PG_ADMIN%/*}/patchgate_poll_bench"
-if [ -z "${GOOSEBIT_PEER:-}" ]; then
-  for d in "$ROOT/../shared/peers/goosebit" "$ROOT/../../shared/peers/goosebit"; do
-    [ -f "$d/start_goosebit.sh" ] && GOOSEBIT_PEER="$(cd "$d" && pwd)" && break
-  done
-fi
 GB_WORK="${GOOSEBIT_WORKDIR:-${TMPDIR:-/tmp}/goosebit-peer}"
 ONLY="${ONLY:-G0 G1 S0 S1 P0 P1 PM C}"
 PORT_GB=18054; PORT_PG=18060; PORT_C=18069

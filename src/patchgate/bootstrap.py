@@ -46,7 +46,7 @@ class Settings:
     tuf_refresh_seconds: float = 300
     swu_certificate: Path | None = None
     rauc_keyring: Path | None = None
-    # Optional push (PRODUCT.md §4): the MQTT broker for wake-ups; None turns push off.
+    # Optional push (docs/push.md): the MQTT broker for wake-ups; None turns push off.
     mqtt_url: str | None = None
     webhooks: tuple[str, ...] = ()
     # Witnesses of the audit log: each new checkpoint is POSTed to these URLs.

@@ -1,5 +1,5 @@
 """Supersession and version-range selectors through real DDI polls against a real server,
-on SQLite and PostgreSQL (issue 6 "Overlaps" and "target selector … version ranges")."""
+on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

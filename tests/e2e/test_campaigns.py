@@ -1,5 +1,5 @@
 """The campaign engine end to end: real servers, real DDI polls, the real CLI and REST API,
-on SQLite and PostgreSQL (issue 6 "Must show")."""
+on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``patchgate simulate --mode http``: a real server on a fresh data folder of its own, a
-few hundred asyncio devices over DDI, a release that fails to boot on 30 % (issue 8)."""
+few hundred asyncio devices over DDI, a release that fails to boot on 30 %."""
 
 from __future__ import annotations
 

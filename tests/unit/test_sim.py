@@ -1,5 +1,5 @@
-"""The in-process fleet simulator (issue 8 "Must show", on fleets small enough for the
-suite; the full-size runs are recorded in BENCHMARKS.md by bench/fleet_simulator.py)."""
+"""The in-process fleet simulator (docs/simulator.md), on fleets small enough for the
+suite; the full-size runs are recorded in BENCHMARKS.md by bench/fleet_simulator.py."""
 
 from __future__ import annotations
 

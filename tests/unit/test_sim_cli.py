@@ -1,4 +1,4 @@
-"""``patchgate simulate``: the INTERFACES.md flags and JSON shapes, the plot, bad input."""
+"""``patchgate simulate``: the docs/contract.md flags and JSON shapes, the plot, bad input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Wake-ups for the agent (PRODUCT.md §4, optional push): listen on the device's own MQTT
+"""Wake-ups for the agent (docs/push.md): listen on the device's own MQTT
 topic and poll at once when the server says something waits.
 
 Push only shortens the wait: the DDI poll stays the one channel that decides anything, and

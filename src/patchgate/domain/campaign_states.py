@@ -1,7 +1,7 @@
 """The campaign's state machine: commands, the events they record, and the progress they
 move (docs/campaign-core.md "State machine").
 
-State machine (INTERFACES.md states), commands imperative, events past tense::
+State machine (docs/contract.md states), commands imperative, events past tense::
 
     draft ──start──► running ◄──resume── paused
       │               │  ├──pause──────────►│
@@ -11,7 +11,7 @@ State machine (INTERFACES.md states), commands imperative, events past tense::
       │     running|paused ──halt──► halted ──revert──► reverting ──complete──► completed
       └──cancel── draft|running|paused|halted|reverting ──► cancelled
 
-A halted campaign cannot be started or resumed (issue 6 "Bad input"): recovery is a revert
+A halted campaign cannot be started or resumed: recovery is a revert
 or a roll-forward campaign for a new release. Completing a reverting campaign does not
 raise the floor.
 """
@@ -26,7 +26,7 @@ from typing import Any, Final
 from patchgate.domain.errors import InvalidInput, TransitionRefused
 from patchgate.domain.gates import ADVANCE, AWAIT_APPROVAL, HALT, GateResult
 
-# States (INTERFACES.md).
+# States (docs/contract.md).
 DRAFT: Final = "draft"
 RUNNING: Final = "running"
 PAUSED: Final = "paused"

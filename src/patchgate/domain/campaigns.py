@@ -1,5 +1,5 @@
 """The campaign: the snapshot the device poll reads, and ``decide``
-(issue 6; ARCHITECTURE.md decisions 1 and 4; PRODUCT.md §5).
+(docs/architecture.md; docs/campaigns.md).
 
 The state machine lives in :mod:`patchgate.domain.campaign_states` (re-exported here).
 
@@ -110,7 +110,7 @@ class ReleaseRef:
 
 
 def release_problems(release: ReleaseRef, *, signed: bool, artifacts: int) -> list[str]:
-    """Why a campaign may not be created for ``release`` (issue 6 "Bad input")."""
+    """Why a campaign may not be created for ``release``."""
     problems = []
     if release.withdrawn:
         problems.append(f"release {release.id} is withdrawn; a campaign cannot offer it")
@@ -147,7 +147,7 @@ class Selector:
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """How offers are made: forced or soft, download only, user confirmation, window,
-    rate limit (PRODUCT.md §5 "Rate limit … soft vs forced, download-only")."""
+    rate limit (docs/campaigns.md)."""
 
     forced: bool = False
     download_only: bool = False
@@ -247,7 +247,7 @@ class DeviceFacts:
 @dataclass(frozen=True)
 class Snapshot:
     """The in-memory plan of what runs, stamped with the state version it was built from
-    (ARCHITECTURE.md decision 2). Build with :meth:`build`. The server also keeps what a
+    (docs/architecture.md). Build with :meth:`build`. The server also keeps what a
     poll needs to know of a device beyond its row: the product of each hardware model
     (``products``) and each product's security floor (``floors``)."""
 

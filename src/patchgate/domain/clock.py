@@ -20,7 +20,7 @@ def as_utc(value: datetime) -> datetime:
 
 
 def rfc3339(value: datetime | None) -> str | None:
-    """RFC 3339 in UTC with a ``Z`` suffix and whole seconds, as INTERFACES.md requires."""
+    """RFC 3339 in UTC with a ``Z`` suffix and whole seconds, as docs/contract.md requires."""
     if value is None:
         return None
     return as_utc(value).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")

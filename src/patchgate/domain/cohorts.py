@@ -1,4 +1,4 @@
-"""Deterministic cohorts (PRODUCT.md §5, ARCHITECTURE.md decision 4): arithmetic, not lists.
+"""Deterministic cohorts (docs/campaigns.md, docs/architecture.md): arithmetic, not lists.
 
 Rules implemented here:
 

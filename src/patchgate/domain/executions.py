@@ -1,5 +1,4 @@
-"""What counts as success: pure rules over execution events (ARCHITECTURE.md decision 7,
-"events, not counters"; issue 6 "What counts as success").
+"""What counts as success: pure rules over execution events (docs/architecture.md).
 
 An *execution* is one device's part in one campaign. Its status is never stored as a
 counter: it is folded from the device's events, in order, by :func:`step`, and aged by
@@ -154,7 +153,7 @@ class Execution:
 
     @property
     def is_open(self) -> bool:
-        """Whether this execution is the device's one open action (issue 6 "Overlaps")."""
+        """Whether this execution is the device's one open action."""
         return self.status in OPEN
 
     @property
@@ -264,7 +263,7 @@ def fold(
 @dataclass(frozen=True, slots=True)
 class Counts:
     """Devices by execution status, each device counted once by its current status
-    (INTERFACES.md ``counts``). ``eligible`` is the number of devices admitted to the
+    (docs/contract.md ``counts``). ``eligible`` is the number of devices admitted to the
     stage(s), which comes from the cohort rules, not from events."""
 
     eligible: int = 0
@@ -311,7 +310,7 @@ class Counts:
         return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
     def to_json(self) -> dict[str, int]:
-        """The INTERFACES.md ``counts`` object (and ``confirming``, ``retrying``)."""
+        """The docs/contract.md ``counts`` object (and ``confirming``, ``retrying``)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 

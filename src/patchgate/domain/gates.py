@@ -1,5 +1,5 @@
-"""Stage gates: when a stage may advance, must wait, or halts the campaign (issue 6 "Gates
-per stage"; docs/gates.md explains the statistics at more length).
+"""Stage gates: when a stage may advance, must wait, or halts the campaign (docs/gates.md
+explains the statistics at more length).
 
 A gate is evaluated on figures folded from execution events (:mod:`executions`) and on
 health telemetry tallies; it returns a :class:`GateResult` with a verdict (``advance``,

@@ -1,4 +1,4 @@
-"""Deadline-aware plans (issue 6 "Deadline-aware plans"; PRODUCT.md §5): a stage schedule
+"""Deadline-aware plans (docs/campaigns.md): a stage schedule
 that reaches the last stage before the earliest vulnerability due date, and a forecast of
 completion from the adoption observed so far.
 

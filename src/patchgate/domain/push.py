@@ -1,4 +1,4 @@
-"""What the server and the device agent share about push (PRODUCT.md §4, optional push):
+"""What the server and the device agent share about push (docs/push.md):
 the per-device wake topic and the broker URL. Standard library only."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Offers per minute (``campaign create --rate N/min``) as a token bucket, PRODUCT.md §5.
+"""Offers per minute (``campaign create --rate N/min``) as a token bucket, docs/campaigns.md.
 
 Rule: the bucket holds at most ``burst`` tokens (default: one minute's worth, at least 1)
 and refills continuously at ``per_minute / 60`` tokens per second; each offer takes one

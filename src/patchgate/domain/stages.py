@@ -1,5 +1,5 @@
 """Campaign stages: the ``--stages`` spec, the guide's default plan, and each stage's gates
-(guide §3.1 "Phased Rollouts"; INTERFACES.md ``campaign create --stages SPEC``).
+(guide §3.1 "Phased Rollouts"; docs/contract.md ``campaign create --stages SPEC``).
 
 Spec grammar, comma-separated, in rollout order:
 

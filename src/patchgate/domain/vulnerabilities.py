@@ -1,4 +1,5 @@
-"""The rules of the vulnerability register (guide §2, PRODUCT.md §2), pure and clock-free.
+"""The rules of the vulnerability register (docs/vulnerability-register.md), pure and
+clock-free.
 
 Everything here takes ``now`` (or the relevant instants) as arguments, so every rule can be
 tested exactly and with Hypothesis:
@@ -60,7 +61,7 @@ def more_severe(a: str, b: str) -> str:
 
 # --- score precedence -----------------------------------------------------------------------
 
-# Which assessment sets the deadline when a record carries several (issue 3): the
+# Which assessment sets the deadline when a record carries several: the
 # manufacturer's own first, then the CNA's, then an ADP's, then any other database's; within
 # one source CVSS v3.1, then v4.0, then v3.0. v3.1 comes before v4.0 because the policy's
 # bands and most published cadences were calibrated on v3.x scores.

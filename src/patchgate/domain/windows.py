@@ -1,5 +1,5 @@
 """Maintenance windows: a 5-field cron expression, a duration and a time zone
-(``--window '0 2 * * *,3h,Europe/Berlin'``), PRODUCT.md §5 "maintenance windows".
+(``--window '0 2 * * *,3h,Europe/Berlin'``), docs/campaigns.md.
 
 Rules implemented here:
 

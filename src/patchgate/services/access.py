@@ -1,4 +1,4 @@
-"""Management API tokens and roles (PRODUCT.md §10)."""
+"""Management API tokens and roles (docs/contract.md)."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ class Context:
     native_signatures: NativeSignatureChecker
     clock: Callable[[], datetime] = field(default=utcnow)
     max_artifact_bytes: int = 4 * 1024 * 1024 * 1024
-    # Optional push (PRODUCT.md §4): None when PATCHGATE_MQTT_URL is unset.
+    # Optional push (docs/push.md): None when PATCHGATE_MQTT_URL is unset.
     wakeups: Wakeups | None = None
     # Campaign notices (PATCHGATE_WEBHOOKS); None: no endpoint configured.
     # The server's notice timer, kicked when a change calls for a prompt notice (a halt);

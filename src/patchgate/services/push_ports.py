@@ -1,4 +1,4 @@
-"""The port for push notices (PRODUCT.md §4, optional push): tell devices that something
+"""The port for push notices (docs/push.md): tell devices that something
 waits for them, so they poll now instead of at their next interval.
 
 A wake-up carries no release details and no secrets; the device learns what waits by its

@@ -87,7 +87,7 @@ ROLLOUT_ACTION: Final = "c1-rollout"
 REVERT_ACTION: Final = "c1-revert"
 SAMPLE_MINUTES: Final = 10.0
 PUSH_LATENCY: Final = 1.0
-# Push notices (PRODUCT.md §4 "Optional push"; AWS IoT Jobs' notify-next); hawkBit's DDI is
+# Push notices (docs/push.md; AWS IoT Jobs' notify-next); hawkBit's DDI is
 # poll only.
 PUSH_DEFAULT: Final = {"patchgate": True, "hawkbit": False, "aws": True}
 
@@ -129,7 +129,7 @@ class Timeline:
 
 @dataclass
 class RunResult:
-    """What a run measured (INTERFACES.md ``simulate --json`` fields and more)."""
+    """What a run measured (docs/contract.md ``simulate --json`` fields and more)."""
 
     strategy: str
     devices: int

@@ -1,6 +1,6 @@
 """The server side of ``simulate --mode http`` (:class:`~.http_mode.ServerSide`): a fresh
 data folder of the run's own, set up and driven through the ``patchgate`` commands of
-INTERFACES.md in child processes, and ``patchgate serve`` on a free loopback port.
+docs/contract.md in child processes, and ``patchgate serve`` on a free loopback port.
 
 * ``init`` there, the product ``simfleet`` added to the policy (``policy apply``), the
   known-good release ``1.0.0`` and the release under test created through the real release

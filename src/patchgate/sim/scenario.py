@@ -1,4 +1,4 @@
-"""What a simulation run is asked to do: the fleet, the fault, the strategy (INTERFACES.md
+"""What a simulation run is asked to do: the fleet, the fault, the strategy (docs/contract.md
 ``patchgate simulate`` flags), and the fleet built from it once for every strategy."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Gate strategies as pure policies over the same events, so the simulator can replay one
 fleet and one fault under patchgate's gates and under the rules of two well-known tools
-(issue 8 "Strategies"). Every setting is data, printed by :meth:`settings`.
+(docs/simulator.md, "Strategies"). Every setting is data, printed by :meth:`settings`.
 
 * ``patchgate`` — the stage gates of :mod:`gates` (sequential tests, soak, fraction).
 * ``hawkbit`` — Eclipse hawkBit's rollout builder defaults: cascading groups (here of the

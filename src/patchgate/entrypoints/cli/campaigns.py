@@ -1,4 +1,4 @@
-"""``patchgate campaign …``: phased rollouts (INTERFACES.md).
+"""``patchgate campaign …``: phased rollouts (docs/contract.md).
 
 The CLI works on the database directly; a running server obeys what it commits from its
 next poll (a halt included). Commands that change a campaign also evaluate the gates of

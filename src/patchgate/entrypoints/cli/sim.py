@@ -1,5 +1,5 @@
 """``patchgate simulate``: a virtual fleet through a campaign, under patchgate's gates and
-under hawkBit's and AWS IoT Jobs' rules, with faults (INTERFACES.md; issue 8)."""
+under hawkBit's and AWS IoT Jobs' rules, with faults (docs/contract.md)."""
 
 from __future__ import annotations
 

@@ -88,9 +88,9 @@ def _versions(text: str | None) -> VersionRange | None:
 
 
 def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str) -> int:
-    """Create a draft campaign for a release, or refuse naming each broken rule (issue 6
-    "Bad input"): a withdrawn, unsigned or artifact-less release; stages that do not
-    increase, exceed 100 % or name unknown groups; bad gate, rate or window settings."""
+    """Create a draft campaign for a release, or refuse naming each broken rule: a
+    withdrawn, unsigned or artifact-less release; stages that do not increase, exceed
+    100 % or name unknown groups; bad gate, rate or window settings."""
     now = ctx.clock()
     overrides: dict[str, Any] = {}
     if options.max_failure_rate is not None:

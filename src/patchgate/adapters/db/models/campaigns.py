@@ -1,10 +1,10 @@
-"""Campaigns (issue 6): one row per campaign, holding what its snapshot plan is built from.
+"""Campaigns: one row per campaign, holding what its snapshot plan is built from.
 
 Stages, cohort cuts, selector and delivery settings are stored as JSON documents written
 and read by the campaign service (``patchgate.services.campaigns``), so the plan a poll
 decides on is exactly the plan that was created. Progress (state, stage, times, halt
 reason, last gate verdict) has columns of its own; every change of it is audited in the
-same transaction, which also raises the state version (ARCHITECTURE.md decision 2).
+same transaction, which also raises the state version (docs/architecture.md).
 Executions are not copied here: counts come from ``actions``/``action_events`` and
 ``health_reports`` (decision 7).
 """

@@ -1,4 +1,4 @@
-"""Releases and the content-addressed artifacts they ship (PRODUCT.md §3).
+"""Releases and the content-addressed artifacts they ship (docs/releases.md).
 
 The release tables are shared by the releases capability (which writes them), the device
 API (which offers their artifacts) and the campaign engine (which rolls them out).

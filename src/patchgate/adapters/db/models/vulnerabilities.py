@@ -1,4 +1,5 @@
-"""The vulnerability register (PRODUCT.md §2): records, per-product analysis, Art. 14 reports.
+"""The vulnerability register (docs/vulnerability-register.md): records, per-product
+analysis, Art. 14 reports.
 
 Status, fixing release and the release/deployment instants live per (vulnerability,
 product); scores, exploitation and the CRA clocks per vulnerability. Deadlines are not
