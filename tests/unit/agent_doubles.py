@@ -194,46 +194,14 @@ class HawkbitDouble:
         base = self._base(device_id)
         method = request.method
         if rest == "" and method == "GET":
-            links: dict[str, Any] = {}
-            action = self.open_action(device_id)
-            if record.cancel is not None:
-                links["cancelAction"] = {"href": f"{base}/cancelAction/{record.cancel}"}
-            elif action is not None:
-                links["deploymentBase"] = {"href": f"{base}/deploymentBase/{action.id}?c=-1"}
-            if not record.config_data:
-                links["configData"] = {"href": f"{base}/configData"}
-            return httpx.Response(
-                200, json={"config": {"polling": {"sleep": self.sleep}}, "_links": links}
-            )
+            return self._poll(device_id, record, base)
         if m := re.fullmatch(r"/deploymentBase/([^/]+)", rest):
             action = self._action(record, m.group(1))
             if action is None:
                 return httpx.Response(404)
             return httpx.Response(200, json=self._deployment(base, action))
         if (m := re.fullmatch(r"/deploymentBase/([^/]+)/feedback", rest)) and method == "POST":
-            action = self._action(record, m.group(1))
-            if action is None:
-                return httpx.Response(404)
-            if action.status == "closed":
-                return httpx.Response(410, json={"message": "action is closed"})
-            body = json.loads(request.content)
-            status = body["status"]
-            assert status["execution"] in {
-                "closed",
-                "proceeding",
-                "canceled",
-                "scheduled",
-                "rejected",
-                "resumed",
-                "download",
-                "downloaded",
-            }
-            assert status["result"]["finished"] in {"success", "failure", "none"}
-            action.feedback.append(body)
-            if status["execution"] == "closed":
-                action.status = "closed"
-                action.result = status["result"]["finished"]
-            return httpx.Response(200)
+            return self._feedback(request, record, m.group(1))
         if rest == "/configData" and method == "PUT":
             body = json.loads(request.content)
             assert body.get("mode", "merge") in {"merge", "replace", "remove"}
@@ -247,19 +215,64 @@ class HawkbitDouble:
                 200, json={"id": m.group(1), "cancelAction": {"stopId": m.group(1)}}
             )
         if (m := re.fullmatch(r"/cancelAction/([^/]+)/feedback", rest)) and method == "POST":
-            stop = self._action(record, m.group(1))
-            body = json.loads(request.content)
-            closing = body["status"]["execution"] == "closed"
-            if stop is not None and stop.status == "open" and closing:
-                stop.status, stop.result = "closed", "canceled"
-            record.cancel = None
-            return httpx.Response(200)
+            return self._cancel_feedback(request, record, m.group(1))
         if m := re.fullmatch(r"/softwaremodules/([^/]+)/artifacts/([^/]+)", rest):
             action = self._action(record, m.group(1))
             if action is None:
                 return httpx.Response(404)
             return self._download(request, action)
         return httpx.Response(404, json={"message": f"no resource {rest}"})
+
+    def _poll(self, device_id: str, record: DeviceRecord, base: str) -> httpx.Response:
+        links: dict[str, Any] = {}
+        action = self.open_action(device_id)
+        if record.cancel is not None:
+            links["cancelAction"] = {"href": f"{base}/cancelAction/{record.cancel}"}
+        elif action is not None:
+            links["deploymentBase"] = {"href": f"{base}/deploymentBase/{action.id}?c=-1"}
+        if not record.config_data:
+            links["configData"] = {"href": f"{base}/configData"}
+        return httpx.Response(
+            200, json={"config": {"polling": {"sleep": self.sleep}}, "_links": links}
+        )
+
+    def _feedback(
+        self, request: httpx.Request, record: DeviceRecord, action_id: str
+    ) -> httpx.Response:
+        action = self._action(record, action_id)
+        if action is None:
+            return httpx.Response(404)
+        if action.status == "closed":
+            return httpx.Response(410, json={"message": "action is closed"})
+        body = json.loads(request.content)
+        status = body["status"]
+        assert status["execution"] in {
+            "closed",
+            "proceeding",
+            "canceled",
+            "scheduled",
+            "rejected",
+            "resumed",
+            "download",
+            "downloaded",
+        }
+        assert status["result"]["finished"] in {"success", "failure", "none"}
+        action.feedback.append(body)
+        if status["execution"] == "closed":
+            action.status = "closed"
+            action.result = status["result"]["finished"]
+        return httpx.Response(200)
+
+    def _cancel_feedback(
+        self, request: httpx.Request, record: DeviceRecord, action_id: str
+    ) -> httpx.Response:
+        stop = self._action(record, action_id)
+        body = json.loads(request.content)
+        closing = body["status"]["execution"] == "closed"
+        if stop is not None and stop.status == "open" and closing:
+            stop.status, stop.result = "closed", "canceled"
+        record.cancel = None
+        return httpx.Response(200)
 
     @staticmethod
     def _action(record: DeviceRecord, action_id: str) -> Action | None:

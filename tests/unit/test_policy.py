@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from patchgate.domain.errors import PolicyInvalid
-from patchgate.domain.policy import Month, load_policy, locate_field
+from patchgate.domain.policy import Month
+from patchgate.domain.policy_parse import load_policy, locate_field
 from patchgate.services.setup import default_policy_source, demo_policy_source
 
 TODAY = date(2026, 11, 26)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from patchgate.domain.errors import NotFound
-from patchgate.domain.policy import Policy, load_policy, parse_policy
+from patchgate.domain.policy import Policy
+from patchgate.domain.policy_parse import load_policy, parse_policy
 from patchgate.services import audit, state
 from patchgate.services.context import Context
 
