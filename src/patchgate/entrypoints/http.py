@@ -25,6 +25,7 @@ from patchgate.entrypoints.api import releases as api_releases
 from patchgate.entrypoints.api import vulns as api_vulns
 from patchgate.entrypoints.campaign_timer import CampaignTimer
 from patchgate.entrypoints.ddi.app import DdiApp
+from patchgate.entrypoints.downloads import Downloads
 from patchgate.entrypoints.errors import error_body, http_status
 from patchgate.entrypoints.middleware import BodyLimit, Metrics
 from patchgate.entrypoints.runtime import make_runtime
@@ -108,7 +109,8 @@ def create_app(app: App | None = None) -> Any:
     rt.campaign_engine = engine
     rt.campaign_timer = timer
     timer.start()
-    asgi: Any = ddi_app
+    # Downloads that may be served are answered in front of both (docs/downloads.md).
+    asgi: Any = Downloads(ddi_app, rt)
     asgi = BodyLimit(asgi, app.settings.max_request_bytes, UPLOAD_PREFIXES)
     asgi = Metrics(asgi, rt.registry)
     # Keep a handle for tests and for code that needs the runtime behind the middleware.
