@@ -65,7 +65,8 @@ class EnvTable:
         self._memo: dict[tuple[int, str, str], int] = {}
         self._offers: dict[str, Offer] = {}
         self._sound: list[bool] = []
-        self._installs: dict[tuple[int, str, bool, Phase | None, Timing], _Pass] = {}
+        self._installs: dict[tuple[int, str, bool, Phase | None], _Pass] = {}
+        self._install_timing: Timing | None = None
 
     def add(self, env: BootEnv) -> int:
         """The index of ``env`` (interned by identity; transitions return shared objects)."""
@@ -146,7 +147,10 @@ class EnvTable:
         env index, the offer, whether the image boots and the cut point, and on the
         outage only through the minutes it adds; the minutes are summed in the pass's own
         order, so the result is the very one :func:`run_install` returns."""
-        key = (env, offer_key, image_boots, cut, timing)
+        if timing is not self._install_timing:
+            self._installs.clear()
+            self._install_timing = timing
+        key = (env, offer_key, image_boots, cut)
         found = self._installs.get(key)
         if found is None:
             found = self._installs[key] = _install_pass(

@@ -489,26 +489,24 @@ class Run:
         new = ex.step(ex.settle(old, event.at), event, _VERSIONS[kind])
         old_status, status = old.status, new.status
         if old_status != status:
-            self._move(device, kind, old_status, status)
+            # The device moves from one status count to the other (its stage's, or the
+            # revert's); a device of no stage is counted nowhere.
+            if kind == _REVERT:
+                tally: dict[str, int] | None = self.revert_tally
+            else:
+                stage = self.stage_list[device]
+                tally = self.tallies[stage] if stage >= 0 else None
+            if tally is not None:
+                if old_status != ex.NONE:
+                    tally[old_status] -= 1
+                if status != ex.NONE:
+                    tally[status] = tally.get(status, 0) + 1
         if status in ex.TERMINAL:
             del self.open[device]
             del self.open_kind[device]
             (self.rstatus if kind == _REVERT else self.status)[device] = _CODE[status]
         else:
             self.open[device] = new
-
-    def _move(self, device: int, kind: int, old: str, new: str) -> None:
-        if kind == _REVERT:
-            tally = self.revert_tally
-        else:
-            stage = self.stage_list[device]
-            if stage < 0:
-                return
-            tally = self.tallies[stage]
-        if old != ex.NONE:
-            tally[old] -= 1
-        if new != ex.NONE:
-            tally[new] = tally.get(new, 0) + 1
 
     def _start(self, device: int, t: float, offer: Offer) -> None:
         kind = _REVERT if offer.kind == "revert" else _ROLLOUT
