@@ -148,6 +148,10 @@ def _finish(state: Execution, status: str, at: datetime) -> Execution:
     return Execution(status, state.attempts, at, state.success_reported_at, at, None)
 
 
+# Progress events and the status each moves an open execution to.
+_PROGRESS: Final = {DOWNLOADING: S_DOWNLOADING, DOWNLOADED: S_DOWNLOADING, INSTALLING: S_INSTALLING}
+
+
 def _moved(state: Execution, status: str, at: datetime, attempts: int) -> Execution:
     """``replace(state, status=status, attempts=attempts, last_event_at=at)``, built
     directly: ``dataclasses.replace`` inspects the fields on every call, which made it most
@@ -176,10 +180,8 @@ def step(
     if kind == OFFERED:
         attempts = state.attempts + 1 if status in (NONE, S_RETRYING) else state.attempts
         return _moved(state, S_OFFERED, at, attempts)
-    if kind in (DOWNLOADING, DOWNLOADED):
-        return _moved(state, S_DOWNLOADING, at, state.attempts)
-    if kind == INSTALLING:
-        return _moved(state, S_INSTALLING, at, state.attempts)
+    if (moved_to := _PROGRESS.get(kind)) is not None:
+        return _moved(state, moved_to, at, state.attempts)
     if kind == SUCCESS_REPORTED:
         if event.confirmed:
             return _finish(state, SUCCEEDED, at)  # rule 1a
