@@ -83,22 +83,35 @@ for url in "$TUF_URL" "$DDI_LINK" "$NG_URL"; do
     || { echo "wrong Range answer ($code) from $url" >&2; exit 1; }
 done
 
-# run TAG URL CONNECTIONS [RANGE]: a 2 s warm-up, then one timed run (index $2 of RUNS).
+# CPU time (user + system, clock ticks) of a server: its main process and its children.
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$1" $(pgrep -P "$1"); do
+    [ -r "/proc/$pid/stat" ] && total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+# run TAG URL CONNECTIONS RANGE INDEX SERVER_PID: a 2 s warm-up, then one timed run; the
+# server's CPU time over the timed run goes with it (robust where throughput is not: on a
+# busy machine a server gets what CPU the others leave it).
 run() {
-  local tag="$1" url="$2" conns="$3" range="${4:-}" i="$5" out
+  local tag="$1" url="$2" conns="$3" range="${4:-}" i="$5" server="$6" out before
   local args=(-t1 -c"$conns" -H "Authorization: TargetToken $TOKEN")
   [ -n "$range" ] && args+=(-H "Range: $range")
   out="$RES/$tag-$i.txt"
   timeout 60 wrk "${args[@]}" -d2s "$url" > /dev/null
   { echo "== wrk ${args[*]//$TOKEN/TOKEN} -d$DUR $url"; echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"; } > "$out"
+  before="$(cpu_ticks "$server")"
   timeout 120 wrk "${args[@]}" -d"$DUR" "$url" >> "$out"
-  log "$tag run $i: $(grep -E 'Requests/sec|Transfer/sec' "$out" | xargs)"
+  echo "server cpu ticks: $(( $(cpu_ticks "$server") - before )) of $(getconf CLK_TCK)/s" >> "$out"
+  log "$tag run $i: $(grep -E 'Requests/sec|Transfer/sec|server cpu' "$out" | xargs)"
 }
+NG_PID="$(cat "$NG_DIR/nginx.pid")"
 for i in $(seq 1 "$RUNS"); do
-  run full-nginx "$NG_URL" 4 "" "$i"; run full-tuf "$TUF_URL" 4 "" "$i"
-  run full-nginx2 "$NG_URL" 4 "" "$i"; run full-ddi "$DDI_LINK" 4 "" "$i"
-  run range-nginx "$NG_URL" 16 "$RANGE" "$i"; run range-tuf "$TUF_URL" 16 "$RANGE" "$i"
-  run range-nginx2 "$NG_URL" 16 "$RANGE" "$i"; run range-ddi "$DDI_LINK" 16 "$RANGE" "$i"
+  run full-nginx "$NG_URL" 4 "" "$i" "$NG_PID"; run full-tuf "$TUF_URL" 4 "" "$i" "$PG_PID"
+  run full-nginx2 "$NG_URL" 4 "" "$i" "$NG_PID"; run full-ddi "$DDI_LINK" 4 "" "$i" "$PG_PID"
+  run range-nginx "$NG_URL" 16 "$RANGE" "$i" "$NG_PID"; run range-tuf "$TUF_URL" 16 "$RANGE" "$i" "$PG_PID"
+  run range-nginx2 "$NG_URL" 16 "$RANGE" "$i" "$NG_PID"; run range-ddi "$DDI_LINK" 16 "$RANGE" "$i" "$PG_PID"
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$RES/machine.txt"
 
@@ -112,11 +125,15 @@ def figures(tag, i):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text)[1])
     num, unit = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", text).groups()
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    return rps, float(num) * UNITS[unit], int(bad[1]) if bad else 0
+    count = int(re.search(r"(\d+) requests in", text)[1])
+    ticks, hz = map(int, re.search(r"server cpu ticks: (-?\d+) of (\d+)", text).groups())
+    cpu_us = ticks / hz / max(count, 1) * 1e6  # server CPU per request
+    return rps, float(num) * UNITS[unit], int(bad[1]) if bad else 0, cpu_us
 rows = [("full", "tuf", "full-nginx", 1), ("full", "ddi", "full-nginx2", 1),
         ("range", "tuf", "range-nginx", 0), ("range", "ddi", "range-nginx2", 0)]
-print("| shape | route | patchgate (median) | nginx (median) | ratio per pair (median; all) | errors |")
-print("| --- | --- | ---: | ---: | ---: | ---: |")
+print("| shape | route | patchgate (median) | nginx (median) | ratio per pair (median; all) "
+      "| server CPU per request, patchgate / nginx (median) | errors |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
 for shape, route, peer, by_bytes in rows:
     ours = [figures(f"{shape}-{route}", i) for i in range(1, runs + 1)]
     theirs = [figures(peer, i) for i in range(1, runs + 1)]
@@ -126,5 +143,7 @@ for shape, route, peer, by_bytes in rows:
     print(f"| {shape} | {route} | {statistics.median(o[k] for o in ours):,.0f} {unit} "
           f"| {statistics.median(t[k] for t in theirs):,.0f} {unit} "
           f"| {statistics.median(ratios):.2f} ({'/'.join(f'{r:.2f}' for r in ratios)}) "
+          f"| {statistics.median(o[3] for o in ours):,.0f} µs / "
+          f"{statistics.median(t[3] for t in theirs):,.0f} µs "
           f"| {sum(o[2] for o in ours)} |")
 PY

@@ -28,9 +28,11 @@ from patchgate.entrypoints.files import BlobResponse
 from patchgate.entrypoints.runtime import Runtime
 from patchgate.entrypoints.tuf import resolve_target
 from patchgate.services import ddi, downloads
+from patchgate.services.device_ports import ArtifactView
 
 T = TypeVar("T")
 TARGETS = "/tuf/targets/"
+OFFERED_CACHE = 65536
 
 
 class Downloads:
@@ -41,6 +43,10 @@ class Downloads:
         self.ctx = rt.ctx
         self.inline = rt.app.engines.read.dialect.name == "sqlite"
         self.reader = make_download_reader(rt.app, dedicated=self.inline)
+        # Artifacts a device was offered. Only a yes is kept: an offer, once made, stays
+        # true (actions are the device's history and are never deleted), and the token is
+        # still checked on every request, first.
+        self._offered: dict[tuple[int, int, str], ArtifactView] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
@@ -55,6 +61,8 @@ class Downloads:
             lookup = partial(downloads.target_blob, self.ctx, self.reader)
             found = await self._read(partial(resolve_target, lookup, path[len(TARGETS) :]))
             return None if found is None else BlobResponse(found[1], found[0])
+        if "/softwaremodules/" not in path:  # a poll and every other request: one scan
+            return None
         match = PATH.match(path)
         if match is None:
             return None
@@ -80,7 +88,14 @@ class Downloads:
             device_id = caller.device_id
         except PatchgateError:
             return None
-        artifact = downloads.device_artifact(self.reader, device_id, module_id, filename)
+        key = (device_id, module_id, filename)
+        artifact = self._offered.get(key)
+        if artifact is None:
+            artifact = downloads.device_artifact(self.reader, device_id, module_id, filename)
+            if artifact is not None:
+                if len(self._offered) >= OFFERED_CACHE:
+                    self._offered.clear()
+                self._offered[key] = artifact
         store = self.ctx.artifacts
         if artifact is None or store is None:
             return None
