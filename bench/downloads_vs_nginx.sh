@@ -9,6 +9,9 @@
 # usage: bench/downloads_vs_nginx.sh [DURATION=10s] [RUNS=3]
 # Env:   PATCHGATE_BENCH_WORKDIR  generated files (default ${TMPDIR:-/tmp}/patchgate-bench)
 #        NGINX                    the nginx binary (default: nginx on PATH or /usr/sbin/nginx)
+#        WORKERS                  `patchgate serve --workers` (default 1)
+#        NGINX_WORKERS            nginx's worker_processes (default auto: one per core)
+#        ONLY                     "full", "range" or both (default "full range")
 set -euo pipefail
 DUR="${1:-10s}"; RUNS="${2:-3}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -19,6 +22,7 @@ WORK="${PATCHGATE_BENCH_WORKDIR:-${TMPDIR:-/tmp}/patchgate-bench}/downloads"
 RES="$WORK/results-$(date +%Y%m%d-%H%M%S)"; mkdir -p "$RES"
 NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
 PORT_PG=18071; PORT_NG=18072
+WORKERS="${WORKERS:-1}"; NGINX_WORKERS="${NGINX_WORKERS:-auto}"; ONLY="${ONLY:-full range}"
 SIZE=$((50 * 1024 * 1024)); RANGE="bytes=1048576-1179647"  # 128 KiB at 1 MiB
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$RES/log.txt" >&2; }
 wait_http() { for _ in $(seq 1 300); do curl -s -o /dev/null "$1" && return 0; sleep 0.2; done; return 1; }
@@ -46,7 +50,7 @@ REL="$("$PG" release create "Demo Gateway" 9.0.0 --artifact "$WORK/image.bin" --
 read -r RID TARGET < <(echo "$REL" | "$PY" -c 'import json,sys; r=json.load(sys.stdin); print(r["id"], r["artifacts"][0]["tuf_target"])')
 TOKEN="$("$PG" device add dl-1 --hardware demo-gw-1 --version 1.0.0 --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
 "$PG" device assign dl-1 "$RID" --json > /dev/null
-"$PG" serve --port $PORT_PG > "$RES/server.log" 2>&1 &
+"$PG" serve --port $PORT_PG --workers "$WORKERS" > "$RES/server.log" 2>&1 &
 PG_PID=$!
 NG_DIR="$(mktemp -d)"; chmod 755 "$NG_DIR"
 trap 'kill $PG_PID 2>/dev/null || true; [ -f "$NG_DIR/nginx.pid" ] && kill "$(cat "$NG_DIR/nginx.pid")" 2>/dev/null || true' EXIT
@@ -59,7 +63,7 @@ TUF_URL="$BASE/tuf/targets/$TARGET"
 # --- nginx: an unprivileged process on a loopback port, sendfile, the same file ----------
 mkdir -p "$NG_DIR/www" "$NG_DIR/tmp"; chmod 644 "$WORK/image.bin"; ln "$WORK/image.bin" "$NG_DIR/www/image.bin" 2>/dev/null || cp "$WORK/image.bin" "$NG_DIR/www/image.bin"
 cat > "$NG_DIR/nginx.conf" <<NGINX
-worker_processes auto;
+worker_processes $NGINX_WORKERS;
 pid $NG_DIR/nginx.pid;
 error_log $NG_DIR/error.log;
 events { worker_connections 1024; }
@@ -107,9 +111,14 @@ run() {
   log "$tag run $i: $(grep -E 'Requests/sec|Transfer/sec|server cpu' "$out" | xargs)"
 }
 NG_PID="$(cat "$NG_DIR/nginx.pid")"
+echo "patchgate workers: $WORKERS; nginx worker_processes: $NGINX_WORKERS" >> "$RES/machine.txt"
 for i in $(seq 1 "$RUNS"); do
+  [[ " $ONLY " == *" full "* ]] || continue
   run full-nginx "$NG_URL" 4 "" "$i" "$NG_PID"; run full-tuf "$TUF_URL" 4 "" "$i" "$PG_PID"
   run full-nginx2 "$NG_URL" 4 "" "$i" "$NG_PID"; run full-ddi "$DDI_LINK" 4 "" "$i" "$PG_PID"
+done
+for i in $(seq 1 "$RUNS"); do
+  [[ " $ONLY " == *" range "* ]] || continue
   run range-nginx "$NG_URL" 16 "$RANGE" "$i" "$NG_PID"; run range-tuf "$TUF_URL" 16 "$RANGE" "$i" "$PG_PID"
   run range-nginx2 "$NG_URL" 16 "$RANGE" "$i" "$NG_PID"; run range-ddi "$DDI_LINK" 16 "$RANGE" "$i" "$PG_PID"
 done
@@ -131,6 +140,7 @@ def figures(tag, i):
     return rps, float(num) * UNITS[unit], int(bad[1]) if bad else 0, cpu_us
 rows = [("full", "tuf", "full-nginx", 1), ("full", "ddi", "full-nginx2", 1),
         ("range", "tuf", "range-nginx", 0), ("range", "ddi", "range-nginx2", 0)]
+rows = [r for r in rows if (res / f"{r[0]}-{r[1]}-1.txt").exists()]
 print("| shape | route | patchgate (median) | nginx (median) | ratio per pair (median; all) "
       "| server CPU per request, patchgate / nginx (median) | errors |")
 print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
