@@ -92,6 +92,10 @@ class BlobResponse(Response):
         self.filename = filename
         self.cache_control = cache_control
         self.content_type = media_type
+        # What Starlette's Response has, for code that inspects one; the answer's own
+        # status and headers are decided when it is sent (from the request's headers).
+        self.status_code = 200
+        self.raw_headers = []
         self.background = None
 
     def _answer_headers(self, st: os.stat_result) -> list[tuple[bytes, bytes]]:
