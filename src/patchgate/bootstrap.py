@@ -26,6 +26,7 @@ from patchgate.domain.errors import InvalidInput
 from patchgate.domain.notices import parse_routes
 from patchgate.services.context import Context
 from patchgate.services.device_ports import AsyncDeviceAuthReader, DeviceAuthReader
+from patchgate.services.downloads import DownloadReader
 from patchgate.services.notice_ports import Channels
 from patchgate.services.ports import CheckpointJournal
 
@@ -251,6 +252,14 @@ def make_device_auth_reader(app: App, *, dedicated: bool = False) -> DeviceAuthR
     from patchgate.adapters.db.poll_reads import SqlDeviceAuthReader
 
     return SqlDeviceAuthReader(app.engines.read, dedicated=dedicated)
+
+
+def make_download_reader(app: App, *, dedicated: bool = False) -> DownloadReader:
+    """The download hot path's prepared reads (device, TUF target, DDI artifact) on the
+    read engine; ``dedicated`` as for :func:`make_device_auth_reader`."""
+    from patchgate.adapters.db.download_reads import SqlDownloadReader
+
+    return SqlDownloadReader(app.engines.read, dedicated=dedicated)
 
 
 def make_async_device_auth_reader(app: App) -> AsyncDeviceAuthReader | None:

@@ -30,6 +30,7 @@ from patchgate.entrypoints.api import vulns as api_vulns
 from patchgate.entrypoints.campaign_timer import CampaignTimer
 from patchgate.entrypoints.console.app import create_console
 from patchgate.entrypoints.ddi.app import DdiApp
+from patchgate.entrypoints.downloads import Downloads
 from patchgate.entrypoints.errors import error_body, http_status
 from patchgate.entrypoints.middleware import BodyLimit, Metrics, TrustedHost
 from patchgate.entrypoints.notice_timer import NoticeTimer
@@ -123,14 +124,15 @@ def create_app(app: App | None = None) -> Any:
     rt.campaign_engine = engine
     rt.campaign_timer = timer
     timer.start()
-    # End-of-support notices to the webhooks, hourly (docs/compliance.md).
+    # Notices by e-mail and webhook, derived on a timer (docs/notifications.md).
     notices = NoticeTimer(
         app.context, notice_channels(app.settings), app.settings.notify_tick_seconds
     )
     rt.notice_timer = notices
     app.context.notices = notices
     notices.start()
-    asgi: Any = ddi_app
+    # Downloads that may be served are answered in front of both (docs/downloads.md).
+    asgi: Any = Downloads(ddi_app, rt)
     asgi = BodyLimit(asgi, app.settings.max_request_bytes, STREAMED_ROUTES)
     if not app.settings.public_url:
         asgi = TrustedHost(asgi)

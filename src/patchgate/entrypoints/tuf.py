@@ -1,8 +1,11 @@
 """TUF metadata and target downloads: ``/tuf/metadata/{name}`` and ``/tuf/targets/{path}``.
 
-Downloads use Starlette's ``FileResponse``: HEAD, single and multiple ``Range`` requests,
-``If-Range`` and 416 come from it, and on granian a whole-file answer goes out through the
-pathsend extension (zero-copy). Blobs are content-addressed, so the ETag is their SHA-256.
+Downloads are ``files.BlobResponse``: HEAD, single and multiple ``Range`` requests,
+``If-Range``, 416 and 304, and on granian a whole-file answer goes out through the pathsend
+extension (zero-copy). Blobs are content-addressed, so the ETag is their SHA-256. A
+download that may be served is answered before FastAPI's routing by
+``entrypoints.downloads`` (one prepared read, no worker thread); the route here answers
+the rest (unknown or withdrawn targets, other methods) and is the reference for its rule.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +21,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 
 from patchgate.domain.errors import NotFound
+from patchgate.entrypoints.files import BlobResponse
 from patchgate.entrypoints.runtime import Runtime, runtime
 from patchgate.services import releases
 
@@ -46,17 +51,26 @@ def metadata(name: str, rt: Rt) -> Response:
     )
 
 
+def resolve_target(
+    lookup: Callable[[str], tuple[str, Path] | None], target: str
+) -> tuple[str, Path] | None:
+    """(sha256, path) of ``target`` by ``lookup``, also by the hash-prefixed path TUF
+    clients use with consistent snapshots (``dir/<sha256>.<name>``; the TUF
+    specification, "consistent snapshots")."""
+    found = lookup(target)
+    if found is None and (m := _HASH_PREFIXED.match(target)):
+        candidate = lookup(f"{m.group('dir') or ''}{m.group('name')}")
+        if candidate is not None and candidate[0] == m.group("sha"):
+            found = candidate
+    return found
+
+
 @router.api_route("/tuf/targets/{target:path}", methods=["GET", "HEAD"])
 def target(target: str, request: Request, rt: Rt) -> Response:
     """A target file by its TUF path, or by the hash-prefixed path TUF clients use with
     consistent snapshots (``dir/<sha256>.<name>``). Only artifacts of signed, not
     withdrawn releases are served."""
-    found = releases.downloadable(rt.ctx, target)
-    if found is None and (m := _HASH_PREFIXED.match(target)):
-        plain = f"{m.group('dir') or ''}{m.group('name')}"
-        candidate = releases.downloadable(rt.ctx, plain)
-        if candidate is not None and candidate[0] == m.group("sha"):
-            found = candidate
+    found = resolve_target(lambda t: releases.downloadable(rt.ctx, t), target)
     if found is None:
         raise NotFound(f"no target {target!r}")
     sha256, path = found
@@ -66,19 +80,11 @@ def target(target: str, request: Request, rt: Rt) -> Response:
 def artifact_response(
     request: Request, sha256: str, path: Path, *, filename: str | None = None
 ) -> Response:
-    """Serve a stored blob: HEAD, Range (single and multiple), If-Range and 416 from
-    Starlette's ``FileResponse`` (zero-copy pathsend on granian for whole files), the
-    SHA-256 as a strong ETag, and 304 for ``If-None-Match``. The device API uses this too.
-    """
-    etag = f'"{sha256}"'
-    if _not_modified(request, etag):
-        return Response(status_code=304, headers={"etag": etag})
-    return FileResponse(
-        path,
-        media_type="application/octet-stream",
-        headers={"etag": etag, "cache-control": "public, max-age=3600"},
-        filename=filename,
-    )
+    """Serve a stored blob (``files.BlobResponse``): HEAD, Range (single and multiple),
+    If-Range, 416, the SHA-256 as a strong ETag and 304 for ``If-None-Match``; whole files
+    zero-copy through pathsend on granian. The device API uses this too."""
+    del request  # the response reads the request's headers when it is sent
+    return BlobResponse(path, sha256, filename=filename)
 
 
 def start_refresher(rt: Runtime, interval_seconds: float) -> threading.Event | None:

@@ -65,6 +65,8 @@ class EnvTable:
         self._memo: dict[tuple[int, str, str], int] = {}
         self._offers: dict[str, Offer] = {}
         self._sound: list[bool] = []
+        self._installs: dict[tuple[int, str, bool, Phase | None], _Pass] = {}
+        self._install_timing: Timing | None = None
 
     def add(self, env: BootEnv) -> int:
         """The index of ``env`` (interned by identity; transitions return shared objects)."""
@@ -131,6 +133,34 @@ class EnvTable:
         """Whether env ``index`` keeps every safety invariant (not bricked)."""
         return self._sound[index]
 
+    def install(
+        self,
+        env: int,
+        offer_key: str,
+        *,
+        image_boots: bool,
+        cut: Phase | None,
+        outage: float,
+        timing: Timing,
+    ) -> InstallResult:
+        """:func:`run_install`, memoised: a pass depends on the device only through its
+        env index, the offer, whether the image boots and the cut point, and on the
+        outage only through the minutes it adds; the minutes are summed in the pass's own
+        order, so the result is the very one :func:`run_install` returns."""
+        if timing is not self._install_timing:
+            self._installs.clear()
+            self._install_timing = timing
+        key = (env, offer_key, image_boots, cut)
+        found = self._installs.get(key)
+        if found is None:
+            found = self._installs[key] = _install_pass(
+                self, env, offer_key, image_boots=image_boots, cut=cut, timing=timing
+            )
+        minutes = 0.0
+        for part in found.parts:
+            minutes += outage if part is None else part
+        return InstallResult(found.env, minutes, found.outcome, found.sound, found.boots)
+
 
 @dataclass(frozen=True, slots=True)
 class InstallResult:
@@ -140,6 +170,18 @@ class InstallResult:
 
     env: int
     minutes: float
+    outcome: str
+    sound: bool
+    boots: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """One install pass with the outage left open: ``parts`` are the minutes it adds, in
+    order, None standing for the outage."""
+
+    env: int
+    parts: tuple[float | None, ...]
     outcome: str
     sound: bool
     boots: int
@@ -159,8 +201,25 @@ def run_install(
     (docs/agent.md steps 1, 2 and 4): write and verify, switch, reboot, health check,
     commit — or, for an image that does not come up (``image_boots`` false), the watchdog
     resets until the bootloader falls back past ``bootlimit``. Power is cut once at
-    ``cut`` (if given) for ``outage`` minutes; the device restarts through ``boot``."""
+    ``cut`` (if given) for ``outage`` minutes; the device restarts through ``boot``.
+    (:meth:`EnvTable.install` is the same, memoised.)"""
+    found = _install_pass(table, env, offer_key, image_boots=image_boots, cut=cut, timing=timing)
     minutes = 0.0
+    for part in found.parts:
+        minutes += outage if part is None else part
+    return InstallResult(found.env, minutes, found.outcome, found.sound, found.boots)
+
+
+def _install_pass(
+    table: EnvTable,
+    env: int,
+    offer_key: str,
+    *,
+    image_boots: bool,
+    cut: Phase | None,
+    timing: Timing,
+) -> _Pass:
+    parts: list[float | None] = []
     sound = True
     boots = 0
     cut_pending = cut
@@ -170,30 +229,30 @@ def run_install(
         if cut_pending is not None and phase is cut_pending:
             cut_pending = None
             sound = sound and table.sound(env)
-            minutes += outage
+            parts.append(None)
             env = table.apply(env, "boot")
             boots += 1
-            minutes += timing.boot
+            parts.append(timing.boot)
             continue
         if phase is Phase.DOWNLOADING:
             env = table.apply(env, "image_written", offer_key)
-            minutes += timing.write_verify
+            parts.append(timing.write_verify)
         elif phase is Phase.WRITTEN:
             env = table.apply(env, "switch")
             env = table.apply(env, "boot")  # the Reboot command: the bootloader runs
             boots += 1
-            minutes += timing.boot
+            parts.append(timing.boot)
         elif phase is Phase.PENDING_REBOOT:
             env = table.apply(env, "boot")
             boots += 1
-            minutes += timing.boot
+            parts.append(timing.boot)
         elif phase is Phase.TRIAL_BOOT:
             if table.version(env) == version and not image_boots:
-                minutes += timing.watchdog  # hangs; the watchdog resets the device
+                parts.append(timing.watchdog)  # hangs; the watchdog resets the device
                 env = table.apply(env, "boot")
                 boots += 1
             else:
-                minutes += timing.health_check
+                parts.append(timing.health_check)
                 env = table.apply(env, "commit")
         elif phase in (Phase.COMMITTED, Phase.REVERTED):
             report = table.env(env).report
@@ -202,7 +261,7 @@ def run_install(
                 outcome = OUTCOME_REVERTED
             if report is not None:
                 env = table.apply(env, "report_delivered", report.action_id)
-            return InstallResult(env, minutes, outcome, sound and table.sound(env), boots)
+            return _Pass(env, tuple(parts), outcome, sound and table.sound(env), boots)
         else:
             raise TransitionRefused(f"install pass cannot continue from {phase.value}")
     raise TransitionRefused("install pass did not finish")

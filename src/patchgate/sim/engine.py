@@ -75,7 +75,7 @@ from patchgate.domain.ratelimit import RateLimit, TokenBucket
 from patchgate.domain.stages import Stage, default_stages, parse_stages
 from patchgate.sim.strategies import AwsJobsPolicy, HawkbitPolicy, PatchgatePolicy
 
-from .devices import CUT_POINTS, EnvTable, Timing, abort, run_install
+from .devices import CUT_POINTS, EnvTable, Timing, abort
 from .scenario import GROUPS_OF, INTERNAL, OPTIN, QA, Fleet, Scenario, device_id
 
 T0: Final = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -107,13 +107,24 @@ _CODE = {
     ex.CANCELLED: 10,
 }
 _TERMINAL_CODES = frozenset(_CODE[s] for s in ex.TERMINAL)
+_VERSIONS: Final = {_ROLLOUT: NEW.version, _REVERT: OLD.version}
 _FINISHED = frozenset({CAMPAIGN_ID})
 _NOTHING: frozenset[int] = frozenset()
 
 
 def at(minutes: float) -> datetime:
     """The virtual clock: ``minutes`` after the release (the campaign starts then)."""
-    return T0 + timedelta(minutes=minutes)
+    global _last_at
+    last = _last_at
+    if minutes == last[0]:
+        return last[1]
+    value = T0 + timedelta(minutes=minutes)
+    _last_at = (minutes, value)  # one object: a reader never sees half an update
+    return value
+
+
+# The last instant converted: a device's poll, offer and first events share one instant.
+_last_at: tuple[float, datetime] = (math.nan, T0)
 
 
 @dataclass
@@ -261,6 +272,9 @@ class Run:
         optin = fleet.group_count(OPTIN)
         cuts = tuple(s.cut(fleet=n, optin=optin, fill_from_others=False) for s in stages)
         self.stage_of = fleet.stages_of(cuts)
+        # The same as a list: the per-event tally update reads one device's stage, and a
+        # list item is several times cheaper to read than a NumPy scalar.
+        self.stage_list: list[int] = self.stage_of.tolist()
         self.eligible = [int(np.count_nonzero(self.stage_of == i)) for i in range(len(stages))]
         # Devices by execution status per stage (a status name is its Counts field name);
         # Counts objects are built from these when a gate reads them.
@@ -377,7 +391,9 @@ class Run:
         spread = PUSH_LATENCY if self.push else self.poll
         times = t + self.nrng.uniform(0.0, spread, len(devices))
         order = np.argsort(times, kind="stable")
-        self.batches.append([times[order], devices[order].astype(np.int64), 0])
+        # Python lists: the event loop reads them one item at a time, which is several
+        # times cheaper from a list than from an array.
+        self.batches.append([times[order].tolist(), devices[order].tolist(), 0])
 
     def _push(self, t: float, device: int, kind: int) -> None:
         heapq.heappush(self.heap, (t, device * 4 + kind))
@@ -461,29 +477,28 @@ class Run:
 
     def _event(self, device: int, event: ex.Event) -> None:
         kind = self.open_kind[device]
-        release = OLD if kind == _REVERT else NEW
         old = self.open[device]
-        new = ex.step(ex.settle(old, event.at), event, release.version)
-        self._move(device, kind, old.status, new.status)
-        if new.status in ex.TERMINAL:
+        new = ex.step(ex.settle(old, event.at), event, _VERSIONS[kind])
+        old_status, status = old.status, new.status
+        if old_status != status:
+            # The device moves from one status count to the other (its stage's, or the
+            # revert's); a device of no stage is counted nowhere.
+            if kind == _REVERT:
+                tally: dict[str, int] | None = self.revert_tally
+            else:
+                stage = self.stage_list[device]
+                tally = self.tallies[stage] if stage >= 0 else None
+            if tally is not None:
+                if old_status != ex.NONE:
+                    tally[old_status] -= 1
+                if status != ex.NONE:
+                    tally[status] = tally.get(status, 0) + 1
+        if status in ex.TERMINAL:
             del self.open[device]
             del self.open_kind[device]
-            (self.rstatus if kind == _REVERT else self.status)[device] = _CODE[new.status]
+            (self.rstatus if kind == _REVERT else self.status)[device] = _CODE[status]
         else:
             self.open[device] = new
-
-    def _move(self, device: int, kind: int, old: str, new: str) -> None:
-        if kind == _REVERT:
-            tally = self.revert_tally
-        else:
-            stage = int(self.stage_of[device])
-            if stage < 0:
-                return
-            tally = self.tallies[stage]
-        if old != ex.NONE:
-            tally[old] -= 1
-        if new != ex.NONE:
-            tally[new] = tally.get(new, 0) + 1
 
     def _start(self, device: int, t: float, offer: Offer) -> None:
         kind = _REVERT if offer.kind == "revert" else _ROLLOUT
@@ -517,8 +532,7 @@ class Run:
         cut = CUT_POINTS[cut_code - 1] if cut_code else None
         boots = not (kind == _ROLLOUT and bool(self.fleet.boot_fails[device]))
         key = REVERT_ACTION if kind == _REVERT else ROLLOUT_ACTION
-        result = run_install(
-            self.table,
+        result = self.table.install(
             int(self.env[device]),
             key,
             image_boots=boots,
@@ -726,14 +740,14 @@ class Run:
             for index, batch in enumerate(batches):
                 times, _, pos = batch
                 if times[pos] < best_t:
-                    best_t = float(times[pos])
+                    best_t = times[pos]
                     best_batch = index
             if best_t > until:
                 return
             self.now = best_t
             if best_batch >= 0:
                 batch = batches[best_batch]
-                device = int(batch[1][batch[2]])
+                device = batch[1][batch[2]]
                 batch[2] += 1
                 if batch[2] >= len(batch[0]):
                     batches.pop(best_batch)

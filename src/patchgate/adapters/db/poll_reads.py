@@ -74,7 +74,7 @@ BY_CONTROLLER = by_controller_query(
 )
 
 
-class _Prepared:
+class Prepared:
     """A statement compiled once for the engine's dialect, run on a raw pooled connection."""
 
     def __init__(self, engine: Engine, statement: Any) -> None:
@@ -149,8 +149,8 @@ class SqlDeviceAuthReader(p.DeviceAuthReader):
 
     def __init__(self, engine: Engine, *, dedicated: bool = False) -> None:
         self.engine = engine
-        self._by_token = _Prepared(engine, BY_TOKEN)
-        self._by_controller = _Prepared(engine, BY_CONTROLLER)
+        self._by_token = Prepared(engine, BY_TOKEN)
+        self._by_controller = Prepared(engine, BY_CONTROLLER)
         self._dedicated = dedicated
         self._owner: int | None = None
         self._connection: Any = None
@@ -165,7 +165,7 @@ class SqlDeviceAuthReader(p.DeviceAuthReader):
             self._connection = dbapi
         return self._connection
 
-    def _fetch(self, prepared: _Prepared, values: dict[str, Any]) -> Any:
+    def _fetch(self, prepared: Prepared, values: dict[str, Any]) -> Any:
         params = prepared.params(values)
         if self._dedicated:
             me = threading.get_ident()
@@ -196,7 +196,7 @@ class SqlDeviceAuthReader(p.DeviceAuthReader):
             connection.close()  # back to the pool, which rolls back (ends PG's snapshot)
         return row
 
-    def _one(self, prepared: _Prepared, values: dict[str, Any]) -> p.DeviceAuthRow | None:
+    def _one(self, prepared: Prepared, values: dict[str, Any]) -> p.DeviceAuthRow | None:
         return auth_row(self._fetch(prepared, values))
 
     def by_token(self, tenant: str, token_hash: str) -> p.DeviceAuthRow | None:

@@ -1,0 +1,70 @@
+"""What a download may serve, decided from one prepared read (the download hot path).
+
+The rules are those of :func:`patchgate.services.releases.downloadable` (a TUF target of a
+signed, not withdrawn release whose blob is stored) and :func:`patchgate.services.ddi.artifact_for`
+(an artifact of a release the device was offered); only the reads differ: one statement
+each, outside any unit of work, so a small ``Range`` request costs about what a poll costs
+(docs/downloads.md).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+
+from patchgate.services.context import Context
+from patchgate.services.device_ports import ArtifactView, DeviceAuthReader
+from patchgate.services.releases import STATE_SIGNED
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    """A TUF target's blob and its release's state."""
+
+    sha256: str
+    state: str
+
+
+@dataclass(frozen=True)
+class DeviceArtifactRow:
+    """An artifact by its software module (patchgate's one module per release: the module
+    id is the release id) and file name, and whether the asking device was offered that
+    release (by any of its actions)."""
+
+    artifact: ArtifactView
+    offered: bool
+
+
+class DownloadReader(DeviceAuthReader):
+    """The device's authentication read plus the two reads a download needs."""
+
+    @abc.abstractmethod
+    def target(self, tuf_target: str) -> TargetRow | None:
+        """The target's blob and release state; None when no artifact has that path."""
+
+    @abc.abstractmethod
+    def device_artifact(
+        self, device_id: int, module_id: int, filename: str
+    ) -> DeviceArtifactRow | None:
+        """The artifact ``filename`` of module ``module_id`` and whether ``device_id`` was
+        offered that release."""
+
+
+def target_blob(ctx: Context, reader: DownloadReader, tuf_target: str) -> tuple[str, Path] | None:
+    """(sha256, local path) of a target that may be downloaded now, else None."""
+    row = reader.target(tuf_target)
+    if row is None or row.state != STATE_SIGNED:
+        return None
+    path = ctx.artifacts.local_path(row.sha256)
+    return None if path is None else (row.sha256, path)
+
+
+def device_artifact(
+    reader: DownloadReader, device_id: int, module_id: int, filename: str
+) -> ArtifactView | None:
+    """The artifact a device may download by its DDI link, else None."""
+    row = reader.device_artifact(device_id, module_id, filename)
+    if row is None or not row.offered:
+        return None
+    return row.artifact
