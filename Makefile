@@ -24,6 +24,7 @@ run: venv
 	@echo "  public policy   http://$(HOST):$(PORT)/policy"
 	@echo "  security.txt    http://$(HOST):$(PORT)/.well-known/security.txt"
 	@echo "  home            http://$(HOST):$(PORT)/"
+	@echo "  web console     http://$(HOST):$(PORT)/console/  (sign in with the admin token below)"
 	@echo "  management API  http://$(HOST):$(PORT)/api/v1/  (OpenAPI: /api/v1/openapi.json)"
 	@echo "  device API      http://$(HOST):$(PORT)/DEFAULT/controller/v1/{controllerId}"
 	@echo "  metrics         http://$(HOST):$(PORT)/metrics"
