@@ -137,12 +137,37 @@ def _detail(
     )
 
 
+# CVSS v3.x base metrics (FIRST CVSS v3.1 specification §2) and CVSS v4.0 base metrics
+# (§2), spelled out for the breakdown table; an unknown one is shown as written.
+METRICS = {
+    "AV": ("Attack vector", {"N": "Network", "A": "Adjacent", "L": "Local", "P": "Physical"}),
+    "AC": ("Attack complexity", {"L": "Low", "H": "High"}),
+    "AT": ("Attack requirements", {"N": "None", "P": "Present"}),
+    "PR": ("Privileges required", {"N": "None", "L": "Low", "H": "High"}),
+    "UI": ("User interaction", {"N": "None", "R": "Required", "P": "Passive", "A": "Active"}),
+    "S": ("Scope", {"U": "Unchanged", "C": "Changed"}),
+    "C": ("Confidentiality", {"N": "None", "L": "Low", "H": "High"}),
+    "I": ("Integrity", {"N": "None", "L": "Low", "H": "High"}),
+    "A": ("Availability", {"N": "None", "L": "Low", "H": "High"}),
+    "VC": ("Confidentiality (vulnerable system)", {"N": "None", "L": "Low", "H": "High"}),
+    "VI": ("Integrity (vulnerable system)", {"N": "None", "L": "Low", "H": "High"}),
+    "VA": ("Availability (vulnerable system)", {"N": "None", "L": "Low", "H": "High"}),
+    "SC": ("Confidentiality (subsequent systems)", {"N": "None", "L": "Low", "H": "High"}),
+    "SI": ("Integrity (subsequent systems)", {"N": "None", "L": "Low", "H": "High"}),
+    "SA": ("Availability (subsequent systems)", {"N": "None", "L": "Low", "H": "High"}),
+}
+
+
 def _vector_parts(vector: str | None) -> list[tuple[str, str]]:
-    """``CVSS:3.1/AV:N/AC:L/…`` as (metric, value) pairs, for the breakdown table."""
+    """``CVSS:3.1/AV:N/AC:L/…`` as (metric, value) pairs in words, for the breakdown."""
     if not vector:
         return []
-    parts = vector.split("/")
-    return [tuple(p.split(":", 1)) for p in parts[1:] if ":" in p]  # type: ignore[misc]
+    out: list[tuple[str, str]] = []
+    for part in vector.split("/")[1:]:
+        key, _, value = part.partition(":")
+        name, values = METRICS.get(key, (key, {}))
+        out.append((f"{name} ({key})", f"{values.get(value, value)} ({value})"))
+    return out
 
 
 @router.post("/{vuln_id}/triage", response_model=None)
