@@ -34,6 +34,7 @@ class DeviceRecord:
     auto_confirm_by: str | None = None
     auto_confirm_remark: str | None = None
     auto_confirm_at: datetime | None = None
+    removed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class DeviceChanges:
     auto_confirm_by: str | Unset | None = UNSET
     auto_confirm_remark: str | Unset | None = UNSET
     auto_confirm_at: datetime | Unset | None = UNSET
+    token_hash: str | Unset | None = UNSET
+    removed_at: datetime | Unset | None = UNSET
 
     def values(self) -> dict[str, Any]:
         """The fields to write, by column name."""

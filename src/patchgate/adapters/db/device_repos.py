@@ -53,6 +53,7 @@ def _device(row: Device, tenant: str) -> p.DeviceRecord:
         auto_confirm_by=row.auto_confirm_by,
         auto_confirm_remark=row.auto_confirm_remark,
         auto_confirm_at=as_utc(row.auto_confirm_at) if row.auto_confirm_at else None,
+        removed_at=as_utc(row.removed_at) if row.removed_at else None,
     )
 
 
@@ -124,7 +125,7 @@ class SqlDeviceRepository(p.DeviceRepository):
         query = (
             select(Device)
             .join(Tenant, Tenant.id == Device.tenant_id)
-            .where(Tenant.name == tenant)
+            .where(Tenant.name == tenant, Device.removed_at.is_(None))
             .order_by(Device.controller_id)
             .limit(limit)
         )

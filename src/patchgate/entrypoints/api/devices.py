@@ -78,6 +78,27 @@ def show_device(caller: Viewer, controller_id: str) -> dict[str, Any]:
     return present.device_detail_json(device_service.device_detail(caller.ctx, controller_id))
 
 
+@router.delete("/devices/{controller_id}")
+def remove_device(
+    caller: ReleaseManager,
+    controller_id: str,
+    reason: Annotated[str, Query(description="Why (kept in the audit log)")] = "",
+) -> dict[str, Any]:
+    """Decommission a device: its token stops at once, its open actions are cancelled, its
+    history (actions, health, audit) stays; ``removed_at`` says when."""
+    done = device_service.remove_device(
+        caller.ctx, controller_id, reason=reason, actor=caller.actor
+    )
+    return present.removed_json(done.device, done.cancelled_actions)
+
+
+@router.post("/devices/{controller_id}/token")
+def rotate_token(caller: ReleaseManager, controller_id: str) -> dict[str, Any]:
+    """A new target token for the device, shown this once; the old one stops at once."""
+    done = device_service.rotate_token(caller.ctx, controller_id, actor=caller.actor)
+    return present.provisioned_json(done.device, done.token)
+
+
 class TagBody(BaseModel):
     groups: list[str]
     remove: bool = False
