@@ -43,6 +43,9 @@ class Settings:
     mqtt_url: str | None = None
     webhooks: tuple[str, ...] = ()
     campaign_tick_seconds: float = 30
+    # How often each server process refreshes the figures behind the /metrics gauges
+    # (docs/metrics.md); 0 turns the gauges off.
+    metrics_refresh_seconds: float = 30
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -70,6 +73,7 @@ class Settings:
             mqtt_url=os.environ.get("PATCHGATE_MQTT_URL") or None,
             webhooks=tuple(parse_endpoints(os.environ.get("PATCHGATE_WEBHOOKS"))),
             campaign_tick_seconds=float(os.environ.get("PATCHGATE_CAMPAIGN_TICK", 30)),
+            metrics_refresh_seconds=float(os.environ.get("PATCHGATE_METRICS_REFRESH", 30)),
         )
 
     @property

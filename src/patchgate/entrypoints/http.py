@@ -26,6 +26,7 @@ from patchgate.entrypoints.api import vulns as api_vulns
 from patchgate.entrypoints.campaign_timer import CampaignTimer
 from patchgate.entrypoints.ddi.app import DdiApp
 from patchgate.entrypoints.errors import error_body, http_status
+from patchgate.entrypoints.fleet_metrics import FleetCollector
 from patchgate.entrypoints.middleware import BodyLimit, Metrics
 from patchgate.entrypoints.runtime import make_runtime
 from patchgate.entrypoints.web import public
@@ -108,6 +109,10 @@ def create_app(app: App | None = None) -> Any:
     rt.campaign_engine = engine
     rt.campaign_timer = timer
     timer.start()
+    if app.settings.metrics_refresh_seconds > 0:
+        rt.fleet_metrics = FleetCollector(app.context, app.settings.metrics_refresh_seconds)
+        rt.registry.register(rt.fleet_metrics)
+        rt.fleet_metrics.start()
     asgi: Any = ddi_app
     asgi = BodyLimit(asgi, app.settings.max_request_bytes, UPLOAD_PREFIXES)
     asgi = Metrics(asgi, rt.registry)

@@ -21,6 +21,7 @@ log = logging.getLogger("patchgate")
 
 if TYPE_CHECKING:
     from patchgate.entrypoints.campaign_timer import CampaignTimer
+    from patchgate.entrypoints.fleet_metrics import FleetCollector
     from patchgate.services.campaigns import PollEngine
     from patchgate.services.ddi import Poller
 
@@ -39,6 +40,7 @@ class Runtime:
     campaign_engine: PollEngine | None = None
     campaign_timer: CampaignTimer | None = None
     tuf_refresher_stop: threading.Event | None = None
+    fleet_metrics: FleetCollector | None = None
 
     def close(self) -> None:
         """The server's shutdown: stop the timers, write the last-seen times still buffered,
@@ -47,6 +49,8 @@ class Runtime:
             self.campaign_timer.stop()
         if self.tuf_refresher_stop is not None:
             self.tuf_refresher_stop.set()
+        if self.fleet_metrics is not None:
+            self.fleet_metrics.stop()
         if self.ddi_poller is not None:
             try:
                 self.ddi_poller.last_seen.flush(self.ctx)

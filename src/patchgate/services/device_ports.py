@@ -342,6 +342,11 @@ class DeviceRepository(abc.ABC):
     def touch_many(self, seen: Mapping[int, datetime]) -> None:
         """Write last-seen times in one batch."""
 
+    @abc.abstractmethod
+    def census(self) -> Mapping[tuple[str | None, str | None], int]:
+        """Devices not removed, of every tenant, counted by (hardware model, installed
+        version): one aggregate, answered from an index without reading the table."""
+
 
 class ActionRepository(abc.ABC):
     """Actions and their event history."""
