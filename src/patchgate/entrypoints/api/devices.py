@@ -186,3 +186,21 @@ def gateway_token(caller: Admin) -> dict[str, Any]:
         "tenant": device_service.DEFAULT_TENANT,
         "token": device_service.create_gateway_token(caller.ctx, actor=caller.actor),
     }
+
+
+@router.delete("/ddi/gateway-token", status_code=204)
+def revoke_gateway_token(caller: Admin) -> None:
+    """``ddi gateway-token --revoke``: forget the default tenant's gateway token at once."""
+    device_service.revoke_gateway_token(caller.ctx, actor=caller.actor)
+
+
+class AnonymousBody(BaseModel):
+    enabled: bool = Field(description="Allow unauthenticated DDI (labs only)")
+
+
+@router.put("/ddi/anonymous")
+def anonymous_ddi(caller: Admin, body: AnonymousBody) -> dict[str, Any]:
+    """``ddi anonymous on|off``: allow (labs only) or forbid unauthenticated DDI for the
+    default tenant."""
+    device_service.set_anonymous(caller.ctx, body.enabled, actor=caller.actor)
+    return {"tenant": device_service.DEFAULT_TENANT, "anonymous": body.enabled}
