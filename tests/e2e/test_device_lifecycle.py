@@ -171,3 +171,24 @@ def test_a_removed_device_leaves_exposure_counts_and_new_campaigns(env: Env) -> 
     started = env.cli("campaign", "start", str(made.json()["id"]), "--json")
     assert started.code == 0, started.stderr
     assert started.json()["counts"]["eligible"] == 2
+
+
+def test_a_removed_device_counts_as_cancelled_in_its_campaign(env: Env, server: LiveServer) -> None:
+    release = make_release(env, "2.0.0", {"fw.bin": b"new"}, hardware=[HW])
+    tokens = {
+        cid: device_service.add_device(env.ctx, cid, hardware=HW, version="1.0.0", actor="t").token
+        for cid in ("gw-1", "gw-2")
+    }
+    made = env.cli("campaign", "create", str(release.id), "--stages", "100", "--json")
+    campaign = made.json()["id"]
+    assert env.cli("campaign", "start", str(campaign)).code == 0
+    assert "deploymentBase" in _ddi(server, "gw-1", tokens["gw-1"]).json()["_links"]
+    with server.client(env.admin_token) as client:
+        removed = client.delete("/api/v1/devices/gw-1").json()
+        assert len(removed["cancelled_actions"]) == 1
+        counts = client.get(f"/api/v1/campaigns/{campaign}").json()["counts"]
+    # The campaign keeps the device it reached, now as cancelled (no evidence either way),
+    # and the other device is still offered the release.
+    assert counts["eligible"] == 2 and counts["cancelled"] == 1 and counts["failed"] == 0
+    assert "deploymentBase" in _ddi(server, "gw-2", tokens["gw-2"]).json()["_links"]
+    assert _ddi(server, "gw-1", tokens["gw-1"]).status_code == 401

@@ -941,13 +941,17 @@ def figures(
         if action.release_id == plan.release.id:
             latest[action.device_id] = action  # a retried device counts once, as it stands
     pairs = []
+    eligible = [0] * len(plan.stages)
     for device_id, action in latest.items():
         stage = plan.stage_of(action.controller_id, frozenset(action.groups))
         if stage is None:
             stage = 0  # a roll-forward priority device, admitted from the first stage
         execution = _execution(action, version, health.get(device_id, ()), now)
         pairs.append((stage, execution.status))
-    eligible = [0] * len(plan.stages)
+        if device_id not in by_device:
+            # Reached, then out of the fleet (removed, or moved out of the targeted
+            # versions): it stays in the figures it is counted in (docs/devices.md).
+            eligible[stage] += 1
     for device in fleet:
         stage = plan.stage_of(device.controller_id, frozenset(device.groups))
         if stage is not None:
