@@ -2,7 +2,7 @@
 
 Builds a fresh installation in a database of its own, bulk-loads the devices with SQL
 (``bench/bulk_devices.sql``'s rows, spread over five installed versions), adds a few
-vulnerabilities, then measures:
+vulnerabilities and starts a campaign of the demo release over the fleet, then measures:
 
 - the scrape: ``GET /metrics`` of a real ``patchgate serve`` over HTTP, many times (the
   goal is under 50 ms); the scrape reads no database, so it should not grow with the fleet;
@@ -74,6 +74,19 @@ def _load(env: dict[str, str], url: str, devices: int) -> float:
         args = ["vuln", "add", f"CVE-2026-{i:04d}", "--title", "bench", "--cvss", CRITICAL]
         args += ["--product", "Demo Gateway", "--affected", f"<{VERSIONS[i]}"]
         subprocess.run([PATCHGATE, *args], env=env, check=True, capture_output=True)
+    # One running campaign of the demo release over the whole fleet: its gauge costs a
+    # reading what ``campaign status`` costs.
+    made = subprocess.run(
+        [PATCHGATE, "campaign", "create", "1", "--stages", "1,100", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    campaign = str(json.loads(made.stdout)["id"])
+    subprocess.run(
+        [PATCHGATE, "campaign", "start", campaign], env=env, check=True, capture_output=True
+    )
     return loaded
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from patchgate.entrypoints.fleet_metrics import FleetCollector
 from patchgate.services import devices as device_service
 from tests.conftest import Env
 from tests.factories import make_release
@@ -125,3 +126,10 @@ def test_the_gauges_are_off_with_a_refresh_of_zero(env: Env, tmp_path: Path) -> 
     with live_server(variables, tmp_path / "server.log") as server, server.client() as client:
         time.sleep(0.5)
         assert "patchgate_devices" not in _scrape(client)
+
+
+def test_a_slow_reading_spaces_out_the_next_one() -> None:
+    collector = FleetCollector(None, 30)  # type: ignore[arg-type]  # never reads here
+    assert collector.pause() == 30
+    collector._refresh_seconds = 12.0
+    assert collector.pause() == 120.0

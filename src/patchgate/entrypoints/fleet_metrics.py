@@ -20,6 +20,9 @@ from patchgate.services.fleet_figures import FleetFigures, read_figures
 
 log = logging.getLogger("patchgate.metrics")
 
+# A reading that took T seconds is followed by at least DUTY_FACTOR × T seconds of rest.
+DUTY_FACTOR = 10.0
+
 
 def _gauge(
     name: str, doc: str, labels: tuple[str, str], values: Mapping[tuple[str, str], int]
@@ -93,13 +96,19 @@ class FleetCollector(Collector):
     def stop(self) -> None:
         self._stop.set()
 
+    def pause(self) -> float:
+        """Seconds until the next reading: the interval, or more when a reading takes long
+        (a large fleet with open campaigns), so refreshing never takes more than about a
+        tenth of one core."""
+        return max(self.interval, DUTY_FACTOR * (self._refresh_seconds or 0.0))
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 self.refresh()
             except Exception:  # keep the last figures; the next round retries
                 log.exception("reading the metrics figures failed; retrying")
-            self._stop.wait(self.interval)
+            self._stop.wait(self.pause())
 
     def collect(self) -> Iterator[Metric]:
         figures = self._figures
