@@ -67,6 +67,9 @@ class Settings:
     ddi_quota_per_minute: int = 0
     # group=after-boot|before-boot|detect: when each group's DDI client reports success.
     client_kinds: str = ""
+    # How often each server process refreshes the figures behind the /metrics gauges
+    # (docs/metrics.md); 0 turns the gauges off.
+    metrics_refresh_seconds: float = 30
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -104,6 +107,7 @@ class Settings:
             ddi_trusted_authorities=_list(os.environ.get("PATCHGATE_DDI_TRUSTED_AUTHORITIES")),
             ddi_quota_per_minute=int(os.environ.get("PATCHGATE_DDI_QUOTA", 0)),
             client_kinds=os.environ.get("PATCHGATE_CLIENT_KINDS", ""),
+            metrics_refresh_seconds=float(os.environ.get("PATCHGATE_METRICS_REFRESH", 30)),
         )
 
     @property

@@ -32,6 +32,7 @@ from patchgate.entrypoints.console.app import create_console
 from patchgate.entrypoints.ddi.app import DdiApp
 from patchgate.entrypoints.downloads import Downloads
 from patchgate.entrypoints.errors import error_body, http_status
+from patchgate.entrypoints.fleet_metrics import FleetCollector
 from patchgate.entrypoints.middleware import BodyLimit, Metrics, TrustedHost
 from patchgate.entrypoints.notice_timer import NoticeTimer
 from patchgate.entrypoints.runtime import make_runtime
@@ -124,6 +125,10 @@ def create_app(app: App | None = None) -> Any:
     rt.campaign_engine = engine
     rt.campaign_timer = timer
     timer.start()
+    if app.settings.metrics_refresh_seconds > 0:
+        rt.fleet_metrics = FleetCollector(app.context, app.settings.metrics_refresh_seconds)
+        rt.registry.register(rt.fleet_metrics)
+        rt.fleet_metrics.start()
     # Notices by e-mail and webhook, derived on a timer (docs/notifications.md).
     notices = NoticeTimer(
         app.context, notice_channels(app.settings), app.settings.notify_tick_seconds

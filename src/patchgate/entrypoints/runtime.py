@@ -21,6 +21,7 @@ log = logging.getLogger("patchgate")
 
 if TYPE_CHECKING:
     from patchgate.entrypoints.campaign_timer import CampaignTimer
+    from patchgate.entrypoints.fleet_metrics import FleetCollector
     from patchgate.entrypoints.notice_timer import NoticeTimer
     from patchgate.services.campaigns.poll import PollEngine
     from patchgate.services.ddi import Poller
@@ -41,6 +42,7 @@ class Runtime:
     campaign_timer: CampaignTimer | None = None
     tuf_refresher_stop: threading.Event | None = None
     notice_timer: NoticeTimer | None = None
+    fleet_metrics: FleetCollector | None = None
 
     def close(self) -> None:
         """The server's shutdown: stop the timers, write the last-seen times still buffered,
@@ -51,6 +53,8 @@ class Runtime:
             self.tuf_refresher_stop.set()
         if self.notice_timer is not None:
             self.notice_timer.stop()
+        if self.fleet_metrics is not None:
+            self.fleet_metrics.stop()
         if self.ddi_poller is not None:
             try:
                 self.ddi_poller.last_seen.flush(self.ctx)

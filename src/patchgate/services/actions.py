@@ -145,6 +145,8 @@ def assign(
         device = uow.devices.get(tenant, controller_id, lock=True)
         if device is None:
             raise NotFound(f"no device {controller_id!r}")
+        if device.removed_at is not None:
+            raise Conflict(f"device {controller_id} was removed; nothing can be offered to it")
         _check_release(uow.catalog.get(release_id), device, release_id)
         if device.open_action_id is not None:
             raise Conflict(

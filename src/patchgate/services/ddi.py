@@ -301,10 +301,13 @@ def _state(row: DeviceAuthRow) -> rules.PollState:
 
 def register(ctx: Context, row: DeviceAuthRow, controller_id: str) -> DeviceAuthRow:
     """Create a device on its first poll (gateway token or anonymous mode). A concurrent
-    registration of the same controllerId is harmless: the second one reads the first."""
+    registration of the same controllerId is harmless: the second one reads the first.
+    The controllerId of a removed device is refused (docs/devices.md)."""
     check_controller_id(controller_id)
     with ctx.uow() as uow:
         existing = uow.devices.get(row.tenant, controller_id)
+        if existing is not None and existing.removed_at is not None:
+            raise Unauthorized(UNAUTHORIZED)  # a removed device's ID does not come back
         if existing is None:
             uow.devices.add(
                 row.tenant_id, NewDevice(controller_id, None, None, None, ()), ctx.clock()

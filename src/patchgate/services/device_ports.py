@@ -36,6 +36,7 @@ class DeviceRecord:
     auto_confirm_by: str | None = None
     auto_confirm_remark: str | None = None
     auto_confirm_at: datetime | None = None
+    removed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ class DeviceChanges:
     auto_confirm_by: str | Unset | None = UNSET
     auto_confirm_remark: str | Unset | None = UNSET
     auto_confirm_at: datetime | Unset | None = UNSET
+    token_hash: str | Unset | None = UNSET
+    removed_at: datetime | Unset | None = UNSET
 
     def values(self) -> dict[str, Any]:
         """The fields to write, by column name."""
@@ -329,6 +332,11 @@ class DeviceRepository(abc.ABC):
     @abc.abstractmethod
     def touch_many(self, seen: Mapping[int, datetime]) -> None:
         """Write last-seen times in one batch."""
+
+    @abc.abstractmethod
+    def census(self) -> Mapping[tuple[str | None, str | None], int]:
+        """Devices not removed, of every tenant, counted by (hardware model, installed
+        version): one aggregate, answered from an index without reading the table."""
 
 
 class ActionRepository(abc.ABC):

@@ -69,10 +69,9 @@ def _vulnerability_facts(views: Iterable[VulnerabilityView]) -> list[rules.Vulne
 
 def _campaign_facts(ctx: Context) -> list[rules.CampaignFacts]:
     from patchgate.services.campaigns import views
-    from patchgate.services.compliance.sources import all_campaigns
 
     out = []
-    for c in all_campaigns(ctx):
+    for c in views.all_campaigns(ctx):
         if c.state in ("draft", "cancelled"):
             continue
         s = views.status(ctx, c.id)

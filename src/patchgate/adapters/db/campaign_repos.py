@@ -89,7 +89,7 @@ class SqlCampaignRepository(p.CampaignRepository):
                 Tenant.name,
             )
             .join(Tenant, Tenant.id == Device.tenant_id)
-            .where(Device.id > after_id)
+            .where(Device.id > after_id, Device.removed_at.is_(None))
             .order_by(Device.id)
             .limit(limit)
         )

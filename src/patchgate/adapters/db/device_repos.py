@@ -54,6 +54,7 @@ def _device(row: Device, tenant: str) -> p.DeviceRecord:
         auto_confirm_by=row.auto_confirm_by,
         auto_confirm_remark=row.auto_confirm_remark,
         auto_confirm_at=as_utc(row.auto_confirm_at) if row.auto_confirm_at else None,
+        removed_at=as_utc(row.removed_at) if row.removed_at else None,
     )
 
 
@@ -125,7 +126,7 @@ class SqlDeviceRepository(p.DeviceRepository):
         query = (
             select(Device)
             .join(Tenant, Tenant.id == Device.tenant_id)
-            .where(Tenant.name == tenant)
+            .where(Tenant.name == tenant, Device.removed_at.is_(None))
             .order_by(Device.controller_id)
             .limit(limit)
         )
@@ -149,6 +150,16 @@ class SqlDeviceRepository(p.DeviceRepository):
         values = changes.values()
         if values:
             self.session.execute(update(Device).where(Device.id == device_id).values(**values))
+
+    def census(self) -> Mapping[tuple[str | None, str | None], int]:
+        # Every column read is in ix_devices_hardware_version: PostgreSQL answers it with
+        # an index-only scan (docs/metrics.md).
+        rows = self.session.execute(
+            select(Device.hardware, Device.installed_version, func.count())
+            .where(Device.removed_at.is_(None))
+            .group_by(Device.hardware, Device.installed_version)
+        ).all()
+        return {(hardware, version): int(count) for hardware, version, count in rows}
 
     def touch_many(self, seen: Mapping[int, datetime]) -> None:
         if not seen:

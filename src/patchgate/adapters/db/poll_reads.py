@@ -56,12 +56,16 @@ def by_token_query(tenant: Any, token_hash: Any, *columns: Any) -> Any:
 
 def by_controller_query(tenant: Any, controller_id: Any, *columns: Any) -> Any:
     """The poll's read by tenant and controllerId: the tenant's row even when no device
-    has that controllerId (gateway registration and anonymous mode need it)."""
+    has that controllerId (gateway registration and anonymous mode need it). A removed
+    device reads as no device here, and ``register`` refuses its controllerId."""
     return (
         select(*columns)
         .select_from(Tenant)
         .outerjoin(
-            Device, (Device.tenant_id == Tenant.id) & (Device.controller_id == controller_id)
+            Device,
+            (Device.tenant_id == Tenant.id)
+            & (Device.controller_id == controller_id)
+            & Device.removed_at.is_(None),
         )
         .outerjoin(Action, Action.id == Device.open_action_id)
         .where(Tenant.name == tenant)

@@ -128,3 +128,25 @@ def evaluate(campaign_id: int, caller: ReleaseManager) -> dict[str, Any]:
     """Evaluate the gates now (the server's timer does this on its own)."""
     commands.evaluate(caller.ctx, campaign_id)
     return _status(caller.ctx, campaign_id)
+
+
+class CancelIn(BaseModel):
+    reason: str = Field(default="", max_length=2000)
+
+
+@router.post("/campaigns/{campaign_id}/cancel")
+def cancel(
+    campaign_id: int, caller: ReleaseManager, body: CancelIn | None = None
+) -> dict[str, Any]:
+    """``campaign cancel``: nothing more is offered; pending actions are cancelled."""
+    reason = body.reason if body is not None else ""
+    commands.cancel(caller.ctx, campaign_id, reason=reason, actor=caller.actor)
+    return _status(caller.ctx, campaign_id)
+
+
+@router.post("/campaigns/tick")
+def tick(caller: ReleaseManager) -> dict[str, Any]:
+    """``campaign tick``: evaluate the gates of every running campaign once (the server's
+    timer does this on its own); each evaluated campaign's verdict by ID."""
+    verdicts = commands.tick(caller.ctx)
+    return {"verdicts": {str(k): v for k, v in verdicts.items()}}

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
+from patchgate.domain.clock import utcnow
 from patchgate.entrypoints.api.deps import Admin, Viewer
 from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.entrypoints.presenters import audit as present_audit
 from patchgate.entrypoints.presenters import policy as present_policy
 from patchgate.entrypoints.presenters import tokens as present_tokens
+from patchgate.entrypoints.runtime import runtime
+from patchgate.entrypoints.web import render
 from patchgate.services import access, audit
 from patchgate.services import policy as policy_service
 
@@ -94,3 +98,38 @@ def list_tokens(caller: Admin) -> dict[str, Any]:
 def revoke_token(caller: Admin, name: str) -> None:
     """Revoke a token at once."""
     access.revoke_token(caller.ctx, name=name, actor=caller.actor)
+
+
+PolicySource = Body(..., media_type="application/toml", description="Policy TOML")
+
+
+@router.post("/policy/check", tags=["policy"])
+def check_policy(caller: Viewer, source: str = PolicySource) -> dict[str, Any]:
+    """``policy check``: validate a policy without putting it in force. 422 lists every
+    problem."""
+    policy = policy_service.check(source, today=utcnow())
+    return {
+        "valid": True,
+        "summary": present_policy.summary_text(policy),
+        "policy": policy.to_json(),
+    }
+
+
+@router.post("/policy/render", tags=["policy"], response_model=None)
+def render_policy(
+    caller: Viewer,
+    request: Request,
+    source: str = PolicySource,
+    fmt: Annotated[str, Query(alias="format", pattern="^(md|html|json)$")] = "md",
+) -> Response | dict[str, Any]:
+    """``policy render FILE``: a draft policy as the public pages would show it (Markdown,
+    HTML or the ``/policy.json`` object), without putting it in force."""
+    policy = policy_service.check(source, today=utcnow())
+    if fmt == "json":
+        return policy.to_json()
+    base_url = runtime(request).base_url(request)
+    if fmt == "md":
+        return PlainTextResponse(
+            render.policy_markdown(policy, base_url), media_type="text/markdown"
+        )
+    return HTMLResponse(render.policy_html(policy, base_url))

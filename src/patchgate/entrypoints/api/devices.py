@@ -79,6 +79,27 @@ def show_device(caller: Viewer, controller_id: str) -> dict[str, Any]:
     return present.device_detail_json(device_service.device_detail(caller.ctx, controller_id))
 
 
+@router.delete("/devices/{controller_id}")
+def remove_device(
+    caller: ReleaseManager,
+    controller_id: str,
+    reason: Annotated[str, Query(description="Why (kept in the audit log)")] = "",
+) -> dict[str, Any]:
+    """Decommission a device: its token stops at once, its open actions are cancelled, its
+    history (actions, health, audit) stays; ``removed_at`` says when."""
+    done = device_service.remove_device(
+        caller.ctx, controller_id, reason=reason, actor=caller.actor
+    )
+    return present.removed_json(done.device, done.cancelled_actions)
+
+
+@router.post("/devices/{controller_id}/token")
+def rotate_token(caller: ReleaseManager, controller_id: str) -> dict[str, Any]:
+    """A new target token for the device, shown this once; the old one stops at once."""
+    done = device_service.rotate_token(caller.ctx, controller_id, actor=caller.actor)
+    return present.provisioned_json(done.device, done.token)
+
+
 class TagBody(BaseModel):
     groups: list[str]
     remove: bool = False
@@ -166,3 +187,21 @@ def gateway_token(caller: Admin) -> dict[str, Any]:
         "tenant": device_service.DEFAULT_TENANT,
         "token": device_service.create_gateway_token(caller.ctx, actor=caller.actor),
     }
+
+
+@router.delete("/ddi/gateway-token", status_code=204)
+def revoke_gateway_token(caller: Admin) -> None:
+    """``ddi gateway-token --revoke``: forget the default tenant's gateway token at once."""
+    device_service.revoke_gateway_token(caller.ctx, actor=caller.actor)
+
+
+class AnonymousBody(BaseModel):
+    enabled: bool = Field(description="Allow unauthenticated DDI (labs only)")
+
+
+@router.put("/ddi/anonymous")
+def anonymous_ddi(caller: Admin, body: AnonymousBody) -> dict[str, Any]:
+    """``ddi anonymous on|off``: allow (labs only) or forbid unauthenticated DDI for the
+    default tenant."""
+    device_service.set_anonymous(caller.ctx, body.enabled, actor=caller.actor)
+    return {"tenant": device_service.DEFAULT_TENANT, "anonymous": body.enabled}

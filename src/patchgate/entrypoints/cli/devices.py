@@ -24,6 +24,8 @@ def register(cli: typer.Typer) -> None:
     dev.command("list")(list_)
     dev.command("show")(show)
     dev.command("tag")(tag)
+    dev.command("remove")(remove)
+    dev.command("rotate-token")(rotate_token)
     dev.command("assign")(assign)
     dev.command("cancel")(cancel)
     cli.add_typer(dev, name="device")
@@ -158,6 +160,45 @@ def tag(
         emit_json(present.device_json(device))
     else:
         typer.echo(f"{device_id}: {', '.join(device.groups) or 'no groups'}")
+
+
+def remove(
+    device_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why (kept in the audit log).")] = "",
+    tenant: Tenant = DEFAULT_TENANT,
+    as_json: JsonFlag = False,
+) -> None:
+    """Decommission a device: its token stops at once, its open actions are cancelled,
+    its history stays."""
+    from patchgate.entrypoints.presenters import devices as present
+    from patchgate.services import devices as device_service
+
+    done = device_service.remove_device(
+        app().context, device_id, reason=reason, tenant=tenant, actor=actor()
+    )
+    if as_json:
+        emit_json(present.removed_json(done.device, done.cancelled_actions))
+        return
+    cancelled = ", ".join(str(a) for a in done.cancelled_actions)
+    typer.echo(
+        f"device {device_id} removed" + (f"; cancelled action {cancelled}" if cancelled else "")
+    )
+
+
+def rotate_token(
+    device_id: Annotated[str, typer.Argument(metavar="ID")],
+    tenant: Tenant = DEFAULT_TENANT,
+    as_json: JsonFlag = False,
+) -> None:
+    """Give a device a new target token (printed once); the old one stops at once."""
+    from patchgate.entrypoints.presenters import devices as present
+    from patchgate.services import devices as device_service
+
+    done = device_service.rotate_token(app().context, device_id, tenant=tenant, actor=actor())
+    if as_json:
+        emit_json(present.provisioned_json(done.device, done.token))
+    else:
+        typer.echo(f"device {device_id}: new target token (shown once): {done.token}")
 
 
 def assign(

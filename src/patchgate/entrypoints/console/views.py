@@ -8,7 +8,6 @@ from typing import Any
 
 from patchgate.services import audit as audit_service
 from patchgate.services.campaigns import views as campaign_views
-from patchgate.services.compliance.sources import all_campaigns
 from patchgate.services.context import Context
 from patchgate.services.releases import shapes as release_shapes
 from patchgate.services.releases import views as release_views
@@ -27,7 +26,7 @@ def vulnerability(ctx: Context, vuln_id: str) -> dict[str, Any]:
 
 
 def campaigns(ctx: Context) -> list[dict[str, Any]]:
-    return [c.to_json() for c in all_campaigns(ctx)]
+    return [c.to_json() for c in campaign_views.all_campaigns(ctx)]
 
 
 def campaign(ctx: Context, campaign_id: int) -> dict[str, Any]:

@@ -32,6 +32,7 @@ __all__ = [
     "health_json",
     "imported_json",
     "provisioned_json",
+    "removed_json",
 ]
 
 DEVICE_COLUMNS = ("ID", "HARDWARE", "VERSION", "GROUPS", "LAST SEEN")
@@ -39,7 +40,8 @@ DEVICE_COLUMNS = ("ID", "HARDWARE", "VERSION", "GROUPS", "LAST SEEN")
 
 def device_json(device: DeviceRecord) -> dict[str, Any]:
     """A device: ``id``, ``tenant``, ``groups``, ``hardware``, ``installed_version``,
-    ``last_seen``, ``registered_at``, ``attributes``, ``open_action``, ``auto_confirm``."""
+    ``last_seen``, ``registered_at``, ``attributes``, ``open_action``, ``auto_confirm``,
+    ``removed_at`` (null unless the device was removed)."""
     return {
         "id": device.controller_id,
         "tenant": device.tenant,
@@ -51,12 +53,18 @@ def device_json(device: DeviceRecord) -> dict[str, Any]:
         "attributes": device.attributes,
         "open_action": device.open_action_id,
         "auto_confirm": device.auto_confirm,
+        "removed_at": rfc3339(device.removed_at),
     }
 
 
 def provisioned_json(device: DeviceRecord, token: str) -> dict[str, Any]:
     """A device just provisioned, with its target token (shown this once)."""
     return {**device_json(device), "token": token}
+
+
+def removed_json(device: DeviceRecord, cancelled_actions: Sequence[int]) -> dict[str, Any]:
+    """A device just removed, with the actions closed as cancelled with it."""
+    return {**device_json(device), "cancelled_actions": list(cancelled_actions)}
 
 
 def imported_json(made: Iterable[tuple[DeviceRecord, str]]) -> dict[str, Any]:
@@ -173,6 +181,7 @@ def device_detail_text(detail: DeviceDetail) -> list[str]:
             ("open action", d.open_action_id),
             ("auto-confirm", d.auto_confirm),
             ("attributes", d.attributes),
+            *([("removed", d.removed_at)] if d.removed_at else []),
         ]
     )
     if detail.actions:

@@ -81,7 +81,7 @@ class Figures:
 def figures(
     ctx: Context, uow: UnitOfWork, rec: CampaignRecord, plan: core.CampaignPlan, now: datetime
 ) -> Figures:
-    """Counts from action events and health reports (decision 7)."""
+    """Counts from action events and health reports (docs/architecture.md)."""
     fleet = targeted_fleet(uow, plan, product_hardware(ctx, rec.product))
     by_device = {d.id: d for d in fleet}
     version = plan.release.version
@@ -110,6 +110,7 @@ def figures(
             latest[action.device_id] = action  # a retried device counts once, as it stands
             tries[action.device_id] = tries.get(action.device_id, 0) + 1
     pairs = []
+    eligible = [0] * len(plan.stages)
     for device_id, action in latest.items():
         stage = plan.stage_of(action.controller_id, frozenset(action.groups))
         if stage is None:
@@ -119,7 +120,10 @@ def figures(
             action, version, health.get(device_id, ()), now, attempts=before, kinds=ctx.client_kinds
         )
         pairs.append((stage, execution.status))
-    eligible = [0] * len(plan.stages)
+        if device_id not in by_device:
+            # Reached, then out of the fleet (removed, or moved out of the targeted
+            # versions): it stays in the figures it is counted in (docs/devices.md).
+            eligible[stage] += 1
     for device in fleet:
         stage = plan.stage_of(device.controller_id, frozenset(device.groups))
         if stage is not None:

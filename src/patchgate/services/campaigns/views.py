@@ -251,3 +251,15 @@ def list_campaigns(ctx: Context, *, after: int = 0, limit: int = DEFAULT_PAGE) -
     )
     more = len(rows) > limit
     return CampaignPage(items, items[-1].id if more and items else None)
+
+
+def all_campaigns(ctx: Context) -> list[CampaignSummary]:
+    """Every campaign's summary, oldest first, read a page at a time."""
+    out: list[CampaignSummary] = []
+    after = 0
+    while True:
+        page = list_campaigns(ctx, after=after)
+        out.extend(page.campaigns)
+        if page.next_after is None:
+            return out
+        after = page.next_after

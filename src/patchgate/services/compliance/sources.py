@@ -51,21 +51,7 @@ def campaigns(ctx: Context) -> list[dict[str, Any]]:
     """Every campaign's full status (stages with their gates, counts, halts)."""
     from patchgate.services.campaigns import views
 
-    return [views.status(ctx, c.id).to_json() for c in all_campaigns(ctx)]
-
-
-def all_campaigns(ctx: Context) -> list[Any]:
-    """Every campaign's summary, oldest first (page by page)."""
-    from patchgate.services.campaigns import views
-
-    out: list[Any] = []
-    after = 0
-    while True:
-        page = views.list_campaigns(ctx, after=after)
-        out.extend(page.campaigns)
-        if page.next_after is None:
-            return out
-        after = page.next_after
+    return [views.status(ctx, c.id).to_json() for c in views.all_campaigns(ctx)]
 
 
 def devices(ctx: Context) -> Sequence[DeviceRecord]:

@@ -12,6 +12,12 @@ from patchgate.services.devices.commands import (
     set_anonymous,
     tag_device,
 )
+from patchgate.services.devices.lifecycle import (
+    Removed,
+    RotatedToken,
+    remove_device,
+    rotate_token,
+)
 from patchgate.services.devices.rows import (
     DeviceRow,
     check_controller_id,
@@ -33,6 +39,8 @@ __all__ = [
     "DevicePage",
     "DeviceRow",
     "Provisioned",
+    "Removed",
+    "RotatedToken",
     "add_device",
     "check_controller_id",
     "check_groups",
@@ -43,7 +51,9 @@ __all__ = [
     "iter_devices",
     "new_target_token",
     "parse_csv",
+    "remove_device",
     "revoke_gateway_token",
+    "rotate_token",
     "set_anonymous",
     "show_device",
     "tag_device",

@@ -93,6 +93,12 @@ def _checked(
     return checked, problems
 
 
+def _exists(controller_id: str, device: DeviceRecord) -> str:
+    if device.removed_at is not None:
+        return f"device {controller_id!r} was removed; a removed device's ID is not reused"
+    return f"device {controller_id!r} already exists"
+
+
 def import_devices(
     ctx: Context,
     rows: Sequence[DeviceRow],
@@ -116,12 +122,10 @@ def import_devices(
         record = uow.tenants.get(tenant)
         if record is None:
             raise NotFound(f"no tenant called {tenant!r}")
-        existing = [d.controller_id for d in new if uow.devices.get(tenant, d.controller_id)]
+        found = [(d.controller_id, uow.devices.get(tenant, d.controller_id)) for d in new]
+        existing = [_exists(cid, f) for cid, f in found if f is not None]
         if existing:
-            raise Conflict(
-                f"device {existing[0]!r} already exists",
-                problems=[f"device {cid!r} already exists" for cid in existing],
-            )
+            raise Conflict(existing[0], problems=existing)
         ids = [uow.devices.add(record.id, d, now) for d in new]
         single = len(new) == 1
         audit.record(
@@ -157,6 +161,8 @@ def tag_device(
         device = uow.devices.get(tenant, controller_id, lock=True)
         if device is None:
             raise NotFound(f"no device {controller_id!r}")
+        if device.removed_at is not None:
+            raise Conflict(f"device {controller_id!r} was removed")
         current = set(device.groups)
         updated = current - set(names) if remove else current | set(names)
         uow.devices.set_groups(device.id, sorted(updated))

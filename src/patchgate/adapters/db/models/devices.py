@@ -29,10 +29,19 @@ class Device(Base):
     ``installed_action_id`` (the last action that finished successfully), ``group_names``
     (a copy of the ``device_groups`` rows, written in the same transaction), and the flags
     ``config_requested`` and ``auto_confirm``.
+
+    A removed (decommissioned) device keeps its row, with ``removed_at`` set and no token,
+    so its actions, health reports and campaign figures stay as they were; it no longer
+    counts in the fleet (docs/devices.md, "Removing a device").
     """
 
     __tablename__ = "devices"
-    __table_args__ = (UniqueConstraint("tenant_id", "controller_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "controller_id"),
+        # The fleet by product and version (exposure, the /metrics gauges) from the index
+        # alone, without reading the table (docs/metrics.md).
+        Index("ix_devices_hardware_version", "hardware", "installed_version", "removed_at"),
+    )
 
     id: Mapped[intpk]
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
@@ -51,6 +60,7 @@ class Device(Base):
     auto_confirm_by: Mapped[str | None] = mapped_column(String(255))
     auto_confirm_remark: Mapped[str | None] = mapped_column(Text)
     auto_confirm_at: Mapped[datetime | None]
+    removed_at: Mapped[datetime | None]
 
 
 class DeviceGroup(Base):

@@ -273,6 +273,7 @@ def upgrade() -> None:
         sa.Column("auto_confirm_by", sa.String(length=255), nullable=True),
         sa.Column("auto_confirm_remark", sa.Text(), nullable=True),
         sa.Column("auto_confirm_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("removed_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_devices_tenant_id_tenants")
         ),
@@ -282,6 +283,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("devices", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_devices_hardware"), ["hardware"], unique=False)
+        batch_op.create_index(
+            "ix_devices_hardware_version",
+            ["hardware", "installed_version", "removed_at"],
+            unique=False,
+        )
 
     op.create_table(
         "notice_deliveries",
@@ -666,6 +672,7 @@ def downgrade() -> None:
 
     op.drop_table("notice_deliveries")
     with op.batch_alter_table("devices", schema=None) as batch_op:
+        batch_op.drop_index("ix_devices_hardware_version")
         batch_op.drop_index(batch_op.f("ix_devices_hardware"))
 
     op.drop_table("devices")
