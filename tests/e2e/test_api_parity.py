@@ -83,6 +83,16 @@ ROUTES: dict[str, tuple[str, ...] | str] = {
     "token create": ("POST /tokens",),
     "token list": ("GET /tokens",),
     "token revoke": ("DELETE /tokens/{name}",),
+    "audit checkpoint": "prints the signed chain head, to be kept off this machine",
+    "advisory create": ("POST /advisories",),
+    "advisory list": ("GET /advisories",),
+    "advisory show": ("GET /advisories/{advisory_id}",),
+    "advisory publish": ("POST /advisories/{advisory_id}/publish",),
+    "report checklist": ("GET /compliance/checklist",),
+    "support show": ("GET /compliance/products/{name}",),
+    "techfile export": "writes a folder on the machine it runs on (its figures: the GET routes)",
+    "notify list": ("GET /notifications",),
+    "notify run": ("POST /notifications/run",),
 }
 
 
