@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from patchgate.domain import filters
 from patchgate.services.release_ports import ArtifactView as ArtifactView  # re-exported for DDI
 
 # The tenant every installation has (hawkBit's name for it); DDI paths name the tenant.
@@ -317,9 +318,11 @@ class DeviceRepository(abc.ABC):
         group: str | None = None,
         after: str | None = None,
         limit: int = 1000,
+        query: filters.Expression | None = None,
     ) -> Sequence[DeviceRecord]:
-        """Devices of a tenant (of one group), by controllerId, those after ``after`` only
-        (keyset paging: the read starts at ``after`` in the index, whatever the offset)."""
+        """Devices of a tenant (of one group, matching a device query), by controllerId,
+        those after ``after`` only (keyset paging: the read starts at ``after`` in the
+        index, whatever the offset)."""
 
     @abc.abstractmethod
     def set_groups(self, device_id: int, groups: Sequence[str]) -> None:

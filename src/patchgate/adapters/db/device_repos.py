@@ -19,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from patchgate.adapters.db.device_filters import compile_filter
 from patchgate.adapters.db.models import (
     Action,
     ActionEvent,
@@ -32,6 +33,7 @@ from patchgate.adapters.db.models import (
 )
 from patchgate.adapters.db.poll_reads import BY_CONTROLLER, BY_TOKEN, auth_row
 from patchgate.adapters.db.release_repos import artifact_view, artifacts_by_release
+from patchgate.domain import filters
 from patchgate.domain.clock import as_utc
 from patchgate.services import device_ports as p
 
@@ -120,23 +122,40 @@ class SqlDeviceRepository(p.DeviceRepository):
         group: str | None = None,
         after: str | None = None,
         limit: int = 1000,
+        query: filters.Expression | None = None,
     ) -> Sequence[p.DeviceRecord]:
         # Keyset paging over the (tenant_id, controller_id) unique index: each page starts
         # where the last one ended, at the same cost on the millionth device as on the first.
-        query = (
+        base = (
             select(Device)
             .join(Tenant, Tenant.id == Device.tenant_id)
             .where(Tenant.name == tenant, Device.removed_at.is_(None))
             .order_by(Device.controller_id)
-            .limit(limit)
         )
-        if after is not None:
-            query = query.where(Device.controller_id > after)
         if group is not None:
-            query = query.join(DeviceGroup, DeviceGroup.device_id == Device.id).where(
+            base = base.join(DeviceGroup, DeviceGroup.device_id == Device.id).where(
                 DeviceGroup.name == group
             )
-        return [_device(r, tenant) for r in self.session.execute(query).scalars()]
+        compiled = compile_filter(query) if query is not None else None
+        if compiled is not None:
+            base = base.where(compiled.where)
+        if query is None or compiled is None or compiled.exact:
+            cursor = base if after is None else base.where(Device.controller_id > after)
+            return [_device(r, tenant) for r in self.session.scalars(cursor.limit(limit))]
+        # The SQL selects a superset (docs/device-filters.md): keep what the rule selects,
+        # reading on until the page is full.
+        out: list[p.DeviceRecord] = []
+        while len(out) < limit:
+            cursor = base if after is None else base.where(Device.controller_id > after)
+            rows = list(self.session.scalars(cursor.limit(limit * 4)))
+            for row in rows:
+                device = _device(row, tenant)
+                if filters.matches(query, device):
+                    out.append(device)
+            if len(rows) < limit * 4:
+                break
+            after = rows[-1].controller_id
+        return out[:limit]
 
     def set_groups(self, device_id: int, groups: Sequence[str]) -> None:
         names = sorted(set(groups))

@@ -36,9 +36,19 @@ def list_devices(
         str | None, Query(description="Continue after this device ID (``next_after``)")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
+    filter: Annotated[  # hawkBit's own name for the target-filter query
+        str | None,
+        Query(
+            max_length=4096,
+            description="A device query in hawkBit's target-filter language, e.g. "
+            "``group==qa;version<1.4`` (a malformed one: 422 naming the position)",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """A page of the default tenant's devices by ID; ``next_after`` continues it."""
-    page = device_service.device_page(caller.ctx, group=group, after=after, limit=limit)
+    page = device_service.device_page(
+        caller.ctx, group=group, after=after, limit=limit, query=filter
+    )
     return present.device_page_json(page)
 
 

@@ -88,6 +88,15 @@ def import_(
 
 def list_(
     group: Annotated[str | None, typer.Option(metavar="GROUP", help="Only this group.")] = None,
+    query: Annotated[
+        str | None,
+        typer.Option(
+            "--filter",
+            metavar="QUERY",
+            help="Only devices matching a hawkBit target-filter query, e.g. "
+            "'group==qa;version<1.4' (docs/device-filters.md).",
+        ),
+    ] = None,
     tenant: Tenant = DEFAULT_TENANT,
     as_json: JsonFlag = False,
 ) -> None:
@@ -98,7 +107,11 @@ def list_(
     from patchgate.entrypoints.presenters import devices as present
     from patchgate.services import devices as device_service
 
-    pages = _pages(device_service, tenant, group)
+    if query is not None:
+        from patchgate.domain import filters
+
+        filters.parse(query)  # a malformed query: exit 2 naming the position, before output
+    pages = _pages(device_service, tenant, group, query)
     if as_json:
         # One JSON object, written as the pages arrive: the fleet is never all in memory.
         out = sys.stdout
@@ -115,11 +128,15 @@ def list_(
         emit_lines(present.device_rows_text(page, widths=widths, header=index == 0))
 
 
-def _pages(device_service: Any, tenant: str, group: str | None) -> Iterator[tuple[Any, bool]]:
+def _pages(
+    device_service: Any, tenant: str, group: str | None, query: str | None = None
+) -> Iterator[tuple[Any, bool]]:
     """The fleet's pages by controllerId, each with whether another one follows."""
     after: str | None = None
     while True:
-        page = device_service.device_page(app().context, tenant=tenant, group=group, after=after)
+        page = device_service.device_page(
+            app().context, tenant=tenant, group=group, after=after, query=query
+        )
         yield page.devices, page.next_after is not None
         if page.next_after is None:
             return

@@ -11,12 +11,11 @@ from fastapi.responses import HTMLResponse
 from patchgate.domain import filters
 from patchgate.domain.errors import InvalidInput
 from patchgate.entrypoints.console import base, charts, views
-from patchgate.services.devices import DEFAULT_TENANT
+from patchgate.services import devices as device_service
 from patchgate.services.policy import in_force
 
 router = APIRouter(prefix="/devices")
 PAGE = 50
-SEEN = {"day": "P1D", "week": "P7D"}
 
 
 def query_of(params: Mapping[str, str], hardware_of: Mapping[str, tuple[str, ...]]) -> str:
@@ -43,35 +42,33 @@ def fleet(request: Request, caller: base.SignedIn) -> HTMLResponse:
     policy = in_force(caller.ctx).policy
     hardware_of = {p.name: tuple(p.hardware) for p in policy.products}
     problem = None
-    expr = None
     text = ""
     try:
         # The typed query alone first, so an error's position is one in what was typed.
         if params.get("q"):
             filters.parse(params["q"])
         text = query_of(params, hardware_of)
-        expr = filters.parse(text) if text else None
     except InvalidInput as exc:
         problem = exc.message
-    seen_since = None
-    if params.get("seen") in ("day", "week"):
+    if params.get("seen") in ("day", "week") and problem is None:
         days = 1 if params["seen"] == "day" else 7
-        seen_since = caller.ctx.clock().timestamp() - days * 86400
-    if seen_since is not None and problem is None:
-        stamp = str(int(seen_since * 1000))
-        seen = filters.Comparison(filters.Field("last_seen"), ">=", (stamp,))
-        expr = seen if expr is None else filters.And((expr, seen))
-    with caller.ctx.read_uow() as uow:
-        page = (
-            uow.fleet.page(DEFAULT_TENANT, query=expr, after=params.get("after"), limit=PAGE)
-            if problem is None
-            else None
+        since = int((caller.ctx.clock().timestamp() - days * 86400) * 1000)
+        text = f"{text};last_seen>={since}" if text else f"last_seen>={since}"
+    page = None
+    if problem is None:
+        page = device_service.device_page(
+            caller.ctx, after=params.get("after"), limit=PAGE, query=text or None
         )
-        counts = uow.fleet.versions(DEFAULT_TENANT)
+    with caller.ctx.read_uow() as uow:
+        census = uow.devices.census()
     distributions = []
     for product in policy.products:
         rows = sorted(
-            ((c.version or "unknown", c.devices) for c in counts if c.hardware in product.hardware),
+            (
+                (version or "unknown", n)
+                for (hardware, version), n in census.items()
+                if hardware in product.hardware
+            ),
             key=lambda r: -r[1],
         )
         merged: dict[str, int] = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from patchgate.domain import filters
 from patchgate.domain.errors import NotFound
 from patchgate.services.context import Context
 from patchgate.services.device_ports import (
@@ -53,13 +54,17 @@ def device_page(
     group: str | None = None,
     after: str | None = None,
     limit: int = 1000,
+    query: str | None = None,
 ) -> DevicePage:
-    """Devices of a tenant (optionally of one group) whose controllerId sorts after
-    ``after``, at most ``limit`` (1 to ``MAX_PAGE``) of them."""
+    """Devices of a tenant (optionally of one group, or matching a device query in
+    hawkBit's target-filter language: docs/device-filters.md) whose controllerId sorts
+    after ``after``, at most ``limit`` (1 to ``MAX_PAGE``) of them. A malformed query is
+    ``InvalidInput`` naming the position of the problem."""
     size = min(max(limit, 1), MAX_PAGE)
+    expr = filters.parse(query) if query else None
     with ctx.read_uow() as uow:
         # One more than asked tells whether another page follows, without a count.
-        found = uow.devices.list(tenant, group=group, after=after, limit=size + 1)
+        found = uow.devices.list(tenant, group=group, after=after, limit=size + 1, query=expr)
     devices = tuple(found[:size])
     more = len(found) > size
     return DevicePage(devices, devices[-1].controller_id if more and devices else None)
@@ -71,11 +76,14 @@ def iter_devices(
     tenant: str = DEFAULT_TENANT,
     group: str | None = None,
     page_size: int = 1000,
+    query: str | None = None,
 ) -> Iterator[DeviceRecord]:
-    """Every device of a tenant (or group) by controllerId, a page per read."""
+    """Every device of a tenant (or group, or query) by controllerId, a page per read."""
     after: str | None = None
     while True:
-        page = device_page(ctx, tenant=tenant, group=group, after=after, limit=page_size)
+        page = device_page(
+            ctx, tenant=tenant, group=group, after=after, limit=page_size, query=query
+        )
         yield from page.devices
         if page.next_after is None:
             return
