@@ -299,3 +299,36 @@ def test_every_page_renders_without_script_errors_or_serious_accessibility_probl
     finally:
         made.close()
         server.stop()
+
+
+OLD_PRODUCT = """
+[[products]]
+name = "Old Gateway"
+support_start = "2019-01"
+support_end = "2024-12"
+on_sale = false
+update_types = ["security"]
+hardware = ["old-gw-1"]
+"""
+
+
+def test_devices_of_a_product_past_its_end_of_support_are_marked(
+    env: Env, console: Console
+) -> None:
+    from patchgate.services import policy as policy_service
+    from patchgate.services.setup import demo_policy_source
+
+    policy_service.apply(env.ctx, demo_policy_source() + OLD_PRODUCT, actor="t")
+    device_service.add_device(env.ctx, "old-1", hardware="old-gw-1", actor="t")
+    device_service.add_device(env.ctx, "new-1", hardware="demo-gw-1", actor="t")
+    page = console.sign_in(env.admin_token)
+    console.go("/console/devices")
+    rows = {
+        r.locator("td").first.inner_text(): r.inner_text() for r in page.locator("tbody tr").all()
+    }
+    assert "end of support" in rows["old-1"]
+    assert "end of support" not in rows["new-1"]
+    console.go("/console/devices/old-1")
+    assert "Old Gateway's support period has ended" in page.inner_text("main")
+    console.go("/console/devices/new-1")
+    assert "support period has ended" not in page.inner_text("main")

@@ -4,17 +4,31 @@ hundred), searched and filtered with the device query language, and one device."
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from patchgate.domain import filters
+from patchgate.domain.checklist import support_ends_at
 from patchgate.domain.errors import InvalidInput
+from patchgate.domain.policy import Policy
 from patchgate.entrypoints.console import base, charts, views
 from patchgate.services import devices as device_service
 from patchgate.services.policy import in_force
 
 router = APIRouter(prefix="/devices")
+
+
+def past_end_of_support(policy: Policy, now: datetime) -> dict[str, str]:
+    """{hardware model: product} for the products whose support period has ended (CRA
+    Art. 13(8)): their devices get no more security updates, and the pages say so."""
+    return {
+        model: p.name
+        for p in policy.products
+        if now >= support_ends_at(p.support_end)
+        for model in p.hardware
+    }
 PAGE = 50
 
 
@@ -86,6 +100,7 @@ def fleet(request: Request, caller: base.SignedIn) -> HTMLResponse:
         problem=problem,
         products=[p.name for p in policy.products],
         distributions=distributions,
+        ended=past_end_of_support(policy, caller.ctx.clock()),
         page_size=PAGE,
     )
 
@@ -93,4 +108,5 @@ def fleet(request: Request, caller: base.SignedIn) -> HTMLResponse:
 @router.get("/{controller_id}", response_class=HTMLResponse)
 def device(request: Request, controller_id: str, caller: base.SignedIn) -> HTMLResponse:
     d = views.device(caller.ctx, controller_id)
-    return base.page(request, "device.html", caller, d=d)
+    ended = past_end_of_support(in_force(caller.ctx).policy, caller.ctx.clock())
+    return base.page(request, "device.html", caller, d=d, ended=ended)
