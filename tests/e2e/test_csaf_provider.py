@@ -33,11 +33,16 @@ def provider(demo_env: Env, tmp_path: Path) -> tuple[Env, LiveServer, dict[str, 
     srv.stop()
 
 
-def _publish(env: Env, cli_env: dict[str, str], vuln_id: str, publish: bool = True) -> str:
+def _register(env: Env, vuln_id: str) -> None:
     vulns.add(
         env.ctx, vuln_id=vuln_id, title=f"{vuln_id} flaw", cvss=CRITICAL, actor="t",
         products=["Demo Gateway"], affected=["<1.0.2"],
     )  # fmt: skip
+
+
+def _publish(env: Env, cli_env: dict[str, str], vuln_id: str, publish: bool = True) -> str:
+    if run_cli(["vuln", "show", vuln_id], cli_env).code != 0:
+        _register(env, vuln_id)
     made = run_cli(["advisory", "create", vuln_id, "--json"], cli_env)
     assert made.code == 0, made.stderr
     advisory_id = str(made.json()["id"])
@@ -75,6 +80,7 @@ def test_provider_metadata_hashes_and_signatures(
     provider: tuple[Env, LiveServer, dict[str, str]], tmp_path: Path
 ) -> None:
     env, srv, cli_env = provider
+    _register(env, "CVE-2026-7001")  # a release names only fixes the register holds
     make_release(env, "1.0.2", {"fw.bin": b"1.0.2"}, fixes=["CVE-2026-7001"])
     published = [_publish(env, cli_env, "CVE-2026-7001"), _publish(env, cli_env, "CVE-2026-7002")]
     draft = _publish(env, cli_env, "CVE-2026-7003", publish=False)

@@ -332,10 +332,20 @@ def test_out_of_range_integers_and_nul_in_parameters_are_refused(
 def test_an_action_history_past_int64_asks_for_the_whole_history(
     env: Env, asgi: Any, world: World
 ) -> None:
-    path = f"/DEFAULT/controller/v1/dev-1/deploymentBase/{world.action_id}?actionHistory={2**70}"
-    answer = call(asgi, "GET", path, headers={"Authorization": f"TargetToken {world.token}"})
+    device = {"Authorization": f"TargetToken {world.token}", "Content-Type": "application/json"}
+    base = f"/DEFAULT/controller/v1/dev-1/deploymentBase/{world.action_id}"
+    progress = {
+        "status": {
+            "execution": "proceeding",
+            "result": {"finished": "none"},
+            "details": ["downloading the image"],
+        }
+    }
+    sent = call(asgi, "POST", f"{base}/feedback", json.dumps(progress).encode(), headers=device)
+    assert sent.status == 200, sent.body
+    answer = call(asgi, "GET", f"{base}?actionHistory={2**70}", headers=device)
     assert answer.status == 200, answer.body
-    assert json.loads(answer.body)["actionHistory"]["messages"]
+    assert "downloading the image" in json.loads(answer.body)["actionHistory"]["messages"]
 
 
 def test_nan_in_a_health_report_is_refused_and_device_show_stays_valid_json(

@@ -15,7 +15,7 @@ import pytest
 from patchgate.adapters.tuf_repo import FileTrustRepository
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound, TooLarge
 from patchgate.services import releases
-from patchgate.services import vulnerabilities as vulns
+from tests import vuln_views as vulns
 from tests.conftest import Env
 
 HIGH = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:N"

@@ -86,6 +86,11 @@ MAX_LENGTH = 4096
 MAX_DEPTH = 32
 
 
+def _ends_bare(ch: str) -> bool:
+    """Whether ``ch`` ends a bare value: a reserved character or any white space."""
+    return ch in _RESERVED or ch.isspace()
+
+
 class FilterError(InvalidInput):
     """A query that cannot be read; the message names the position (0-based) and what was
     expected there."""
@@ -247,7 +252,7 @@ class _Parser:
         if self.pos < len(self.text) and self.text[self.pos] in "'\"":
             return self.quoted()
         start = self.pos
-        while self.pos < len(self.text) and self.text[self.pos] not in _RESERVED:
+        while self.pos < len(self.text) and not _ends_bare(self.text[self.pos]):
             self.pos += 1
         if self.pos == start:
             raise self.fail("a value")
@@ -340,7 +345,7 @@ def instant(value: str) -> datetime:
 
 def quote(v: str) -> str:
     """``v`` as a query value: bare when it can be, else double-quoted with escapes."""
-    if v and not any(ch in _RESERVED or ch == "\\" for ch in v):
+    if v and not any(_ends_bare(ch) or ch == "\\" for ch in v):
         return v
     return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

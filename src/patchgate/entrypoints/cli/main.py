@@ -51,7 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("core", "Database schema."),
     "advisory": ("advisories", "CSAF 2.0 security advisories."),
     "techfile": ("compliance", "The technical file."),
-    "support": ("compliance", "End of support: statements and notices."),
+    "support": ("compliance", "End of support."),
     "notify": ("notify", "Notices by e-mail and webhook, and their delivery state."),
 }
 

@@ -29,6 +29,8 @@ def past_end_of_support(policy: Policy, now: datetime) -> dict[str, str]:
         if now >= support_ends_at(p.support_end)
         for model in p.hardware
     }
+
+
 PAGE = 50
 
 
