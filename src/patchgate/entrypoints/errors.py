@@ -36,7 +36,10 @@ _DDI_CODES = {
     404: "hawkbit.server.error.repo.entitiyNotFound",
     409: "hawkbit.server.error.repo.entitiyAlreadyExists",
     410: "hawkbit.server.error.action.gone",
+    406: "hawkbit.server.error.rest.notAcceptable",
+    412: "hawkbit.server.error.rest.preconditionFailed",
     413: "hawkbit.server.error.quota.sizeExceeded",
+    429: "hawkbit.server.error.quota.tooManyRequests",
 }
 _DDI_DEFAULT_CODE = "hawkbit.server.error"
 

@@ -28,14 +28,12 @@ from patchgate.bootstrap import make_async_device_auth_reader, make_device_auth_
 from patchgate.domain import actions as rules
 from patchgate.domain import strict
 from patchgate.domain.errors import (
-    Conflict,
-    NotFound,
     PatchgateError,
-    TooLarge,
     Unauthorized,
 )
 from patchgate.entrypoints import bodies
 from patchgate.entrypoints.ddi import parse, shapes, wire
+from patchgate.entrypoints.errors import ddi_error_body, ddi_status
 from patchgate.entrypoints.runtime import Runtime
 from patchgate.entrypoints.tuf import artifact_response
 from patchgate.services import ddi
@@ -62,39 +60,13 @@ class HttpError(Exception):
         self.headers = headers or {}
 
 
-def _status_of(exc: PatchgateError) -> int:
-    if isinstance(exc, rules.ActionGone):
-        return 410
-    if isinstance(exc, Unauthorized):
-        return 401
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, TooLarge):
-        return 413
-    if isinstance(exc, Conflict):
-        return 409
-    return 400
-
-
-CODES = {
-    400: "hawkbit.server.error.rest.body.notReadable",
-    404: "hawkbit.server.error.repo.entitiyNotFound",
-    406: "hawkbit.server.error.rest.notAcceptable",
-    409: "hawkbit.server.error.repo.entitiyAlreadyExists",
-    410: "hawkbit.server.error.action.gone",
-    412: "hawkbit.server.error.rest.preconditionFailed",
-    413: "hawkbit.server.error.quota.sizeExceeded",
-    429: "hawkbit.server.error.quota.tooManyRequests",
-}
-
-
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     if status == 401:
         # Same answer whether the tenant or the device exists or not.
         return Response(
             status_code=401, headers={"www-authenticate": 'TargetToken realm="patchgate"'}
         )
-    body = {"errorCode": CODES.get(status, "hawkbit.server.error"), "message": message}
+    body = ddi_error_body(status, message)
     return wire.answer(status, body, wire.JSON_TYPE, headers)
 
 
@@ -212,7 +184,7 @@ class DdiApp:
         except HttpError as exc:
             response = _error(exc.status, exc.message, exc.headers)
         except PatchgateError as exc:
-            response = _error(_status_of(exc), exc.message)
+            response = _error(ddi_status(exc), exc.message)
         await response(scope, receive, send)
 
     async def _run(self, fn: Callable[[], T]) -> T:
