@@ -4,15 +4,12 @@ each event once, queued while the mail server is down, never resent after a rest
 from __future__ import annotations
 
 import dataclasses
-import json
 import socket
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email import policy as email_policy
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -30,6 +27,7 @@ from patchgate.services.notice_ports import Channels
 from tests import vuln_views as vulns
 from tests.conftest import Env
 from tests.factories import make_release
+from tests.integration.test_campaign_notices import Receiver
 
 CRITICAL = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"  # 9.8: due 72 h after awareness
 NOW = datetime(2031, 12, 10, 12, 0, tzinfo=UTC)  # three weeks before Demo Gateway's end
@@ -75,26 +73,6 @@ class SmtpServer:
             self.controller = None
 
 
-class Hooks:
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        hooks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                hooks.bodies.append(json.loads(self.rfile.read(length)))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *_args: Any) -> None:
-                return
-
-        self.httpd = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/hook"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
 def smtp() -> Iterator[SmtpServer]:
     server = SmtpServer(_free_port()).start()
@@ -103,8 +81,8 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture
-def hooks() -> Iterator[Hooks]:
-    made = Hooks()
+def hooks() -> Iterator[Receiver]:
+    made = Receiver(failures=0)
     yield made
     made.httpd.shutdown()
 
@@ -117,7 +95,7 @@ class Clock:
         return self.now
 
 
-def _channels(smtp: SmtpServer, hooks: Hooks, routes: Routes | None = None) -> Channels:
+def _channels(smtp: SmtpServer, hooks: Receiver, routes: Routes | None = None) -> Channels:
     return Channels(
         routes=routes or Routes(("psirt@example.com",)),
         mailer=SmtpMailer(f"smtp://127.0.0.1:{smtp.port}", "patchgate@example.com", timeout=2),
@@ -160,7 +138,7 @@ EXPECTED_SUBJECTS = [
 
 
 def test_each_event_is_mailed_and_posted_once_with_what_to_do(
-    env: Env, smtp: SmtpServer, hooks: Hooks
+    env: Env, smtp: SmtpServer, hooks: Receiver
 ) -> None:
     clock = Clock(NOW)
     ctx = _state(env, clock)
@@ -196,7 +174,7 @@ def test_each_event_is_mailed_and_posted_once_with_what_to_do(
 
 
 def test_the_due_soon_notice_is_followed_by_overdue_once_the_deadline_passes(
-    env: Env, smtp: SmtpServer, hooks: Hooks
+    env: Env, smtp: SmtpServer, hooks: Receiver
 ) -> None:
     clock = Clock(NOW)
     ctx = _state(env, clock)
@@ -214,7 +192,7 @@ def test_the_due_soon_notice_is_followed_by_overdue_once_the_deadline_passes(
 
 
 def test_with_the_mail_server_down_notices_wait_and_arrive_when_it_is_back(
-    env: Env, smtp: SmtpServer, hooks: Hooks
+    env: Env, smtp: SmtpServer, hooks: Receiver
 ) -> None:
     clock = Clock(NOW)
     ctx = _state(env, clock)
@@ -240,7 +218,7 @@ def test_with_the_mail_server_down_notices_wait_and_arrive_when_it_is_back(
 
 
 def test_a_restarted_server_sends_nothing_already_sent(
-    env: Env, smtp: SmtpServer, hooks: Hooks
+    env: Env, smtp: SmtpServer, hooks: Receiver
 ) -> None:
     clock = Clock(NOW)
     ctx = _state(env, clock)
@@ -257,7 +235,7 @@ def test_a_restarted_server_sends_nothing_already_sent(
 
 
 def test_routes_send_each_kind_to_its_own_addresses(
-    env: Env, smtp: SmtpServer, hooks: Hooks
+    env: Env, smtp: SmtpServer, hooks: Receiver
 ) -> None:
     clock = Clock(NOW)
     ctx = _state(env, clock)
