@@ -517,6 +517,9 @@ class Agent:
             self.io.fsync(handle)
         finally:
             self.io.close(handle)
+        # The file's fsync makes its bytes durable, not its name (fsync(2)); without the
+        # folder's, a cut after a finished download can cost the whole download again.
+        self.io.fsync_dir(os.path.dirname(staging))
 
     def _write_slot(self, staging: str, path: str, size: int) -> None:
         """Stream the verified image into the slot, then fsync it."""
