@@ -65,9 +65,14 @@ class Subscriber:
     persistent: bool = False
     messages: list[Received] = field(default_factory=list)
 
+    @property
+    def marker_topic(self) -> str:
+        return f"patchgate-test/marker/{self.client_id}"
+
     def __post_init__(self) -> None:
         self._subscribed = threading.Event()
         self._lock = threading.Lock()
+        self._markers: set[str] = set()
         self.topics: list[str] = []
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -81,7 +86,7 @@ class Subscriber:
         self.client.on_message = self._on_message
 
     def subscribe(self, *topics: str) -> Subscriber:
-        self.topics = list(topics)
+        self.topics = [*topics, self.marker_topic]
         self.client.connect(BROKER_HOST, self.port)
         self.client.loop_start()
         assert self._subscribed.wait(10), "the broker did not confirm the subscription"
@@ -97,7 +102,32 @@ class Subscriber:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
+            if msg.topic == self.marker_topic:
+                self._markers.add(msg.payload.decode())
+                return
             self.messages.append(Received(msg.topic, msg.payload, msg.qos, msg.retain))
+
+    def drain(self, timeout: float = 10.0) -> list[Received]:
+        """Everything the broker had accepted for this subscriber before now, and nothing
+        more to come from it: publish a marker and wait for it. Mosquitto forwards to one
+        subscriber in the order it accepted the messages (MQTT 3.1.1 §4.6 ordered topics), so
+        once the marker is here, every earlier message is too — no sleep standing for
+        "nothing else arrives"."""
+        marker = uuid.uuid4().hex
+        publisher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        publisher.connect(BROKER_HOST, self.port)
+        publisher.loop_start()
+        try:
+            publisher.publish(self.marker_topic, marker, qos=1).wait_for_publish(timeout)
+        finally:
+            publisher.disconnect()
+            publisher.loop_stop()
+        deadline = time.monotonic() + timeout
+        while marker not in self._markers:
+            assert time.monotonic() < deadline, "the marker did not come back from the broker"
+            time.sleep(0.01)
+        with self._lock:
+            return list(self.messages)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         """Wait until ``count`` messages arrived (or the timeout); returns what arrived."""

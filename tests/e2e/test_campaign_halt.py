@@ -5,7 +5,6 @@ polls over HTTP."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,6 +77,10 @@ def test_no_poll_that_starts_after_the_halts_commit_offers_the_release(
     late_offers: list[str] = []
     failures: list[str] = []
     polls_after = [0]
+    offered_before: set[str] = set()
+    busy = threading.Event()  # every device has been offered the release: polls in flight
+    enough = threading.Event()  # every device polled four times after the commit
+    lock = threading.Lock()
 
     def hammer(server: LiveServer, share: list[Device]) -> None:
         with httpx.Client(timeout=30) as client:
@@ -92,10 +95,18 @@ def test_no_poll_that_starts_after_the_halts_commit_offers_the_release(
                         failures.append(f"{answer.status_code} {answer.text}")
                         continue
                     links = answer.json().get("_links", {})
-                    if after:
+                    with lock:
+                        if not after:
+                            if "deploymentBase" in links:
+                                offered_before.add(device.controller_id)
+                            if len(offered_before) == len(devices):
+                                busy.set()
+                            continue
                         polls_after[0] += 1
                         if "deploymentBase" in links:
                             late_offers.append(f"{server.url} {device.controller_id}")
+                        if polls_after[0] >= 4 * len(devices):
+                            enough.set()
 
     threads = [
         threading.Thread(target=hammer, args=(server, devices[i::4]))
@@ -104,17 +115,14 @@ def test_no_poll_that_starts_after_the_halts_commit_offers_the_release(
     for thread in threads:
         thread.start()
     try:
-        time.sleep(1.0)  # polls in flight on both processes, offers being made
+        assert busy.wait(60), f"offered before the halt: {sorted(offered_before)}"
         halted = env.cli("campaign", "halt", str(campaign), "--reason", "field reports")
         assert halted.code == 0, halted.stderr
         committed.set()  # the CLI returned, so the halt has committed
-        deadline = time.monotonic() + 60
-        while polls_after[0] < 4 * len(devices) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert enough.wait(60), f"{polls_after[0]} polls after the commit"
     finally:
         stop.set()
         for thread in threads:
             thread.join(60)
-    assert polls_after[0] >= 4 * len(devices)
     assert failures == []
     assert late_offers == []

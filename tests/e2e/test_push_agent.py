@@ -113,7 +113,9 @@ def test_an_agent_woken_over_mqtt_polls_at_once_instead_of_after_its_poll_interv
                 "the agent's first poll",
                 agent_log,
             )
-            time.sleep(1.5)  # past the first pass and the agent's minimum gap between polls
+            # The first poll is over (its time is recorded), so the release assigned now can
+            # reach the agent only through a poll that the wake-up causes: the next one on
+            # its own comes in an hour.
             assert agent.poll() is None, agent_log.read_text()
 
             answer = http.post(f"/api/v1/devices/{cid}/actions", json={"release_id": release.id})
@@ -124,10 +126,9 @@ def test_an_agent_woken_over_mqtt_polls_at_once_instead_of_after_its_poll_interv
                 status = http.get(f"/api/v1/actions/{action_id}").json()["status"]
                 return status not in ("offered",)
 
-            took = _wait(started, 10, "the woken agent to start the update", agent_log)
-        assert len(watcher.wait_for(1, timeout=1)) == 1
-        # Polled within seconds of the assignment, not at the end of its hour.
-        assert took < 5, f"the agent took {took:.2f} s"
+            # Any time short of the hour is the wake-up's doing (no time limit asserted).
+            _wait(started, 60, "the woken agent to start the update", agent_log)
+        assert len(watcher.drain()) == 1
         # It goes on to install into slot b as usual (and stops for the reboot).
         assert agent.wait(30) == 0, agent_log.read_text()
         assert (tmp_path / "b.img").read_bytes() == IMAGE
