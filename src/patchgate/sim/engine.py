@@ -37,13 +37,14 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from patchgate.domain import ab_state
 from patchgate.domain import executions as ex
+from patchgate.domain.actions import client_kind
 from patchgate.domain.campaigns import (
     COMPLETED,
     HALTED,
@@ -71,8 +72,10 @@ from patchgate.domain.gates import StageFigures
 from patchgate.domain.ratelimit import RateLimit, TokenBucket
 from patchgate.domain.stages import parse_stages
 
+from .clients import configured_kinds, success_report
 from .devices import CUT_POINTS, EnvTable, Timing, abort
-from .events import DOWNLOAD_DONE, FINISH, POLL, EventQueue
+from .events import DOWNLOAD_DONE, FINISH, POLL, WRITTEN, EventQueue
+from .feedback import CODE, REVERT, ROLLOUT, DeviceFeedback
 from .model import (
     CAMPAIGN_ID,
     NEW,
@@ -89,32 +92,19 @@ from .model import (
 )
 from .offline import OfflineModel
 from .results import RunResult, Timeline, build_result, deadline_report
-from .scenario import GROUPS_OF, OPTIN, Fleet, Scenario, device_id
+from .scenario import BEFORE_BOOT, GROUPS_OF, OPTIN, Fleet, Scenario, device_id
 
 __all__ = ["Run", "RunResult", "Timeline", "simulate"]
 
 
-_ROLLOUT, _REVERT = 0, 1
-_CODE = {
-    ex.NONE: 0,
-    ex.S_OFFERED: 1,
-    ex.S_DOWNLOADING: 2,
-    ex.S_INSTALLING: 3,
-    ex.S_CONFIRMING: 4,
-    ex.S_RETRYING: 5,
-    ex.SUCCEEDED: 6,
-    ex.FAILED: 7,
-    ex.REVERTED: 8,
-    ex.TIMED_OUT: 9,
-    ex.CANCELLED: 10,
-}
+_ROLLOUT, _REVERT = ROLLOUT, REVERT
+_CODE = CODE
 _TERMINAL_CODES = frozenset(_CODE[s] for s in ex.TERMINAL)
-_VERSIONS: Final = {_ROLLOUT: NEW.version, _REVERT: OLD.version}
 _FINISHED = frozenset({CAMPAIGN_ID})
 _NOTHING: frozenset[int] = frozenset()
 
 
-class Run:
+class Run(DeviceFeedback):
     """One strategy's run over a fleet (module docstring)."""
 
     def __init__(
@@ -214,6 +204,14 @@ class Run:
         self.now = 0.0
         self.push = PUSH_DEFAULT[strategy] if scenario.push is None else scenario.push
         self.waiting: deque[int] = deque()
+        # DDI client kinds (.clients): each group mask's kind by the server's rule.
+        configured = configured_kinds(scenario.client_kinds)
+        self.client_of_mask = [client_kind(groups, configured) for groups in GROUPS_OF]
+        self.mask_list: list[int] = fleet.mask.tolist()
+        window = ex.DEFAULT_EXECUTION_POLICY.confirmation_window
+        self.confirm_minutes = window.total_seconds() / 60
+        # Every device's execution events, in order, when a test asks for them.
+        self.trace: dict[int, list[ex.Event]] | None = None
 
     # ---- the campaign --------------------------------------------------------------
 
@@ -283,8 +281,13 @@ class Run:
         )
 
     def _on_poll(self, device: int, t: float) -> None:
-        if device in self.open:
-            return  # mid-install: the agent does not poll until its pass ends
+        execution = self.open.get(device)
+        if execution is not None:
+            if execution.status != ex.S_CONFIRMING or device in self.pending:
+                return  # mid-install: the agent does not poll until its pass ends
+            self._seen(device, t)  # back online after its reboot
+            if device in self.open:
+                return
         back = self.offline.returns_at(device, t, self.rng)
         if back is not None:
             self.queue.push(back, device, POLL)
@@ -316,31 +319,6 @@ class Run:
                 if decision.tokens is not None:
                     self.tokens[CAMPAIGN_ID] = decision.tokens
                 self._start(device, t, decision.offer)
-
-    def _event(self, device: int, event: ex.Event) -> None:
-        kind = self.open_kind[device]
-        old = self.open[device]
-        new = ex.step(ex.settle(old, event.at), event, _VERSIONS[kind])
-        old_status, status = old.status, new.status
-        if old_status != status:
-            # The device moves from one status count to the other (its stage's, or the
-            # revert's); a device of no stage is counted nowhere.
-            if kind == _REVERT:
-                tally: dict[str, int] | None = self.revert_tally
-            else:
-                stage = self.stage_list[device]
-                tally = self.tallies[stage] if stage >= 0 else None
-            if tally is not None:
-                if old_status != ex.NONE:
-                    tally[old_status] -= 1
-                if status != ex.NONE:
-                    tally[status] = tally.get(status, 0) + 1
-        if status in ex.TERMINAL:
-            del self.open[device]
-            del self.open_kind[device]
-            (self.rstatus if kind == _REVERT else self.status)[device] = _CODE[status]
-        else:
-            self.open[device] = new
 
     def _start(self, device: int, t: float, offer: Offer) -> None:
         kind = _REVERT if offer.kind == "revert" else _ROLLOUT
@@ -390,29 +368,45 @@ class Run:
             self.power_cuts += 1
         self.pending[device] = result
         self.queue.push(t + result.minutes, device, FINISH)
+        if self.mask_list[device] & BEFORE_BOOT:
+            # The client reports success once the image is written (after the outage of
+            # a cut during the download), before its reboot.
+            written = self.timing.write_verify
+            if cut is CUT_POINTS[0]:
+                written += float(self.fleet.outage[device]) + self.timing.boot
+            self.queue.push(t + written, device, WRITTEN)
 
     def _on_finish(self, device: int, t: float) -> None:
+        """The install pass ended: the device rebooted into the new release or fell back."""
         result = self.pending.pop(device)
-        now = at(t)
         kind = self.open_kind[device]
         self.env[device] = result.env
         self.in_flight -= 1
         if not result.sound:
             self.unsound[device] = True
-        if result.outcome == "success":
-            self._event(device, ex.Event(ex.SUCCESS_REPORTED, now, confirmed=True))
+        success = result.outcome == "success"
+        if self.mask_list[device] & BEFORE_BOOT:
+            self._back_after_reboot(device, t)  # its success was reported when written
+        elif success:
+            started = at(t - result.minutes)
+            self._event(
+                device, success_report(self._client(device), progress_at=started, success_at=at(t))
+            )
+        else:
+            # The agent reports ``closed``/``failure`` after its A/B fallback: a failure
+            # once installing, as the server folds it (services: DDI feedback).
+            self._event(device, ex.Event(ex.FAILURE_REPORTED, at(t)))
+        if success:
             if kind == _ROLLOUT:
                 self._set_new(device, True)
             else:
                 self._set_new(device, False)
                 self.revert_ok[device] = True
-        else:
-            self._event(device, ex.Event(ex.REVERTED_EVENT, now))
-            if kind == _ROLLOUT:
-                self.ab_reverted[device] = True
-                # Gates are evaluated when feedback arrives; a failure is the feedback
-                # that can halt, so it is evaluated at once (the timer covers the rest).
-                self._evaluate(t)
+        elif kind == _ROLLOUT:
+            self.ab_reverted[device] = True
+            # Gates are evaluated when feedback arrives; a failure is the feedback that
+            # can halt, so it is evaluated at once (the timer covers the rest).
+            self._evaluate(t)
         self._after(device, t)
 
     def _after(self, device: int, t: float) -> None:
@@ -557,8 +551,12 @@ class Run:
                 self._on_poll(device, t)
             elif kind == DOWNLOAD_DONE:
                 self._on_download_done(device, t)
-            else:
+            elif kind == FINISH:
                 self._on_finish(device, t)
+            elif kind == WRITTEN:
+                self._on_written(device, t)
+            else:
+                self._on_confirm_due(device, t)
 
 
 def simulate(

@@ -82,6 +82,16 @@ def simulate_command(
     http_timeout: Annotated[
         float, typer.Option("--http-timeout", help="http mode: real seconds at most.")
     ] = 1800.0,
+    before_boot: Annotated[
+        float,
+        typer.Option(
+            "--before-boot", help="Share of devices whose client reports success before reboot."
+        ),
+    ] = 0.0,
+    client_kinds: Annotated[
+        str,
+        typer.Option("--client-kinds", help="detect | configured (group rauc is before-boot)."),
+    ] = "detect",
 ) -> None:
     """Simulate a campaign on a virtual fleet and report blast radius, bricked devices,
     reverts, time to halt and patched share at the deadline."""
@@ -112,6 +122,8 @@ def simulate_command(
         push=push,
         stop_after_stage=stop_after_stage,
         stop_hours=stop_hours,
+        before_boot=before_boot,
+        client_kinds=client_kinds,
     )
     if mode == "http":
         _http(scenario, strategy, json_out, time_scale, http_timeout)
