@@ -54,7 +54,12 @@ def build_stages(scenario: Scenario, fleet: Fleet) -> tuple[tuple[Stage, ...], d
         fleet=fleet.n,
         group_sizes={"internal": fleet.group_count(INTERNAL), "qa": fleet.group_count(QA)},
     )
-    timing = FleetTiming(poll_interval=timedelta(minutes=scenario.poll_minutes))
+    # The planner is given the offline share the scenario's fleet has (docs/campaigns.md).
+    timing = FleetTiming(
+        poll_interval=timedelta(minutes=scenario.poll_minutes),
+        offline_share=scenario.offline if scenario.plan_offline else 0.0,
+        offline_hours=scenario.offline_hours,
+    )
     schedule = plan_schedule(
         stages,
         start=T0,
@@ -66,6 +71,7 @@ def build_stages(scenario: Scenario, fleet: Fleet) -> tuple[tuple[Stage, ...], d
         "spec": ",".join(s.spec() for s in stages),
         "planned_soaks_hours": [round(s.total_seconds() / 3600, 3) for s in schedule.soaks],
         "plan_warnings": list(schedule.warnings),
+        "planned_patched_at_deadline": schedule.expected_patched_at_deadline,
     }
     return schedule.apply(stages), plan
 

@@ -104,6 +104,8 @@ class Scenario:
     push: bool | None = None
     before_boot: float = 0.0
     client_kinds: str = "detect"
+    # Whether the deadline planner is told the offline share (off: the plan before it was).
+    plan_offline: bool = True
 
     def __post_init__(self) -> None:
         problems = []
