@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from patchgate.domain.campaigns import ReleaseRef
+from patchgate.domain.gate_power import power_warnings
 from patchgate.domain.planning import FleetTiming, plan_schedule, stage_sizes
 from patchgate.domain.stages import Stage, default_stages, parse_stages
 from patchgate.sim.strategies import AwsJobsPolicy, HawkbitPolicy, PatchgatePolicy
@@ -70,7 +71,7 @@ def build_stages(scenario: Scenario, fleet: Fleet) -> tuple[tuple[Stage, ...], d
     plan = {
         "spec": ",".join(s.spec() for s in stages),
         "planned_soaks_hours": [round(s.total_seconds() / 3600, 3) for s in schedule.soaks],
-        "plan_warnings": list(schedule.warnings),
+        "plan_warnings": [*schedule.warnings, *power_warnings(schedule.apply(stages), sizes)],
         "planned_patched_at_deadline": schedule.expected_patched_at_deadline,
     }
     return schedule.apply(stages), plan
