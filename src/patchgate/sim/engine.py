@@ -78,6 +78,7 @@ from .events import DOWNLOAD_DONE, FINISH, POLL, WRITTEN, EventQueue
 from .feedback import CODE, REVERT, ROLLOUT, DeviceFeedback
 from .model import (
     CAMPAIGN_ID,
+    EARLY_MINUTES,
     NEW,
     OLD,
     PRODUCT,
@@ -495,7 +496,9 @@ class Run(DeviceFeedback):
         tl.minutes.append(t)
         tl.on_new.append(self.n_new)
         tl.installing.append(self.in_flight)
-        tl.failures.append(total.failed + total.reverted + total.timed_out)
+        failures = total.failed + total.reverted + total.timed_out
+        tl.failures.append(failures)
+        tl.finished.append(failures + total.succeeded)
         tl.offered.append(int(np.count_nonzero(self.installed)))
 
     # ---- the loop ------------------------------------------------------------------
@@ -532,7 +535,8 @@ class Run(DeviceFeedback):
             self._tick(t, tick)
             if t >= next_sample:
                 self._sample(t)
-                next_sample += SAMPLE_MINUTES
+                # Every tick in the first hours (a halt takes minutes), then coarser.
+                next_sample = t + (tick if t < EARLY_MINUTES else SAMPLE_MINUTES)
                 if self.progress_cb is not None:
                     self.progress_cb(t, max(budget, t))
             if self._stop(t):

@@ -24,6 +24,8 @@ NEW = ReleaseRef(2, PRODUCT, "1.1.0", security_version=2)
 ROLLOUT_ACTION: Final = "c1-rollout"
 REVERT_ACTION: Final = "c1-revert"
 SAMPLE_MINUTES: Final = 10.0
+# The timeline is sampled every tick until then (the first panel of ``--plot``).
+EARLY_MINUTES: Final = 180.0
 PUSH_LATENCY: Final = 1.0
 # Push notices (docs/push.md; AWS IoT Jobs' notify-next); hawkBit's DDI is
 # poll only.

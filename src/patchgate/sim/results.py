@@ -10,6 +10,7 @@ import numpy as np
 
 from .model import OLD
 from .scenario import device_id
+from .strategies import AwsJobsPolicy, HawkbitPolicy
 
 if TYPE_CHECKING:
     from .engine import Run
@@ -24,6 +25,7 @@ class Timeline:
     installing: list[int] = field(default_factory=list)
     failures: list[int] = field(default_factory=list)
     offered: list[int] = field(default_factory=list)
+    finished: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -62,6 +64,8 @@ class RunResult:
     simulated_minutes: float
     timeline: Timeline
     deadline_minutes: float
+    # The failure rate at which the strategy's gate stops the rollout (its first stage's).
+    failure_threshold: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """The ``simulate --json`` object of one strategy (timeline left out)."""
@@ -170,4 +174,17 @@ def build_result(run: Run, t: float) -> RunResult:
         simulated_minutes=t,
         timeline=run.timeline,
         deadline_minutes=run.deadline,
+        failure_threshold=failure_threshold(run),
     )
+
+
+def failure_threshold(run: Run) -> float:
+    """The failure rate the strategy's gate halts at: patchgate's stage limit (of the stage
+    that halted, else the first), hawkBit's error threshold, AWS IoT Jobs' abort share."""
+    policy = run.policy
+    if isinstance(policy, HawkbitPolicy):
+        return policy.error_threshold
+    if isinstance(policy, AwsJobsPolicy):
+        return policy.abort_threshold
+    stage = run.halt_stage if run.halt_stage is not None else 0
+    return run.stages[stage].gates.max_failure_rate

@@ -291,6 +291,13 @@ def _peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
+def _patched(result: RunResult) -> str:
+    """After a halt the fleet was reverted: say so next to the share (never a bare 0 %
+    beside a halt that reads as a contradiction)."""
+    share = f"{result.patched_fraction_at_deadline:.2%}"
+    return f"{share} (reverted)" if result.halted else share
+
+
 def _minutes(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f}"
 
@@ -316,7 +323,7 @@ def _table(
         ("halted in", lambda r: f"stage '{r.halted_at_stage}'" if r.halted else "not halted"),
         ("minutes to halt", lambda r: _minutes(r.minutes_to_halt)),
         ("false halt", lambda r: "yes" if r.false_halt else "no"),
-        ("patched at deadline", lambda r: f"{r.patched_fraction_at_deadline:.2%}"),
+        ("patched at deadline", _patched),
         ("minutes to 95 %", lambda r: _minutes(r.minutes_to_95pct)),
         ("offline at deadline (unpatched)", lambda r: f"{r.unpatched_offline_at_deadline:,}"),
         ("power cuts during installs", lambda r: f"{r.power_cuts:,}"),
