@@ -303,6 +303,11 @@ def rehearse(
         },
     )
     polls = run.log.counts.get("polls", 0)
+    # What the fleet asks of the server (every device once per polling interval, in real
+    # seconds) and what it got, over the run.
+    interval = scenario.poll_minutes * 60 / scale
+    out["polls_per_second_needed"] = round(run.devices / max(interval, 1e-9), 1)
     out["polls_per_second"] = round(polls / max(run.wall_seconds, 1e-9), 1)
+    out["drive_seconds"] = round(run.wall_seconds, 1)
     out["campaign_id"] = campaign
     return out

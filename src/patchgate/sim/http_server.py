@@ -190,6 +190,17 @@ class CliServerSide:
             time.sleep(0.2)
         raise ServerError(f"patchgate serve did not answer: {self.log_tail()}")
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) the server process has used so far (Linux ``/proc``)."""
+        if self.proc is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
     def log_tail(self) -> str:
         path = self.root / "serve.log"
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""
@@ -296,6 +307,7 @@ def simulate_http(
             start_spread=float(poll_sleep),
             on_status=on_status,
         )
+        cpu0 = server.cpu_seconds()
         out = rehearse(
             server,
             scenario,
@@ -304,5 +316,8 @@ def simulate_http(
             old_version=OLD_VERSION,
             settings=settings,
         )
+        cpu1 = server.cpu_seconds()
+        if cpu0 is not None and cpu1 is not None:
+            out["server_cpu_seconds"] = round(cpu1 - cpu0, 1)
     out["wall_seconds"] = round(time.monotonic() - wall0, 1)
     return out
