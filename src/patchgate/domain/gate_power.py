@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 
-import numpy as np
-
 from patchgate.domain.durations import format_duration
 from patchgate.domain.gates import StageGates
 from patchgate.domain.stages import Stage
@@ -60,21 +58,22 @@ def failure_power(gates: StageGates, devices: int, rate: float) -> float:
     alt = min(3 * limit, (1 + limit) / 2)
     up, down = math.log(alt / limit), math.log((1 - alt) / (1 - limit))
     bound = math.log(1 / gates.failure_alpha)
-    alive = np.zeros(n + 1)  # alive[f]: not halted yet, with f failures so far
-    alive[0] = 1.0
+    # alive[f]: not halted yet, with f failures so far; a state whose log-likelihood
+    # ratio reaches the boundary is absorbed (halted), so few states stay alive.
+    alive = [1.0]
     halted = 0.0
-    failures = np.arange(n + 1)
     for k in range(1, n + 1):
-        step = np.zeros(n + 1)
-        step[1:] = alive[:-1] * rate
-        step += alive * (1 - rate)
-        llr = failures * up + (k - failures) * down
-        crossed = (llr >= bound) & (failures <= k)
-        halted += float(step[crossed].sum())
-        step[crossed] = 0.0
+        step = [0.0] * (len(alive) + 1)
+        for failures, p in enumerate(alive):
+            step[failures] += p * (1 - rate)
+            step[failures + 1] += p * rate
+        for failures in range(len(step) - 1, -1, -1):
+            if failures * up + (k - failures) * down < bound:
+                break
+            halted += step.pop()
         alive = step
     # Rule 5: at the decision, an observed rate above the limit halts.
-    halted += float(alive[failures / n > limit].sum())
+    halted += sum(p for failures, p in enumerate(alive) if failures / n > limit)
     return min(1.0, halted)
 
 
