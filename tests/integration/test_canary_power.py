@@ -37,3 +37,50 @@ def test_a_small_fleet_is_warned_at_creation(env: Env) -> None:
         env.ctx, release.id, CreateOptions(stages="canary:50,100", soak="60d"), actor="test"
     )
     assert not [w for w in campaign_views.status(env.ctx, quiet).warnings if "holds" in w]
+
+
+def test_campaign_create_plans_for_the_offline_share_it_is_given(sqlite_env: Env) -> None:
+    env = sqlite_env
+    for index in range(200):
+        device_service.add_device(env.ctx, f"d-{index:04d}", hardware=HW, actor="t")
+    vuln = env.cli(
+        "vuln",
+        "add",
+        "CVE-2026-0002",
+        "--title",
+        "remote code execution",
+        "--cvss",
+        "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+        "--product",
+        "Demo Gateway",
+        "--json",
+    )
+    assert vuln.code == 0, vuln.stderr
+    release = make_release(
+        env, "2.0.0", {"fw.bin": b"x"}, security_version=2, fixes=["CVE-2026-0002"]
+    )
+    plans = {}
+    for share in ("0", "0.2"):
+        made = env.cli(
+            "campaign",
+            "create",
+            str(release.id),
+            "--stages",
+            "canary:10,50,100",
+            "--soak",
+            "30h",
+            "--offline-share",
+            share,
+            "--json",
+        )
+        assert made.code == 0, made.stderr
+        plans[share] = made.json()["schedule"]
+    blind, aware = plans["0"], plans["0.2"]
+    assert blind["expected_patched_at_deadline"] == 1.0
+    # With a fifth of the fleet offline the last stage comes earlier, and the plan says
+    # what share it expects at the deadline.
+    assert aware["last_stage_reached_at"] < blind["last_stage_reached_at"]
+    assert 0.9 < aware["expected_patched_at_deadline"] < 1.0
+    assert any("expected patched at the deadline" in w for w in aware["warnings"])
+    bad = env.cli("campaign", "create", str(release.id), "--offline-share", "1.5")
+    assert bad.code == 2 and "--offline-share" in bad.stderr

@@ -179,7 +179,11 @@ def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str)
                 stages,
                 start=now,
                 sizes=sizes,
-                timing=replace(TIMING, rate_per_minute=rate.per_minute if rate else None),
+                timing=replace(
+                    TIMING,
+                    rate_per_minute=rate.per_minute if rate else None,
+                    offline_share=options.offline_share or 0.0,
+                ),
                 deadline=deadline,
             )
             stages = schedule.apply(stages)
