@@ -88,9 +88,23 @@ def test_the_plot_legend_sits_outside_every_panel() -> None:
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     [legend] = fig.legends
     box = legend.get_window_extent(renderer)
-    assert len(legend.get_texts()) == 6  # four curves, the halt, the deadline
+    # Four device curves, the halt, the deadline, the failure rate and its threshold.
+    assert len(legend.get_texts()) == 8
+    assert len(fig.axes) == 12  # per strategy: two spans, devices and failure rate
     for ax in fig.axes:
         assert not box.overlaps(ax.get_window_extent(renderer)), ax.get_title()
+        # Titles and labels stay clear of the legend too.
+        assert not box.overlaps(ax.get_tightbbox(renderer)), ax.get_title()
+    # The first span ends soon after the halt, so its first minutes are readable.
+    spans = [ax.get_xlim()[1] for ax in fig.axes[::2]]
+    assert all(span <= 200 for span in spans)
+
+
+def test_the_text_never_puts_a_bare_zero_beside_a_halt() -> None:
+    args = ["simulate", "--devices", "300", "--fault", "boot:0.5", "--strategy", "all"]
+    result = run_cli(args, {})
+    patched = next(line for line in result.stdout.splitlines() if "patched at" in line)
+    assert "(reverted)" in patched
 
 
 def test_the_text_table_names_the_halted_stage_as_a_stage() -> None:

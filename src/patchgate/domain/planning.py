@@ -14,6 +14,17 @@ last is shrunk towards its floor (:data:`stages.MIN_SOAK`) by the same fraction 
 excess, just enough to fit. If even the floors do not fit, the floors are used, the plan is
 marked infeasible, and a warning says by how much the deadline is missed.
 
+Offline devices. A share ``offline_share`` of the fleet is offline at any moment, for
+``offline_hours`` on average (exponentially distributed, as a two-state Markov fleet): an
+offline device of a stage takes the release when it comes back, so it is patched by the
+deadline only if it returns before then. Expected patched share at the deadline: for each
+stage, its online devices if the stage is reached by then, plus its offline devices times
+``1 - exp(-(deadline - reached) / offline_hours)``. With an offline share, the schedule
+rule aims the last stage's reach at ``deadline - catch_up`` (the time by which 95 % of the
+offline devices are back: ``offline_hours · ln 20``) instead of the deadline; where the
+floors do not allow that, the soaks go down to their floors, which is as early as a safe
+plan can be. The schedule states the expected patched share.
+
 Forecast rule. In the current stage the observed time to reach its devices is the elapsed
 time scaled to the stage's ``min_finished_fraction`` (elapsed × target ÷ finished share);
 the ratio of that to the model's reach time (at least 1 until something is observed, so an
@@ -35,6 +46,9 @@ from patchgate.domain.clock import rfc3339
 from patchgate.domain.durations import format_duration
 from patchgate.domain.stages import Stage, min_soak
 
+# The share of offline devices a plan leaves time to come back before the deadline.
+CATCH_UP_SHARE = 0.95
+
 
 @dataclass(frozen=True, slots=True)
 class FleetTiming:
@@ -43,6 +57,26 @@ class FleetTiming:
     poll_interval: timedelta = timedelta(minutes=15)
     install_time: timedelta = timedelta(minutes=20)
     rate_per_minute: float | None = None
+    offline_share: float = 0.0
+    offline_hours: float = 6.0
+
+    def catch_up(self, back: float = CATCH_UP_SHARE) -> timedelta:
+        """Time by which a share ``back`` of the devices offline now are online again
+        (module "Offline devices"); zero without offline devices."""
+        if self.offline_share <= 0:
+            return timedelta(0)
+        return timedelta(hours=self.offline_hours * math.log(1 / (1 - back)))
+
+    def patched_by(self, reached: datetime, deadline: datetime) -> float:
+        """The expected share of a stage's devices patched at ``deadline`` when the stage
+        reaches its online devices at ``reached``."""
+        if reached > deadline:
+            return 0.0
+        off = self.offline_share
+        if off <= 0:
+            return 1.0
+        hours = (deadline - reached).total_seconds() / 3600
+        return (1 - off) + off * (1 - math.exp(-hours / self.offline_hours))
 
     def reach(self, size: int) -> timedelta:
         """Time for a stage of ``size`` new devices to reach them (module "Model")."""
@@ -95,6 +129,7 @@ class Schedule:
     feasible: bool
     shortened: bool
     warnings: tuple[str, ...]
+    expected_patched_at_deadline: float | None = None
 
     @property
     def soaks(self) -> tuple[timedelta, ...]:
@@ -117,6 +152,7 @@ class Schedule:
             "deadline_at": rfc3339(self.deadline_at),
             "last_stage_reached_at": rfc3339(self.last_stage_reached_at),
             "complete_at": rfc3339(self.complete_at),
+            "expected_patched_at_deadline": self.expected_patched_at_deadline,
             "stages": [
                 {
                     "name": s.name,
@@ -139,7 +175,8 @@ def plan_schedule(
     deadline: datetime | None,
 ) -> Schedule:
     """A schedule that reaches the last stage before ``deadline`` when it can (module
-    "Schedule rule"); without a deadline, the requested soaks."""
+    "Schedule rule"), early enough for offline devices to come back ("Offline devices");
+    without a deadline, the requested soaks."""
     count = len(stages)
     reach = [timing.reach(size) for size in sizes]
     soaks = [s.gates.min_soak for s in stages]
@@ -148,33 +185,71 @@ def plan_schedule(
     feasible, shortened = True, False
     if deadline is not None and count:
         budget = deadline - start
-        needed = _to_last(reach, soaks)
-        if needed > budget:
-            # A stage lasts max(reach, soak): shrinking a soak below its reach saves nothing.
-            lows = [min(soaks[i], max(floors[i], reach[i])) for i in range(count)]
-            slack = sum((soaks[i] - lows[i] for i in range(count - 1)), timedelta(0))
-            over = needed - budget
-            if slack > timedelta(0) and over <= slack:
-                keep = 1 - over / slack
-                soaks = [
-                    lows[i] + (soaks[i] - lows[i]) * keep if i < count - 1 else soaks[i]
-                    for i in range(count)
-                ]
-                soaks = [timedelta(seconds=math.floor(s.total_seconds())) for s in soaks]
-                shortened = True
+        # A stage lasts max(reach, soak): shrinking a soak below its reach saves nothing.
+        lows = [min(soaks[i], max(floors[i], reach[i])) for i in range(count)]
+        aim = budget - timing.catch_up()
+        planned = _shrink(soaks, lows, reach, aim)
+        if planned is None and _to_last(reach, lows) <= budget:
+            # As early as the floors allow, still before the deadline.
+            planned = ([*lows[:-1], soaks[-1]], 0.0)
+        if planned is not None:
+            soaks, keep = planned
+            shortened = keep < 1
+            if shortened:
+                target = "the deadline" if aim == budget else "the offline devices' return"
                 warnings.append(
                     f"soaks shortened to {_fraction(keep)} of their excess over the minimum "
-                    "to reach the last stage before the deadline"
+                    f"to reach the last stage in time for {target}"
                 )
-            else:
-                soaks = [floors[i] if i < count - 1 else soaks[i] for i in range(count)]
-                shortened = any(f < s.gates.min_soak for f, s in zip(floors, stages, strict=True))
-                feasible = False
-                missed = _to_last(reach, soaks) - budget
-                warnings.append(
-                    "deadline cannot be met: even the minimum soaks reach the last stage "
-                    f"{format_duration(missed)} after it"
-                )
+        else:
+            soaks = [floors[i] if i < count - 1 else soaks[i] for i in range(count)]
+            shortened = any(f < s.gates.min_soak for f, s in zip(floors, stages, strict=True))
+            feasible = False
+            missed = _to_last(reach, soaks) - budget
+            warnings.append(
+                "deadline cannot be met: even the minimum soaks reach the last stage "
+                f"{format_duration(missed)} after it"
+            )
+    return _schedule(
+        stages, start, reach, soaks, sizes, timing, deadline, feasible, shortened, warnings
+    )
+
+
+def _shrink(
+    soaks: Sequence[timedelta],
+    lows: Sequence[timedelta],
+    reach: Sequence[timedelta],
+    budget: timedelta,
+) -> tuple[list[timedelta], float] | None:
+    """The soaks before the last shrunk by one fraction of their excess over ``lows``,
+    just enough to reach the last stage within ``budget``; None if even ``lows`` do not."""
+    count = len(soaks)
+    needed = _to_last(reach, soaks)
+    if needed <= budget:
+        return list(soaks), 1.0
+    slack = sum((soaks[i] - lows[i] for i in range(count - 1)), timedelta(0))
+    over = needed - budget
+    if slack <= timedelta(0) or over > slack:
+        return None
+    keep = 1 - over / slack
+    shrunk = [
+        lows[i] + (soaks[i] - lows[i]) * keep if i < count - 1 else soaks[i] for i in range(count)
+    ]
+    return [timedelta(seconds=math.floor(s.total_seconds())) for s in shrunk], keep
+
+
+def _schedule(
+    stages: Sequence[Stage],
+    start: datetime,
+    reach: Sequence[timedelta],
+    soaks: Sequence[timedelta],
+    sizes: Sequence[int],
+    timing: FleetTiming,
+    deadline: datetime | None,
+    feasible: bool,
+    shortened: bool,
+    warnings: list[str],
+) -> Schedule:
     planned: list[PlannedStage] = []
     at = start
     for i, stage in enumerate(stages):
@@ -183,8 +258,29 @@ def plan_schedule(
         at = ends
     last_reached = planned[-1].reached_at if planned else start
     complete = planned[-1].ends_at if planned else start
+    expected = None
+    total = sum(sizes)
+    if deadline is not None and total:
+        by_stage = (
+            size * timing.patched_by(p.reached_at, deadline)
+            for size, p in zip(sizes, planned, strict=True)
+        )
+        expected = round(sum(by_stage) / total, 4)
+        if timing.offline_share > 0:
+            warnings.append(
+                f"expected patched at the deadline: {expected:.1%} of the fleet "
+                f"({timing.offline_share:.0%} offline at a time, back after "
+                f"{timing.offline_hours:g} h on average)"
+            )
     return Schedule(
-        tuple(planned), last_reached, complete, deadline, feasible, shortened, tuple(warnings)
+        tuple(planned),
+        last_reached,
+        complete,
+        deadline,
+        feasible,
+        shortened,
+        tuple(warnings),
+        expected,
     )
 
 

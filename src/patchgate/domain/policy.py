@@ -16,6 +16,8 @@ from typing import Any
 
 SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low")
 UPDATE_TYPES: tuple[str, ...] = ("security", "feature", "combined")
+# What an installation is (``[instance] kind``); the first is the default.
+INSTANCE_KINDS: tuple[str, ...] = ("production", "staging", "test")
 
 # CRA Art. 13(8): the support period is at least five years unless the product is expected
 # to be in use for less, which the manufacturer must state.
@@ -185,6 +187,8 @@ class Policy:
     version: str = "1"
     due_soon_fraction: float = 0.2
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # ``[instance] kind``: production (default), staging or test.
+    instance_kind: str = "production"
 
     def product(self, name: str) -> Product | None:
         """The product called ``name``, or None."""
@@ -228,4 +232,5 @@ class Policy:
                 for sev, rule in self.cadence.items()
             },
             "disclosure": self.disclosure,
+            "instance": {"kind": self.instance_kind},
         }

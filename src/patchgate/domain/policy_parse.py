@@ -16,6 +16,7 @@ from typing import Any
 from patchgate.domain.policy import (
     DEFAULT_CADENCE,
     EU_MEMBER_STATES,
+    INSTANCE_KINDS,
     MIN_SUPPORT_MONTHS,
     SEVERITIES,
     UPDATE_TYPES,
@@ -39,6 +40,7 @@ _TOP_KEYS = {
     "disclosure",
     "products",
     "sla",
+    "instance",
 }
 _CONTACT_KEYS = {"email", "url", "pgp_key_url", "languages"}
 _CADENCE_KEYS = {"cvss_min", "cvss_max", "deadline_hours", "deadline_days", "label"}
@@ -286,6 +288,22 @@ def _parse_sla(c: _Collector, raw: Any) -> float:
     return 0.2 if value is None else value
 
 
+def _parse_instance(c: _Collector, raw: Any) -> str:
+    """What this installation is (docs/simulator.md "Against a deployment"): ``production``
+    (the default), ``staging`` or ``test``; rehearsal tools refuse production."""
+    if raw is None:
+        return INSTANCE_KINDS[0]
+    if not isinstance(raw, dict):
+        c.add("instance", "must be a table")
+        return INSTANCE_KINDS[0]
+    _unknown(c, "instance", raw, {"kind"})
+    kind = _string(c, "instance.kind", raw.get("kind", INSTANCE_KINDS[0]))
+    if kind not in INSTANCE_KINDS:
+        c.add("instance.kind", f"{kind!r} is not one of {', '.join(INSTANCE_KINDS)}")
+        return INSTANCE_KINDS[0]
+    return kind
+
+
 def _parse_products(c: _Collector, raw: Any, today: date) -> list[Product]:
     if raw is None:
         return []
@@ -324,6 +342,7 @@ def parse_policy(data: Mapping[str, Any], *, today: date) -> Policy:
     cadence = _parse_cadence(c, data.get("cadence"))
     exploited = _parse_escalation(c, data.get("escalation"))
     due_soon = _parse_sla(c, data.get("sla"))
+    instance = _parse_instance(c, data.get("instance"))
     disclosure_raw = data.get("disclosure")
     disclosure = ""
     if isinstance(disclosure_raw, dict):
@@ -349,6 +368,7 @@ def parse_policy(data: Mapping[str, Any], *, today: date) -> Policy:
         website=website,
         version=str(version),
         due_soon_fraction=due_soon,
+        instance_kind=instance,
     )
 
 

@@ -1,7 +1,9 @@
 """The in-process fleet simulation: a discrete-event simulation on a virtual clock that
 drives the campaign core exactly as the server does (docs/campaign-core.md "The poll",
 "Feedback, counts and gates"), with devices that move through the A/B state machine
-(:mod:`.devices`).
+(:mod:`.devices`). The fixed parts of the simulated campaign live in :mod:`.model`, the
+pending events in :mod:`.events`, the offline model in :mod:`.offline` and the figures in
+:mod:`.results`.
 
 Per device, the events are the ones the server sees: a poll answered by
 :func:`~patchgate.domain.campaigns.decide` (offer, cancel, or nothing); DDI feedback folded
@@ -31,20 +33,18 @@ Shortcuts that keep a million devices fast, none of which changes an answer:
 
 from __future__ import annotations
 
-import heapq
-import math
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from patchgate.domain import ab_state
 from patchgate.domain import executions as ex
+from patchgate.domain.actions import client_kind
 from patchgate.domain.campaigns import (
     COMPLETED,
     HALTED,
@@ -59,7 +59,6 @@ from patchgate.domain.campaigns import (
     DeviceFacts,
     Offer,
     Progress,
-    ReleaseRef,
     RevertCampaign,
     Selector,
     Snapshot,
@@ -70,180 +69,43 @@ from patchgate.domain.campaigns import (
     transition,
 )
 from patchgate.domain.gates import StageFigures
-from patchgate.domain.planning import FleetTiming, plan_schedule, stage_sizes
 from patchgate.domain.ratelimit import RateLimit, TokenBucket
-from patchgate.domain.stages import Stage, default_stages, parse_stages
-from patchgate.sim.strategies import AwsJobsPolicy, HawkbitPolicy, PatchgatePolicy
+from patchgate.domain.stages import parse_stages
 
+from .clients import configured_kinds, success_report
 from .devices import CUT_POINTS, EnvTable, Timing, abort
-from .scenario import GROUPS_OF, INTERNAL, OPTIN, QA, Fleet, Scenario, device_id
+from .events import DOWNLOAD_DONE, FINISH, POLL, WRITTEN, EventQueue
+from .feedback import CODE, REVERT, ROLLOUT, DeviceFeedback
+from .model import (
+    CAMPAIGN_ID,
+    EARLY_MINUTES,
+    NEW,
+    OLD,
+    PRODUCT,
+    PUSH_DEFAULT,
+    PUSH_LATENCY,
+    REVERT_ACTION,
+    ROLLOUT_ACTION,
+    SAMPLE_MINUTES,
+    at,
+    build_stages,
+    policy_for,
+)
+from .offline import OfflineModel
+from .results import RunResult, Timeline, build_result, deadline_report
+from .scenario import BEFORE_BOOT, GROUPS_OF, OPTIN, Fleet, Scenario, device_id
 
-T0: Final = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
-PRODUCT: Final = "sim-device"
-CAMPAIGN_ID: Final = 1
-OLD = ReleaseRef(1, PRODUCT, "1.0.0", security_version=1)
-NEW = ReleaseRef(2, PRODUCT, "1.1.0", security_version=2)
-ROLLOUT_ACTION: Final = "c1-rollout"
-REVERT_ACTION: Final = "c1-revert"
-SAMPLE_MINUTES: Final = 10.0
-PUSH_LATENCY: Final = 1.0
-# Push notices (docs/push.md; AWS IoT Jobs' notify-next); hawkBit's DDI is
-# poll only.
-PUSH_DEFAULT: Final = {"patchgate": True, "hawkbit": False, "aws": True}
+__all__ = ["Run", "RunResult", "Timeline", "simulate"]
 
-_POLL, _DL_DONE, _FINISH = 0, 1, 2
-_ROLLOUT, _REVERT = 0, 1
-_CODE = {
-    ex.NONE: 0,
-    ex.S_OFFERED: 1,
-    ex.S_DOWNLOADING: 2,
-    ex.S_INSTALLING: 3,
-    ex.S_CONFIRMING: 4,
-    ex.S_RETRYING: 5,
-    ex.SUCCEEDED: 6,
-    ex.FAILED: 7,
-    ex.REVERTED: 8,
-    ex.TIMED_OUT: 9,
-    ex.CANCELLED: 10,
-}
+
+_ROLLOUT, _REVERT = ROLLOUT, REVERT
+_CODE = CODE
 _TERMINAL_CODES = frozenset(_CODE[s] for s in ex.TERMINAL)
-_VERSIONS: Final = {_ROLLOUT: NEW.version, _REVERT: OLD.version}
 _FINISHED = frozenset({CAMPAIGN_ID})
 _NOTHING: frozenset[int] = frozenset()
 
 
-def at(minutes: float) -> datetime:
-    """The virtual clock: ``minutes`` after the release (the campaign starts then)."""
-    global _last_at
-    last = _last_at
-    if minutes == last[0]:
-        return last[1]
-    value = T0 + timedelta(minutes=minutes)
-    _last_at = (minutes, value)  # one object: a reader never sees half an update
-    return value
-
-
-# The last instant converted: a device's poll, offer and first events share one instant.
-_last_at: tuple[float, datetime] = (math.nan, T0)
-
-
-@dataclass
-class Timeline:
-    """The fleet over time, sampled every ``SAMPLE_MINUTES`` (for ``--plot``)."""
-
-    minutes: list[float] = field(default_factory=list)
-    on_new: list[int] = field(default_factory=list)
-    installing: list[int] = field(default_factory=list)
-    failures: list[int] = field(default_factory=list)
-    offered: list[int] = field(default_factory=list)
-
-
-@dataclass
-class RunResult:
-    """What a run measured (docs/contract.md ``simulate --json`` fields and more)."""
-
-    strategy: str
-    devices: int
-    release_bad: bool
-    installed: int
-    exposed: int
-    bricked: int
-    reverted: int
-    ab_reverted: int
-    revert_installed: int
-    exposed_on_known_good: int
-    halted: bool
-    halted_at_stage: str | None
-    halted_at_stage_index: int | None
-    minutes_to_halt: float | None
-    halt_reason: str | None
-    completed: bool
-    minutes_to_complete: float | None
-    patched_at_deadline: int
-    patched_fraction_at_deadline: float
-    minutes_to_95pct: float | None
-    false_halt: bool
-    offline_at_deadline: int
-    unpatched_at_deadline: int
-    unpatched_offline_at_deadline: int
-    unpatched_offline_ids: list[str]
-    power_cuts: int
-    counts: dict[str, int]
-    stages: list[dict[str, Any]]
-    settings: dict[str, Any]
-    simulated_minutes: float
-    timeline: Timeline
-    deadline_minutes: float
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``simulate --json`` object of one strategy (timeline left out)."""
-        out = {k: v for k, v in self.__dict__.items() if k != "timeline"}
-        out["exposed_fraction"] = round(self.exposed / self.devices, 6)
-        out["every_exposed_on_known_good"] = self.exposed_on_known_good == self.exposed
-        out["patched_fraction_at_deadline"] = round(self.patched_fraction_at_deadline, 6)
-        for key in ("minutes_to_halt", "minutes_to_95pct", "minutes_to_complete"):
-            if out[key] is not None:
-                out[key] = round(out[key], 1)
-        out["simulated_minutes"] = round(self.simulated_minutes, 1)
-        order = [
-            "strategy",
-            "devices",
-            "exposed",
-            "exposed_fraction",
-            "bricked",
-            "reverted",
-            "halted",
-            "halted_at_stage",
-            "minutes_to_halt",
-            "patched_fraction_at_deadline",
-            "minutes_to_95pct",
-            "false_halt",
-            "settings",
-        ]
-        return {**{k: out[k] for k in order}, **{k: v for k, v in out.items() if k not in order}}
-
-
-def build_stages(scenario: Scenario, fleet: Fleet) -> tuple[tuple[Stage, ...], dict[str, Any]]:
-    """patchgate's stages for the scenario: the ``--stages`` spec or the guide's default
-    plan, with soaks planned for the deadline (:func:`planning.plan_schedule`)."""
-    groups = ("internal", "qa") if scenario.group_size else ()
-    stages = parse_stages(scenario.stages, groups) if scenario.stages else default_stages(groups)
-    sizes = stage_sizes(
-        stages,
-        fleet=fleet.n,
-        group_sizes={"internal": fleet.group_count(INTERNAL), "qa": fleet.group_count(QA)},
-    )
-    timing = FleetTiming(poll_interval=timedelta(minutes=scenario.poll_minutes))
-    schedule = plan_schedule(
-        stages,
-        start=T0,
-        sizes=sizes,
-        timing=timing,
-        deadline=at(scenario.deadline_hours * 60),
-    )
-    plan = {
-        "spec": ",".join(s.spec() for s in stages),
-        "planned_soaks_hours": [round(s.total_seconds() / 3600, 3) for s in schedule.soaks],
-        "plan_warnings": list(schedule.warnings),
-    }
-    return schedule.apply(stages), plan
-
-
-# The three policies of domain.strategies (each satisfies its GatePolicy protocol).
-Policy = PatchgatePolicy | HawkbitPolicy | AwsJobsPolicy
-
-
-def policy_for(name: str, stages: tuple[Stage, ...]) -> Policy:
-    if name == "patchgate":
-        return PatchgatePolicy([s.gates for s in stages])
-    if name == "hawkbit":
-        return HawkbitPolicy()
-    if name == "aws":
-        return AwsJobsPolicy()
-    raise ValueError(name)
-
-
-class Run:
+class Run(DeviceFeedback):
     """One strategy's run over a fleet (module docstring)."""
 
     def __init__(
@@ -319,13 +181,11 @@ class Run:
         self.revert_ok = np.zeros(n, dtype=np.bool_)
         self.on_new = np.zeros(n, dtype=np.bool_)
         self.unsound = np.zeros(n, dtype=np.bool_)
-        self.off_state = self.nrng.random(n) < scenario.offline
-        self.off_t = np.zeros(n, dtype=np.float64)
+        self.offline = OfflineModel(n, scenario.offline, scenario.offline_hours, self.nrng)
         self.open: dict[int, ex.Execution] = {}
         self.open_kind: dict[int, int] = {}
         self.pending: dict[int, Any] = {}
-        self.heap: list[tuple[float, int]] = []
-        self.batches: list[list[Any]] = []
+        self.queue = EventQueue()
         self.n_new = 0
         self.in_flight = 0
         self.power_cuts = 0
@@ -342,12 +202,17 @@ class Run:
         self.timeline = Timeline()
         self.timing = Timing()
         self.poll = scenario.poll_minutes
-        self.off_mean = scenario.offline_hours * 60
-        off = scenario.offline
-        self.off_rate = (1 / self.off_mean) / (1 - off) if off > 0 else 0.0
         self.now = 0.0
         self.push = PUSH_DEFAULT[strategy] if scenario.push is None else scenario.push
         self.waiting: deque[int] = deque()
+        # DDI client kinds (.clients): each group mask's kind by the server's rule.
+        configured = configured_kinds(scenario.client_kinds)
+        self.client_of_mask = [client_kind(groups, configured) for groups in GROUPS_OF]
+        self.mask_list: list[int] = fleet.mask.tolist()
+        window = ex.DEFAULT_EXECUTION_POLICY.confirmation_window
+        self.confirm_minutes = window.total_seconds() / 60
+        # Every device's execution events, in order, when a test asks for them.
+        self.trace: dict[int, list[ex.Event]] | None = None
 
     # ---- the campaign --------------------------------------------------------------
 
@@ -390,39 +255,13 @@ class Run:
             return
         spread = PUSH_LATENCY if self.push else self.poll
         times = t + self.nrng.uniform(0.0, spread, len(devices))
-        order = np.argsort(times, kind="stable")
-        # Python lists: the event loop reads them one item at a time, which is several
-        # times cheaper from a list than from an array.
-        self.batches.append([times[order].tolist(), devices[order].tolist(), 0])
-
-    def _push(self, t: float, device: int, kind: int) -> None:
-        heapq.heappush(self.heap, (t, device * 4 + kind))
+        self.queue.add_polls(times, devices)
 
     def _next_poll(self, t: float) -> float:
         j = self.sc.poll_jitter
         return t + self.poll * (1 + j * (2 * self.rng.random() - 1))
 
     # ---- devices -------------------------------------------------------------------
-
-    def _online(self, device: int, t: float) -> bool:
-        off = self.sc.offline
-        if off <= 0:
-            return True
-        since = t - float(self.off_t[device])
-        s0 = 1.0 if self.off_state[device] else 0.0
-        if since < 0:
-            p_off = 1.0
-        else:
-            p_off = off + (s0 - off) * math.exp(-since * (1 / self.off_mean + self.off_rate))
-        if self.rng.random() < p_off:
-            back = max(t, float(self.off_t[device])) + self.rng.expovariate(1 / self.off_mean)
-            self.off_state[device] = False
-            self.off_t[device] = back
-            self._push(back, device, _POLL)
-            return False
-        self.off_state[device] = False
-        self.off_t[device] = t
-        return True
 
     def _facts(self, device: int) -> DeviceFacts:
         env = self.table.env(int(self.env[device]))
@@ -443,9 +282,16 @@ class Run:
         )
 
     def _on_poll(self, device: int, t: float) -> None:
-        if device in self.open:
-            return  # mid-install: the agent does not poll until its pass ends
-        if not self._online(device, t):
+        execution = self.open.get(device)
+        if execution is not None:
+            if execution.status != ex.S_CONFIRMING or device in self.pending:
+                return  # mid-install: the agent does not poll until its pass ends
+            self._seen(device, t)  # back online after its reboot
+            if device in self.open:
+                return
+        back = self.offline.returns_at(device, t, self.rng)
+        if back is not None:
+            self.queue.push(back, device, POLL)
             return
         decision = decide(self._facts(device), self.snapshot, at(t), self.tokens)
         if decision.offer is not None:
@@ -455,7 +301,7 @@ class Run:
         elif decision.reason == RATE_LIMITED and self.push:
             self.waiting.append(device)  # notified; dispatched when the rate allows
         elif decision.reason in (RATE_LIMITED, RETRY_BACKOFF):
-            self._push(self._next_poll(t), device, _POLL)
+            self.queue.push(self._next_poll(t), device, POLL)
 
     def _dispatch(self, t: float) -> None:
         """Offer to notified devices waiting for the rate limit, in order, while tokens
@@ -475,31 +321,6 @@ class Run:
                     self.tokens[CAMPAIGN_ID] = decision.tokens
                 self._start(device, t, decision.offer)
 
-    def _event(self, device: int, event: ex.Event) -> None:
-        kind = self.open_kind[device]
-        old = self.open[device]
-        new = ex.step(ex.settle(old, event.at), event, _VERSIONS[kind])
-        old_status, status = old.status, new.status
-        if old_status != status:
-            # The device moves from one status count to the other (its stage's, or the
-            # revert's); a device of no stage is counted nowhere.
-            if kind == _REVERT:
-                tally: dict[str, int] | None = self.revert_tally
-            else:
-                stage = self.stage_list[device]
-                tally = self.tallies[stage] if stage >= 0 else None
-            if tally is not None:
-                if old_status != ex.NONE:
-                    tally[old_status] -= 1
-                if status != ex.NONE:
-                    tally[status] = tally.get(status, 0) + 1
-        if status in ex.TERMINAL:
-            del self.open[device]
-            del self.open_kind[device]
-            (self.rstatus if kind == _REVERT else self.status)[device] = _CODE[status]
-        else:
-            self.open[device] = new
-
     def _start(self, device: int, t: float, offer: Offer) -> None:
         kind = _REVERT if offer.kind == "revert" else _ROLLOUT
         now = at(t)
@@ -510,7 +331,7 @@ class Run:
         self.env[device] = self.table.apply(int(self.env[device]), "begin_download", key)
         self._event(device, ex.Event(ex.DOWNLOADING, now))
         self.in_flight += 1
-        self._push(t + float(self.fleet.download_minutes[device]), device, _DL_DONE)
+        self.queue.push(t + float(self.fleet.download_minutes[device]), device, DOWNLOAD_DONE)
 
     def _on_download_done(self, device: int, t: float) -> None:
         now = at(t)
@@ -547,35 +368,51 @@ class Run:
         if cut is not None:
             self.power_cuts += 1
         self.pending[device] = result
-        self._push(t + result.minutes, device, _FINISH)
+        self.queue.push(t + result.minutes, device, FINISH)
+        if self.mask_list[device] & BEFORE_BOOT:
+            # The client reports success once the image is written (after the outage of
+            # a cut during the download), before its reboot.
+            written = self.timing.write_verify
+            if cut is CUT_POINTS[0]:
+                written += float(self.fleet.outage[device]) + self.timing.boot
+            self.queue.push(t + written, device, WRITTEN)
 
     def _on_finish(self, device: int, t: float) -> None:
+        """The install pass ended: the device rebooted into the new release or fell back."""
         result = self.pending.pop(device)
-        now = at(t)
         kind = self.open_kind[device]
         self.env[device] = result.env
         self.in_flight -= 1
         if not result.sound:
             self.unsound[device] = True
-        if result.outcome == "success":
-            self._event(device, ex.Event(ex.SUCCESS_REPORTED, now, confirmed=True))
+        success = result.outcome == "success"
+        if self.mask_list[device] & BEFORE_BOOT:
+            self._back_after_reboot(device, t)  # its success was reported when written
+        elif success:
+            started = at(t - result.minutes)
+            self._event(
+                device, success_report(self._client(device), progress_at=started, success_at=at(t))
+            )
+        else:
+            # The agent reports ``closed``/``failure`` after its A/B fallback: a failure
+            # once installing, as the server folds it (services: DDI feedback).
+            self._event(device, ex.Event(ex.FAILURE_REPORTED, at(t)))
+        if success:
             if kind == _ROLLOUT:
                 self._set_new(device, True)
             else:
                 self._set_new(device, False)
                 self.revert_ok[device] = True
-        else:
-            self._event(device, ex.Event(ex.REVERTED_EVENT, now))
-            if kind == _ROLLOUT:
-                self.ab_reverted[device] = True
-                # Gates are evaluated when feedback arrives; a failure is the feedback
-                # that can halt, so it is evaluated at once (the timer covers the rest).
-                self._evaluate(t)
+        elif kind == _ROLLOUT:
+            self.ab_reverted[device] = True
+            # Gates are evaluated when feedback arrives; a failure is the feedback that
+            # can halt, so it is evaluated at once (the timer covers the rest).
+            self._evaluate(t)
         self._after(device, t)
 
     def _after(self, device: int, t: float) -> None:
         if self.plan.state == REVERTING and self.on_new[device]:
-            self._push(self._next_poll(t), device, _POLL)
+            self.queue.push(self._next_poll(t), device, POLL)
 
     def _set_new(self, device: int, value: bool) -> None:
         if bool(self.on_new[device]) != value:
@@ -613,7 +450,7 @@ class Run:
         if self.reached_95 is None and self.n_new >= 0.95 * self.fleet.n:
             self.reached_95 = t
         if self.at_deadline is None and t >= self.deadline:
-            self.at_deadline = self._deadline_report(t)
+            self.at_deadline = deadline_report(self, t)
 
     def _evaluate(self, t: float) -> None:
         """Evaluate the current stage's gate with the strategy's policy and apply the
@@ -622,7 +459,7 @@ class Run:
         progress = self.plan.progress
         if progress.state in (RUNNING, PAUSED):
             if self.rate is not None:
-                rate = self.policy.rate_per_minute(self._total())
+                rate = self.policy.rate_per_minute(self.total())
                 if rate is not None and rate != self.rate:
                     self.rate = rate
                     delivery = replace(self.plan.delivery, rate=RateLimit.per_min(rate))
@@ -647,44 +484,21 @@ class Run:
         """Stage ``stage``'s own devices' counts (``eligible``: those it admits first)."""
         return ex.Counts(eligible=self.eligible[stage], **self.tallies[stage])
 
-    def _total(self) -> ex.Counts:
+    def total(self) -> ex.Counts:
         total = ex.Counts()
         for stage in range(len(self.stages)):
             total = total.plus(self.counts(stage))
         return total
 
-    def _deadline_report(self, t: float) -> dict[str, Any]:
-        patched = self.on_new.copy()
-        off = self.sc.offline
-        if off > 0:
-            since = t - self.off_t
-            s0 = self.off_state.astype(np.float64)
-            p_off = off + (s0 - off) * np.exp(
-                -np.maximum(since, 0) * (1 / self.off_mean + self.off_rate)
-            )
-            p_off = np.where(since < 0, 1.0, p_off)
-            busy = np.zeros(self.fleet.n, dtype=np.bool_)
-            if self.open:
-                busy[np.fromiter(self.open.keys(), dtype=np.int64)] = True
-            offline = (self.nrng.random(self.fleet.n) < p_off) & ~busy
-        else:
-            offline = np.zeros(self.fleet.n, dtype=np.bool_)
-        unpatched_offline = np.flatnonzero(offline & ~patched)
-        return {
-            "patched": int(np.count_nonzero(patched)),
-            "offline": int(np.count_nonzero(offline)),
-            "unpatched": int(self.fleet.n - np.count_nonzero(patched)),
-            "unpatched_offline": len(unpatched_offline),
-            "ids": [device_id(int(i)) for i in unpatched_offline[:1000]],
-        }
-
     def _sample(self, t: float) -> None:
         tl = self.timeline
-        total = self._total()
+        total = self.total()
         tl.minutes.append(t)
         tl.on_new.append(self.n_new)
         tl.installing.append(self.in_flight)
-        tl.failures.append(total.failed + total.reverted + total.timed_out)
+        failures = total.failed + total.reverted + total.timed_out
+        tl.failures.append(failures)
+        tl.finished.append(failures + total.succeeded)
         tl.offered.append(int(np.count_nonzero(self.installed)))
 
     # ---- the loop ------------------------------------------------------------------
@@ -721,108 +535,32 @@ class Run:
             self._tick(t, tick)
             if t >= next_sample:
                 self._sample(t)
-                next_sample += SAMPLE_MINUTES
+                # Every tick in the first hours (a halt takes minutes), then coarser.
+                next_sample = t + (tick if t < EARLY_MINUTES else SAMPLE_MINUTES)
                 if self.progress_cb is not None:
                     self.progress_cb(t, max(budget, t))
             if self._stop(t):
                 break
             t += tick
         if self.at_deadline is None:
-            self.at_deadline = self._deadline_report(t)
-        return self._result(t)
+            self.at_deadline = deadline_report(self, t)
+        return build_result(self, t)
 
     def _drain(self, until: float) -> None:
-        heap = self.heap
-        batches = self.batches
-        while True:
-            best_t = heap[0][0] if heap else math.inf
-            best_batch = -1
-            for index, batch in enumerate(batches):
-                times, _, pos = batch
-                if times[pos] < best_t:
-                    best_t = times[pos]
-                    best_batch = index
-            if best_t > until:
-                return
-            self.now = best_t
-            if best_batch >= 0:
-                batch = batches[best_batch]
-                device = batch[1][batch[2]]
-                batch[2] += 1
-                if batch[2] >= len(batch[0]):
-                    batches.pop(best_batch)
-                self._on_poll(device, best_t)
-                continue
-            _, code = heapq.heappop(heap)
-            device, kind = divmod(code, 4)
-            if kind == _POLL:
-                self._on_poll(device, best_t)
-            elif kind == _DL_DONE:
-                self._on_download_done(device, best_t)
+        queue = self.queue
+        while (due := queue.pop_due(until)) is not None:
+            t, device, kind = due
+            self.now = t
+            if kind == POLL:
+                self._on_poll(device, t)
+            elif kind == DOWNLOAD_DONE:
+                self._on_download_done(device, t)
+            elif kind == FINISH:
+                self._on_finish(device, t)
+            elif kind == WRITTEN:
+                self._on_written(device, t)
             else:
-                self._on_finish(device, best_t)
-
-    def _result(self, t: float) -> RunResult:
-        n = self.fleet.n
-        assert self.at_deadline is not None
-        # Bricked: a final env that breaks a safety invariant, or a sound-less env at a cut.
-        final_unsound = np.zeros(n, dtype=np.bool_)
-        for index in np.unique(self.env):
-            if not self.table.sound(int(index)):
-                final_unsound |= self.env == index
-        bricked = int(np.count_nonzero(final_unsound | self.unsound))
-        on_old = np.zeros(n, dtype=np.bool_)
-        for index in np.unique(self.env):
-            if self.table.version(int(index)) == OLD.version:
-                on_old |= self.env == index
-        exposed = int(np.count_nonzero(self.exposed))
-        back = int(np.count_nonzero(self.exposed & on_old))
-        recovered = self.ab_reverted | self.revert_ok
-        total = self._total()
-        halted = self.halted_at is not None
-        stage_rows = []
-        for index, stage in enumerate(self.stages):
-            stage_rows.append({"name": stage.name, **self.counts(index).to_json()})
-        settings = {**self.policy.settings(), **self.plan_info}
-        if self.strategy == "aws":
-            settings["target"] = "one job for the whole fleet"
-        settings["push"] = self.push
-        settings["recovery"] = "campaign revert after the halt (same for every strategy)"
-        deadline = self.at_deadline
-        return RunResult(
-            strategy=self.strategy,
-            devices=n,
-            release_bad=self.sc.bad_release,
-            installed=int(np.count_nonzero(self.installed)),
-            exposed=exposed,
-            bricked=bricked,
-            reverted=int(np.count_nonzero(recovered & self.installed)),
-            ab_reverted=int(np.count_nonzero(self.ab_reverted)),
-            revert_installed=int(np.count_nonzero(self.revert_ok)),
-            exposed_on_known_good=back,
-            halted=halted,
-            halted_at_stage=None if self.halt_stage is None else self.stages[self.halt_stage].name,
-            halted_at_stage_index=self.halt_stage,
-            minutes_to_halt=self.halted_at,
-            halt_reason=self.halt_reason,
-            completed=self.completed_at is not None and not halted,
-            minutes_to_complete=None if halted else self.completed_at,
-            patched_at_deadline=deadline["patched"],
-            patched_fraction_at_deadline=deadline["patched"] / n,
-            minutes_to_95pct=self.reached_95,
-            false_halt=halted and not self.sc.bad_release,
-            offline_at_deadline=deadline["offline"],
-            unpatched_at_deadline=deadline["unpatched"],
-            unpatched_offline_at_deadline=deadline["unpatched_offline"],
-            unpatched_offline_ids=deadline["ids"],
-            power_cuts=self.power_cuts,
-            counts=total.to_json(),
-            stages=stage_rows,
-            settings=settings,
-            simulated_minutes=t,
-            timeline=self.timeline,
-            deadline_minutes=self.deadline,
-        )
+                self._on_confirm_due(device, t)
 
 
 def simulate(

@@ -234,3 +234,80 @@ def result_json(
         "offline_waits": counts.get("offline-waits", 0),
         "simulated_minutes": minutes(run.wall_seconds),
     }
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    """How an http-mode run is paced (docs/simulator.md "http mode")."""
+
+    time_scale: float = 60.0
+    health_minutes: float = 60.0
+    timeout_seconds: float = 1800.0
+    start_spread: float = 15.0
+    on_status: Callable[[Mapping[str, Any]], None] | None = None
+
+
+def rehearse(
+    server: ServerSide,
+    scenario: Scenario,
+    rehearsal: Rehearsal,
+    *,
+    new_version: str,
+    old_version: str,
+    settings: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Provision the fleet on ``server``, start the campaign, drive the devices to its end
+    (or the revert's), and return the ``simulate --json`` fields."""
+    fleet = Fleet(scenario)
+    provision0 = time.monotonic()
+    credentials = server.provision(scenario, fleet)
+    provision_seconds = time.monotonic() - provision0
+    campaign = server.start_campaign(scenario)
+    run = asyncio.run(
+        drive(
+            server,
+            scenario,
+            fleet,
+            credentials,
+            campaign,
+            new_version=new_version,
+            old_version=old_version,
+            time_scale=rehearsal.time_scale,
+            health_minutes=rehearsal.health_minutes,
+            start_spread=rehearsal.start_spread,
+            timeout_seconds=rehearsal.timeout_seconds,
+            on_status=rehearsal.on_status,
+        )
+    )
+    scale = rehearsal.time_scale
+    out = result_json(
+        run,
+        scenario,
+        new_version=new_version,
+        old_version=old_version,
+        time_scale=scale,
+        settings={
+            "time_scale": scale,
+            "time_scale_note": (
+                f"1 real second = {scale:g} simulated seconds; minutes are simulated"
+            ),
+            "server": server.url,
+            "poll_minutes_simulated": scenario.poll_minutes,
+            **settings,
+            "health_minutes_simulated": rehearsal.health_minutes,
+            "gates": "patchgate defaults (campaign create)",
+            "recovery": "campaign revert after the halt",
+            "patched_fraction_at_deadline": "share on the new release when the run ended",
+            "provision_seconds": round(provision_seconds, 1),
+            "timed_out": run.wall_seconds >= rehearsal.timeout_seconds,
+        },
+    )
+    polls = run.log.counts.get("polls", 0)
+    # What the fleet asks of the server (every device once per polling interval, in real
+    # seconds) and what it got, over the run.
+    interval = scenario.poll_minutes * 60 / scale
+    out["polls_per_second_needed"] = round(run.devices / max(interval, 1e-9), 1)
+    out["polls_per_second"] = round(polls / max(run.wall_seconds, 1e-9), 1)
+    out["drive_seconds"] = round(run.wall_seconds, 1)
+    out["campaign_id"] = campaign
+    return out

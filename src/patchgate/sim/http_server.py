@@ -190,6 +190,17 @@ class CliServerSide:
             time.sleep(0.2)
         raise ServerError(f"patchgate serve did not answer: {self.log_tail()}")
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) the server process has used so far (Linux ``/proc``)."""
+        if self.proc is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
     def log_tail(self) -> str:
         path = self.root / "serve.log"
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""
@@ -272,14 +283,11 @@ def simulate_http(
 ) -> dict[str, Any]:
     """One http-mode run: a fresh server, the fleet over DDI, the campaign, the revert after
     a halt; the ``simulate --json`` fields (:func:`.http_mode.result_json`)."""
-    import asyncio
-
-    from .http_mode import drive, result_json
+    from .http_mode import Rehearsal, rehearse
 
     poll_sleep = max(1, round(scenario.poll_minutes * 60 / time_scale))
     soak_seconds = max(1, round(soak_minutes * 60 / time_scale))
     wall0 = time.monotonic()
-    fleet = Fleet(scenario)
     with CliServerSide(
         data_dir=data_dir,
         poll_sleep=poll_sleep,
@@ -287,51 +295,29 @@ def simulate_http(
         soak=f"{soak_seconds}s",
         keep=keep,
     ) as server:
-        provision0 = time.monotonic()
-        credentials = server.provision(scenario, fleet)
-        provision_seconds = time.monotonic() - provision0
-        campaign = server.start_campaign(scenario)
-        run = asyncio.run(
-            drive(
-                server,
-                scenario,
-                fleet,
-                credentials,
-                campaign,
-                new_version=NEW_VERSION,
-                old_version=OLD_VERSION,
-                time_scale=time_scale,
-                health_minutes=health_minutes,
-                start_spread=float(poll_sleep),
-                timeout_seconds=timeout_seconds,
-                on_status=on_status,
-            )
-        )
         settings = {
-            "time_scale": time_scale,
-            "time_scale_note": (
-                f"1 real second = {time_scale:g} simulated seconds; minutes are simulated"
-            ),
-            "server": server.url,
             "PATCHGATE_POLL_SLEEP": poll_sleep,
-            "poll_minutes_simulated": scenario.poll_minutes,
             "PATCHGATE_CAMPAIGN_TICK": campaign_tick,
             "soak": f"{soak_seconds}s real = {soak_minutes:g} min simulated",
-            "health_minutes_simulated": health_minutes,
-            "gates": "patchgate defaults (campaign create)",
-            "recovery": "campaign revert after the halt",
-            "patched_fraction_at_deadline": "share on the new release when the run ended",
-            "provision_seconds": round(provision_seconds, 1),
-            "timed_out": run.wall_seconds >= timeout_seconds,
         }
-        out = result_json(
-            run,
+        rehearsal = Rehearsal(
+            time_scale=time_scale,
+            health_minutes=health_minutes,
+            timeout_seconds=timeout_seconds,
+            start_spread=float(poll_sleep),
+            on_status=on_status,
+        )
+        cpu0 = server.cpu_seconds()
+        out = rehearse(
+            server,
             scenario,
+            rehearsal,
             new_version=NEW_VERSION,
             old_version=OLD_VERSION,
-            time_scale=time_scale,
             settings=settings,
         )
-        out["campaign_id"] = campaign
+        cpu1 = server.cpu_seconds()
+        if cpu0 is not None and cpu1 is not None:
+            out["server_cpu_seconds"] = round(cpu1 - cpu0, 1)
     out["wall_seconds"] = round(time.monotonic() - wall0, 1)
     return out

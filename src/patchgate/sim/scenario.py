@@ -21,6 +21,7 @@ from patchgate.domain.cohorts import (
 )
 from patchgate.domain.errors import InvalidInput
 
+from .clients import BEFORE_BOOT_GROUP, CLIENT_KIND_MODES
 from .devices import CUT_POINTS
 
 FAULT_KINDS: Final = ("none", "boot", "crash")
@@ -31,9 +32,15 @@ MODES: Final = ("inprocess", "http")
 INTERNAL: Final = 1
 QA: Final = 2
 OPTIN: Final = 4
-GROUP_BITS: Final = {"internal": INTERNAL, "qa": QA, CANARY_OPTIN_GROUP: OPTIN}
+BEFORE_BOOT: Final = 8  # the device's client reports success before its reboot (.clients)
+GROUP_BITS: Final = {
+    "internal": INTERNAL,
+    "qa": QA,
+    CANARY_OPTIN_GROUP: OPTIN,
+    BEFORE_BOOT_GROUP: BEFORE_BOOT,
+}
 GROUPS_OF: Final = tuple(
-    frozenset(name for name, bit in GROUP_BITS.items() if mask & bit) for mask in range(8)
+    frozenset(name for name, bit in GROUP_BITS.items() if mask & bit) for mask in range(16)
 )
 
 _FAULT = re.compile(r"^\s*(none|boot|crash)\s*(?::\s*([0-9]*\.?[0-9]+)\s*(%?))?\s*$")
@@ -95,12 +102,19 @@ class Scenario:
     stop_after_stage: str | None = None
     stop_hours: float | None = None
     push: bool | None = None
+    before_boot: float = 0.0
+    client_kinds: str = "detect"
+    # Whether the deadline planner is told the offline share (off: the plan before it was).
+    plan_offline: bool = True
 
     def __post_init__(self) -> None:
         problems = []
         if self.devices < 1:
             problems.append("devices: at least 1")
-        for name in ("power_loss", "offline", "slow_links", "optin", "poll_jitter"):
+        if self.client_kinds not in CLIENT_KIND_MODES:
+            problems.append(f"client-kinds: {self.client_kinds!r} is not detect or configured")
+        names = ("power_loss", "offline", "slow_links", "optin", "poll_jitter", "before_boot")
+        for name in names:
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 problems.append(f"{name.replace('_', '-')}: must be between 0 and 1")
@@ -171,6 +185,9 @@ class Fleet:
         mb_per_s = np.where(slow, 0.032, rng.lognormal(math.log(1.0), 0.5, n))
         self.download_minutes = (scenario.image_mb / mb_per_s / 60.0).astype(np.float32)
         self.slow = slow
+        # Drawn last, so that a fleet without before-boot clients is the fleet it was.
+        if scenario.before_boot > 0:
+            mask[rng.random(n) < scenario.before_boot] |= BEFORE_BOOT
 
     def group_count(self, bit: int) -> int:
         return int(np.count_nonzero(self.mask & bit))
@@ -178,7 +195,7 @@ class Fleet:
     def stages_of(self, cuts: Sequence[CohortCut]) -> npt.NDArray[np.int8]:
         """Each device's stage, by :func:`first_admitting_stage` itself (-1 where no stage
         admits it). A device's stage depends only on its groups and bucket, so the rule is
-        asked once per distinct pair (at most 8 × 10000), not once per device."""
+        asked once per distinct pair (at most 16 × 10000), not once per device."""
         keys, inverse = np.unique(
             self.mask.astype(np.int32) * BUCKETS + self.bucket, return_inverse=True
         )

@@ -106,6 +106,13 @@ def campaign_create(
             help='Target only devices on these versions, e.g. "<1.0.1", ">=1.0, <2.0".',
         ),
     ] = None,
+    offline_share: Annotated[
+        float | None,
+        typer.Option(
+            "--offline-share",
+            help="Deadline plan: share of the fleet offline at a time, e.g. 0.1.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a draft campaign for a release."""
@@ -127,6 +134,7 @@ def campaign_create(
         groups=tuple(group or ()),
         supersedes=supersedes,
         versions=versions,
+        offline_share=offline_share,
     )
     _show(commands.create(app().context, release_id, options, actor=actor()), as_json)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import resource
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -16,6 +17,8 @@ from rich.table import Table
 
 from patchgate.entrypoints.cli.common import emit_json, fail
 from patchgate.sim.engine import RunResult, simulate
+from patchgate.sim.http_mode import Rehearsal
+from patchgate.sim.http_remote import ApiServerSide, simulate_remote
 from patchgate.sim.http_server import ServerError, simulate_http
 from patchgate.sim.plot import check_plot_path, plot
 from patchgate.sim.scenario import MODES, STRATEGY_NAMES, Fault, Fleet, Scenario
@@ -82,6 +85,32 @@ def simulate_command(
     http_timeout: Annotated[
         float, typer.Option("--http-timeout", help="http mode: real seconds at most.")
     ] = 1800.0,
+    before_boot: Annotated[
+        float,
+        typer.Option(
+            "--before-boot", help="Share of devices whose client reports success before reboot."
+        ),
+    ] = 0.0,
+    client_kinds: Annotated[
+        str,
+        typer.Option("--client-kinds", help="detect | configured (group rauc is before-boot)."),
+    ] = "detect",
+    server: Annotated[
+        str | None,
+        typer.Option("--server", help="http mode: drive this deployment instead of a new one."),
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", help="--server: a release_manager API token.")
+    ] = None,
+    prefix: Annotated[
+        str | None, typer.Option("--prefix", help="--server: controller id prefix of the fleet.")
+    ] = None,
+    production: Annotated[
+        bool,
+        typer.Option(
+            "--i-know-this-is-production", help="--server: run on a production instance too."
+        ),
+    ] = False,
 ) -> None:
     """Simulate a campaign on a virtual fleet and report blast radius, bricked devices,
     reverts, time to halt and patched share at the deadline."""
@@ -112,7 +141,15 @@ def simulate_command(
         push=push,
         stop_after_stage=stop_after_stage,
         stop_hours=stop_hours,
+        before_boot=before_boot,
+        client_kinds=client_kinds,
     )
+    if server is not None or token is not None:
+        if mode != "http" or not server or not token:
+            fail("simulate: --server and --token go together, with --mode http")
+        target = Target(server, token, prefix, production)
+        _http(scenario, strategy, json_out, time_scale, http_timeout, target)
+        return
     if mode == "http":
         _http(scenario, strategy, json_out, time_scale, http_timeout)
         return
@@ -156,10 +193,26 @@ def simulate_command(
         typer.echo(f"plot written to {plot_file}")
 
 
+@dataclass(frozen=True)
+class Target:
+    """``--server URL --token T [--prefix P] [--i-know-this-is-production]``."""
+
+    url: str
+    token: str
+    prefix: str | None
+    allow_production: bool
+
+
 def _http(
-    scenario: Scenario, strategy: str, json_out: bool, time_scale: float, timeout: float
+    scenario: Scenario,
+    strategy: str,
+    json_out: bool,
+    time_scale: float,
+    timeout: float,
+    target: Target | None = None,
 ) -> None:
-    """``--mode http``: a real server on a fresh data folder, the fleet over DDI."""
+    """``--mode http``: a real server on a fresh data folder (or the deployment at
+    ``--server``), the fleet over DDI."""
     if strategy != "patchgate":
         fail("simulate --mode http: only --strategy patchgate (the real server's gates)")
     if time_scale <= 0 or timeout <= 0:
@@ -177,9 +230,12 @@ def _http(
             )
 
     try:
-        out = simulate_http(
-            scenario, time_scale=time_scale, timeout_seconds=timeout, on_status=on_status
-        )
+        if target is None:
+            out = simulate_http(
+                scenario, time_scale=time_scale, timeout_seconds=timeout, on_status=on_status
+            )
+        else:
+            out = _remote(scenario, target, time_scale, timeout, on_status)
     except ServerError as exc:
         fail(f"simulate --mode http: {exc}")
     out["peak_rss_mb"] = round(_peak_rss_mb(), 1)
@@ -205,9 +261,41 @@ def _http(
     Console().print(table)
 
 
+def _remote(
+    scenario: Scenario,
+    target: Target,
+    time_scale: float,
+    timeout: float,
+    on_status: Callable[[Mapping[str, Any]], None],
+) -> dict[str, Any]:
+    soak_minutes = 60.0
+    soak = f"{max(1, round(soak_minutes * 60 / time_scale))}s"
+    server = ApiServerSide(
+        target.url,
+        target.token,
+        prefix=target.prefix,
+        soak=soak,
+        allow_production=target.allow_production,
+    )
+    rehearsal = Rehearsal(
+        time_scale=time_scale,
+        timeout_seconds=timeout,
+        start_spread=scenario.poll_minutes * 60 / time_scale,
+        on_status=on_status,
+    )
+    return simulate_remote(scenario, server, rehearsal, soak_minutes=soak_minutes)
+
+
 def _peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _patched(result: RunResult) -> str:
+    """After a halt the fleet was reverted: say so next to the share (never a bare 0 %
+    beside a halt that reads as a contradiction)."""
+    share = f"{result.patched_fraction_at_deadline:.2%}"
+    return f"{share} (reverted)" if result.halted else share
 
 
 def _minutes(value: float | None) -> str:
@@ -235,7 +323,7 @@ def _table(
         ("halted in", lambda r: f"stage '{r.halted_at_stage}'" if r.halted else "not halted"),
         ("minutes to halt", lambda r: _minutes(r.minutes_to_halt)),
         ("false halt", lambda r: "yes" if r.false_halt else "no"),
-        ("patched at deadline", lambda r: f"{r.patched_fraction_at_deadline:.2%}"),
+        ("patched at deadline", _patched),
         ("minutes to 95 %", lambda r: _minutes(r.minutes_to_95pct)),
         ("offline at deadline (unpatched)", lambda r: f"{r.unpatched_offline_at_deadline:,}"),
         ("power cuts during installs", lambda r: f"{r.power_cuts:,}"),

@@ -25,6 +25,7 @@ from patchgate.domain.clock import rfc3339
 from patchgate.domain.cohorts import CANARY_OPTIN_GROUP, CohortCut
 from patchgate.domain.durations import parse_duration
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound, PatchgateError
+from patchgate.domain.gate_power import power_warnings
 from patchgate.domain.gates import GateResult, StageFigures, evaluate_gate
 from patchgate.domain.planning import plan_schedule, stage_sizes
 from patchgate.domain.ratelimit import RateLimit
@@ -168,22 +169,28 @@ def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str)
             if c.shortfall
         ]
         schedule_json = None
+        group_sizes: dict[str, int] = {}
+        for d in fleet:
+            for g in d.groups:
+                group_sizes[g] = group_sizes.get(g, 0) + 1
+        sizes = stage_sizes(stages, fleet=len(fleet), group_sizes=group_sizes)
         if deadline is not None:
-            group_sizes: dict[str, int] = {}
-            for d in fleet:
-                for g in d.groups:
-                    group_sizes[g] = group_sizes.get(g, 0) + 1
-            sizes = stage_sizes(stages, fleet=len(fleet), group_sizes=group_sizes)
             schedule = plan_schedule(
                 stages,
                 start=now,
                 sizes=sizes,
-                timing=replace(TIMING, rate_per_minute=rate.per_minute if rate else None),
+                timing=replace(
+                    TIMING,
+                    rate_per_minute=rate.per_minute if rate else None,
+                    offline_share=options.offline_share or 0.0,
+                ),
                 deadline=deadline,
             )
             stages = schedule.apply(stages)
             warnings.extend(schedule.warnings)
             schedule_json = schedule.to_json()
+        # A canary too small for its gates to see a regression (docs/gates.md).
+        warnings.extend(power_warnings(stages, sizes))
         campaign_id = uow.campaigns.add(
             NewCampaign(
                 release_id=release.id,

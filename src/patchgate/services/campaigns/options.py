@@ -41,6 +41,9 @@ class CreateOptions:
         'Target only devices on these versions, e.g. "<1.0.1", ">=1.0, <2.0".',
         max_length=MAX_TEXT,
     )
+    offline_share: float | None = _opt(
+        None, "Deadline plan: share of the fleet offline at a time, e.g. 0.1.", ge=0, le=0.99
+    )
 
     def __post_init__(self) -> None:
         problems = [
