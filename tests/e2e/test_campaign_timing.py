@@ -280,6 +280,11 @@ def test_a_scheduled_campaign_starts_at_its_start_and_stops_at_its_end(served: S
         rfc3339(start_at),
         rfc3339(end_at),
     )
+    with httpx.Client(base_url=served.url, timeout=30) as browser:
+        signed_in = browser.post("/console/login", data={"token": served.env.admin_token})
+        assert signed_in.status_code in (200, 303), signed_in.text
+        page = browser.get(f"/console/campaigns/{campaign}", follow_redirects=True).text
+    assert "Schedule" in page and "2 retries of transient failures" in page
     installing, pending, late = _devices(served, "sched-1", "sched-2", "sched-3")
 
     served.clock.advance(minutes=59)
