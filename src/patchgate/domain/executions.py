@@ -220,12 +220,14 @@ def step(
         return state  # rule 6
     if kind == OFFERED:
         if status in (NONE, S_RETRYING):  # a new attempt: its in-progress timer starts
-            return replace(
-                state,
-                status=S_OFFERED,
-                attempts=state.attempts + 1,
-                last_event_at=at,
-                offered_at=at,
+            return Execution(
+                S_OFFERED,
+                state.attempts + 1,
+                at,
+                state.success_reported_at,
+                state.finished_at,
+                state.retry_after,
+                at,
             )
         return _moved(state, S_OFFERED, at, state.attempts)
     if (moved_to := _PROGRESS.get(kind)) is not None:
