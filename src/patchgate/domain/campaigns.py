@@ -17,7 +17,8 @@ in the order applied (each no-offer answer names its rule in ``Decision.reason``
    would offer B to this device now; the answer is ``cancel`` for A, and the poll after the
    cancellation is acknowledged gets B. An action already installing is never superseded.
 3. **Campaign state.** Only ``running`` campaigns (and ``reverting`` ones, for their
-   revert offers) offer; ``draft``, ``paused``, ``halted``, ``cancelled`` offer nothing.
+   revert offers) offer; ``draft``, ``paused``, ``halted``, ``cancelled`` offer nothing,
+   and neither does a rollout past its scheduled end (:mod:`campaign_timing`).
    A ``completed`` rollout keeps offering its release to stragglers its last stage admits
    (devices offline during the campaign still get the fix).
 4. **Target.** Product, hardware (the release's models and the selector's), groups (any
@@ -85,6 +86,7 @@ from patchgate.domain.campaign_states import (  # noqa: F401 - re-exported
     floor_after,
     transition,
 )
+from patchgate.domain.campaign_timing import NO_TIMING, CampaignTiming
 from patchgate.domain.cohorts import CohortCut, cohort_bucket, first_admitting_stage
 from patchgate.domain.errors import Conflict, InvalidInput
 from patchgate.domain.executions import CANCELLABLE, S_RETRYING, Execution
@@ -172,6 +174,7 @@ class CampaignPlan:
     delivery: Delivery = Delivery()
     revert_to: ReleaseRef | None = None
     priority_versions: frozenset[str] = frozenset()
+    timing: CampaignTiming = NO_TIMING  # timeout, retries, schedule (campaign_timing)
 
     def __post_init__(self) -> None:
         if len(self.cuts) != len(self.stages):
@@ -434,6 +437,8 @@ def _consider(
     if state == REVERTING:
         return _consider_revert(device, plan, now, tokens, dry=dry)
     if state != RUNNING and not (state == COMPLETED and plan.progress.floor_raised):
+        return _NOTHING[NOT_OFFERING]
+    if plan.timing.ended(now):  # past its end_at, before the timer cancelled it
         return _NOTHING[NOT_OFFERING]
     release = plan.release
     if release.withdrawn:

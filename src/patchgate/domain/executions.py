@@ -17,7 +17,12 @@ Rules implemented here:
    it is ``confirming``.
 2. **Timeouts.** A ``confirming`` execution not confirmed within ``confirmation_window``
    is ``timed_out``. An open execution (offered … installing, or retrying) whose device has
-   sent nothing for ``action_timeout`` is ``timed_out``.
+   sent nothing for ``action_timeout`` is ``timed_out``. With a campaign's in-progress
+   timeout (``in_progress_timeout``, ``campaign create --timeout``), an attempt not
+   finished that long after its offer has timed out: before installing, that is a
+   transient failure (rule 4: retried within the budget, ``timed_out`` beyond it); once
+   installing, it is ``timed_out`` at once (the device may be stuck mid-update, which a
+   gate must see, as AWS IoT Jobs counts a ``TIMED_OUT`` execution).
 3. **Reverts.** ``REVERTED`` (the device fell back to its known-good slot) or the device
    seen with a *different* version after it reported installing or success means
    ``reverted``. A succeeded execution becomes ``reverted`` on such evidence too.
@@ -135,6 +140,12 @@ class ExecutionPolicy:
     action_timeout: timedelta = timedelta(hours=24)
     max_retries: int = 2
     retry_backoff: timedelta = timedelta(minutes=10)
+    in_progress_timeout: timedelta | None = None
+
+    def backoff(self, attempts: int) -> timedelta:
+        """The wait before the next offer after attempt number ``attempts`` failed
+        transiently (rule 4): ``retry_backoff × 2^(attempts−1)``."""
+        return self.retry_backoff * int(2 ** max(0, attempts - 1))
 
 
 DEFAULT_EXECUTION_POLICY: Final = ExecutionPolicy()
@@ -150,6 +161,7 @@ class Execution:
     success_reported_at: datetime | None = None
     finished_at: datetime | None = None
     retry_after: datetime | None = None
+    offered_at: datetime | None = None  # when the current attempt was offered
 
     @property
     def is_open(self) -> bool:
@@ -166,7 +178,9 @@ NEW: Final = Execution()
 
 
 def _finish(state: Execution, status: str, at: datetime) -> Execution:
-    return Execution(status, state.attempts, at, state.success_reported_at, at, None)
+    return Execution(
+        status, state.attempts, at, state.success_reported_at, at, None, state.offered_at
+    )
 
 
 # Progress events and the status each moves an open execution to.
@@ -178,7 +192,13 @@ def _moved(state: Execution, status: str, at: datetime, attempts: int) -> Execut
     directly: ``dataclasses.replace`` inspects the fields on every call, which made it most
     of the cost of a fold (the fleet simulator folds every event of every device)."""
     return Execution(
-        status, attempts, at, state.success_reported_at, state.finished_at, state.retry_after
+        status,
+        attempts,
+        at,
+        state.success_reported_at,
+        state.finished_at,
+        state.retry_after,
+        state.offered_at,
     )
 
 
@@ -199,8 +219,17 @@ def step(
             return _finish(state, REVERTED, at)  # rule 3, after success
         return state  # rule 6
     if kind == OFFERED:
-        attempts = state.attempts + 1 if status in (NONE, S_RETRYING) else state.attempts
-        return _moved(state, S_OFFERED, at, attempts)
+        if status in (NONE, S_RETRYING):  # a new attempt: its in-progress timer starts
+            return Execution(
+                S_OFFERED,
+                state.attempts + 1,
+                at,
+                state.success_reported_at,
+                state.finished_at,
+                state.retry_after,
+                at,
+            )
+        return _moved(state, S_OFFERED, at, state.attempts)
     if (moved_to := _PROGRESS.get(kind)) is not None:
         return _moved(state, moved_to, at, state.attempts)
     if kind == SUCCESS_REPORTED:
@@ -213,12 +242,18 @@ def step(
         return _finish(state, REVERTED, at)
     if kind == FAILURE_REPORTED:
         if event.transient and state.attempts <= policy.max_retries:
-            backoff = policy.retry_backoff * (2 ** max(0, state.attempts - 1))
-            return replace(state, status=S_RETRYING, last_event_at=at, retry_after=at + backoff)
+            return _retrying(state, at, policy)
         return _finish(state, FAILED, at)  # rule 4
     if kind == CANCELLED_EVENT:
         return _finish(state, CANCELLED, at)  # rule 5
     raise ValueError(f"unknown execution event kind {kind!r}")
+
+
+def _retrying(state: Execution, at: datetime, policy: ExecutionPolicy) -> Execution:
+    """A transient failure at ``at`` within the budget: offered again after the back-off."""
+    return replace(
+        state, status=S_RETRYING, last_event_at=at, retry_after=at + policy.backoff(state.attempts)
+    )
 
 
 def _seen(state: Execution, event: Event, release_version: str) -> Execution:
@@ -243,6 +278,9 @@ def settle(
     """The execution as it stands at ``now``: applies the timeouts of rule 2."""
     if state.status not in OPEN or state.last_event_at is None:
         return state
+    timed = _in_progress_timeout(state, now, policy)
+    if timed is not None:
+        return timed
     if state.status == S_CONFIRMING and state.success_reported_at is not None:
         deadline = state.success_reported_at + policy.confirmation_window
         if now >= deadline:
@@ -252,6 +290,28 @@ def settle(
     if now >= deadline:
         return _finish(state, TIMED_OUT, deadline)
     return state
+
+
+def in_progress_deadline(state: Execution, policy: ExecutionPolicy) -> datetime | None:
+    """When the current attempt times out under the campaign's in-progress timeout (rule
+    2), or None: no such timeout, no attempt out, or one waiting for its retry."""
+    timeout = policy.in_progress_timeout
+    if timeout is None or state.offered_at is None or state.status not in OPEN:
+        return None
+    if state.status == S_RETRYING:
+        return None
+    return state.offered_at + timeout
+
+
+def _in_progress_timeout(
+    state: Execution, now: datetime, policy: ExecutionPolicy
+) -> Execution | None:
+    deadline = in_progress_deadline(state, policy)
+    if deadline is None or now < deadline:
+        return None
+    if state.status in CANCELLABLE and state.attempts <= policy.max_retries:
+        return _retrying(state, deadline, policy)  # not installing yet: transient (rule 4)
+    return _finish(state, TIMED_OUT, deadline)
 
 
 def fold(

@@ -1,7 +1,9 @@
 """The server's campaign timer: gate evaluation in a background thread of each process.
 
 It runs ``services.campaigns.commands.tick`` every ``interval`` seconds (soaks end, quiet devices
-time out) and soon after device feedback or health reports (``poke``; several pokes within
+time out, scheduled campaigns start and end, attempts past a campaign's in-progress timeout
+are closed: docs/campaigns.md "Timing, retries and schedule") and soon after device
+feedback or health reports (``poke``; several pokes within
 ``debounce`` seconds make one evaluation). Several processes may run it at once: each
 transition takes the campaign's row lock, so none is applied twice.
 """
@@ -48,6 +50,11 @@ class CampaignTimer:
         self._stop.set()
         self._wake.set()
 
+    def run_once(self) -> dict[int, str]:
+        """One evaluation at the context's clock, as the thread makes it (tests drive the
+        timer with it, under a clock of their own); returns the verdicts."""
+        return commands.tick(self.ctx)
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self.interval)
@@ -57,6 +64,6 @@ class CampaignTimer:
                 self._stop.wait(self.debounce)
                 self._wake.clear()
             try:
-                commands.tick(self.ctx)
+                self.run_once()
             except Exception:  # keep evaluating; the next round retries
                 log.exception("campaign evaluation failed; retrying")

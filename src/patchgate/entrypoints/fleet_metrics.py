@@ -16,7 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from patchgate.services.context import Context
-from patchgate.services.fleet_figures import FleetFigures, read_figures
+from patchgate.services.fleet_figures import FleetFigures, timed_reading
 
 log = logging.getLogger("patchgate.metrics")
 
@@ -76,14 +76,16 @@ class FleetCollector(Collector):
         self.interval = interval
         self._figures: FleetFigures | None = None
         self._refresh_seconds: float | None = None
+        self._part_seconds: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def refresh(self) -> FleetFigures:
         """Read the figures now (the thread's work; tests call it to skip the wait)."""
         began = time.perf_counter()
-        figures = read_figures(self.ctx)
+        figures, parts = timed_reading(self.ctx)
         self._refresh_seconds = time.perf_counter() - began
+        self._part_seconds = parts
         self._figures = figures
         return figures
 
@@ -121,3 +123,11 @@ class FleetCollector(Collector):
         )
         took.add_metric([], self._refresh_seconds or 0.0)
         yield took
+        parts = GaugeMetricFamily(
+            "patchgate_fleet_figures_part_seconds",
+            "How long each part of the last reading took (register, campaigns, fleet).",
+            labels=["part"],
+        )
+        for name, seconds in sorted(self._part_seconds.items()):
+            parts.add_metric([name], seconds)
+        yield parts

@@ -362,6 +362,13 @@ class ActionRepository(abc.ABC):
         """A device's actions, newest first."""
 
     @abc.abstractmethod
+    def open_for_campaign(
+        self, campaign_id: int, created_before: datetime, *, limit: int
+    ) -> Sequence[ActionRecord]:
+        """A campaign's open actions created before ``created_before``, oldest first (at
+        most ``limit``): those a campaign's in-progress timeout has run out on."""
+
+    @abc.abstractmethod
     def add_event(self, event: NewActionEvent) -> None:
         """Append an entry to an action's history."""
 

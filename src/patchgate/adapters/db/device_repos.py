@@ -286,6 +286,21 @@ class SqlActionRepository(p.ActionRepository):
         )
         return [_action(r) for r in self.session.execute(query).scalars()]
 
+    def open_for_campaign(
+        self, campaign_id: int, created_before: datetime, *, limit: int
+    ) -> Sequence[p.ActionRecord]:
+        query = (
+            select(Action)
+            .where(
+                Action.campaign_id == campaign_id,
+                Action.active.is_(True),
+                Action.created_at < created_before,
+            )
+            .order_by(Action.id)
+            .limit(limit)
+        )
+        return [_action(r) for r in self.session.execute(query).scalars()]
+
     def add_event(self, event: p.NewActionEvent) -> None:
         values = {f.name: getattr(event, f.name) for f in fields(event)}
         values["details"] = list(event.details)

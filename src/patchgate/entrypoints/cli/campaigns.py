@@ -113,6 +113,21 @@ def campaign_create(
             help="Deadline plan: share of the fleet offline at a time, e.g. 0.1.",
         ),
     ] = None,
+    timeout: Annotated[
+        str | None,
+        typer.Option("--timeout", help="In-progress timeout of each attempt, e.g. 30m, 2h."),
+    ] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option("--retries", help="Retries of a transient failure (0-10; default 2)."),
+    ] = None,
+    start_at: Annotated[
+        str | None, typer.Option("--start-at", help="Start by itself at this ISO 8601 time.")
+    ] = None,
+    end_at: Annotated[
+        str | None,
+        typer.Option("--end-at", help="Stop at this ISO 8601 time (installs in flight finish)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a draft campaign for a release."""
@@ -135,6 +150,10 @@ def campaign_create(
         supersedes=supersedes,
         versions=versions,
         offline_share=offline_share,
+        timeout=timeout,
+        retries=retries,
+        start_at=start_at,
+        end_at=end_at,
     )
     _show(commands.create(app().context, release_id, options, actor=actor()), as_json)
 

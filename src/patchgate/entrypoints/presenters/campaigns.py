@@ -37,6 +37,7 @@ def status_text(view: CampaignStatus) -> list[str]:
     ]
     if view.selector.get("versions"):
         lines.append(f"  target versions: {view.selector['versions']}")
+    lines.extend(_timing_lines(view))
     counts = view.counts.to_json()
     lines.append(
         "  counts: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v or k == "eligible")
@@ -51,6 +52,19 @@ def status_text(view: CampaignStatus) -> list[str]:
     lines.extend(_outcome_lines(view))
     lines.extend(f"  warning: {warning}" for warning in view.warnings)
     return lines
+
+
+def _timing_lines(view: CampaignStatus) -> list[str]:
+    """The timeout, the retry budget and the schedule (docs/campaigns.md)."""
+    timing = view.timing_json()
+    parts = [f"retries {timing['retries']}"]
+    if timing["timeout"]:
+        parts.insert(0, f"timeout {timing['timeout']}")
+    if timing["start_at"]:
+        parts.append(f"starts {timing['start_at']}")
+    if timing["end_at"]:
+        parts.append(f"ends {timing['end_at']}")
+    return ["  timing: " + ", ".join(parts)]
 
 
 def _outcome_lines(view: CampaignStatus) -> list[str]:

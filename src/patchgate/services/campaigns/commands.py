@@ -18,9 +18,17 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from patchgate.domain import campaigns as core
+from patchgate.domain.campaign_timing import (
+    CampaignTiming,
+    parse_instant,
+    parse_timeout,
+    timing_json,
+    timing_problems,
+)
 from patchgate.domain.clock import rfc3339
 from patchgate.domain.cohorts import CANARY_OPTIN_GROUP, CohortCut
 from patchgate.domain.durations import parse_duration
@@ -35,6 +43,7 @@ from patchgate.domain.versions import VersionRange, parse_range
 from patchgate.domain.windows import MaintenanceWindow
 from patchgate.services import audit
 from patchgate.services.campaign_ports import CampaignChanges, CampaignRecord, NewCampaign
+from patchgate.services.campaigns import timing
 from patchgate.services.campaigns.effects import (
     Effects,
     after_commit,
@@ -88,6 +97,21 @@ def _versions(text: str | None) -> VersionRange | None:
         raise InvalidInput(f"target versions: {exc}") from exc
 
 
+def _timing(options: CreateOptions, now: datetime) -> CampaignTiming:
+    """``--timeout``, ``--retries``, ``--start-at``, ``--end-at``, or a refusal naming each
+    problem (docs/campaigns.md "Timing, retries and schedule")."""
+    timing = CampaignTiming(
+        timeout=parse_timeout(options.timeout),
+        retries=options.retries,
+        start_at=parse_instant(options.start_at, "--start-at"),
+        end_at=parse_instant(options.end_at, "--end-at"),
+    )
+    problems = timing_problems(timing, now)
+    if problems:
+        raise InvalidInput(problems[0], problems=problems)
+    return timing
+
+
 def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str) -> int:
     """Create a draft campaign for a release, or refuse naming each broken rule: a
     withdrawn, unsigned or artifact-less release; stages that do not increase, exceed
@@ -105,6 +129,7 @@ def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str)
     window = MaintenanceWindow.parse(options.window) if options.window else None
     rate = RateLimit.parse(options.rate) if options.rate else None
     versions = _versions(options.versions)
+    schedule_timing = _timing(options, now)
     with ctx.read_uow() as uow:
         deadline_release = uow.releases.get(release_id)
         if deadline_release is None:
@@ -150,6 +175,7 @@ def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str)
             "window": str(window) if window else options.window,
             "rate": options.rate if rate else None,
             "fill_canary": options.fill_canary,
+            **timing_json(schedule_timing),
         }
         probe = core.CampaignPlan(
             0,
@@ -227,6 +253,7 @@ def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str)
                 "supersedes": supersedes,
                 "versions": selector["versions"],
                 "deadline_at": rfc3339(deadline),
+                "timing": timing_json(schedule_timing),
             },
         )
         uow.commit()
@@ -455,7 +482,9 @@ SWEEP_FOR = timedelta(days=2)
 
 def tick(ctx: Context) -> dict[int, str]:
     """Evaluate every campaign that runs (the timer's job, and ``campaign tick``); returns
-    each evaluated campaign's verdict."""
+    each evaluated campaign's verdict. Schedules and in-progress timeouts are applied
+    first (``services.campaigns.timing``)."""
+    timing.run(ctx, start=partial(start, ctx), cancel=partial(cancel, ctx))
     now = ctx.clock()
     with ctx.read_uow() as uow:
         ids = [

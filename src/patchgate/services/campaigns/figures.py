@@ -111,13 +111,20 @@ def figures(
             tries[action.device_id] = tries.get(action.device_id, 0) + 1
     pairs = []
     eligible = [0] * len(plan.stages)
+    policy = plan.timing.policy(EXECUTION_POLICY)  # the campaign's timeout and retries
     for device_id, action in latest.items():
         stage = plan.stage_of(action.controller_id, frozenset(action.groups))
         if stage is None:
             stage = 0  # a roll-forward priority device, admitted from the first stage
         before = tries[device_id] - 1
         execution = execution_of(
-            action, version, health.get(device_id, ()), now, attempts=before, kinds=ctx.client_kinds
+            action,
+            version,
+            health.get(device_id, ()),
+            now,
+            attempts=before,
+            policy=policy,
+            kinds=ctx.client_kinds,
         )
         pairs.append((stage, execution.status))
         if device_id not in by_device:

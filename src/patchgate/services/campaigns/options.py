@@ -44,6 +44,29 @@ class CreateOptions:
     offline_share: float | None = _opt(
         None, "Deadline plan: share of the fleet offline at a time, e.g. 0.1.", ge=0, le=0.99
     )
+    timeout: str | None = _opt(
+        None,
+        "In-progress timeout of each attempt, e.g. 30m, 2h (1m to 7d); before installing "
+        "a timeout is retried, once installing it counts as timed_out.",
+        max_length=100,
+    )
+    retries: int | None = _opt(
+        None,
+        "Offer again after a transient failure (download error, timeout) up to N times, "
+        "with exponential back-off (0 to 10; default 2).",
+        ge=0,
+        le=10,
+    )
+    start_at: str | None = _opt(
+        None,
+        "Start by itself at this ISO 8601 time (the campaign stays a draft until then).",
+        max_length=100,
+    )
+    end_at: str | None = _opt(
+        None,
+        "Stop at this ISO 8601 time: pending offers are cancelled, installs in flight finish.",
+        max_length=100,
+    )
 
     def __post_init__(self) -> None:
         problems = [

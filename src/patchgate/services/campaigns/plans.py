@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from patchgate.domain import campaigns as core
+from patchgate.domain.campaign_timing import timing_from
 from patchgate.domain.cohorts import CANARY_OPTIN_GROUP, CohortCut
 from patchgate.domain.durations import format_duration
 from patchgate.domain.errors import NotFound
@@ -154,6 +155,7 @@ def plan_of(uow: UnitOfWork, rec: CampaignRecord) -> core.CampaignPlan:
         delivery=delivery_of(rec.delivery),
         revert_to=revert_to,
         priority_versions=frozenset(rec.priority_versions),
+        timing=timing_from(rec.delivery),
     )
 
 

@@ -57,6 +57,13 @@ def _security_version(snapshot: core.Snapshot, campaign_id: int, release_id: int
     return 0
 
 
+def _policy(snapshot: core.Snapshot, campaign_id: int) -> ex.ExecutionPolicy:
+    """The campaign's execution policy (its timeout and retry budget), as the snapshot
+    holds it."""
+    plan = snapshot.by_id.get(campaign_id)
+    return EXECUTION_POLICY if plan is None else plan.timing.policy(EXECUTION_POLICY)
+
+
 def history_of(
     actions: Sequence[CampaignAction], snapshot: core.Snapshot, now: datetime
 ) -> History:
@@ -75,7 +82,7 @@ def history_of(
         if action.active:
             continue
         execution = execution_of(
-            action, "", (), now, attempts=attempts[key] - 1, policy=EXECUTION_POLICY
+            action, "", (), now, attempts=attempts[key] - 1, policy=_policy(snapshot, key[0])
         )
         if execution.status != ex.S_RETRYING:
             finished.add(key)

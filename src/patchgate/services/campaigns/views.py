@@ -11,6 +11,7 @@ from typing import Any
 
 from patchgate.domain import campaigns as core
 from patchgate.domain import executions as ex
+from patchgate.domain.campaign_timing import timing_from, timing_json
 from patchgate.domain.clock import parse_rfc3339, rfc3339
 from patchgate.domain.planning import forecast
 from patchgate.services.campaign_ports import CampaignRecord
@@ -109,6 +110,7 @@ class CampaignStatus:
             "priority_versions": list(self.priority_versions),
             "selector": dict(self.selector),
             "delivery": dict(self.delivery),
+            **self.timing_json(),
             "forecast_complete_at": rfc3339(self.forecast_complete_at),
             "deadline_at": rfc3339(self.deadline_at),
             "deadline_at_risk": self.deadline_at_risk,
@@ -116,6 +118,17 @@ class CampaignStatus:
             "warnings": list(self.warnings),
             "created_at": rfc3339(self.created_at),
             "created_by": self.created_by,
+        }
+
+    def timing_json(self) -> dict[str, Any]:
+        """``timeout``, ``retries`` (the budget in force), ``start_at``, ``end_at``."""
+        timing = timing_from(self.delivery)
+        shown = timing_json(timing)
+        return {
+            "timeout": shown["timeout"],
+            "retries": timing.max_retries,
+            "start_at": shown["start_at"],
+            "end_at": shown["end_at"],
         }
 
 
