@@ -106,6 +106,19 @@ def campaign_create(
             help='Target only devices on these versions, e.g. "<1.0.1", ">=1.0, <2.0".',
         ),
     ] = None,
+    query: Annotated[
+        str | None,
+        typer.Option(
+            "--filter",
+            metavar="QUERY",
+            help="Target the devices that match this device query at each poll, devices "
+            "registered later included (docs/device-filters.md); @NAME: a saved filter.",
+        ),
+    ] = None,
+    saved_filter: Annotated[
+        str | None,
+        typer.Option("--saved-filter", metavar="NAME", help="Target a saved filter's devices."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a draft campaign for a release."""
@@ -127,6 +140,8 @@ def campaign_create(
         groups=tuple(group or ()),
         supersedes=supersedes,
         versions=versions,
+        filter=query,
+        saved_filter=saved_filter,
     )
     _show(commands.create(app().context, release_id, options, actor=actor()), as_json)
 

@@ -41,6 +41,13 @@ class CreateOptions:
         'Target only devices on these versions, e.g. "<1.0.1", ">=1.0, <2.0".',
         max_length=MAX_TEXT,
     )
+    filter: str | None = _opt(
+        None,
+        "Target the devices that match this device query at each poll, e.g. "
+        "group==field;metadata.site==berlin (@NAME: a saved filter).",
+        max_length=4096,
+    )
+    saved_filter: str | None = _opt(None, "Target the devices of this saved filter.", max_length=64)
 
     def __post_init__(self) -> None:
         problems = [
