@@ -5,7 +5,7 @@ from __future__ import annotations
 from patchgate.services import devices as device_service
 from patchgate.services.devices import DeviceRow, saved_filters
 from tests.conftest import Env
-from tests.e2e.test_console import Console, browser, console  # noqa: F401 - fixtures
+from tests.e2e.test_console import Console, browser, console
 
 __all__ = ["browser", "console"]
 

@@ -16,6 +16,7 @@ from patchgate.services import audit
 from patchgate.services.context import Context
 from patchgate.services.device_ports import DEFAULT_TENANT, DeviceRecord
 from patchgate.services.release_ports import ReleaseRecord
+from patchgate.services.unit_of_work import UnitOfWork
 
 __all__ = [
     "release_matches",
@@ -31,6 +32,32 @@ class _Change:
     key: str
     value: str | None  # None: unset
 
+    def applied(self, current: Mapping[str, str], *, what: str) -> dict[str, str]:
+        """``current`` with this change made (refused past the bounds or for no such key)."""
+        if self.value is None:
+            return rules.without_entry(current, self.key, what=what)
+        return rules.with_entry(current, self.key, self.value)
+
+    def audit(
+        self,
+        ctx: Context,
+        uow: UnitOfWork,
+        current: Mapping[str, str],
+        *,
+        kind: str,
+        subject: str,
+        actor: str,
+    ) -> None:
+        verb = "unset" if self.value is None else "set"
+        audit.record(
+            ctx,
+            uow,
+            actor=actor,
+            action=f"{kind}.metadata.{verb}",
+            subject=subject,
+            details={"key": self.key, "value": self.value, "was": current.get(self.key)},
+        )
+
 
 def _device(
     ctx: Context, controller_id: str, change: _Change, tenant: str, actor: str
@@ -39,24 +66,10 @@ def _device(
         device = uow.devices.get(tenant, controller_id, lock=True)
         if device is None or device.removed_at is not None:
             raise NotFound(f"no device {controller_id!r}")
-        what = f"device {controller_id}"
-        if change.value is None:
-            new = rules.without_entry(device.metadata, change.key, what=what)
-        else:
-            new = rules.with_entry(device.metadata, change.key, change.value)
+        new = change.applied(device.metadata, what=f"device {controller_id}")
         uow.targeting.set_device_metadata(device.id, new)
-        audit.record(
-            ctx,
-            uow,
-            actor=actor,
-            action="device.metadata.unset" if change.value is None else "device.metadata.set",
-            subject=f"device:{tenant}/{controller_id}",
-            details={
-                "key": change.key,
-                "value": change.value,
-                "was": device.metadata.get(change.key),
-            },
-        )
+        subject = f"device:{tenant}/{controller_id}"
+        change.audit(ctx, uow, device.metadata, kind="device", subject=subject, actor=actor)
         fresh = uow.devices.get(tenant, controller_id)
         uow.commit()
     assert fresh is not None
@@ -88,24 +101,10 @@ def _release(ctx: Context, release_id: int, change: _Change, actor: str) -> Rele
         release = uow.releases.get(release_id, lock=True)
         if release is None:
             raise NotFound(f"no release {release_id}")
-        what = f"release {release_id}"
-        if change.value is None:
-            new = rules.without_entry(release.metadata, change.key, what=what)
-        else:
-            new = rules.with_entry(release.metadata, change.key, change.value)
+        new = change.applied(release.metadata, what=f"release {release_id}")
         uow.targeting.set_release_metadata(release.id, new)
-        audit.record(
-            ctx,
-            uow,
-            actor=actor,
-            action="release.metadata.unset" if change.value is None else "release.metadata.set",
-            subject=f"release:{release_id}",
-            details={
-                "key": change.key,
-                "value": change.value,
-                "was": release.metadata.get(change.key),
-            },
-        )
+        subject = f"release:{release_id}"
+        change.audit(ctx, uow, release.metadata, kind="release", subject=subject, actor=actor)
         fresh = uow.releases.get(release_id)
         uow.commit()
     assert fresh is not None

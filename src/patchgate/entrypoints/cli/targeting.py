@@ -56,12 +56,7 @@ def create(
     as_json: JsonFlag = False,
 ) -> None:
     """Save a new device query under a name (refused if the name is taken)."""
-    from patchgate.services.devices import saved_filters
-
-    made = saved_filters.create(
-        app().context, name, query, description=description, tenant=tenant, actor=actor()
-    )
-    _emit(made, as_json)
+    _store("create", name, query, description, tenant, as_json)
 
 
 def save(
@@ -72,9 +67,16 @@ def save(
     as_json: JsonFlag = False,
 ) -> None:
     """Save a device query under a name, replacing the query of that name if there is one."""
+    _store("save", name, query, description, tenant, as_json)
+
+
+def _store(
+    how: str, name: str, query: str, description: str | None, tenant: str, as_json: bool
+) -> None:
     from patchgate.services.devices import saved_filters
 
-    made = saved_filters.save(
+    command = saved_filters.create if how == "create" else saved_filters.save
+    made = command(
         app().context, name, query, description=description, tenant=tenant, actor=actor()
     )
     _emit(made, as_json)

@@ -72,6 +72,24 @@ def _find(uow: UnitOfWork, tenant: str, name: str, *, lock: bool = False) -> Sav
     return found
 
 
+def _audited(
+    ctx: Context,
+    uow: UnitOfWork,
+    action: str,
+    tenant: str,
+    name: str,
+    details: dict[str, str],
+    actor: str,
+) -> SavedFilterRecord:
+    """Audit the change in its transaction, commit, and return the filter as it is now."""
+    audit.record(
+        ctx, uow, actor=actor, action=action, subject=f"filter:{tenant}/{name}", details=details
+    )
+    record = _find(uow, tenant, name)
+    uow.commit()
+    return record
+
+
 def create(
     ctx: Context,
     name: str,
@@ -90,17 +108,8 @@ def create(
             raise Conflict(f"saved filter {name!r} exists; update it instead")
         new = NewSavedFilter(_tenant_id(uow, tenant), name, canonical, text, actor)
         uow.targeting.add_saved_filter(new, ctx.clock())
-        audit.record(
-            ctx,
-            uow,
-            actor=actor,
-            action="filter.create",
-            subject=f"filter:{tenant}/{name}",
-            details={"query": canonical, "description": text},
-        )
-        record = _find(uow, tenant, name)
-        uow.commit()
-    return record
+        details = {"query": canonical, "description": text}
+        return _audited(ctx, uow, "filter.create", tenant, name, details, actor)
 
 
 def update(
@@ -122,17 +131,8 @@ def update(
         uow.targeting.update_saved_filter(
             found.id, query=new_query, description=text, actor=actor, now=ctx.clock()
         )
-        audit.record(
-            ctx,
-            uow,
-            actor=actor,
-            action="filter.update",
-            subject=f"filter:{tenant}/{name}",
-            details={"query": new_query, "was": found.query, "description": text},
-        )
-        record = _find(uow, tenant, name)
-        uow.commit()
-    return record
+        details = {"query": new_query, "was": found.query, "description": text}
+        return _audited(ctx, uow, "filter.update", tenant, name, details, actor)
 
 
 def save(
