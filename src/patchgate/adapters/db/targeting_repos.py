@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, null, select, update
 from sqlalchemy.orm import Session
 
 from patchgate.adapters.db.models import Device, Release, SavedFilter, Tenant
@@ -82,10 +82,14 @@ class SqlTargetingRepository(p.TargetingRepository):
 
     def set_device_metadata(self, device_id: int, metadata: Mapping[str, str]) -> None:
         self.session.execute(
-            update(Device).where(Device.id == device_id).values(meta=dict(metadata) or None)
+            update(Device)
+            .where(Device.id == device_id)
+            .values(meta=dict(metadata) if metadata else null())
         )
 
     def set_release_metadata(self, release_id: int, metadata: Mapping[str, str]) -> None:
         self.session.execute(
-            update(Release).where(Release.id == release_id).values(meta=dict(metadata) or None)
+            update(Release)
+            .where(Release.id == release_id)
+            .values(meta=dict(metadata) if metadata else null())
         )

@@ -237,7 +237,7 @@ class PollEngine:
         rec = uow.campaigns.get(plan.id, lock=rate is not None, share=rate is None)
         if rec is None or rec.state != plan.state:
             return False  # the campaign moved since the snapshot: the next poll decides anew
-        if plan.selector.query is not None and not still_selected(plan, device, now):
+        if offer.kind != "revert" and not still_selected(plan, device, now):
             return False  # changed since the poll's read: it no longer matches the query
         history = history_of(
             uow.campaigns.device_actions(device.id, limit=HISTORY_ACTIONS), snapshot, now
@@ -261,9 +261,11 @@ class PollEngine:
 
 
 def still_selected(plan: core.CampaignPlan, device: DeviceRecord, now: datetime) -> bool:
-    """Whether the campaign's device query selects the device as its locked record
-    stands (its groups or metadata may have changed since the poll read its row)."""
-    assert plan.selector.query is not None
+    """Whether the campaign's device query (if it has one) selects the device as its
+    locked record stands (its groups or metadata may have changed since the poll read its
+    row). A revert offer is not subject to it: it goes to whoever runs the bad release."""
+    if plan.selector.query is None:
+        return True
     facts = core.DeviceFacts(
         device.controller_id,
         plan.selector.product,
