@@ -13,8 +13,8 @@ from patchgate.services.campaigns.poll import StoredJson
 from tests.unit.test_campaigns import T0, device, make_plan
 
 
-def _on(query: str, **kwargs: object) -> c.Snapshot:
-    plan = make_plan(stage=len(make_plan().stages) - 1, **kwargs)
+def _on(query: str) -> c.Snapshot:
+    plan = make_plan(stage=len(make_plan().stages) - 1)
     selector = replace(plan.selector, query=filters.parse(query))
     return c.Snapshot.build(1, [replace(plan, selector=selector)])
 
