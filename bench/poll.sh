@@ -3,7 +3,8 @@
 # ASGI app on the same server software answering a constant poll reply.
 # usage: bench/poll.sh [PORT=18060] [N_DEVICES=1000] [DURATION=15s] [RUNS=3]
 # Env: PATCHGATE_DATABASE_URL to bench on PostgreSQL (default: SQLite in a fresh data dir);
-#      PENDING=1 to give every device an open action first (the poll then links deploymentBase).
+#      PENDING=1 to give every device an open action first (the poll then links deploymentBase);
+#      FILTER=QUERY to run a campaign on that device query first (bench/filter_campaign.py).
 # Generated files go to ${PATCHGATE_BENCH_WORKDIR:-${TMPDIR:-/tmp}/patchgate-bench}.
 set -euo pipefail
 PORT="${1:-18060}"; N="${2:-1000}"; DUR="${3:-15s}"; RUNS="${4:-3}"
@@ -47,6 +48,7 @@ for i in range(int(sys.argv[1])):
 print(f"assigned release {rid} to {sys.argv[1]} devices")
 PY
 fi
+if [ -n "${FILTER:-}" ]; then "$ROOT/.venv/bin/python" "$HERE/filter_campaign.py" "$FILTER" >&2; fi
 export GATEWAY_TOKEN="$("$PG" ddi gateway-token --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
 
 "$PG" serve --port "$PORT" > "$RES/server.log" 2>&1 &
@@ -104,6 +106,8 @@ for tag in ("P", "C"):
                 statistics.median(r[2] for r in rows), sum(r[3] for r in rows))
 p, c = out["P"], out["C"]
 pending = " with an action pending for every device" if __import__("os").environ.get("PENDING") == "1" else ""
+if __import__("os").environ.get("FILTER"):
+    pending += f" with a running campaign on {__import__('os').environ['FILTER']!r}"
 print(f"SUMMARY patchgate ({db}{pending}, granian 1 worker, {n} devices round-robin, wrk -t1 -c50 -d{dur} x{runs}): "
       f"median {p[0]:.0f} polls/s, p50 {p[1]:.2f} ms, p99 {p[2]:.2f} ms, non-2xx {p[3]}; "
       f"ceiling {c[0]:.0f} req/s (p99 {c[2]:.2f} ms); share of ceiling {100 * p[0] / c[0]:.0f}%")

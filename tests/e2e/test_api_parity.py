@@ -93,6 +93,18 @@ ROUTES: dict[str, tuple[str, ...] | str] = {
     "techfile export": "writes a folder on the machine it runs on (its figures: the GET routes)",
     "notify list": ("GET /notifications",),
     "notify run": ("POST /notifications/run",),
+    "filter create": ("POST /filters",),
+    "filter save": ("PUT /filters/{name}",),
+    "filter update": ("PATCH /filters/{name}",),
+    "filter list": ("GET /filters",),
+    "filter show": ("GET /filters/{name}",),
+    "filter delete": ("DELETE /filters/{name}",),
+    "device meta set": ("PUT /devices/{controller_id}/metadata/{key}",),
+    "device meta unset": ("DELETE /devices/{controller_id}/metadata/{key}",),
+    "device meta list": ("GET /devices/{controller_id}/metadata",),
+    "release meta set": ("PUT /releases/{release_id}/metadata/{key}",),
+    "release meta unset": ("DELETE /releases/{release_id}/metadata/{key}",),
+    "release meta list": ("GET /releases/{release_id}/metadata",),
 }
 
 

@@ -39,7 +39,7 @@ def test_a_malformed_query_names_the_position_and_lists_nothing(env: Env) -> Non
     assert bad.stdout == ""
     assert bad.stderr.strip() == (
         "error: filter: unknown field 'colour' at position 10 "
-        "(fields: id, group, hardware, version, last_seen, attribute.NAME)"
+        "(fields: id, group, hardware, version, last_seen, attribute.NAME, metadata.KEY)"
     )
 
 

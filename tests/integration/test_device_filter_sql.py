@@ -34,6 +34,7 @@ class Facts:
     installed_version: str | None
     attributes: Mapping[str, object]
     last_seen: datetime | None
+    metadata: Mapping[str, object]
 
 
 def _fleet(env: Env) -> list[Facts]:
@@ -52,7 +53,9 @@ def _fleet(env: Env) -> list[Facts]:
             slots = rng.choice(["ab", "single", "AB", "5%_off", "5%xoff"])
             attrs = {"slots": slots} if i % 3 else {}
             seen = BASE + timedelta(hours=rng.randint(0, 400)) if i % 4 else None
-            values: dict[str, object] = {"attributes": attrs, "last_seen": seen}
+            site = rng.choice(["berlin", "Berlin", "paris", "5%_x"])
+            meta = {"site": site, "ring": str(i % 3)} if i % 5 else None
+            values: dict[str, object] = {"attributes": attrs, "last_seen": seen, "meta": meta}
             if i % 7 == 0:  # a version a device reported that cannot be ordered
                 values["installed_version"] = "banana"
             session.execute(update(Device).where(Device.controller_id == cid).values(**values))
@@ -72,6 +75,7 @@ def _read_back(env: Env) -> list[Facts]:
                 d.installed_version,
                 d.attributes,
                 as_utc(d.last_seen) if d.last_seen else None,
+                d.meta or {},
             )
             for d in session.scalars(select(Device))
         ]
@@ -122,6 +126,17 @@ QUERIES = [
     "last_seen=is=null",
     "group==qa;version<2,hardware==demo-gw-2",
     "(group==qa,group==internal);attribute.slots!=single",
+    "metadata.site==berlin",
+    "metadata.site==ber*",
+    "metadata.site!=berlin",
+    "metadata.site=is=null",
+    "metadata.site=not=null",
+    "metadata.site=in=(paris,5%_x)",
+    "metadata.site=out=(paris)",
+    "metadata.site==5%_*",
+    "metadata.ring>=1",
+    "metadata.missing!=x",
+    "metadata.site==berlin;group==qa,metadata.ring==2",
 ]
 
 

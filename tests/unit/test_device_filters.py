@@ -21,6 +21,7 @@ class Dev:
     installed_version: str | None = "1.9.0"
     attributes: Mapping[str, object] = field(default_factory=lambda: {"slots": "ab"})
     last_seen: datetime | None = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    metadata: Mapping[str, object] = field(default_factory=lambda: {"site": "berlin"})
 
 
 def sel(query: str, device: Dev | None = None) -> bool:
@@ -68,6 +69,14 @@ def sel(query: str, device: Dev | None = None) -> bool:
         ("attribute.missing==ab", False),
         ("attribute.missing=is=null", True),
         ("attribute.slots=in=(a,ab)", True),
+        ("metadata.site==berlin", True),
+        ("metadata.site==ber*", True),
+        ("metadata.site!=berlin", False),
+        ("metadata.site=out=(paris)", True),
+        ("metadata.slots==ab", False),
+        ("metadata.missing=is=null", True),
+        ("metadata.site=not=null", True),
+        ("attribute.site==berlin", False),
         ("last_seen<2026-11-21T00:00:00Z", True),
         ("last_seen>2026-11-21T00:00:00Z", False),
         ("last_seen==2026-11-20T12:00:00Z", True),
@@ -121,6 +130,8 @@ def test_quoted_values_keep_reserved_characters() -> None:
         ("", "empty query"),
         ("group==", "a value at position 7"),
         ("colour==red", "unknown field 'colour' at position 0"),
+        ("group==qa;meta.site==x", "unknown field 'meta.site' at position 10"),
+        ("metadata==x", "unknown field 'metadata' at position 0"),
         ("id==a;;id==b", "a field name"),
         ("id~a", "an operator (==, !="),
         ("id=like=a", "a known operator"),
@@ -153,7 +164,7 @@ _keys = st.from_regex(r"[A-Za-z_][A-Za-z0-9_\-]{0,6}", fullmatch=True)
 
 def _comparisons() -> st.SearchStrategy[q.Comparison]:
     plain = st.sampled_from(["id", "hardware"]).map(q.Field)
-    attr = _keys.map(lambda k: q.Field("attribute", k))
+    attr = st.builds(q.Field, st.sampled_from(["attribute", "metadata"]), _keys)
     texts = st.one_of(plain, attr)
     equality = st.builds(
         lambda f, op, v: q.Comparison(f, op, (v,)),
@@ -201,3 +212,31 @@ def test_printing_does_not_change_what_a_query_selects(
 ) -> None:
     device = Dev(hardware=hardware, installed_version=version, attributes={"a": "1"})
     assert q.matches(q.parse(q.render(tree)), device) == q.matches(tree, device)
+
+
+# ---- operator metadata (domain.metadata) ---------------------------------------------------
+
+
+def test_metadata_keys_and_values_are_bounded() -> None:
+    from patchgate.domain import metadata as m
+    from patchgate.domain.errors import InvalidInput, NotFound
+
+    assert m.with_entry({}, "site", "berlin") == {"site": "berlin"}
+    assert m.with_entry({"site": "a"}, "site", "b") == {"site": "b"}
+    for key in ("", "9lives", "with space", "a=b", "k" * 129):
+        with pytest.raises(InvalidInput):
+            m.with_entry({}, key, "x")
+    with pytest.raises(InvalidInput, match="longer than 4000"):
+        m.with_entry({}, "note", "x" * 4001)
+    with pytest.raises(InvalidInput, match=r"control character \(U\+000A\) at position 3"):
+        m.with_entry({}, "note", "one\ntwo")
+    full = {f"k{i}": "v" for i in range(m.MAX_ENTRIES)}
+    with pytest.raises(InvalidInput, match="at most 100 keys"):
+        m.with_entry(full, "one_more", "v")
+    assert m.with_entry(full, "k0", "changed")["k0"] == "changed"  # a change is no new key
+    assert m.without_entry({"a": "1", "b": "2"}, "a", what="device x") == {"b": "2"}
+    with pytest.raises(NotFound, match="device x has no metadata key 'c'"):
+        m.without_entry({"a": "1"}, "c", what="device x")
+    assert m.parse_pair("approved=yes=really") == ("approved", "yes=really")
+    with pytest.raises(InvalidInput, match="not KEY=VALUE"):
+        m.parse_pair("approved")

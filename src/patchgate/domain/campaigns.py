@@ -22,9 +22,10 @@ in the order applied (each no-offer answer names its rule in ``Decision.reason``
    A ``completed`` rollout keeps offering its release to stragglers its last stage admits
    (devices offline during the campaign still get the fix).
 4. **Target.** Product, hardware (the release's models and the selector's), groups (any
-   of the selector's), installed-version range; never the version already installed; never
-   a release below the device's security floor; never a campaign the device already
-   finished (succeeded, failed, reverted, timed out or cancelled).
+   of the selector's), installed-version range, the device query if the campaign has one
+   (:mod:`filters`, evaluated on the device as this poll reads it); never the version
+   already installed; never a release below the device's security floor; never a
+   campaign the device already finished (succeeded, failed, reverted, timed out or cancelled).
 5. **Stage.** The device's first admitting stage (:mod:`cohorts`) is at or below the
    current stage. Roll-forward: devices on a superseded halted release (``priority``)
    are admitted from the first stage.
@@ -47,6 +48,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Final
+
+from patchgate.domain import filters
 
 # The state machine, re-exported: callers import the whole campaign core from here.
 from patchgate.domain.campaign_states import (  # noqa: F401 - re-exported
@@ -128,12 +131,13 @@ def release_problems(release: ReleaseRef, *, signed: bool, artifacts: int) -> li
 @dataclass(frozen=True, slots=True)
 class Selector:
     """Which devices a campaign targets: product, hardware models, groups (any of them),
-    installed-version range. Empty fields do not restrict."""
+    installed-version range, device query. Empty fields do not restrict."""
 
     product: str
     hardware: frozenset[str] = frozenset()
     groups: frozenset[str] = frozenset()
     versions: VersionRange | None = None  # None: any version, even an unknown one
+    query: filters.Expression | None = None
 
     def matches(self, device: DeviceFacts) -> bool:
         """Whether ``device`` is targeted (rule 4, apart from the release's own checks)."""
@@ -143,7 +147,9 @@ class Selector:
             return False
         if self.groups and self.groups.isdisjoint(device.groups):
             return False
-        return self.versions is None or self.versions.contains(device.installed_version)
+        if self.versions is not None and not self.versions.contains(device.installed_version):
+            return False
+        return self.query is None or filters.matches(self.query, device)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,11 +236,15 @@ def open_action_of(
     )
 
 
+_NO_VALUES: Final[Mapping[str, object]] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceFacts:
     """What the poll knows of the device from its row (one indexed read).
     ``finished_campaigns`` and ``finished_reverts`` are the campaigns whose rollout,
-    respectively revert, execution on this device has ended (any terminal status)."""
+    respectively revert, execution on this device has ended (any terminal status).
+    ``attributes``, ``metadata`` and ``last_seen`` are read only by a device query."""
 
     device_id: str
     product: str | None
@@ -245,6 +255,14 @@ class DeviceFacts:
     open_action: OpenAction | None = None
     finished_campaigns: frozenset[int] = frozenset()
     finished_reverts: frozenset[int] = frozenset()
+    attributes: Mapping[str, object] = field(default_factory=lambda: _NO_VALUES)
+    metadata: Mapping[str, object] = field(default_factory=lambda: _NO_VALUES)
+    last_seen: datetime | None = None
+
+    @property
+    def controller_id(self) -> str:
+        """The device's ID under the device-query name (:class:`filters.DeviceFacts`)."""
+        return self.device_id
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ a ``*`` in the value is a wildcard for any run of characters.
 
 Fields (case-insensitive; hawkBit's own names accepted as aliases): ``id``
 (``controllerid``), ``group`` (``tag``), ``hardware``, ``version`` (``installedds.version``),
-``attribute.NAME`` (what the device reported in configData) and ``last_seen``
+``attribute.NAME`` (what the device reported in configData), ``metadata.KEY`` (what an
+operator set on it, docs/device-filters.md "Metadata") and ``last_seen``
 (``lastcontrollerrequestat``).
 ``version`` orders by ``patchgate.domain.versions.version_key`` (``1.10 > 1.9``);
 ``last_seen`` takes RFC 3339 or epoch milliseconds, as hawkBit does. ``=is=null`` and
@@ -23,14 +24,15 @@ Fields (case-insensitive; hawkBit's own names accepted as aliases): ``id``
 
 This module parses (``parse``), prints back in canonical form (``render``, so
 ``parse(render(q)) == q``) and evaluates a query against one device's facts
-(``matches``): the campaign engine evaluates a campaign's filter at each poll with it,
-and the database adapter compiles the same tree to SQL for listings.
+(``matches``): the campaign engine evaluates a campaign's filter with it at each poll,
+against the device's row as the poll read it, and the database adapter compiles the same
+tree to SQL for listings and for the campaign's targeted fleet.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -52,6 +54,7 @@ __all__ = [
     "parse",
     "quote",
     "render",
+    "wildcard_match",
     "wildcard_parts",
 ]
 
@@ -62,7 +65,7 @@ _LIST_OPERATORS = frozenset({"=in=", "=out="})
 _ORDERING = frozenset({"<", "<=", ">", ">="})
 _NULL_OPERATORS = frozenset({"=is=", "=not="})
 
-FIELDS = ("id", "group", "hardware", "version", "last_seen", "attribute.NAME")
+FIELDS = ("id", "group", "hardware", "version", "last_seen", "attribute.NAME", "metadata.KEY")
 _FIELD_ALIASES = {
     "id": "id",
     "controllerid": "id",
@@ -74,7 +77,7 @@ _FIELD_ALIASES = {
     "last_seen": "last_seen",
     "lastcontrollerrequestat": "last_seen",
 }
-_KEYED = ("attribute",)
+_KEYED = ("attribute", "metadata")
 
 # RSQL's reserved characters: a bare value may contain none of them.
 _RESERVED = frozenset("\"'();,=!~<> \t\r\n")
@@ -98,7 +101,8 @@ class FilterError(InvalidInput):
 
 @dataclass(frozen=True)
 class Field:
-    """A field of the device; ``key`` is the attribute's name for ``attribute.NAME``."""
+    """A field of the device; ``key`` is the attribute's name for ``attribute.NAME`` and the
+    metadata key for ``metadata.KEY``."""
 
     name: str
     key: str | None = None
@@ -133,13 +137,15 @@ class DeviceFacts(Protocol):
     @property
     def controller_id(self) -> str: ...
     @property
-    def groups(self) -> Sequence[str]: ...
+    def groups(self) -> Collection[str]: ...
     @property
     def hardware(self) -> str | None: ...
     @property
     def installed_version(self) -> str | None: ...
     @property
     def attributes(self) -> Mapping[str, object]: ...
+    @property
+    def metadata(self) -> Mapping[str, object]: ...
     @property
     def last_seen(self) -> datetime | None: ...
 
@@ -375,7 +381,8 @@ def wildcard_parts(value: str) -> list[str] | None:
     return value.split("*") if "*" in value else None
 
 
-def _like(text: str, value: str) -> bool:
+def wildcard_match(text: str, value: str) -> bool:
+    """Whether ``text`` equals ``value``, where ``*`` in ``value`` is any run of characters."""
     parts = wildcard_parts(value)
     if parts is None:
         return text == value
@@ -392,7 +399,8 @@ def _read(field: Field, device: DeviceFacts) -> str | datetime | None:
         return device.installed_version
     if field.name == "last_seen":
         return device.last_seen
-    raw = device.attributes.get(field.key or "")
+    source = device.metadata if field.name == "metadata" else device.attributes
+    raw = source.get(field.key or "")
     return None if raw is None else str(raw)
 
 
@@ -420,13 +428,12 @@ _ORDER_TEST = {
 def _equal(field: Field, have: str | datetime, want: str) -> bool:
     if isinstance(have, datetime):
         return have == instant(want)
-    return _like(have, want)
+    return wildcard_match(have, want)
 
 
 def _compare(c: Comparison, device: DeviceFacts) -> bool:
     if c.field.name == "group":
-        groups = list(device.groups)
-        hit = any(_like(g, v) for g in groups for v in c.values)
+        hit = any(wildcard_match(g, v) for g in device.groups for v in c.values)
         return hit if c.operator in ("==", "=in=") else not hit
     have = _read(c.field, device)
     if c.operator in _NULL_OPERATORS:

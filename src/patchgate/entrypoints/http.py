@@ -26,6 +26,7 @@ from patchgate.entrypoints.api import devices as api_devices
 from patchgate.entrypoints.api import notifications as api_notifications
 from patchgate.entrypoints.api import openapi as api_openapi
 from patchgate.entrypoints.api import releases as api_releases
+from patchgate.entrypoints.api import targeting as api_targeting
 from patchgate.entrypoints.api import vulns as api_vulns
 from patchgate.entrypoints.campaign_timer import CampaignTimer
 from patchgate.entrypoints.console.app import create_console
@@ -107,6 +108,7 @@ def create_app(app: App | None = None) -> Any:
     api.include_router(api_advisories.router, prefix=API_PREFIX)
     api.include_router(api_compliance.router, prefix=API_PREFIX)
     api.include_router(api_notifications.router, prefix=API_PREFIX)
+    api.include_router(api_targeting.router, prefix=API_PREFIX)
     api.include_router(web_csaf.router)
     api_openapi.install(api, API_PREFIX)
     api_openapi.serve_docs(api, f"{API_PREFIX}/docs")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Final
+
+from patchgate.domain import filters
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,10 @@ class FleetDevice:
     installed_version: str | None
     groups: tuple[str, ...]
     tenant: str = "DEFAULT"
+    # Read only for a campaign with a device query (``scan_devices(query=…)``).
+    attributes: Mapping[str, object] = field(default_factory=dict)
+    metadata: Mapping[str, object] = field(default_factory=dict)
+    last_seen: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -196,9 +202,17 @@ class CampaignRepository(abc.ABC):
 
     @abc.abstractmethod
     def scan_devices(
-        self, *, after_id: int, limit: int, hardware: Collection[str] | None
+        self,
+        *,
+        after_id: int,
+        limit: int,
+        hardware: Collection[str] | None,
+        query: filters.Expression | None = None,
     ) -> Sequence[FleetDevice]:
-        """A batch of devices by id (``hardware``: only these models, None: any)."""
+        """A batch of devices by id (``hardware``: only these models, None: any). With a
+        device ``query``, the batch holds at least the devices it selects (a superset
+        where SQL cannot say it exactly), with their attributes, metadata and last-seen;
+        ``limit`` counts the rows read, so a short batch is the end."""
 
     @abc.abstractmethod
     def known_groups(self) -> set[str]:

@@ -38,6 +38,7 @@ class DeviceRecord:
     auto_confirm_remark: str | None = None
     auto_confirm_at: datetime | None = None
     removed_at: datetime | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,10 @@ class DeviceAuthRow:
     action_release_id: int | None = None
     action_campaign_id: int | None = None
     action_window_start: datetime | None = None
+    # The device's attributes and operator metadata as stored JSON text (None: none), for
+    # a campaign's device query (docs/device-filters.md "Campaigns on a filter").
+    attributes_json: str | None = None
+    metadata_json: str | None = None
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,8 @@ class ReleaseRecord:
     fixes: tuple[str, ...] = ()
     native_checks: Mapping[str, NativeCheck] = field(default_factory=dict)
     """What the native-signature check found, by artifact file name."""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """Operator metadata (docs/device-filters.md "Metadata")."""
 
 
 @dataclass(frozen=True)

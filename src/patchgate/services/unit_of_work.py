@@ -18,6 +18,7 @@ from patchgate.services import (
     ports,
     release_ports,
     session_ports,
+    targeting_ports,
     vulnerability_ports,
 )
 from patchgate.services.advisories import ports as advisory_ports
@@ -42,6 +43,7 @@ class UnitOfWork(abc.ABC):
     notices: notice_ports.NoticeOutbox
     sessions: session_ports.SessionRepository
     fleet: fleet_ports.FleetQueries
+    targeting: targeting_ports.TargetingRepository
 
     def __enter__(self) -> UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from patchgate.adapters.db.device_filters import compile_filter
 from patchgate.adapters.db.models import (
     Action,
     ActionEvent,
@@ -19,6 +20,7 @@ from patchgate.adapters.db.models import (
     Tenant,
 )
 from patchgate.adapters.db.models.devices import HealthReport
+from patchgate.domain import filters
 from patchgate.domain.clock import as_utc
 from patchgate.services import campaign_ports as p
 
@@ -32,6 +34,20 @@ def _value(value: Any) -> Any:
 
 def _record(row: Campaign) -> p.CampaignRecord:
     return p.CampaignRecord(**{name: _value(getattr(row, name)) for name in _COLUMNS})
+
+
+def _fleet_device(r: Any) -> p.FleetDevice:
+    device = p.FleetDevice(
+        r.id, r.controller_id, r.hardware, r.installed_version, tuple(r[4] or ()), r[5]
+    )
+    if len(r) == 6:
+        return device
+    return replace(
+        device,
+        attributes=dict(r[6] or {}),
+        metadata=dict(r[7] or {}),
+        last_seen=as_utc(r[8]) if r[8] is not None else None,
+    )
 
 
 class SqlCampaignRepository(p.CampaignRepository):
@@ -77,9 +93,15 @@ class SqlCampaignRepository(p.CampaignRepository):
             )
 
     def scan_devices(
-        self, *, after_id: int, limit: int, hardware: Collection[str] | None
+        self,
+        *,
+        after_id: int,
+        limit: int,
+        hardware: Collection[str] | None,
+        query: filters.Expression | None = None,
     ) -> Sequence[p.FleetDevice]:
-        query = (
+        detail = (Device.attributes, Device.meta, Device.last_seen) if query is not None else ()
+        statement = (
             select(
                 Device.id,
                 Device.controller_id,
@@ -87,6 +109,7 @@ class SqlCampaignRepository(p.CampaignRepository):
                 Device.installed_version,
                 Device.group_names,
                 Tenant.name,
+                *detail,
             )
             .join(Tenant, Tenant.id == Device.tenant_id)
             .where(Device.id > after_id, Device.removed_at.is_(None))
@@ -94,13 +117,12 @@ class SqlCampaignRepository(p.CampaignRepository):
             .limit(limit)
         )
         if hardware is not None:
-            query = query.where(Device.hardware.in_(list(hardware)))
-        return [
-            p.FleetDevice(
-                r.id, r.controller_id, r.hardware, r.installed_version, tuple(r[4] or ()), r[5]
-            )
-            for r in self.session.execute(query)
-        ]
+            statement = statement.where(Device.hardware.in_(list(hardware)))
+        if query is not None:
+            # The query's SQL condition (a superset where it cannot be exact); the caller
+            # keeps the devices the rule itself selects (docs/device-filters.md).
+            statement = statement.where(compile_filter(query).where)
+        return [_fleet_device(r) for r in self.session.execute(statement)]
 
     def known_groups(self) -> set[str]:
         return set(self.session.execute(select(DeviceGroup.name).distinct()).scalars())

@@ -58,8 +58,10 @@ def _column(field: q.Field) -> SQLColumnExpression[str | None]:
         return Device.hardware
     if field.name == "version":
         return Device.installed_version
-    # attribute.NAME: the reported value as text on both backends (JSON ->> / json_extract).
-    reported: SQLColumnExpression[str | None] = Device.attributes[field.key or ""].as_string()
+    # attribute.NAME / metadata.KEY: the value as text on both backends (JSON ->> /
+    # json_extract); a device without metadata holds SQL NULL, which reads as no value.
+    document = Device.meta if field.name == "metadata" else Device.attributes
+    reported: SQLColumnExpression[str | None] = document[field.key or ""].as_string()
     return reported
 
 

@@ -57,6 +57,7 @@ def _device(row: Device, tenant: str) -> p.DeviceRecord:
         auto_confirm_remark=row.auto_confirm_remark,
         auto_confirm_at=as_utc(row.auto_confirm_at) if row.auto_confirm_at else None,
         removed_at=as_utc(row.removed_at) if row.removed_at else None,
+        metadata=dict(row.meta or {}),
     )
 
 

@@ -11,7 +11,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine, Text, bindparam, cast, select
 
 from patchgate.adapters.db.models import Action, Device, StateVersion, Tenant
 from patchgate.domain.clock import as_utc
@@ -40,6 +40,11 @@ ROW_COLUMNS = (
     Action.release_id.label("action_release_id"),
     Action.campaign_id.label("action_campaign_id"),
     Action.window_start.label("action_window_start"),
+    # What a campaign's device query may read beyond the columns above, as the stored JSON
+    # text: parsed only when a query reads an attribute or a metadata key
+    # (docs/device-filters.md "Campaigns on a filter").
+    cast(Device.attributes, Text).label("attributes_json"),
+    cast(Device.meta, Text).label("metadata_json"),
 )
 
 
@@ -101,7 +106,7 @@ def auth_row(row: Any) -> p.DeviceAuthRow | None:
     (sv, tenant_id, tenant, anonymous, gateway, device_id, controller_id, token_hash,
      hardware, version, groups, installed_action, config_requested,
      auto_confirm, last_seen, action_id, action_status, action_release,
-     action_campaign, window_start) = row  # fmt: skip
+     action_campaign, window_start, attributes_json, metadata_json) = row  # fmt: skip
     return p.DeviceAuthRow(
         state_version=int(sv or 0),
         tenant_id=tenant_id,
@@ -123,6 +128,8 @@ def auth_row(row: Any) -> p.DeviceAuthRow | None:
         action_release_id=action_release,
         action_campaign_id=action_campaign,
         action_window_start=_datetime(window_start),
+        attributes_json=attributes_json,
+        metadata_json=metadata_json,
     )
 
 

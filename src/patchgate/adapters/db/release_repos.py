@@ -116,6 +116,7 @@ class SqlReleaseRepository(ReleaseRepository):
                 artifacts=tuple(artifacts.get(row.id, ())),
                 fixes=tuple(fixes.get(row.id, ())),
                 native_checks=_native_checks(row.flags or {}),
+                metadata=dict(row.meta or {}),
             )
             for row in rows
         ]

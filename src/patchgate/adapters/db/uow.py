@@ -15,6 +15,7 @@ from patchgate.adapters.db import (
     notice_repos,
     release_repos,
     session_repos,
+    targeting_repos,
     vulnerability_repos,
 )
 from patchgate.services.unit_of_work import UnitOfWork
@@ -45,6 +46,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.notices = notice_repos.SqlNoticeOutbox(self.session)
         self.sessions = session_repos.SqlSessionRepository(self.session)
         self.fleet = fleet_queries.SqlFleetQueries(self.session)
+        self.targeting = targeting_repos.SqlTargetingRepository(self.session)
         return self
 
     def __exit__(

@@ -9,9 +9,9 @@ copies it into place.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -123,9 +123,17 @@ async def create_release(request: Request, caller: ReleaseManager) -> dict[str, 
 
 
 @router.get("/releases")
-def list_releases(caller: Viewer, product: str | None = None) -> dict[str, Any]:
+def list_releases(
+    caller: Viewer,
+    product: str | None = None,
+    metadata: Annotated[
+        list[str] | None,
+        Query(description="KEY=VALUE: only releases whose metadata KEY is VALUE (* a wildcard)"),
+    ] = None,
+) -> dict[str, Any]:
     """Releases, newest first."""
-    return present.release_list_json(views.release_list(caller.ctx, product=product))
+    listing = views.release_list(caller.ctx, product=product, metadata=metadata or ())
+    return present.release_list_json(listing)
 
 
 @router.get("/releases/{release_id}")

@@ -128,6 +128,19 @@ def campaign_create(
         str | None,
         typer.Option("--end-at", help="Stop at this ISO 8601 time (installs in flight finish)."),
     ] = None,
+    query: Annotated[
+        str | None,
+        typer.Option(
+            "--filter",
+            metavar="QUERY",
+            help="Target the devices that match this device query at each poll, devices "
+            "registered later included (docs/device-filters.md); @NAME: a saved filter.",
+        ),
+    ] = None,
+    saved_filter: Annotated[
+        str | None,
+        typer.Option("--saved-filter", metavar="NAME", help="Target a saved filter's devices."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a draft campaign for a release."""
@@ -154,6 +167,8 @@ def campaign_create(
         retries=retries,
         start_at=start_at,
         end_at=end_at,
+        filter=query,
+        saved_filter=saved_filter,
     )
     _show(commands.create(app().context, release_id, options, actor=actor()), as_json)
 

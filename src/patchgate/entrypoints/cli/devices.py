@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from patchgate.entrypoints.cli.common import actor, app, emit_json, emit_lines, read_text_file
+from patchgate.entrypoints.cli.targeting import metadata_commands
 from patchgate.services.device_ports import DEFAULT_TENANT
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
@@ -28,6 +29,7 @@ def register(cli: typer.Typer) -> None:
     dev.command("rotate-token")(rotate_token)
     dev.command("assign")(assign)
     dev.command("cancel")(cancel)
+    dev.add_typer(metadata_commands("device"), name="meta")
     cli.add_typer(dev, name="device")
     ten = typer.Typer(help="Device API settings of a tenant.", no_args_is_help=True)
     ten.command("gateway-token")(gateway_token)
@@ -94,7 +96,7 @@ def list_(
             "--filter",
             metavar="QUERY",
             help="Only devices matching a hawkBit target-filter query, e.g. "
-            "'group==qa;version<1.4' (docs/device-filters.md).",
+            "'group==qa;version<1.4' (docs/device-filters.md); @NAME: a saved filter.",
         ),
     ] = None,
     tenant: Tenant = DEFAULT_TENANT,
@@ -108,9 +110,11 @@ def list_(
     from patchgate.services import devices as device_service
 
     if query is not None:
-        from patchgate.domain import filters
+        from patchgate.services.devices import saved_filters
 
-        filters.parse(query)  # a malformed query: exit 2 naming the position, before output
+        # A malformed query or an unknown saved filter: exit 2 naming it, before output.
+        resolved = saved_filters.resolve(app().context, query, tenant=tenant)
+        query = resolved.query if resolved is not None else None
     pages = _pages(device_service, tenant, group, query)
     if as_json:
         # One JSON object, written as the pages arrive: the fleet is never all in memory.

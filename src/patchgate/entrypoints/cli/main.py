@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "device": ("devices", "Devices: provisioning, groups and tags, actions."),
     "ddi": ("devices", "Device API settings of a tenant."),
     "campaign": ("campaigns", "Campaigns: phased rollouts with health gates."),
+    "filter": ("targeting", "Saved device queries (hawkBit target filters)."),
     "simulate": (
         "sim",
         "Simulate a campaign on a virtual fleet and report blast radius, bricked devices, "

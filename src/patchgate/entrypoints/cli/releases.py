@@ -22,6 +22,7 @@ from rich.progress import (
 
 from patchgate.domain.errors import InvalidInput, TooLarge
 from patchgate.entrypoints.cli.common import actor, app, emit_json, read_text_file
+from patchgate.entrypoints.cli.targeting import metadata_commands
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 CHUNK = 1024 * 1024
@@ -35,6 +36,7 @@ def register(cli: typer.Typer) -> None:
     rel.command("show")(release_show)
     rel.command("withdraw")(release_withdraw)
     rel.command("sign")(release_sign)
+    rel.add_typer(metadata_commands("release"), name="meta")
     cli.add_typer(rel, name="release")
     keys = typer.Typer(help="TUF keys and metadata.", no_args_is_help=True)
     keys.command("init")(keys_init)
@@ -145,13 +147,21 @@ def release_create(
 
 def release_list(
     product: Annotated[str | None, typer.Option(help="Only this product.")] = None,
+    metadata: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metadata",
+            metavar="KEY=VALUE",
+            help="Only releases whose metadata KEY is VALUE (* a wildcard; repeatable).",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List releases, newest first."""
     from patchgate.entrypoints.presenters import releases as present
     from patchgate.services.releases import views
 
-    listing = views.release_list(app().context, product=product)
+    listing = views.release_list(app().context, product=product, metadata=metadata or ())
     if as_json:
         emit_json(present.release_list_json(listing))
     else:

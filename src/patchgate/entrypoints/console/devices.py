@@ -11,10 +11,11 @@ from fastapi.responses import HTMLResponse
 
 from patchgate.domain import filters
 from patchgate.domain.checklist import support_ends_at
-from patchgate.domain.errors import InvalidInput
+from patchgate.domain.errors import InvalidInput, PatchgateError
 from patchgate.domain.policy import Policy
 from patchgate.entrypoints.console import base, charts, views
 from patchgate.services import devices as device_service
+from patchgate.services.devices import saved_filters
 from patchgate.services.policy import in_force
 
 router = APIRouter(prefix="/devices")
@@ -64,7 +65,10 @@ def fleet(request: Request, caller: base.SignedIn) -> HTMLResponse:
         if params.get("q"):
             filters.parse(params["q"])
         text = query_of(params, hardware_of)
-    except InvalidInput as exc:
+        if params.get("saved"):  # a saved filter (docs/device-filters.md), and the fields
+            chosen = saved_filters.get(caller.ctx, params["saved"]).query
+            text = f"({chosen});{text}" if text else chosen
+    except PatchgateError as exc:
         problem = exc.message
     if params.get("seen") in ("day", "week") and problem is None:
         days = 1 if params["seen"] == "day" else 7
@@ -104,6 +108,7 @@ def fleet(request: Request, caller: base.SignedIn) -> HTMLResponse:
         distributions=distributions,
         ended=past_end_of_support(policy, caller.ctx.clock()),
         page_size=PAGE,
+        saved_filters=saved_filters.list_filters(caller.ctx),
     )
 
 

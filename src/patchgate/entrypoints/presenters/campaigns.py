@@ -38,6 +38,10 @@ def status_text(view: CampaignStatus) -> list[str]:
     if view.selector.get("versions"):
         lines.append(f"  target versions: {view.selector['versions']}")
     lines.extend(_timing_lines(view))
+    if view.selector.get("filter"):
+        saved = view.selector.get("saved_filter")
+        named = f" (saved filter {saved})" if saved else ""
+        lines.append(f"  target filter: {view.selector['filter']}{named}, evaluated at each poll")
     counts = view.counts.to_json()
     lines.append(
         "  counts: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v or k == "eligible")

@@ -41,7 +41,8 @@ DEVICE_COLUMNS = ("ID", "HARDWARE", "VERSION", "GROUPS", "LAST SEEN")
 def device_json(device: DeviceRecord) -> dict[str, Any]:
     """A device: ``id``, ``tenant``, ``groups``, ``hardware``, ``installed_version``,
     ``last_seen``, ``registered_at``, ``attributes``, ``open_action``, ``auto_confirm``,
-    ``removed_at`` (null unless the device was removed)."""
+    ``removed_at`` (null unless the device was removed), ``metadata`` (the operator's
+    key/value pairs)."""
     return {
         "id": device.controller_id,
         "tenant": device.tenant,
@@ -54,6 +55,7 @@ def device_json(device: DeviceRecord) -> dict[str, Any]:
         "open_action": device.open_action_id,
         "auto_confirm": device.auto_confirm,
         "removed_at": rfc3339(device.removed_at),
+        "metadata": dict(device.metadata),
     }
 
 
@@ -181,6 +183,7 @@ def device_detail_text(detail: DeviceDetail) -> list[str]:
             ("open action", d.open_action_id),
             ("auto-confirm", d.auto_confirm),
             ("attributes", d.attributes),
+            ("metadata", dict(d.metadata)),
             *([("removed", d.removed_at)] if d.removed_at else []),
         ]
     )

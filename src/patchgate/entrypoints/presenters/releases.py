@@ -54,6 +54,8 @@ def release_text(detail: ReleaseDetail) -> str:
     lines.append(f"  sbom: {r.sbom_sha256 or 'none (flagged)'}")
     if r.flags.get("combined_update"):
         lines.append("  flagged: combined security and feature update")
+    for key, value in sorted(r.metadata.items()):
+        lines.append(f"  metadata {key}: {value}")
     if r.withdrawn_at:
         lines.append(f"  withdrawn: {rfc3339(r.withdrawn_at)} ({r.withdraw_reason})")
     for a in r.artifacts:

@@ -67,6 +67,7 @@ from patchgate.services.campaigns.plans import (
     targeted_fleet,
 )
 from patchgate.services.context import Context
+from patchgate.services.devices import saved_filters
 from patchgate.services.policy import in_force
 from patchgate.services.release_ports import ReleaseRecord
 from patchgate.services.unit_of_work import UnitOfWork
@@ -130,6 +131,8 @@ def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str)
     rate = RateLimit.parse(options.rate) if options.rate else None
     versions = _versions(options.versions)
     schedule_timing = _timing(options, now)
+    target = saved_filters.resolve(ctx, options.filter, saved=options.saved_filter)
+    query = target.expression if target is not None else None
     with ctx.read_uow() as uow:
         deadline_release = uow.releases.get(release_id)
         if deadline_release is None:
@@ -167,6 +170,8 @@ def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str)
             "hardware": [],
             "groups": list(options.groups),
             "versions": options.versions.strip() if options.versions is not None else None,
+            "filter": target.query if target is not None else None,
+            "saved_filter": target.saved_filter if target is not None else None,
         }
         delivery = {
             "forced": options.forced,
@@ -181,7 +186,9 @@ def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str)
             0,
             salt,
             release_ref(release),
-            core.Selector(release.product, groups=frozenset(options.groups), versions=versions),
+            core.Selector(
+                release.product, groups=frozenset(options.groups), versions=versions, query=query
+            ),
             stages,
             tuple(CohortCut() for _ in stages),
             core.Progress(),
@@ -252,6 +259,8 @@ def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str)
                 "stages": format_stages(stages),
                 "supersedes": supersedes,
                 "versions": selector["versions"],
+                "filter": selector["filter"],
+                "saved_filter": selector["saved_filter"],
                 "deadline_at": rfc3339(deadline),
                 "timing": timing_json(schedule_timing),
             },

@@ -67,6 +67,13 @@ class CreateOptions:
         "Stop at this ISO 8601 time: pending offers are cancelled, installs in flight finish.",
         max_length=100,
     )
+    filter: str | None = _opt(
+        None,
+        "Target the devices that match this device query at each poll, e.g. "
+        "group==field;metadata.site==berlin (@NAME: a saved filter).",
+        max_length=4096,
+    )
+    saved_filter: str | None = _opt(None, "Target the devices of this saved filter.", max_length=64)
 
     def __post_init__(self) -> None:
         problems = [

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from patchgate.domain import campaigns as core
+from patchgate.domain import filters
 from patchgate.domain.campaign_timing import timing_from
 from patchgate.domain.cohorts import CANARY_OPTIN_GROUP, CohortCut
 from patchgate.domain.durations import format_duration
@@ -148,6 +149,7 @@ def plan_of(uow: UnitOfWork, rec: CampaignRecord) -> core.CampaignPlan:
             hardware=frozenset(selector.get("hardware", ())),
             groups=frozenset(selector.get("groups", ())),
             versions=parse_range(selector["versions"]) if selector.get("versions") else None,
+            query=filters.parse(selector["filter"]) if selector.get("filter") else None,
         ),
         stages=tuple(stage_from(s) for s in rec.stages),
         cuts=tuple(cut_from(c) for c in rec.cuts),
@@ -174,12 +176,17 @@ def product_hardware(ctx: Context, product: str) -> tuple[str, ...]:
     return found.hardware if found is not None else ()
 
 
-def scan(uow: UnitOfWork, hardware: Sequence[str]) -> Iterator[FleetDevice]:
-    """The product's devices in batches (every device when the product names no models)."""
+def scan(
+    uow: UnitOfWork, hardware: Sequence[str], query: filters.Expression | None = None
+) -> Iterator[FleetDevice]:
+    """The product's devices in batches (every device when the product names no models);
+    with a device query, those its SQL condition selects (docs/device-filters.md)."""
     after = 0
     models = list(hardware) or None
     while True:
-        batch = uow.campaigns.scan_devices(after_id=after, limit=SCAN_BATCH, hardware=models)
+        batch = uow.campaigns.scan_devices(
+            after_id=after, limit=SCAN_BATCH, hardware=models, query=query
+        )
         yield from batch
         if len(batch) < SCAN_BATCH:
             return
@@ -193,6 +200,9 @@ def fleet_facts(device: FleetDevice, product: str) -> core.DeviceFacts:
         device.hardware,
         frozenset(device.groups),
         device.installed_version,
+        attributes=device.attributes,
+        metadata=device.metadata,
+        last_seen=device.last_seen,
     )
 
 
@@ -206,7 +216,7 @@ def targeted(plan: core.CampaignPlan, device: FleetDevice) -> bool:
 def targeted_fleet(
     uow: UnitOfWork, plan: core.CampaignPlan, hardware: Sequence[str]
 ) -> list[FleetDevice]:
-    return [d for d in scan(uow, hardware) if targeted(plan, d)]
+    return [d for d in scan(uow, hardware, plan.selector.query) if targeted(plan, d)]
 
 
 def cohort_cuts(

@@ -14,12 +14,14 @@ read.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from patchgate.domain import campaigns as core
 from patchgate.domain import executions as ex
+from patchgate.domain import filters
 from patchgate.domain.ratelimit import FULL, TokenBucket
 from patchgate.services import actions as action_service
 from patchgate.services.campaign_ports import CampaignAction, CampaignChanges
@@ -44,6 +46,33 @@ class History:
 
 
 NO_HISTORY = History()
+
+
+class StoredJson(Mapping[str, object]):
+    """A JSON object as the poll's row holds it (text), parsed at its first read: only a
+    campaign whose device query reads ``attribute.NAME`` or ``metadata.KEY`` pays for it
+    (docs/device-filters.md "Campaigns on a filter")."""
+
+    __slots__ = ("_parsed", "_text")
+
+    def __init__(self, text: str | None) -> None:
+        self._text = text
+        self._parsed: dict[str, object] | None = None
+
+    def _value(self) -> dict[str, object]:
+        if self._parsed is None:
+            loaded = json.loads(self._text) if self._text else {}
+            self._parsed = loaded if isinstance(loaded, dict) else {}
+        return self._parsed
+
+    def __getitem__(self, key: str) -> object:
+        return self._value()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._value())
+
+    def __len__(self) -> int:
+        return len(self._value())
 
 
 def _security_version(snapshot: core.Snapshot, campaign_id: int, release_id: int) -> int:
@@ -127,10 +156,15 @@ class PollEngine:
         return snapshot
 
     def facts(
-        self, row: DeviceAuthRow, snapshot: core.Snapshot, history: History = NO_HISTORY
+        self,
+        row: DeviceAuthRow,
+        snapshot: core.Snapshot,
+        history: History = NO_HISTORY,
+        now: datetime | None = None,
     ) -> core.DeviceFacts:
         """The device as ``decide`` sees it: the poll's row (its open action included) and
-        its history."""
+        its history. A polling device is seen ``now`` (its stored last-seen is written in
+        batches, so a device query reads the poll's own time)."""
         product = snapshot.products.get(row.hardware or "")
         if product is None and row.hardware is None and len(snapshot.by_product) == 1:
             product = next(iter(snapshot.by_product))  # a device that never named its model
@@ -149,6 +183,9 @@ class PollEngine:
             open_action=_open_action(row, snapshot) if row.action_id else history.retry,
             finished_campaigns=rollouts,
             finished_reverts=reverts,
+            attributes=StoredJson(row.attributes_json),
+            metadata=StoredJson(row.metadata_json),
+            last_seen=now or row.last_seen,
         )
 
     def decide(self, row: DeviceAuthRow, snapshot: core.Snapshot, now: datetime) -> core.Decision:
@@ -157,7 +194,7 @@ class PollEngine:
             self._latest = snapshot
         history = self._history.get(row.device_id, NO_HISTORY) if row.device_id else NO_HISTORY
         self.decisions += 1
-        return core.decide(self.facts(row, snapshot, history), snapshot, now)
+        return core.decide(self.facts(row, snapshot, history, now), snapshot, now)
 
     def refresh(self, device_id: int, snapshot: core.Snapshot, now: datetime) -> History:
         """Read the device's history now (the poll otherwise reads it at its next offer)."""
@@ -207,13 +244,15 @@ class PollEngine:
         rec = uow.campaigns.get(plan.id, lock=rate is not None, share=rate is None)
         if rec is None or rec.state != plan.state:
             return False  # the campaign moved since the snapshot: the next poll decides anew
+        if offer.kind != "revert" and not still_selected(plan, device, now):
+            return False  # changed since the poll's read: it no longer matches the query
         history = history_of(
             uow.campaigns.device_actions(device.id, limit=HISTORY_ACTIONS), snapshot, now
         )
         if history != self._history.get(device.id, NO_HISTORY):
             self._history[device.id] = history
             self.decisions += 1
-            again = core.decide(self.facts(row, snapshot, history), snapshot, now)
+            again = core.decide(self.facts(row, snapshot, history, now), snapshot, now)
             if again.offer is None or again.offer.campaign_id != offer.campaign_id:
                 return False
         if rate is None:
@@ -226,6 +265,25 @@ class PollEngine:
             plan.id, CampaignChanges(rate_tokens=spent.tokens, rate_at=spent.updated_at)
         )
         return True
+
+
+def still_selected(plan: core.CampaignPlan, device: DeviceRecord, now: datetime) -> bool:
+    """Whether the campaign's device query (if it has one) selects the device as its
+    locked record stands (its groups or metadata may have changed since the poll read its
+    row). A revert offer is not subject to it: it goes to whoever runs the bad release."""
+    if plan.selector.query is None:
+        return True
+    facts = core.DeviceFacts(
+        device.controller_id,
+        plan.selector.product,
+        device.hardware,
+        frozenset(device.groups),
+        device.installed_version,
+        attributes=device.attributes,
+        metadata=device.metadata,
+        last_seen=now,
+    )
+    return filters.matches(plan.selector.query, facts)
 
 
 def _open_action(row: DeviceAuthRow, snapshot: core.Snapshot) -> core.OpenAction | None:

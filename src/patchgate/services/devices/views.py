@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from patchgate.domain import filters
 from patchgate.domain.errors import NotFound
 from patchgate.services.context import Context
 from patchgate.services.device_ports import (
@@ -16,6 +15,7 @@ from patchgate.services.device_ports import (
     DeviceRecord,
     HealthRecord,
 )
+from patchgate.services.devices import saved_filters
 
 __all__ = [
     "MAX_PAGE",
@@ -57,11 +57,13 @@ def device_page(
     query: str | None = None,
 ) -> DevicePage:
     """Devices of a tenant (optionally of one group, or matching a device query in
-    hawkBit's target-filter language: docs/device-filters.md) whose controllerId sorts
+    hawkBit's target-filter language, or ``@NAME`` for a saved filter:
+    docs/device-filters.md) whose controllerId sorts
     after ``after``, at most ``limit`` (1 to ``MAX_PAGE``) of them. A malformed query is
     ``InvalidInput`` naming the position of the problem."""
     size = min(max(limit, 1), MAX_PAGE)
-    expr = filters.parse(query) if query else None
+    resolved = saved_filters.resolve(ctx, query, tenant=tenant) if query else None
+    expr = resolved.expression if resolved is not None else None
     with ctx.read_uow() as uow:
         # One more than asked tells whether another page follows, without a count.
         found = uow.devices.list(tenant, group=group, after=after, limit=size + 1, query=expr)

@@ -59,6 +59,7 @@ def release_json(detail: ReleaseDetail) -> dict[str, Any]:
         "withdrawn_at": rfc3339(release.withdrawn_at),
         "withdraw_reason": release.withdraw_reason,
         "artifacts": [_artifact_json(a, release) for a in release.artifacts],
+        "metadata": dict(release.metadata),
     }
 
 

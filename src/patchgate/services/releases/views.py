@@ -86,9 +86,16 @@ def list_releases(ctx: Context, *, product: str | None = None) -> Sequence[Relea
         return uow.releases.list(product=product)
 
 
-def release_list(ctx: Context, *, product: str | None = None) -> ReleaseList:
-    """Releases, newest first, with the trust mode."""
-    return ReleaseList(tuple(list_releases(ctx, product=product)), trust_mode(ctx))
+def release_list(
+    ctx: Context, *, product: str | None = None, metadata: Sequence[str] = ()
+) -> ReleaseList:
+    """Releases, newest first, with the trust mode; ``metadata``: only those whose
+    metadata meets every ``KEY=VALUE`` (``*`` a wildcard; docs/device-filters.md)."""
+    from patchgate.services.metadata import parse_pairs, release_matches
+
+    pairs = parse_pairs(metadata)
+    found = [r for r in list_releases(ctx, product=product) if release_matches(r.metadata, pairs)]
+    return ReleaseList(tuple(found), trust_mode(ctx))
 
 
 def trust_status(ctx: Context) -> TrustView | None:

@@ -28,6 +28,7 @@ from patchgate.adapters.db.models.releases import (
     ReleaseFix,
 )
 from patchgate.adapters.db.models.sessions import ConsoleSessionRow
+from patchgate.adapters.db.models.targeting import SavedFilter
 from patchgate.adapters.db.models.vulnerabilities import (
     Art14Submission,
     Vulnerability,
@@ -57,6 +58,7 @@ __all__ = [
     "Release",
     "ReleaseArtifact",
     "ReleaseFix",
+    "SavedFilter",
     "StateVersion",
     "Tenant",
     "Vulnerability",

@@ -28,7 +28,8 @@ class Device(Base):
     poll needs is kept here: ``open_action_id`` (the one action not yet closed, if any),
     ``installed_action_id`` (the last action that finished successfully), ``group_names``
     (a copy of the ``device_groups`` rows, written in the same transaction), and the flags
-    ``config_requested`` and ``auto_confirm``.
+    ``config_requested`` and ``auto_confirm``; and what a campaign's device query may read
+    (``attributes``, ``meta``: the operator's metadata).
 
     A removed (decommissioned) device keeps its row, with ``removed_at`` set and no token,
     so its actions, health reports and campaign figures stay as they were; it no longer
@@ -50,6 +51,8 @@ class Device(Base):
     hardware: Mapped[str | None] = mapped_column(String(128), index=True)
     installed_version: Mapped[str | None] = mapped_column(String(128))
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Operator metadata (docs/device-filters.md "Metadata"): key → text, read by the poll.
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     registered_at: Mapped[datetime]
     last_seen: Mapped[datetime | None]
     group_names: Mapped[list[str]] = mapped_column(JSON, default=list)

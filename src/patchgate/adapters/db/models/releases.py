@@ -52,6 +52,8 @@ class Release(Base):
     withdrawn_at: Mapped[datetime | None]
     withdraw_reason: Mapped[str | None] = mapped_column(Text)
     flags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Operator metadata (docs/device-filters.md "Metadata"): key → text.
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ReleaseArtifact(Base):

@@ -263,6 +263,7 @@ def upgrade() -> None:
         sa.Column("hardware", sa.String(length=128), nullable=True),
         sa.Column("installed_version", sa.String(length=128), nullable=True),
         sa.Column("attributes", sa.JSON(), nullable=False),
+        sa.Column("meta", sa.JSON(), nullable=True),
         sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_seen", sa.DateTime(timezone=True), nullable=True),
         sa.Column("group_names", sa.JSON(), nullable=False),
@@ -346,6 +347,7 @@ def upgrade() -> None:
         sa.Column("withdrawn_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("withdraw_reason", sa.Text(), nullable=True),
         sa.Column("flags", sa.JSON(), nullable=False),
+        sa.Column("meta", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(
             ["sbom_sha256"], ["blobs.sha256"], name=op.f("fk_releases_sbom_sha256_blobs")
         ),
@@ -355,6 +357,30 @@ def upgrade() -> None:
     with op.batch_alter_table("releases", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_releases_product"), ["product"], unique=False)
 
+    op.create_table(
+        "saved_filters",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("query", sa.Text(), nullable=False),
+        sa.Column("description", sa.String(length=500), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.String(length=255), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_by", sa.String(length=255), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_saved_filters_tenant_id_tenants")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_saved_filters")),
+        sa.UniqueConstraint("tenant_id", "name", name=op.f("uq_saved_filters_tenant_id")),
+    )
     op.create_table(
         "actions",
         sa.Column(
@@ -663,6 +689,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_actions_campaign_id"))
 
     op.drop_table("actions")
+    op.drop_table("saved_filters")
     with op.batch_alter_table("releases", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_releases_product"))
 
