@@ -29,6 +29,7 @@ from patchgate.services.device_ports import AsyncDeviceAuthReader, DeviceAuthRea
 from patchgate.services.downloads import DownloadReader
 from patchgate.services.notice_ports import Channels
 from patchgate.services.ports import CheckpointJournal
+from patchgate.services.state import StateFeed
 
 DEFAULT_DATA_DIR = "./var"
 
@@ -274,3 +275,13 @@ def make_async_device_auth_reader(app: App) -> AsyncDeviceAuthReader | None:
     from patchgate.adapters.db.pg_poll_reads import AsyncPgDeviceAuthReader
 
     return AsyncPgDeviceAuthReader(app.engines.read, connections=2)
+
+
+def make_state_feed(app: App) -> StateFeed | None:
+    """State versions pushed at their commit (PostgreSQL ``LISTEN/NOTIFY``); None on
+    SQLite, where the poll's version read is the only way (one host, one file)."""
+    if app.engines.write.dialect.name != "postgresql":
+        return None
+    from patchgate.adapters.db.pg_notify import PgStateFeed
+
+    return PgStateFeed(app.engines.url)

@@ -182,7 +182,14 @@ def serve(
             "(default: policy.toml in the data folder, if present).",
         ),
     ] = None,
-    workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes sharing the port (a dead one is restarted); with "
+            "PostgreSQL any number of hosts may serve one database (docs/deploy.md).",
+        ),
+    ] = 1,
     reuse_port: Annotated[
         bool,
         typer.Option(
@@ -229,6 +236,10 @@ def serve(
         interface=Interfaces.ASGI,
         factory=True,
         workers=workers,
+        # A worker that dies (killed, out of memory) is started again; the others keep
+        # answering meanwhile (docs/deploy.md).
+        respawn_failed_workers=True,
+        respawn_interval=1.0,
         log_access=False,
         backlog=2048,
     ).serve()

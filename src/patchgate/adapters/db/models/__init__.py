@@ -10,6 +10,7 @@ from patchgate.adapters.db.models.core import (
     AuditHead,
     PolicyVersion,
     StateVersion,
+    TickClaim,
     Tenant,
 )
 from patchgate.adapters.db.models.devices import (
@@ -58,6 +59,7 @@ __all__ = [
     "ReleaseArtifact",
     "ReleaseFix",
     "StateVersion",
+    "TickClaim",
     "Tenant",
     "Vulnerability",
     "VulnerabilityProduct",

@@ -185,6 +185,12 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "tick_claims",
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_tick_claims")),
+    )
+    op.create_table(
         "vulnerabilities",
         sa.Column("id", sa.String(length=128), nullable=False),
         sa.Column("title", sa.Text(), nullable=False),
@@ -679,6 +685,7 @@ def downgrade() -> None:
     op.drop_table("console_sessions")
     op.drop_table("art14_submissions")
     op.drop_table("vulnerabilities")
+    op.drop_table("tick_claims")
     with op.batch_alter_table("tenants", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_tenants_gateway_token_hash"))
 
