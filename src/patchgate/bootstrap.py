@@ -71,6 +71,9 @@ class Settings:
     # How often each server process refreshes the figures behind the /metrics gauges
     # (docs/metrics.md); 0 turns the gauges off.
     metrics_refresh_seconds: float = 30
+    # PostgreSQL connections each process keeps (and as many again at peaks); docs/deploy.md
+    # "PostgreSQL at scale" weighs them against max_connections.
+    db_pool_size: int = 10
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -109,6 +112,7 @@ class Settings:
             ddi_quota_per_minute=int(os.environ.get("PATCHGATE_DDI_QUOTA", 0)),
             client_kinds=os.environ.get("PATCHGATE_CLIENT_KINDS", ""),
             metrics_refresh_seconds=float(os.environ.get("PATCHGATE_METRICS_REFRESH", 30)),
+            db_pool_size=int(os.environ.get("PATCHGATE_DB_POOL_SIZE", 10)),
         )
 
     @property
@@ -190,7 +194,7 @@ def _chmod_own(path: Path, mode: int) -> None:
 
 def build(settings: Settings) -> App:
     """Wire the real adapters. Connects lazily; creates the audit key on first use."""
-    engines = make_engines(settings.database_url)
+    engines = make_engines(settings.database_url, pool_size=settings.db_pool_size)
     write_sessions = sessionmaker(engines.write, expire_on_commit=False)
     read_sessions = sessionmaker(engines.read, expire_on_commit=False)
     context = Context(

@@ -307,9 +307,7 @@ def test_a_process_killed_mid_campaign_loses_no_acknowledged_feedback(
                 with lock:
                     acknowledged.setdefault(action, []).append(status["execution"])
 
-    threads = [
-        threading.Thread(target=device_life, args=(i, d)) for i, d in enumerate(devices)
-    ]
+    threads = [threading.Thread(target=device_life, args=(i, d)) for i, d in enumerate(devices)]
     for thread in threads:
         thread.start()
     time.sleep(2.0)

@@ -66,7 +66,9 @@ class Authority:
         )
         self.issued = self._write(name, self.cert, self.key)
 
-    def _builder(self, subject: x509.Name, public: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+    def _builder(
+        self, subject: x509.Name, public: ec.EllipticCurvePublicKey
+    ) -> x509.CertificateBuilder:
         now = dt.datetime.now(dt.UTC)
         return (
             x509.CertificateBuilder()
@@ -198,7 +200,9 @@ def front(env: Env, tmp_path: Path) -> Iterator[Front]:
         server.stop()
 
 
-def _run_fleet(front: Front, devices: list[tuple[DeviceCredentials, Issued]]) -> list[VirtualDevice]:
+def _run_fleet(
+    front: Front, devices: list[tuple[DeviceCredentials, Issued]]
+) -> list[VirtualDevice]:
     """Two passes of every virtual device, each on a TLS session with its certificate."""
     table = EnvTable()
     env0 = table.add(ab_state.fresh_env(version="1.0.0", sha256="0" * 64, size=1))

@@ -17,6 +17,7 @@ from patchgate.services import (
     notice_ports,
     ports,
     release_ports,
+    retention_ports,
     session_ports,
     vulnerability_ports,
 )
@@ -42,6 +43,7 @@ class UnitOfWork(abc.ABC):
     notices: notice_ports.NoticeOutbox
     sessions: session_ports.SessionRepository
     fleet: fleet_ports.FleetQueries
+    retention: retention_ports.ActionRetention
 
     def __enter__(self) -> UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []

@@ -51,13 +51,17 @@ class SqlStateRepository(ports.StateRepository):
         # One upsert, atomic on both engines: of the processes that race for a tick, the
         # first moves ``claimed_at`` past ``since`` and the others' WHERE finds it there.
         insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sl_insert
-        statement = insert(TickClaim).values(key=key, claimed_at=now)
-        statement = statement.on_conflict_do_update(
-            index_elements=[TickClaim.key],
-            set_={"claimed_at": now},
-            where=TickClaim.claimed_at < since,
-        ).returning(TickClaim.key)
-        return self.session.execute(statement).first() is not None
+        upsert = (
+            insert(TickClaim)
+            .values(key=key, claimed_at=now)
+            .on_conflict_do_update(
+                index_elements=[TickClaim.key],
+                set_={"claimed_at": now},
+                where=TickClaim.claimed_at < since,
+            )
+            .returning(TickClaim.key)
+        )
+        return self.session.execute(upsert).first() is not None
 
 
 def _record(row: AuditEntryRow) -> AuditRecord:

@@ -20,6 +20,7 @@ from patchgate.entrypoints.cli.common import (
     read_text_file,
     settings,
 )
+from patchgate.entrypoints.cli.retention import prune_actions
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
@@ -37,6 +38,7 @@ def register(cli: typer.Typer) -> None:
     db = typer.Typer(help="Database schema.", no_args_is_help=True)
     db.command("upgrade")(db_upgrade)
     db.command("check")(db_check)
+    db.command("prune-actions")(prune_actions)
     db.command("revision", hidden=True)(db_revision)
     cli.add_typer(db, name="db")
     pol = typer.Typer(help="The patch management policy.", no_args_is_help=True)

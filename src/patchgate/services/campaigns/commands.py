@@ -58,8 +58,8 @@ from patchgate.services.campaigns.plans import (
 )
 from patchgate.services.context import Context
 from patchgate.services.policy import in_force
-from patchgate.services.state import claim_tick
 from patchgate.services.release_ports import ReleaseRecord
+from patchgate.services.state import claim_tick
 from patchgate.services.unit_of_work import UnitOfWork
 
 log = logging.getLogger("patchgate.campaigns")

@@ -10,8 +10,8 @@ from patchgate.adapters.db.models.core import (
     AuditHead,
     PolicyVersion,
     StateVersion,
-    TickClaim,
     Tenant,
+    TickClaim,
 )
 from patchgate.adapters.db.models.devices import (
     Action,
@@ -59,8 +59,8 @@ __all__ = [
     "ReleaseArtifact",
     "ReleaseFix",
     "StateVersion",
-    "TickClaim",
     "Tenant",
+    "TickClaim",
     "Vulnerability",
     "VulnerabilityProduct",
 ]

@@ -41,6 +41,10 @@ class Device(Base):
         # The fleet by product and version (exposure, the /metrics gauges) from the index
         # alone, without reading the table (docs/metrics.md).
         Index("ix_devices_hardware_version", "hardware", "installed_version", "removed_at"),
+        # Which device holds an action open, or runs what it installed: looked up when
+        # action history is pruned (docs/deploy.md, "Pruning action history").
+        Index("ix_devices_open_action", "open_action_id"),
+        Index("ix_devices_installed_action", "installed_action_id"),
     )
 
     id: Mapped[intpk]
@@ -88,6 +92,8 @@ class Action(Base):
     __table_args__ = (
         Index("ix_actions_device_created", "device_id", "id"),
         Index("ix_actions_release_status", "release_id", "status"),
+        # Closed actions by age, for pruning (docs/deploy.md, "Pruning action history").
+        Index("ix_actions_closed_at", "closed_at"),
     )
 
     id: Mapped[intpk]

@@ -294,6 +294,8 @@ def upgrade() -> None:
             ["hardware", "installed_version", "removed_at"],
             unique=False,
         )
+        batch_op.create_index("ix_devices_installed_action", ["installed_action_id"], unique=False)
+        batch_op.create_index("ix_devices_open_action", ["open_action_id"], unique=False)
 
     op.create_table(
         "notice_deliveries",
@@ -411,6 +413,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("actions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_actions_campaign_id"), ["campaign_id"], unique=False)
+        batch_op.create_index("ix_actions_closed_at", ["closed_at"], unique=False)
         batch_op.create_index("ix_actions_device_created", ["device_id", "id"], unique=False)
         batch_op.create_index("ix_actions_release_status", ["release_id", "status"], unique=False)
 
@@ -666,6 +669,7 @@ def downgrade() -> None:
     with op.batch_alter_table("actions", schema=None) as batch_op:
         batch_op.drop_index("ix_actions_release_status")
         batch_op.drop_index("ix_actions_device_created")
+        batch_op.drop_index("ix_actions_closed_at")
         batch_op.drop_index(batch_op.f("ix_actions_campaign_id"))
 
     op.drop_table("actions")
@@ -678,6 +682,8 @@ def downgrade() -> None:
 
     op.drop_table("notice_deliveries")
     with op.batch_alter_table("devices", schema=None) as batch_op:
+        batch_op.drop_index("ix_devices_open_action")
+        batch_op.drop_index("ix_devices_installed_action")
         batch_op.drop_index("ix_devices_hardware_version")
         batch_op.drop_index(batch_op.f("ix_devices_hardware"))
 
