@@ -242,6 +242,8 @@ def serve(
         # answering meanwhile (docs/deploy.md).
         respawn_failed_workers=True,
         respawn_interval=1.0,
+        # A worker told to stop while it was still starting may miss it: killed then.
+        workers_kill_timeout=30,
         log_access=False,
         backlog=2048,
     ).serve()
