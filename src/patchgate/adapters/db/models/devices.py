@@ -94,6 +94,9 @@ class Action(Base):
         Index("ix_actions_release_status", "release_id", "status"),
         # Closed actions by age, for pruning (docs/deploy.md, "Pruning action history").
         Index("ix_actions_closed_at", "closed_at"),
+        # A campaign's actions counted by status from the index alone (docs/deploy.md,
+        # "Indexes at a million devices": 2.3 s → 88 ms at 333,000 actions a campaign).
+        Index("ix_actions_campaign_status", "campaign_id", "status"),
     )
 
     id: Mapped[intpk]

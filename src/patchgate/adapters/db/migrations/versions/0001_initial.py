@@ -413,6 +413,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("actions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_actions_campaign_id"), ["campaign_id"], unique=False)
+        batch_op.create_index("ix_actions_campaign_status", ["campaign_id", "status"], unique=False)
         batch_op.create_index("ix_actions_closed_at", ["closed_at"], unique=False)
         batch_op.create_index("ix_actions_device_created", ["device_id", "id"], unique=False)
         batch_op.create_index("ix_actions_release_status", ["release_id", "status"], unique=False)
@@ -670,6 +671,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_actions_release_status")
         batch_op.drop_index("ix_actions_device_created")
         batch_op.drop_index("ix_actions_closed_at")
+        batch_op.drop_index("ix_actions_campaign_status")
         batch_op.drop_index(batch_op.f("ix_actions_campaign_id"))
 
     op.drop_table("actions")
