@@ -67,9 +67,8 @@ class PgStateFeed(StateFeed):
         return self._connected.wait(timeout)
 
     def stop(self) -> None:
+        # The thread sees it within a second and closes its connection; nothing waits.
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(_POLL_SECONDS * 3)
 
     def _run(self, on_change: Callable[[int | None], None]) -> None:
         first = True
