@@ -49,7 +49,7 @@ test-deps: $(VENV)/.test-deps $(CSAF_VALIDATOR)/node_modules/.package-lock.json
 # it drives (Debian's SWUpdate client, openssl to sign .swu files, wrk). Add to this list
 # when a test needs another one. As root, `make deps` installs the missing ones (one
 # apt-get update first); otherwise it names the command to run and stops.
-DEBIAN_PACKAGES := postgresql mosquitto swupdate openssl wrk rauc squashfs-tools chromium nodejs gpgv
+DEBIAN_PACKAGES := postgresql mosquitto swupdate openssl wrk rauc squashfs-tools chromium nodejs gpgv nginx
 deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \

@@ -3,6 +3,7 @@
 # ASGI app on the same server software answering a constant poll reply.
 # usage: bench/poll.sh [PORT=18060] [N_DEVICES=1000] [DURATION=15s] [RUNS=3]
 # Env: PATCHGATE_DATABASE_URL to bench on PostgreSQL (default: SQLite in a fresh data dir);
+#      WORKERS=N for `patchgate serve --workers N` (default 1);
 #      PENDING=1 to give every device an open action first (the poll then links deploymentBase);
 #      FILTER=QUERY to run a campaign on that device query first (bench/filter_campaign.py).
 # Generated files go to ${PATCHGATE_BENCH_WORKDIR:-${TMPDIR:-/tmp}/patchgate-bench}.
@@ -51,11 +52,12 @@ fi
 if [ -n "${FILTER:-}" ]; then "$ROOT/.venv/bin/python" "$HERE/filter_campaign.py" "$FILTER" >&2; fi
 export GATEWAY_TOKEN="$("$PG" ddi gateway-token --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
 
-"$PG" serve --port "$PORT" > "$RES/server.log" 2>&1 &
+WORKERS="${WORKERS:-1}"
+"$PG" serve --port "$PORT" --workers "$WORKERS" > "$RES/server.log" 2>&1 &
 SERVER=$!
 stop() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; }
 trap stop EXIT
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
+for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
 
 URL="http://127.0.0.1:$PORT/DEFAULT/controller/v1/"
 secs="${DUR%s}"
@@ -76,7 +78,7 @@ cat "$RES/last_seen.txt" >&2
 stop
 trap - EXIT
 
-(cd "$ROOT" && exec "$ROOT/.venv/bin/granian" --interface asgi --host 127.0.0.1 --port "$PORT" --workers 1 bench.ceiling_app:app > "$RES/ceiling.log" 2>&1) &
+(cd "$ROOT" && exec "$ROOT/.venv/bin/granian" --interface asgi --host 127.0.0.1 --port "$PORT" --workers "$WORKERS" bench.ceiling_app:app > "$RES/ceiling.log" 2>&1) &
 CEIL=$!
 trap 'kill $CEIL 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/" >/dev/null && break; sleep 0.2; done
@@ -108,7 +110,8 @@ p, c = out["P"], out["C"]
 pending = " with an action pending for every device" if __import__("os").environ.get("PENDING") == "1" else ""
 if __import__("os").environ.get("FILTER"):
     pending += f" with a running campaign on {__import__('os').environ['FILTER']!r}"
-print(f"SUMMARY patchgate ({db}{pending}, granian 1 worker, {n} devices round-robin, wrk -t1 -c50 -d{dur} x{runs}): "
+workers = __import__("os").environ.get("WORKERS", "1")
+print(f"SUMMARY patchgate ({db}{pending}, granian {workers} worker(s), {n} devices round-robin, wrk -t1 -c50 -d{dur} x{runs}): "
       f"median {p[0]:.0f} polls/s, p50 {p[1]:.2f} ms, p99 {p[2]:.2f} ms, non-2xx {p[3]}; "
       f"ceiling {c[0]:.0f} req/s (p99 {c[2]:.2f} ms); share of ceiling {100 * p[0] / c[0]:.0f}%")
 PY

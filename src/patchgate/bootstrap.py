@@ -29,6 +29,7 @@ from patchgate.services.device_ports import AsyncDeviceAuthReader, DeviceAuthRea
 from patchgate.services.downloads import DownloadReader
 from patchgate.services.notice_ports import Channels
 from patchgate.services.ports import CheckpointJournal
+from patchgate.services.state import StateFeed
 
 DEFAULT_DATA_DIR = "./var"
 
@@ -70,6 +71,9 @@ class Settings:
     # How often each server process refreshes the figures behind the /metrics gauges
     # (docs/metrics.md); 0 turns the gauges off.
     metrics_refresh_seconds: float = 30
+    # PostgreSQL connections each process keeps (and as many again at peaks); docs/deploy.md
+    # "PostgreSQL at scale" weighs them against max_connections.
+    db_pool_size: int = 10
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -108,6 +112,7 @@ class Settings:
             ddi_quota_per_minute=int(os.environ.get("PATCHGATE_DDI_QUOTA", 0)),
             client_kinds=os.environ.get("PATCHGATE_CLIENT_KINDS", ""),
             metrics_refresh_seconds=float(os.environ.get("PATCHGATE_METRICS_REFRESH", 30)),
+            db_pool_size=int(os.environ.get("PATCHGATE_DB_POOL_SIZE", 10)),
         )
 
     @property
@@ -189,7 +194,7 @@ def _chmod_own(path: Path, mode: int) -> None:
 
 def build(settings: Settings) -> App:
     """Wire the real adapters. Connects lazily; creates the audit key on first use."""
-    engines = make_engines(settings.database_url)
+    engines = make_engines(settings.database_url, pool_size=settings.db_pool_size)
     write_sessions = sessionmaker(engines.write, expire_on_commit=False)
     read_sessions = sessionmaker(engines.read, expire_on_commit=False)
     context = Context(
@@ -274,3 +279,13 @@ def make_async_device_auth_reader(app: App) -> AsyncDeviceAuthReader | None:
     from patchgate.adapters.db.pg_poll_reads import AsyncPgDeviceAuthReader
 
     return AsyncPgDeviceAuthReader(app.engines.read, connections=2)
+
+
+def make_state_feed(app: App) -> StateFeed | None:
+    """State versions pushed at their commit (PostgreSQL ``LISTEN/NOTIFY``); None on
+    SQLite, where the poll's version read is the only way (one host, one file)."""
+    if app.engines.write.dialect.name != "postgresql":
+        return None
+    from patchgate.adapters.db.pg_notify import PgStateFeed
+
+    return PgStateFeed(app.engines.url)

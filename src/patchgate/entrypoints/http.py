@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from patchgate import __version__
-from patchgate.bootstrap import App, Settings, build, notice_channels
+from patchgate.bootstrap import App, Settings, build, make_state_feed, notice_channels
 from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints import logs, ops, tuf
 from patchgate.entrypoints.api import advisories as api_advisories
@@ -127,6 +127,10 @@ def create_app(app: App | None = None) -> Any:
     rt.campaign_engine = engine
     rt.campaign_timer = timer
     timer.start()
+    # A committed change reaches this process's caches at its commit (docs/deploy.md).
+    feed = make_state_feed(app)
+    if feed is not None:
+        rt.follow(feed)
     if app.settings.metrics_refresh_seconds > 0:
         rt.fleet_metrics = FleetCollector(app.context, app.settings.metrics_refresh_seconds)
         rt.registry.register(rt.fleet_metrics)

@@ -1,7 +1,9 @@
 """The server's notice timer: ``services.notifications.run_once`` at start and then every
 ``interval`` seconds, in a background thread of each process (docs/notifications.md).
 Several processes may run it at once: the outbox stores each event once and each delivery
-is claimed before it is sent."""
+is claimed before it is sent. A timed pass is also claimed for its tick
+(``services.state.claim_tick``), so across the processes on one database it runs once per
+tick; a kick (a halt) runs at once wherever it lands."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import threading
 from patchgate.services import notifications
 from patchgate.services.context import Context
 from patchgate.services.notice_ports import Channels, NoticePass
+from patchgate.services.state import claim_tick, tick_start
 
 log = logging.getLogger("patchgate.notifications")
 
@@ -40,16 +43,27 @@ class NoticeTimer(NoticePass):
         self._stop.set()
         self._wake.set()
 
+    def _due(self, kicked: bool) -> bool:
+        """A kicked pass runs; a timed one only if this process claims the tick."""
+        if kicked:
+            return True
+        return claim_tick(self.ctx, "notices", tick_start(self.ctx.clock(), self.interval))
+
     def _loop(self) -> None:
+        kicked = True  # the first pass, at start, runs in every process
         while not self._stop.is_set():
             try:
-                result = notifications.run_once(self.ctx, self.channels)
-                if result.stored or result.failed:
-                    log.info(
-                        "notices: %d new, %d sent, %d waiting for a retry",
-                        result.stored, result.sent, result.failed,
-                    )  # fmt: skip
+                if self._due(kicked):
+                    self._pass()
             except Exception:  # keep the timer alive; the next pass retries
                 log.exception("notice pass failed; retrying")
-            self._wake.wait(self.interval)
+            kicked = self._wake.wait(self.interval)
             self._wake.clear()
+
+    def _pass(self) -> None:
+        result = notifications.run_once(self.ctx, self.channels)
+        if result.stored or result.failed:
+            log.info(
+                "notices: %d new, %d sent, %d waiting for a retry",
+                result.stored, result.sent, result.failed,
+            )  # fmt: skip

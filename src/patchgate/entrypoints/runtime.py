@@ -4,6 +4,7 @@ version. Created by ``http.create_app``; never at import time."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -43,10 +44,14 @@ class Runtime:
     tuf_refresher_stop: threading.Event | None = None
     notice_timer: NoticeTimer | None = None
     fleet_metrics: FleetCollector | None = None
+    # State versions pushed at their commit (PostgreSQL); None: the version read only.
+    state_feed: state.StateFeed | None = None
 
     def close(self) -> None:
         """The server's shutdown: stop the timers, write the last-seen times still buffered,
         close the database pools and the push client."""
+        if self.state_feed is not None:
+            self.state_feed.stop()
         if self.campaign_timer is not None:
             self.campaign_timer.stop()
         if self.tuf_refresher_stop is not None:
@@ -61,6 +66,29 @@ class Runtime:
             except Exception:
                 log.exception("writing last-seen times at shutdown failed")
         self.app.close()
+
+    def follow(self, feed: state.StateFeed) -> None:
+        """Rebuild the caches of this process whenever ``feed`` hears a new version."""
+        self.state_feed = feed
+        feed.start(self.state_changed)
+
+    def state_changed(self, version: int | None) -> None:
+        """A version was committed (None: maybe several were missed): rebuild the caches
+        that follow it now, so the requests after the commit find them ready. The version
+        each request reads stays the check, so a late notice costs nothing but a rebuild
+        on the request path."""
+        if version is None:
+            version = state.current_version(self.ctx)
+        try:
+            if self.ddi_poller is not None:
+                self.ddi_poller.snapshots.get(version)
+            self.policy_cache.get(version)
+            log.info(
+                "state version %s: caches rebuilt at its commit", version,
+                extra={"state_version": version, "pid": os.getpid()},
+            )  # fmt: skip
+        except Exception:  # the next request that reads the version rebuilds instead
+            log.exception("rebuilding caches for state version %s failed", version)
 
     @property
     def ctx(self) -> Context:

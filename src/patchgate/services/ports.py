@@ -22,6 +22,11 @@ class StateRepository(abc.ABC):
     def current(self) -> int:
         """The committed version."""
 
+    @abc.abstractmethod
+    def claim(self, key: str, since: datetime, now: datetime) -> bool:
+        """Claim the job ``key`` for the tick that began at ``since``: True (and the claim
+        moved to ``now``) unless some process claimed it at or after ``since``."""
+
 
 class AuditRepository(abc.ABC):
     """Append-only storage for the audit chain."""

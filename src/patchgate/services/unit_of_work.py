@@ -17,6 +17,7 @@ from patchgate.services import (
     notice_ports,
     ports,
     release_ports,
+    retention_ports,
     session_ports,
     targeting_ports,
     vulnerability_ports,
@@ -44,6 +45,7 @@ class UnitOfWork(abc.ABC):
     sessions: session_ports.SessionRepository
     fleet: fleet_ports.FleetQueries
     targeting: targeting_ports.TargetingRepository
+    retention: retention_ports.ActionRetention
 
     def __enter__(self) -> UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sl_insert
 from sqlalchemy.orm import Session
 
 from patchgate.adapters.db.models import (
@@ -16,7 +18,9 @@ from patchgate.adapters.db.models import (
     PolicyVersion,
     StateVersion,
     Tenant,
+    TickClaim,
 )
+from patchgate.adapters.db.pg_notify import notify
 from patchgate.domain.audit import GENESIS_HASH, AuditRecord, Checkpoint
 from patchgate.domain.clock import as_utc
 from patchgate.services import ports
@@ -34,10 +38,30 @@ class SqlStateRepository(ports.StateRepository):
             .values(version=StateVersion.version + 1, changed_at=now)
             .returning(StateVersion.version)
         )
-        return int(result.scalar_one())
+        version = int(result.scalar_one())
+        if self.session.get_bind().dialect.name == "postgresql":
+            # Every server process hears it at the commit (adapters/db/pg_notify.py).
+            notify(self.session, version)
+        return version
 
     def current(self) -> int:
         return int(self.session.execute(select(StateVersion.version)).scalar_one())
+
+    def claim(self, key: str, since: datetime, now: datetime) -> bool:
+        # One upsert, atomic on both engines: of the processes that race for a tick, the
+        # first moves ``claimed_at`` past ``since`` and the others' WHERE finds it there.
+        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sl_insert
+        upsert = (
+            insert(TickClaim)
+            .values(key=key, claimed_at=now)
+            .on_conflict_do_update(
+                index_elements=[TickClaim.key],
+                set_={"claimed_at": now},
+                where=TickClaim.claimed_at < since,
+            )
+            .returning(TickClaim.key)
+        )
+        return self.session.execute(upsert).first() is not None
 
 
 def _record(row: AuditEntryRow) -> AuditRecord:

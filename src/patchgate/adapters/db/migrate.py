@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, text
 
 from patchgate.adapters.db.models import AuditHead, Base, StateVersion
 from patchgate.domain.audit import GENESIS_HASH
@@ -42,6 +42,10 @@ def upgrade(engine: Engine, now: datetime) -> None:
     """Bring the schema to the newest revision and seed the single-row tables."""
     cfg = _config()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Hosts upgrading at once take turns; the later ones find the schema current
+            # (docs/deploy.md, "Upgrading").
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('patchgate-migrate'))"))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     with engine.begin() as conn:

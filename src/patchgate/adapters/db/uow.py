@@ -14,6 +14,7 @@ from patchgate.adapters.db import (
     fleet_queries,
     notice_repos,
     release_repos,
+    retention_repos,
     session_repos,
     targeting_repos,
     vulnerability_repos,
@@ -47,6 +48,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.sessions = session_repos.SqlSessionRepository(self.session)
         self.fleet = fleet_queries.SqlFleetQueries(self.session)
         self.targeting = targeting_repos.SqlTargetingRepository(self.session)
+        self.retention = retention_repos.SqlActionRetention(self.session)
         return self
 
     def __exit__(

@@ -20,6 +20,7 @@ from patchgate.entrypoints.cli.common import (
     read_text_file,
     settings,
 )
+from patchgate.entrypoints.cli.retention import prune_actions
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
@@ -37,6 +38,7 @@ def register(cli: typer.Typer) -> None:
     db = typer.Typer(help="Database schema.", no_args_is_help=True)
     db.command("upgrade")(db_upgrade)
     db.command("check")(db_check)
+    db.command("prune-actions")(prune_actions)
     db.command("revision", hidden=True)(db_revision)
     cli.add_typer(db, name="db")
     pol = typer.Typer(help="The patch management policy.", no_args_is_help=True)
@@ -182,7 +184,14 @@ def serve(
             "(default: policy.toml in the data folder, if present).",
         ),
     ] = None,
-    workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes sharing the port (a dead one is restarted); with "
+            "PostgreSQL any number of hosts may serve one database (docs/deploy.md).",
+        ),
+    ] = 1,
     reuse_port: Annotated[
         bool,
         typer.Option(
@@ -229,6 +238,12 @@ def serve(
         interface=Interfaces.ASGI,
         factory=True,
         workers=workers,
+        # A worker that dies (killed, out of memory) is started again; the others keep
+        # answering meanwhile (docs/deploy.md).
+        respawn_failed_workers=True,
+        respawn_interval=1.0,
+        # A worker told to stop while it was still starting may miss it: killed then.
+        workers_kill_timeout=30,
         log_access=False,
         backlog=2048,
     ).serve()

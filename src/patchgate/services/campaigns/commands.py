@@ -70,6 +70,7 @@ from patchgate.services.context import Context
 from patchgate.services.devices import saved_filters
 from patchgate.services.policy import in_force
 from patchgate.services.release_ports import ReleaseRecord
+from patchgate.services.state import claim_tick
 from patchgate.services.unit_of_work import UnitOfWork
 
 log = logging.getLogger("patchgate.campaigns")
@@ -489,10 +490,13 @@ def judge(
 SWEEP_FOR = timedelta(days=2)
 
 
-def tick(ctx: Context) -> dict[int, str]:
+def tick(ctx: Context, *, since: datetime | None = None) -> dict[int, str]:
     """Evaluate every campaign that runs (the timer's job, and ``campaign tick``); returns
     each evaluated campaign's verdict. Schedules and in-progress timeouts are applied
-    first (``services.campaigns.timing``)."""
+    first (``services.campaigns.timing``). ``since`` (the server's timer): the start of the
+    tick, or when the feedback that prompted it arrived; a campaign some process has
+    evaluated since then is left alone, so across every process on the database each
+    campaign is evaluated once per tick (docs/deploy.md, "What each process keeps")."""
     timing.run(ctx, start=partial(start, ctx), cancel=partial(cancel, ctx))
     now = ctx.clock()
     with ctx.read_uow() as uow:
@@ -506,6 +510,8 @@ def tick(ctx: Context) -> dict[int, str]:
         ]
     verdicts: dict[int, str] = {}
     for campaign_id in ids:
+        if since is not None and not claim_tick(ctx, f"campaign:{campaign_id}", since):
+            continue
         try:
             result = evaluate(ctx, campaign_id)
             # The sweep again: a device may have become targeted since the stage opened,
@@ -516,4 +522,8 @@ def tick(ctx: Context) -> dict[int, str]:
             continue
         if result is not None:
             verdicts[campaign_id] = result.verdict
+            log.info(
+                "campaign %s: gates evaluated: %s", campaign_id, result.verdict,
+                extra={"campaign": campaign_id, "verdict": result.verdict, "tick": since},
+            )  # fmt: skip
     return verdicts

@@ -11,6 +11,7 @@ from patchgate.adapters.db.models.core import (
     PolicyVersion,
     StateVersion,
     Tenant,
+    TickClaim,
 )
 from patchgate.adapters.db.models.devices import (
     Action,
@@ -61,6 +62,7 @@ __all__ = [
     "SavedFilter",
     "StateVersion",
     "Tenant",
+    "TickClaim",
     "Vulnerability",
     "VulnerabilityProduct",
 ]

@@ -38,6 +38,18 @@ class StateVersion(Base):
     changed_at: Mapped[datetime]
 
 
+class TickClaim(Base):
+    """Which periodic job ran last, and when, across every server process: a process runs
+    a job for a tick only when its claim moves the time past the tick's start (one atomic
+    upsert), so a job runs once per tick however many processes and hosts share the
+    database (docs/deploy.md, "What each process keeps")."""
+
+    __tablename__ = "tick_claims"
+
+    key: Mapped[str255] = mapped_column(primary_key=True)
+    claimed_at: Mapped[datetime]
+
+
 class ApiToken(Base):
     """A management API token. Only its SHA-256 is stored; the token is shown once."""
 

@@ -42,6 +42,10 @@ class Device(Base):
         # The fleet by product and version (exposure, the /metrics gauges) from the index
         # alone, without reading the table (docs/metrics.md).
         Index("ix_devices_hardware_version", "hardware", "installed_version", "removed_at"),
+        # Which device holds an action open, or runs what it installed: looked up when
+        # action history is pruned (docs/deploy.md, "Pruning action history").
+        Index("ix_devices_open_action", "open_action_id"),
+        Index("ix_devices_installed_action", "installed_action_id"),
     )
 
     id: Mapped[intpk]
@@ -91,6 +95,11 @@ class Action(Base):
     __table_args__ = (
         Index("ix_actions_device_created", "device_id", "id"),
         Index("ix_actions_release_status", "release_id", "status"),
+        # Closed actions by age, for pruning (docs/deploy.md, "Pruning action history").
+        Index("ix_actions_closed_at", "closed_at"),
+        # A campaign's actions counted by status from the index alone (docs/deploy.md,
+        # "Indexes at a million devices": 2.3 s → 88 ms at 333,000 actions a campaign).
+        Index("ix_actions_campaign_status", "campaign_id", "status"),
     )
 
     id: Mapped[intpk]

@@ -185,6 +185,12 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "tick_claims",
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_tick_claims")),
+    )
+    op.create_table(
         "vulnerabilities",
         sa.Column("id", sa.String(length=128), nullable=False),
         sa.Column("title", sa.Text(), nullable=False),
@@ -289,6 +295,8 @@ def upgrade() -> None:
             ["hardware", "installed_version", "removed_at"],
             unique=False,
         )
+        batch_op.create_index("ix_devices_installed_action", ["installed_action_id"], unique=False)
+        batch_op.create_index("ix_devices_open_action", ["open_action_id"], unique=False)
 
     op.create_table(
         "notice_deliveries",
@@ -431,6 +439,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("actions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_actions_campaign_id"), ["campaign_id"], unique=False)
+        batch_op.create_index("ix_actions_campaign_status", ["campaign_id", "status"], unique=False)
+        batch_op.create_index("ix_actions_closed_at", ["closed_at"], unique=False)
         batch_op.create_index("ix_actions_device_created", ["device_id", "id"], unique=False)
         batch_op.create_index("ix_actions_release_status", ["release_id", "status"], unique=False)
 
@@ -686,6 +696,8 @@ def downgrade() -> None:
     with op.batch_alter_table("actions", schema=None) as batch_op:
         batch_op.drop_index("ix_actions_release_status")
         batch_op.drop_index("ix_actions_device_created")
+        batch_op.drop_index("ix_actions_closed_at")
+        batch_op.drop_index("ix_actions_campaign_status")
         batch_op.drop_index(batch_op.f("ix_actions_campaign_id"))
 
     op.drop_table("actions")
@@ -699,6 +711,8 @@ def downgrade() -> None:
 
     op.drop_table("notice_deliveries")
     with op.batch_alter_table("devices", schema=None) as batch_op:
+        batch_op.drop_index("ix_devices_open_action")
+        batch_op.drop_index("ix_devices_installed_action")
         batch_op.drop_index("ix_devices_hardware_version")
         batch_op.drop_index(batch_op.f("ix_devices_hardware"))
 
@@ -706,6 +720,7 @@ def downgrade() -> None:
     op.drop_table("console_sessions")
     op.drop_table("art14_submissions")
     op.drop_table("vulnerabilities")
+    op.drop_table("tick_claims")
     with op.batch_alter_table("tenants", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_tenants_gateway_token_hash"))
 
