@@ -17,6 +17,7 @@ from patchgate.services import (
     notice_ports,
     ports,
     release_ports,
+    revert_ports,
     session_ports,
     vulnerability_ports,
 )
@@ -38,6 +39,7 @@ class UnitOfWork(abc.ABC):
     health: device_ports.HealthRepository
     catalog: device_ports.ReleaseCatalog
     campaigns: campaign_ports.CampaignRepository
+    reverts: revert_ports.RevertRepository
     advisories: advisory_ports.AdvisoryRepository
     notices: notice_ports.NoticeOutbox
     sessions: session_ports.SessionRepository

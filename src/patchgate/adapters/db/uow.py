@@ -14,6 +14,7 @@ from patchgate.adapters.db import (
     fleet_queries,
     notice_repos,
     release_repos,
+    revert_repos,
     session_repos,
     vulnerability_repos,
 )
@@ -41,6 +42,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.health = device_repos.SqlHealthRepository(self.session)
         self.catalog = device_repos.SqlReleaseCatalog(self.session)
         self.campaigns = campaign_repos.SqlCampaignRepository(self.session)
+        self.reverts = revert_repos.SqlRevertRepository(self.session)
         self.advisories = advisory_repos.SqlAdvisoryRepository(self.session)
         self.notices = notice_repos.SqlNoticeOutbox(self.session)
         self.sessions = session_repos.SqlSessionRepository(self.session)

@@ -131,6 +131,9 @@ def delivery_of(d: Mapping[str, Any]) -> core.Delivery:
 
 
 def plan_of(uow: UnitOfWork, rec: CampaignRecord) -> core.CampaignPlan:
+    # The revert plan's loader builds on this module (docs/campaigns.md "Revert").
+    from patchgate.services.campaigns.reverts import targets
+
     release = uow.releases.get(rec.release_id)
     assert release is not None
     revert_to = None
@@ -154,6 +157,7 @@ def plan_of(uow: UnitOfWork, rec: CampaignRecord) -> core.CampaignPlan:
         delivery=delivery_of(rec.delivery),
         revert_to=revert_to,
         priority_versions=frozenset(rec.priority_versions),
+        revert_targets=targets(uow, rec),
     )
 
 
