@@ -58,7 +58,7 @@ UNSTATABLE = re.compile(
             r"two artifacts have the same file name",
             r"name at least one compatible hardware model",
             r"^TOML: ",
-            r"^line \d+: ",
+            r"^line \d+: |^not a CSV file",
             r"^filter: ",
             r"^(target versions|window|stages|stage \S+): ",
             r"is not a version$|version range",  # affected: version ranges
