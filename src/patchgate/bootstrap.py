@@ -165,23 +165,29 @@ class App:
 
 
 def owner_only(settings: Settings) -> None:
-    """Run by ``patchgate init``. The data folder holds the database (token hashes, the
-    fleet), signing keys and the audit journal: its folders are made 0700 and the SQLite
-    file 0600 (created so when missing; SQLite gives its -wal and -shm files the same
-    mode). Paths owned by another user are left as they are."""
-    folders = [settings.data_dir, settings.keys_dir]
-    if settings.offline_keys_dir.exists():
-        folders.append(settings.offline_keys_dir)
+    """Run whenever the data folder is opened (``build``: every command, ``serve``,
+    ``init``, migrations). The data folder holds the database (token hashes, the fleet),
+    signing keys, the audit journal and the artifacts: its folders are made 0700 (the
+    artifact store's too), the SQLite file 0600 (created so when missing; SQLite gives
+    its -wal and -shm files the same mode), and the key files and the audit checkpoint
+    journal 0600. Paths owned by another user are left as they are."""
+    folders = [settings.data_dir, settings.keys_dir, settings.artifacts_dir]
+    folders += [p for p in (settings.offline_keys_dir, settings.data_dir / "tmp") if p.exists()]
     for folder in folders:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         _chmod_own(folder, 0o700)
+    files = [settings.data_dir / "audit-checkpoints.jsonl"]
+    for folder in (settings.keys_dir, settings.offline_keys_dir):
+        if folder.is_dir():
+            files += [p for p in folder.iterdir() if p.is_file()]
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         database = Path(url.database)
         if database.parent.is_dir():
             os.close(os.open(database, os.O_CREAT | os.O_RDWR, 0o600))
-            for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
-                _chmod_own(path, 0o600)
+            files += [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
+    for path in files:
+        _chmod_own(path, 0o600)
 
 
 def _chmod_own(path: Path, mode: int) -> None:
@@ -194,6 +200,7 @@ def _chmod_own(path: Path, mode: int) -> None:
 
 def build(settings: Settings) -> App:
     """Wire the real adapters. Connects lazily; creates the audit key on first use."""
+    owner_only(settings)
     engines = make_engines(settings.database_url, pool_size=settings.db_pool_size)
     write_sessions = sessionmaker(engines.write, expire_on_commit=False)
     read_sessions = sessionmaker(engines.read, expire_on_commit=False)

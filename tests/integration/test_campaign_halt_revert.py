@@ -9,7 +9,7 @@ from patchgate.domain.errors import Conflict
 from patchgate.services import actions as action_service
 from patchgate.services import audit, releases, state
 from patchgate.services.campaigns import commands
-from tests.campaign_support import Fleet, halted, release, started, status
+from tests.campaign_support import Fleet, release, started, status
 from tests.conftest import Env
 
 PRODUCT = "Demo Gateway"
@@ -58,21 +58,23 @@ def test_a_revert_never_targets_a_halted_release(env: Env) -> None:
     bad = release(env, "2.0.0", 2)
     worse = release(env, "3.0.0", 3)
     fleet = Fleet(env)
-    fleet.add("qa-1", "3.0.0", "qa")
-    first = halted(env, bad)
-    second = halted(env, worse)
-    # Naming the halted release explicitly is refused too.
+    fleet.add("qa-1", "1.0.0", "qa")
+    first = started(env, bad, stages="qa,100")
+    action = fleet.poll("qa-1").open_action_id or 0
+    fleet.feedback("qa-1", action, "closed", "success")
+    commands.halt(env.ctx, first, reason="boot loops", actor="test")
+    second = started(env, worse, stages="qa,100")
+    action = fleet.poll("qa-1").open_action_id or 0
+    fleet.feedback("qa-1", action, "closed", "success")
+    commands.halt(env.ctx, second, reason="boot loops", actor="test")
+    # Naming the halted release explicitly is refused.
     with pytest.raises(Conflict, match="was halted"):
         commands.revert(env.ctx, second, to_release=bad.id, actor="test")
+    refused = env.cli("campaign", "revert", str(second), "--to", str(bad.id))
+    assert refused.code == 2 and "was halted" in refused.stderr
     commands.revert(env.ctx, second, actor="test")
     assert status(env, second)["revert_to_release_id"] == good.id
     assert fleet.offered("qa-1") == good.id
-    # Overlapping reverts: one at a time per product, so a device moves once.
-    refused = env.cli("campaign", "revert", str(first))
-    assert refused.code == 2 and f"campaign {second} of {PRODUCT} is reverting" in refused.stderr
-    commands.complete(env.ctx, second, actor="test")
-    commands.revert(env.ctx, first, actor="test")
-    assert status(env, first)["revert_to_release_id"] == good.id
 
 
 def test_the_floor_stays_through_a_middle_stage_advance_and_a_halt(env: Env) -> None:

@@ -15,7 +15,7 @@ from patchgate.domain.errors import Conflict
 from patchgate.services import ddi, releases
 from patchgate.services.campaigns import commands
 from patchgate.services.campaigns.options import CreateOptions
-from tests.campaign_support import Fleet, halted, release, status
+from tests.campaign_support import Fleet, halted, release, started, status
 from tests.conftest import Env
 from tests.factories import MadeRelease
 
@@ -35,9 +35,12 @@ def _halted(env: Env, made: MadeRelease, stages: str = "qa,100") -> int:
 def test_revert_offers_the_known_good_release_to_devices_on_the_bad_one(env: Env) -> None:
     good, bad = _release(env, "1.0.0", 1), _release(env, "2.0.0", 2)
     fleet = Fleet(env)
-    fleet.add("took-bad", "2.0.0", "qa")
-    fleet.add("stayed-good", "1.0.0", "qa")
-    campaign = _halted(env, bad)
+    fleet.add("took-bad", "1.0.0", "qa")
+    fleet.add("stayed-good", "1.0.0")
+    campaign = started(env, bad, stages="qa,100")
+    action = fleet.poll("took-bad").open_action_id or 0
+    fleet.feedback("took-bad", action, "closed", "success")
+    commands.halt(env.ctx, campaign, reason="boot loop in the field", actor="test")
     assert fleet.offered("stayed-good") is None
     commands.revert(env.ctx, campaign, actor="test")
     status = _status(env, campaign)
@@ -78,7 +81,7 @@ def test_a_device_that_failed_a_rollout_is_answered_without_the_write_path(env: 
 def test_a_revert_below_the_security_floor_is_refused_and_changes_nothing(env: Env) -> None:
     good, bad = _release(env, "1.0.0", 1), _release(env, "2.0.0", 3)
     newer_good = _release(env, "1.5.0", 2)
-    Fleet(env).add("qa-1", "2.0.0", "qa")
+    Fleet(env).add("qa-1", "1.0.0", "qa")
     campaign = _halted(env, bad)
     with env.ctx.uow() as uow:  # a completed rollout of 1.5.0 raised the floor to 2
         releases.raise_floor(env.ctx, uow, product="Demo Gateway", security_version=2)

@@ -48,6 +48,7 @@ class LocalArtifactStore(ArtifactStore):
 
     def put_stream(self, chunks: Iterable[bytes], *, max_bytes: int) -> StoredBlob:
         incoming = self.root / "incoming"
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)  # owner-only (docs/security.md)
         incoming.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=incoming)
         tmp = Path(tmp_name)

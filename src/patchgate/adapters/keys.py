@@ -28,8 +28,9 @@ def fsync_dir(path: Path) -> None:
 def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
     """Write ``data`` to ``path`` with permissions ``mode``, atomically and durably: to a
     temporary file of a unique name in the same folder (so concurrent writers never share
-    one), fsynced, renamed over ``path``, then the folder fsynced."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    one), fsynced, renamed over ``path``, then the folder fsynced. A folder it has to
+    make for an owner-only file is owner-only too (docs/security.md "The data folder")."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if not mode & 0o077 else 0o755)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
@@ -87,7 +88,7 @@ class FileCheckpointJournal(ports.CheckpointJournal):
         self.path = path
 
     def append(self, checkpoint: Checkpoint) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         line = json.dumps(checkpoint.__dict__, sort_keys=True) + "\n"
         # O_APPEND makes each small write land whole at the end, even with several writers.
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

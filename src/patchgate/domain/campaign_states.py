@@ -85,7 +85,7 @@ class HaltCampaign:
 
 @dataclass(frozen=True)
 class RevertCampaign:
-    """``campaign revert``: offer the known-good release to devices on the bad one."""
+    """``campaign revert``: offer each device on the bad release its last good one."""
 
     name: Final = "revert"
 

@@ -31,9 +31,11 @@ in the order applied (each no-offer answer names its rule in ``Decision.reason``
    are admitted from the first stage.
 6. **Maintenance window** (new rollout offers only; reverts are urgent and ignore it).
 7. **Rate limit**: one token from the campaign's bucket, whose new state is returned.
-8. **Revert plan.** A reverting campaign offers its known-good release to devices running
-   the bad release, when the known-good security version is at least the device's floor,
-   once per device (a failed revert is not offered again; the device stays on record).
+8. **Revert plan.** A reverting campaign offers each device running the bad release its
+   own target (``revert_targets``: the last release that device ran successfully that is
+   not halted or withdrawn, :mod:`reverts`), or the release named with ``--to``, when
+   its security version is at least the device's floor, once per device (a failed revert
+   is not offered again; the device stays on record).
    The floor rises only when a rollout completes after its last soak
    (:func:`floor_after`), so a revert stays possible until then.
 
@@ -181,6 +183,11 @@ class CampaignPlan:
     revert_to: ReleaseRef | None = None
     priority_versions: frozenset[str] = frozenset()
     timing: CampaignTiming = NO_TIMING  # timeout, retries, schedule (campaign_timing)
+    # A reverting campaign's plan: each device's own target by controller id (rule 8);
+    # ``revert_to`` (named with ``--to``) serves a device the plan does not hold yet.
+    revert_targets: Mapping[str, ReleaseRef] = field(
+        default_factory=dict, hash=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if len(self.cuts) != len(self.stages):
@@ -491,12 +498,12 @@ def _consider_revert(
     *,
     dry: bool,
 ) -> Decision:
-    target = plan.revert_to
-    if target is None or target.withdrawn:
-        return _NOTHING[NOT_OFFERING]
     if device.installed_version != plan.release.version or (
         plan.selector.product != device.product
     ):
+        return _NOTHING[NOT_TARGETED]
+    target = plan.revert_targets.get(device.device_id, plan.revert_to)
+    if target is None or target.withdrawn:
         return _NOTHING[NOT_TARGETED]
     if plan.id in device.finished_reverts:
         return _NOTHING[ALREADY_DONE]  # a failed revert is not offered again and again

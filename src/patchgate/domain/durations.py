@@ -22,6 +22,13 @@ _ISO = re.compile(
 
 def parse_duration(text: str, *, what: str = "duration") -> timedelta:
     """Parse ``text`` into a non-negative ``timedelta``; ``InvalidInput`` names ``what``."""
+    try:
+        return _parse(text, what)
+    except OverflowError as exc:  # past timedelta's range (999,999,999 days)
+        raise InvalidInput(f"{what}: {text!r} is too long a duration") from exc
+
+
+def _parse(text: str, what: str) -> timedelta:
     cleaned = text.strip().lower()
     if cleaned in {"0", "0s"}:
         return timedelta(0)

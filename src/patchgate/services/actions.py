@@ -101,6 +101,7 @@ def _open_action(
             created_at=now,
             updated_at=now,
             created_by=actor,
+            from_version=device.installed_version,
         )
     )
     uow.actions.add_event(

@@ -160,6 +160,7 @@ def installed_version(
                 updated_at=now,
                 closed_at=now,
                 created_by=f"device:{device.controller_id}",
+                from_version=device.installed_version,
             )
         )
         uow.actions.add_event(

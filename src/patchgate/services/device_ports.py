@@ -140,6 +140,7 @@ class NewActionRow:
     window_end: datetime | None = None
     result: str | None = None
     closed_at: datetime | None = None
+    from_version: str | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from patchgate.services import (
     ports,
     release_ports,
     retention_ports,
+    revert_ports,
     session_ports,
     targeting_ports,
     vulnerability_ports,
@@ -40,6 +41,7 @@ class UnitOfWork(abc.ABC):
     health: device_ports.HealthRepository
     catalog: device_ports.ReleaseCatalog
     campaigns: campaign_ports.CampaignRepository
+    reverts: revert_ports.RevertRepository
     advisories: advisory_ports.AdvisoryRepository
     notices: notice_ports.NoticeOutbox
     sessions: session_ports.SessionRepository

@@ -15,6 +15,7 @@ from patchgate.adapters.db import (
     notice_repos,
     release_repos,
     retention_repos,
+    revert_repos,
     session_repos,
     targeting_repos,
     vulnerability_repos,
@@ -43,6 +44,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.health = device_repos.SqlHealthRepository(self.session)
         self.catalog = device_repos.SqlReleaseCatalog(self.session)
         self.campaigns = campaign_repos.SqlCampaignRepository(self.session)
+        self.reverts = revert_repos.SqlRevertRepository(self.session)
         self.advisories = advisory_repos.SqlAdvisoryRepository(self.session)
         self.notices = notice_repos.SqlNoticeOutbox(self.session)
         self.sessions = session_repos.SqlSessionRepository(self.session)

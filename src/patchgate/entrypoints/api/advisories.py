@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from patchgate.entrypoints.api import constraints as rule
 from patchgate.entrypoints.api.deps import SecurityAnalyst, Viewer
 from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.entrypoints.runtime import Runtime, runtime
@@ -20,8 +21,12 @@ Rt = Annotated[Runtime, Depends(runtime)]
 
 
 class NewAdvisory(BaseModel):
-    vulnerabilities: list[str] = Field(min_length=1, description="register IDs")
-    title: str | None = None
+    vulnerabilities: list[str] = Field(
+        min_length=1,
+        description="register IDs",
+        json_schema_extra={"items": {"type": "string", "pattern": rule.VULN_ID}},
+    )
+    title: str | None = Field(None, json_schema_extra=rule.pattern(rule.NOT_BLANK))
     acknowledgments: list[str] = []
 
 

@@ -11,6 +11,7 @@ from typing import Any, get_type_hints
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, create_model
 
+from patchgate.entrypoints.api import constraints as rule
 from patchgate.entrypoints.api.deps import ReleaseManager, Viewer
 from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.entrypoints.presenters import campaigns as present
@@ -19,6 +20,11 @@ from patchgate.services.campaigns.options import CreateOptions
 from patchgate.services.context import Context
 
 router = APIRouter(tags=["campaigns"], route_class=StrictRoute)
+
+
+# The options whose syntax the document states (the others are grammars: a stage plan, a
+# cron window, a version range; entrypoints/api/constraints.py).
+PATTERNS = {"rate": rule.RATE, "soak": rule.DURATION}
 
 
 def _option_fields() -> dict[str, Any]:
@@ -30,7 +36,16 @@ def _option_fields() -> dict[str, Any]:
         default = list(f.default) if isinstance(f.default, tuple) else f.default
         assert default is not MISSING
         kind = list[str] if f.name == "groups" else hints[f.name]
-        out[f.name] = (kind, Field(default=default, description=f.metadata["doc"], **limits))
+        extra: dict[str, Any] = {}
+        if f.name in PATTERNS:
+            extra = rule.pattern(PATTERNS[f.name])
+        elif f.name == "groups":
+            extra = {"items": {"type": "string", "pattern": rule.GROUP}}
+        schema_extra: Any = extra or None
+        field = Field(
+            default=default, description=f.metadata["doc"], json_schema_extra=schema_extra, **limits
+        )
+        out[f.name] = (kind, field)
     return out
 
 

@@ -37,7 +37,7 @@ def get_policy(caller: Viewer) -> dict[str, Any]:
 @router.put("/policy", tags=["policy"])
 def put_policy(
     caller: Admin,
-    source: str = Body(..., media_type="application/toml", description="Policy TOML"),
+    source: str = Body(..., media_type="application/toml", description="Policy TOML", min_length=1),
 ) -> dict[str, Any]:
     """Validate a policy and put it in force. 422 lists every problem; nothing changes."""
     policy, changed = policy_service.apply(caller.ctx, source, actor=caller.actor)
@@ -100,7 +100,7 @@ def revoke_token(caller: Admin, name: str) -> None:
     access.revoke_token(caller.ctx, name=name, actor=caller.actor)
 
 
-PolicySource = Body(..., media_type="application/toml", description="Policy TOML")
+PolicySource = Body(..., media_type="application/toml", description="Policy TOML", min_length=1)
 
 
 @router.post("/policy/check", tags=["policy"])

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Header, Query
 from pydantic import BaseModel, Field
 
 from patchgate.domain.errors import InvalidInput
+from patchgate.entrypoints.api import constraints as rule
 from patchgate.entrypoints.api.deps import Admin, ReleaseManager, Viewer
 from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.entrypoints.presenters import devices as present
@@ -21,11 +22,25 @@ from patchgate.services.devices.views import MAX_PAGE
 router = APIRouter(tags=["devices"], route_class=StrictRoute)
 
 
+# A group name, as the document states it.
+Group = Annotated[str, Field(json_schema_extra=rule.pattern(rule.GROUP))]
+
+
 class NewDeviceBody(BaseModel):
-    id: str = Field(description="The DDI controllerId")
-    groups: list[str] = Field(default_factory=list)
-    hardware: str | None = Field(None, description="A hardware model the policy names")
-    version: str | None = Field(None, description="The installed version, e.g. 1.4.2")
+    id: str = Field(
+        description="The DDI controllerId", json_schema_extra=rule.pattern(rule.CONTROLLER_ID)
+    )
+    groups: list[Group] = Field(default_factory=list)
+    hardware: str | None = Field(
+        None,
+        description="A hardware model the policy names",
+        json_schema_extra=rule.pattern(rule.HARDWARE),
+    )
+    version: str | None = Field(
+        None,
+        description="The installed version, e.g. 1.4.2",
+        json_schema_extra=rule.pattern(rule.VERSION),
+    )
 
 
 @router.get("/devices")
@@ -69,7 +84,9 @@ def add_device(caller: ReleaseManager, body: NewDeviceBody) -> dict[str, Any]:
 @router.post("/devices/import", status_code=201)
 def import_devices(
     caller: ReleaseManager,
-    source: str = Body(..., media_type="text/csv", description="CSV id,groups,hardware,version"),
+    source: str = Body(
+        ..., media_type="text/csv", description="CSV id,groups,hardware,version", min_length=1
+    ),
     content_type: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     """Provision many devices in one transaction (all or none). The body is CSV, sent as
@@ -111,7 +128,7 @@ def rotate_token(caller: ReleaseManager, controller_id: str) -> dict[str, Any]:
 
 
 class TagBody(BaseModel):
-    groups: list[str]
+    groups: list[Group] = Field(min_length=1)
     remove: bool = False
 
 
@@ -126,7 +143,11 @@ def tag_device(caller: ReleaseManager, controller_id: str, body: TagBody) -> dic
 
 class AssignBody(BaseModel):
     release_id: int
-    type: str = Field("forced", description="forced | soft | downloadonly")
+    type: str = Field(
+        "forced",
+        description="forced | soft | downloadonly",
+        json_schema_extra=rule.enum(rule.ACTION_TYPES),
+    )
     confirmation_required: bool = False
     maintenance_window_start: datetime | None = None
     maintenance_window_end: datetime | None = None

@@ -6,7 +6,9 @@ rather than route by route (docs/security.md "Errors the API documents"):
   change), each with the one error body patchgate sends (``error``, ``message``,
   ``problems``);
 - every integer in a parameter or a body is bounded to the signed 64-bit range the
-  server accepts (``domain.strict``);
+  server accepts (``domain.strict``), and every text and key is free of NUL;
+- the input rules of each field are stated where JSON Schema can state them
+  (``entrypoints/api/constraints.py``);
 - the interactive documentation uses the Swagger UI files shipped with the package
   (``swagger-ui-bundle``), so it works without a network;
 - a wrong method answers 405 with an ``Allow`` header naming every method of the path
@@ -27,6 +29,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from patchgate.domain import strict
+from patchgate.entrypoints.api.constraints import closed_bodies, no_nul_strings
 
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "Error",
@@ -79,6 +82,8 @@ def complete_schema(schema: dict[str, Any], prefix: str) -> dict[str, Any]:
             for status, description in ERRORS.items():
                 responses[status] = {"description": description, "content": error_ref}
     _bound_integers(schema)
+    no_nul_strings(schema)
+    closed_bodies(schema)
     return schema
 
 

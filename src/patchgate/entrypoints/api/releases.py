@@ -19,6 +19,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from patchgate.domain.errors import InvalidInput, NotFound, TooLarge
+from patchgate.entrypoints.api import constraints as rule
 from patchgate.entrypoints.api.deps import ReleaseManager, Viewer, limited
 from patchgate.entrypoints.bodies import StrictRoute, check_form
 from patchgate.entrypoints.presenters import releases as present
@@ -47,14 +48,19 @@ UPLOAD_SCHEMA: dict[str, Any] = {
                     "required": ["product", "version", "artifact"],
                     "properties": {
                         "product": {"type": "string"},
-                        "version": {"type": "string"},
+                        "version": {"type": "string", "pattern": rule.VERSION},
                         "security_version": {"type": "integer", "minimum": 0},
                         "type": {"type": "string", "enum": list(UPDATE_TYPES)},
                         "hardware": {"type": "array", "items": {"type": "string"}},
-                        "fixes": {"type": "string", "description": "IDs, comma-separated"},
+                        "fixes": {
+                            "type": "string",
+                            "description": "IDs, comma-separated",
+                            "pattern": rule.VULN_ID_LIST,
+                        },
                         "notes": {"type": "string"},
                         "artifact": {
                             "type": "array",
+                            "minItems": 1,
                             "items": {"type": "string", "format": "binary"},
                         },
                         "sbom": {"type": "string", "format": "binary"},

@@ -6,13 +6,14 @@ Reading needs the viewer role; every change needs security_analyst (or admin).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from patchgate.entrypoints.api import constraints as rule
 from patchgate.entrypoints.api.deps import SecurityAnalyst, Viewer, limited
 from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.entrypoints.presenters import vulnerabilities as present
@@ -20,13 +21,19 @@ from patchgate.services.context import Context
 from patchgate.services.vulnerabilities import art14 as drafts
 from patchgate.services.vulnerabilities import commands, cyclonedx, imports, views
 
+# An Art. 14 report kind as a path segment (the enum the document states).
+ReportKind = Annotated[str, Path(json_schema_extra=rule.enum(rule.REPORT_KINDS))]
+
 router = APIRouter(prefix="/vulnerabilities", tags=["vulnerabilities"], route_class=StrictRoute)
 
 
 class NewVulnerability(BaseModel):
-    id: str = Field(min_length=1, max_length=128)
-    title: str = Field(min_length=1)
-    cvss: str = Field(description="CVSS:3.1/…, CVSS:3.0/… or CVSS:4.0/… vector")
+    id: str = Field(min_length=1, max_length=128, json_schema_extra=rule.pattern(rule.VULN_ID))
+    title: str = Field(min_length=1, max_length=500, json_schema_extra=rule.pattern(rule.NOT_BLANK))
+    cvss: str = Field(
+        description="CVSS:3.1/…, CVSS:3.0/… or CVSS:4.0/… vector",
+        json_schema_extra=rule.pattern(rule.CVSS),
+    )
     aware_at: datetime | None = None
     products: list[str] = []
     affected: list[str] = []
@@ -35,7 +42,7 @@ class NewVulnerability(BaseModel):
 
 
 class Triage(BaseModel):
-    status: str
+    status: str = Field(json_schema_extra=rule.enum(rule.TRIAGE_STATUSES))
     justification: str | None = None
     product: str | None = None
     at: datetime | None = None
@@ -48,8 +55,15 @@ class Affects(BaseModel):
 
 
 class Override(BaseModel):
-    severity: str | None = Field(description="null clears the override")
-    justification: str
+    severity: str | None = Field(
+        description="null clears the override",
+        json_schema_extra=rule.enum([*rule.SEVERITIES, None]),
+    )
+    justification: str = Field(
+        description="10+ characters",
+        json_schema_extra=rule.pattern(rule.JUSTIFICATION),
+        max_length=2000,
+    )
 
 
 class Exploited(BaseModel):
@@ -58,8 +72,8 @@ class Exploited(BaseModel):
 
 
 class Upstream(BaseModel):
-    component: str
-    reported_to: str
+    component: str = Field(json_schema_extra=rule.pattern(rule.NOT_BLANK))
+    reported_to: str = Field(json_schema_extra=rule.pattern(rule.NOT_BLANK))
     at: datetime | None = None
     reference: str = ""
 
@@ -105,7 +119,17 @@ def add_vulnerability(caller: SecurityAnalyst, body: NewVulnerability) -> dict[s
     return _shown(caller.ctx, vuln_id)
 
 
-@router.post("/import")
+# The document is read as it streams in, so the body is declared here.
+IMPORT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A CVE JSON 5 record, an OSV record or a CycloneDX VEX/BOM document",
+        "content": {"application/json": {"schema": {"type": ["object", "array"]}}},
+    }
+}
+
+
+@router.post("/import", openapi_extra=IMPORT_BODY)
 async def import_vulnerabilities(
     request: Request,
     caller: SecurityAnalyst,
@@ -218,7 +242,7 @@ def upstream(caller: SecurityAnalyst, vuln_id: str, body: Upstream) -> dict[str,
 def art14_draft(
     caller: Viewer,
     vuln_id: str,
-    kind: str,
+    kind: ReportKind,
     format: Literal["json", "md"] = "json",
 ) -> dict[str, Any] | PlainTextResponse:
     """Draft of one Art. 14 report as JSON or Markdown."""
@@ -230,7 +254,7 @@ def art14_draft(
 
 @router.post("/{vuln_id}/art14/{kind}/submitted")
 def art14_submitted(
-    caller: SecurityAnalyst, vuln_id: str, kind: str, body: SubmitReport
+    caller: SecurityAnalyst, vuln_id: str, kind: ReportKind, body: SubmitReport
 ) -> dict[str, Any]:
     """Record the submission of an Art. 14 report."""
     changed = commands.submit_report(

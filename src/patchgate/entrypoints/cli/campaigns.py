@@ -214,11 +214,16 @@ def campaign_halt(
 def campaign_revert(
     campaign_id: IdArg,
     to: Annotated[
-        int | None, typer.Option("--to", help="Known-good release (default: the previous).")
+        int | None,
+        typer.Option(
+            "--to",
+            help="Offer this release to every device (default: each device's own last good one).",
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Revert a halted campaign: offer the known-good release to devices on the bad one."""
+    """Revert a halted campaign: each device on the bad release gets the last release it ran
+    that is not halted or withdrawn (docs/campaigns.md "Revert")."""
     from patchgate.services.campaigns import commands
 
     commands.revert(app().context, campaign_id, to_release=to, actor=actor())

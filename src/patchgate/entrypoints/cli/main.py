@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import sys
 from functools import cache
 from typing import Any
@@ -22,6 +23,8 @@ from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints.cli import common
 from patchgate.entrypoints.errors import exit_code
 
+# The process umask of server-side commands: new files 0600, new folders 0700.
+OWNER_ONLY_UMASK = 0o077
 HELP = "Vulnerability deadlines, signed releases, phased rollouts with health gates."
 
 # Each top-level command: the module whose ``register(cli)`` defines it, and the line
@@ -185,6 +188,10 @@ def _usage_error(exc: Exception) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI: exit 0 on success, 2 on bad input or refusal, 1 on internal error."""
     args = _take_data_dir(list(sys.argv[1:] if argv is None else argv))
+    if args[:1] != ["agent"]:  # the device agent keeps its own file modes
+        # Every file and folder a server-side command (serve included, and its worker
+        # processes, which inherit it) creates is owner-only (docs/security.md).
+        os.umask(OWNER_ONLY_UMASK)
     try:
         code = build_cli()(args=args, prog_name="patchgate", standalone_mode=False)
     except PatchgateError as exc:

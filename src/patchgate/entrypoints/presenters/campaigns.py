@@ -78,13 +78,27 @@ def _outcome_lines(view: CampaignStatus) -> list[str]:
         lines.append(f"  last gate: {gate['verdict']} — {'; '.join(gate['reasons'])}")
     if view.halt_reason:
         lines.append(f"  HALTED at {rfc3339(view.halted_at)}: {view.halt_reason}")
-    if view.revert_to_release_id:
-        lines.append(f"  reverting to release {view.revert_to_release_id}")
+    lines.extend(_revert_lines(view))
     if view.deadline_at:
         risk = " — AT RISK" if view.deadline_at_risk else ""
         lines.append(f"  deadline: {rfc3339(view.deadline_at)}{risk}")
     if view.forecast_complete_at:
         lines.append(f"  forecast complete: {rfc3339(view.forecast_complete_at)}")
+    return lines
+
+
+def _revert_lines(view: CampaignStatus) -> list[str]:
+    """The revert plan: devices per target release, and those not moved with why."""
+    plan = view.revert
+    if not plan:
+        return []
+    targets = ", ".join(
+        f"release {t['release_id']} ({t['version']}): {t['devices']} devices"
+        for t in plan["targets"]
+    )
+    lines = [f"  revert: {targets or 'no device has a target'}"]
+    for reason, count in plan["not_moved_reasons"].items():
+        lines.append(f"    not moved: {count} devices — {reason}")
     return lines
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -43,7 +43,7 @@ from patchgate.domain.versions import VersionRange, parse_range
 from patchgate.domain.windows import MaintenanceWindow
 from patchgate.services import audit
 from patchgate.services.campaign_ports import CampaignChanges, CampaignRecord, NewCampaign
-from patchgate.services.campaigns import timing
+from patchgate.services.campaigns import reverts, timing
 from patchgate.services.campaigns.effects import (
     Effects,
     after_commit,
@@ -354,79 +354,19 @@ def cancel(ctx: Context, campaign_id: int, *, reason: str = "", actor: str) -> N
 
 
 def revert(ctx: Context, campaign_id: int, *, to_release: int | None = None, actor: str) -> None:
-    """``campaign revert``: offer the known-good release to the devices that installed the
-    halted one (docs/campaigns.md "Revert"). Refused when it is below the product's
-    security floor, when the release named is halted or withdrawn, and while another
-    campaign of the product is reverting (one revert at a time moves a device once)."""
+    """``campaign revert``: offer each device running the halted release the last release
+    it ran successfully that is neither halted, withdrawn nor below the security floor,
+    or the release named with ``--to`` (refused when it breaks one of those rules); a
+    device with no such release is reported, not moved (docs/campaigns.md "Revert")."""
 
     def prepare(uow: UnitOfWork, rec: CampaignRecord) -> dict[str, Any]:
-        bad = uow.releases.get(rec.release_id)
-        assert bad is not None
-        campaigns = uow.campaigns.list()
-        busy = [
-            c.id
-            for c in campaigns
-            if c.product == rec.product and c.state == core.REVERTING and c.id != rec.id
-        ]
-        if busy:
-            raise Conflict(
-                f"revert: campaign {busy[0]} of {rec.product} is reverting; complete or "
-                "cancel it first (one revert at a time)"
-            )
-        good = _known_good(uow, rec, bad, to_release, campaigns)
-        floor = uow.releases.security_floor(rec.product)
-        core.plan_revert(release_ref(bad), release_ref(good), floor=floor)
-        if good.state != "signed":
+        good = reverts.explicit(uow, rec, to_release) if to_release is not None else None
+        if good is not None and good.state != "signed":
             raise Conflict(f"revert: release {good.id} is not signed ({good.state})")
-        return {"revert_to_release_id": good.id}
+        reverts.record(ctx, uow, rec, reverts.plan(ctx, uow, rec, to=to_release), actor)
+        return {"revert_to_release_id": good.id if good is not None else None}
 
     _command(ctx, campaign_id, core.RevertCampaign(), actor=actor, prepare=prepare)
-
-
-def _halted_releases(campaigns: Sequence[CampaignRecord]) -> set[int]:
-    """Releases whose last campaign halted (a later campaign that completed clears it)."""
-    last: dict[int, str] = {}
-    for c in campaigns:  # oldest first
-        if c.state != core.DRAFT:
-            last[c.release_id] = c.state
-    return {r for r, state in last.items() if state in (core.HALTED, core.REVERTING)}
-
-
-def _known_good(
-    uow: UnitOfWork,
-    rec: CampaignRecord,
-    bad: ReleaseRecord,
-    explicit: int | None,
-    campaigns: Sequence[CampaignRecord],
-) -> ReleaseRecord:
-    """The release a revert offers: the one named, else the newest release of the product
-    older than the halted one that devices ran successfully (its rollout completed, or
-    some device succeeded with it) and that is neither halted nor withdrawn; failing that,
-    the newest older signed release that is not halted."""
-    halted = _halted_releases(campaigns)
-    if explicit is not None:
-        good = uow.releases.get(explicit)
-        if good is None:
-            raise NotFound(f"no release {explicit}")
-        if good.id in halted and good.id != bad.id:
-            raise Conflict(f"revert: release {good.id} was halted; name a known-good release")
-        return good
-    older = [
-        r
-        for r in uow.releases.list(product=rec.product)
-        if r.id != bad.id
-        and r.state == "signed"
-        and r.id not in halted
-        and (r.created_at, r.id) < (bad.created_at, bad.id)
-    ]
-    if not older:
-        raise Conflict(
-            f"revert: no earlier known-good release of {rec.product}; name one with --to"
-        )
-    ran = {c.release_id for c in campaigns if c.state == core.COMPLETED and c.floor_raised}
-    ran |= uow.campaigns.succeeded_releases([r.id for r in older])
-    proven = [r for r in older if r.id in ran]
-    return max(proven or older, key=lambda r: (r.created_at, r.id))
 
 
 def evaluate(ctx: Context, campaign_id: int) -> GateResult | None:
@@ -509,6 +449,10 @@ def tick(ctx: Context, *, since: datetime | None = None) -> dict[int, str]:
             or now - (c.halted_at or c.finished_at or c.updated_at) < SWEEP_FOR
         ]
     verdicts: dict[int, str] = {}
+    try:
+        reverts.sweep(ctx)  # devices that reached a reverted release since, stale targets
+    except PatchgateError as exc:
+        log.warning("revert plans: sweep refused: %s", exc)
     for campaign_id in ids:
         if since is not None and not claim_tick(ctx, f"campaign:{campaign_id}", since):
             continue

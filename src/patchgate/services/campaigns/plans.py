@@ -133,6 +133,9 @@ def delivery_of(d: Mapping[str, Any]) -> core.Delivery:
 
 
 def plan_of(uow: UnitOfWork, rec: CampaignRecord) -> core.CampaignPlan:
+    # The revert plan's loader builds on this module (docs/campaigns.md "Revert").
+    from patchgate.services.campaigns.reverts import targets
+
     release = uow.releases.get(rec.release_id)
     assert release is not None
     revert_to = None
@@ -158,6 +161,7 @@ def plan_of(uow: UnitOfWork, rec: CampaignRecord) -> core.CampaignPlan:
         revert_to=revert_to,
         priority_versions=frozenset(rec.priority_versions),
         timing=timing_from(rec.delivery),
+        revert_targets=targets(uow, rec),
     )
 
 

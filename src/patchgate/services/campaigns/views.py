@@ -15,6 +15,7 @@ from patchgate.domain.campaign_timing import timing_from, timing_json
 from patchgate.domain.clock import parse_rfc3339, rfc3339
 from patchgate.domain.planning import forecast
 from patchgate.services.campaign_ports import CampaignRecord
+from patchgate.services.campaigns import reverts
 from patchgate.services.campaigns.figures import figures
 from patchgate.services.campaigns.plans import (
     TIMING,
@@ -64,6 +65,7 @@ class CampaignStatus:
     finished_at: datetime | None
     floor_raised: bool
     revert_to_release_id: int | None
+    revert: Mapping[str, Any] | None
     supersedes: int | None
     priority_versions: tuple[str, ...]
     selector: Mapping[str, Any]
@@ -106,6 +108,7 @@ class CampaignStatus:
             "finished_at": rfc3339(self.finished_at),
             "floor_raised": self.floor_raised,
             "revert_to_release_id": self.revert_to_release_id,
+            "revert": None if self.revert is None else dict(self.revert),
             "supersedes": self.supersedes,
             "priority_versions": list(self.priority_versions),
             "selector": dict(self.selector),
@@ -196,6 +199,7 @@ def _status(ctx: Context, uow: UnitOfWork, rec: CampaignRecord, now: datetime) -
             f"deadline at risk: the last stage is forecast after {rfc3339(rec.deadline_at)}"
         )
     complete_at = outlook.complete_at
+    revert = reverts.summary(uow, rec)
     if rec.state == core.DRAFT and rec.schedule:
         complete_at = parse_rfc3339(rec.schedule["complete_at"])
     return CampaignStatus(
@@ -219,7 +223,8 @@ def _status(ctx: Context, uow: UnitOfWork, rec: CampaignRecord, now: datetime) -
         stage_started_at=rec.stage_started_at,
         finished_at=rec.finished_at,
         floor_raised=rec.floor_raised,
-        revert_to_release_id=rec.revert_to_release_id,
+        revert_to_release_id=reverts.main_target(revert),
+        revert=revert,
         supersedes=rec.supersedes_id,
         priority_versions=tuple(rec.priority_versions),
         selector={

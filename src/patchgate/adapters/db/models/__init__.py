@@ -2,7 +2,7 @@
 
 from patchgate.adapters.db.models.advisories import Advisory
 from patchgate.adapters.db.models.base import Base
-from patchgate.adapters.db.models.campaigns import Campaign
+from patchgate.adapters.db.models.campaigns import Campaign, RevertTarget
 from patchgate.adapters.db.models.core import (
     ApiToken,
     AuditCheckpointRow,
@@ -59,6 +59,7 @@ __all__ = [
     "Release",
     "ReleaseArtifact",
     "ReleaseFix",
+    "RevertTarget",
     "SavedFilter",
     "StateVersion",
     "Tenant",

@@ -60,3 +60,24 @@ class Campaign(Base):
     created_at: Mapped[datetime]
     created_by: Mapped[str255]
     updated_at: Mapped[datetime]
+
+
+class RevertTarget(Base):
+    """The revert plan of a reverting campaign: per device running the halted release, the
+    release it is offered (the last one it ran successfully that is not halted, withdrawn
+    or below the security floor), or none (``release_id`` NULL, ``reason`` says why).
+    Written by ``services/campaigns/reverts.py``; a device is in at most one reverting
+    campaign's plan (docs/campaigns.md "Revert")."""
+
+    __tablename__ = "campaign_revert_targets"
+    __table_args__ = (Index("ix_campaign_revert_targets_device", "device_id"),)
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_id: Mapped[int] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"))
+    reason: Mapped[str | None] = mapped_column(String(255))
+    planned_at: Mapped[datetime]

@@ -123,6 +123,10 @@ class Action(Base):
     closed_at: Mapped[datetime | None]
     cancel_requested_at: Mapped[datetime | None]
     created_by: Mapped[str255]
+    # The version the device reported running when the action was created: with the
+    # releases its successful actions installed, the device's own history of what it ran
+    # (the revert target rule, docs/campaigns.md "Revert").
+    from_version: Mapped[str | None] = mapped_column(String(128))
 
 
 class ActionEvent(Base):
