@@ -11,17 +11,18 @@ from fastapi.responses import HTMLResponse
 from patchgate.entrypoints.console import base, views
 from patchgate.services.compliance import checklist
 from patchgate.services.devices import DEFAULT_TENANT
+from patchgate.services.vulnerabilities import register
 
 router = APIRouter()
+URGENT_SHOWN = 10
 
 
 @router.get("/", response_class=HTMLResponse)
 def dashboard(request: Request, caller: base.SignedIn) -> HTMLResponse:
     ctx = caller.ctx
     now = ctx.clock()
-    register = views.vulnerabilities(ctx)
-    urgent = [v for v in register if v["sla_state"] in ("overdue", "due_soon")]
-    urgent.sort(key=lambda v: v["due_at"] or "")
+    where = register.RegisterFilter(urgent=True, sort="due")
+    urgent = register.register_page(ctx, where, limit=URGENT_SHOWN)
     with ctx.read_uow() as uow:
         total, seen = uow.fleet.counts(DEFAULT_TENANT, now - timedelta(days=1))
     active: list[dict[str, Any]] = [
@@ -34,8 +35,10 @@ def dashboard(request: Request, caller: base.SignedIn) -> HTMLResponse:
         request,
         "dashboard.html",
         caller,
-        urgent=urgent,
-        open_count=sum(1 for v in register if v["sla_state"] in views.OPEN_SLA),
+        urgent=urgent.rows,
+        urgent_more=urgent.total - len(urgent.rows),
+        states=urgent.states,
+        open_count=sum(n for s, n in urgent.states.items() if s in register.OPEN_STATES),
         campaigns=active,
         devices_total=total,
         devices_seen=seen,
