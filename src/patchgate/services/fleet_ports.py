@@ -40,6 +40,10 @@ class FleetQueries(abc.ABC):
         ``values``; names and values compared in lower case). One aggregate."""
 
     @abc.abstractmethod
+    def campaign_tallies(self, campaign_ids: Sequence[int]) -> Mapping[int, Mapping[str, int]]:
+        """Per campaign: its actions counted by status (one aggregate)."""
+
+    @abc.abstractmethod
     def finishes(self, campaign_id: int) -> Sequence[Finish]:
         """The campaign's finished actions, oldest first."""
 

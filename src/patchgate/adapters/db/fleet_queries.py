@@ -73,6 +73,19 @@ class SqlFleetQueries(FleetQueries):
             out[str(h)] = (total, int(n))
         return out
 
+    def campaign_tallies(self, campaign_ids: Sequence[int]) -> Mapping[int, Mapping[str, int]]:
+        out: dict[int, dict[str, int]] = {c: {} for c in campaign_ids}
+        if not campaign_ids:
+            return out
+        rows = self.session.execute(
+            select(Action.campaign_id, Action.status, func.count())
+            .where(Action.campaign_id.in_(list(campaign_ids)))
+            .group_by(Action.campaign_id, Action.status)
+        ).all()
+        for campaign, status, n in rows:
+            out[int(campaign or 0)][str(status)] = int(n)
+        return out
+
     def finishes(self, campaign_id: int) -> Sequence[Finish]:
         found = self.session.execute(
             select(Action.closed_at, Action.status)

@@ -72,12 +72,16 @@ def reports_ab(attributes: dict[str, Any]) -> bool:
     return False
 
 
-def _fleets(ctx: Context, policy: Policy, names: Sequence[str]) -> list[rules.Fleet]:
+def _fleets(
+    ctx: Context, policy: Policy, names: Sequence[str], max_age: float
+) -> list[rules.Fleet]:
     """Per product: devices in service, and those reporting an A/B scheme (``reports_ab``,
     counted by one aggregate over the devices' attributes)."""
     product_of = {h: p.name for p in policy.products if p.name in names for h in p.hardware}
     counts = {n: [0, 0] for n in names}
-    found = sources.update_schemes(ctx, list(product_of), AB_KEYS, AB_SUFFIX, AB_VALUES)
+    found = sources.update_schemes(
+        ctx, list(product_of), AB_KEYS, AB_SUFFIX, AB_VALUES, max_age=max_age
+    )
     for hardware, (total, ab) in found.items():
         product = product_of.get(hardware)
         if product is not None:
@@ -114,8 +118,11 @@ def _last_export(ctx: Context, product: str | None) -> datetime | None:
     return None
 
 
-def report(ctx: Context, *, base_url: str, product: str | None = None) -> dict[str, Any]:
-    """``report checklist --json``: the six items, how many passed, and the total."""
+def report(
+    ctx: Context, *, base_url: str, product: str | None = None, fleet_max_age: float = 0.0
+) -> dict[str, Any]:
+    """``report checklist --json``: the six items, how many passed, and the total.
+    ``fleet_max_age``: seconds a count of the devices' update schemes may be reused."""
     in_force = sources.policy_in_force(ctx)
     policy = in_force.policy
     if product is not None:
@@ -135,7 +142,7 @@ def report(ctx: Context, *, base_url: str, product: str | None = None) -> dict[s
             severities=list(policy.cadence), outcomes=_outcomes(ctx, names, now), base=base
         ),
         rules.phased_rollouts(rollouts=_rollouts(ctx, names, now)),
-        rules.atomic_updates(fleets=_fleets(ctx, policy, names)),
+        rules.atomic_updates(fleets=_fleets(ctx, policy, names, fleet_max_age)),
         rules.eol_communication(products=_support(ctx, policy, names, now), now=now, base=base),
         rules.process_documentation(
             exported_at=_last_export(ctx, product),

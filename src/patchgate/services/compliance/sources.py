@@ -4,6 +4,7 @@ public service functions, so a move of those functions changes only this module.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -89,15 +90,27 @@ def campaign_plans(ctx: Context) -> list[CampaignPlan]:
             after = page[-1].id
 
 
+_schemes: dict[tuple[int, tuple[str, ...]], tuple[float, Mapping[str, tuple[int, int]]]] = {}
+
+
 def update_schemes(
     ctx: Context, hardware: Sequence[str], keys: Sequence[str], suffix: str,
-    values: Sequence[str],
+    values: Sequence[str], *, max_age: float = 0.0,
 ) -> Mapping[str, tuple[int, int]]:  # fmt: skip
-    """Per hardware model: devices in service, and those reporting an update scheme."""
+    """Per hardware model: devices in service, and those reporting an update scheme. The
+    count reads every device's attributes; with ``max_age`` this process reuses a count
+    that young (the console: the share of A/B devices moves slowly, and the dashboard asks
+    for it on every load)."""
     from patchgate.services.devices import DEFAULT_TENANT
 
+    key = (id(ctx), tuple(hardware))
+    kept = _schemes.get(key)
+    if kept is not None and time.monotonic() - kept[0] < max_age:
+        return kept[1]
     with ctx.read_uow() as uow:
-        return uow.fleet.update_schemes(DEFAULT_TENANT, hardware, keys, suffix, values)
+        found = uow.fleet.update_schemes(DEFAULT_TENANT, hardware, keys, suffix, values)
+    _schemes[key] = (time.monotonic(), found)
+    return found
 
 
 def devices(ctx: Context) -> Sequence[DeviceRecord]:

@@ -3,13 +3,13 @@ console's vulnerability list, its dashboard and the compliance checklist read.
 
 ``list_vulnerabilities`` (views.py) builds every vulnerability's full view, with its
 rollout and Art. 14 clocks, a few queries each: right for ``vuln list --json``, too dear for
-a page read many times a minute. ``register_page`` reads the register in two queries (the
-records, then every product analysis), derives each row's severity, deadline and SLA state
-from the policy in force (the same rules as the full view), filters and sorts, and only
-then counts the exposure of the rows on the page: the fleet's census (one aggregate over the
-hardware/version index) and the page's fixing releases (one query). So a page costs the
-same with 100 devices or a million, and grows with the register only by the in-memory
-derivation of its rows.
+a page read many times a minute. ``register_page`` reads the register's
+columns it needs in two queries (the records, then every product analysis), derives each
+row's severity, deadline and SLA state from the policy in force (the same rules as the full
+view), filters and sorts, and only then counts the exposure of the rows on the page: the
+fleet's census (one aggregate over the hardware/version index) and the page's fixing
+releases (one query). So a page costs the same with 100 devices or a million, and grows
+with the register only by the in-memory derivation of its rows.
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def register_page(
     policy = in_force(ctx).policy
     now = ctx.clock()
     with ctx.read_uow() as uow:
-        records = {r.id: r for r in uow.vulnerabilities.list()}
+        records = {r.id: r for r in uow.vulnerabilities.list_for_table()}
         rows = [_row(r, policy, now) for r in records.values()]
         states: dict[str, int] = {}
         for row in rows:
@@ -217,4 +217,4 @@ def register_rows(ctx: Context) -> list[RegisterRow]:
     policy = in_force(ctx).policy
     now = ctx.clock()
     with ctx.read_uow() as uow:
-        return [_row(r, policy, now) for r in uow.vulnerabilities.list()]
+        return [_row(r, policy, now) for r in uow.vulnerabilities.list_for_table()]
