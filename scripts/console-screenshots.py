@@ -13,8 +13,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import httpx
@@ -68,6 +70,9 @@ def seed(env: dict[str, str], work: Path) -> str:
     cli(env, "campaign", "start", "2")
     cli(env, "campaign", "halt", "2", "--reason", "boot loops on rev B boards")
     cli(env, "advisory", "create", "CVE-2026-1001", "CVE-2026-1002")
+    # The halt, the overdue and due-soon deadlines as notices: one webhook takes them, the
+    # other refuses, so the outbox shows both states.
+    cli(env, "notify", "run")
     return token
 
 
@@ -94,15 +99,36 @@ PAGES = {
     "compliance": "/console/compliance",
     "advisories": "/console/advisories",
     "advisory": "/console/advisories/SA-{year}-0001",
+    "notifications": "/console/notifications",
     "audit": "/console/audit",
 }
+
+
+class Hook(BaseHTTPRequestHandler):
+    """A webhook receiver that takes every notice."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        return
 
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        env = {**os.environ, "PATCHGATE_DATA_DIR": str(work / "var")}
+        hook = HTTPServer(("127.0.0.1", 0), Hook)
+        threading.Thread(target=hook.serve_forever, daemon=True).start()
+        refused = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
+        env = {
+            **os.environ,
+            "PATCHGATE_DATA_DIR": str(work / "var"),
+            "PATCHGATE_WEBHOOKS": f"http://127.0.0.1:{hook.server_port}/hook {refused}",
+            "PATCHGATE_NOTIFY_TICK": "3600",
+        }
         env.pop("PATCHGATE_DATABASE_URL", None)
         token = seed(env, work)
         port = free_port()

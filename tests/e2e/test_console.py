@@ -14,6 +14,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, sync_playwright
 
 from patchgate.services import access
+from patchgate.services import audit as audit_service
 from patchgate.services import devices as device_service
 from patchgate.services.campaigns import commands as campaign_commands
 from patchgate.services.campaigns import views as campaign_views
@@ -261,6 +262,7 @@ PAGES = [
     "/console/devices",
     "/console/devices/qa-1",
     "/console/audit",
+    "/console/notifications",
     "/console/compliance",
     "/console/advisories",
     "/console/advisories/SA-2026-0001",
@@ -299,6 +301,57 @@ def test_every_page_renders_without_script_errors_or_serious_accessibility_probl
     finally:
         made.close()
         server.stop()
+
+
+def test_the_notice_outbox_shows_each_delivery_and_an_admin_runs_a_pass(
+    env: Env, browser: Browser, tmp_path: Path
+) -> None:
+    from tests.integration.test_campaign_notices import Receiver
+
+    hooks = Receiver(failures=10**6)  # refuses every delivery: the notice stays queued
+    campaign_id = _running_campaign(env)
+    campaign_commands.halt(env.ctx, campaign_id, reason="boot loop on canaries", actor="t")
+    served = {**env.vars, "PATCHGATE_WEBHOOKS": hooks.url, "PATCHGATE_NOTIFY_TICK": "3600"}
+    server = LiveServer(served, tmp_path / "server.log").start(timeout=120)
+    made = Console(browser, server)
+    try:
+        page = made.sign_in(env.admin_token)
+        made.go("/console/notifications")
+        run = "button:has-text('Run a delivery pass')"
+        with page.expect_navigation():
+            page.click(run)  # without ticking the box: nothing runs
+        assert "tick the box" in page.inner_text("main")
+        assert audit_service.entries(env.ctx, limit=1, action_prefix="notify.run") == []
+        page.check("input[name=confirm]")
+        with page.expect_navigation():
+            page.click(run)
+        assert "Delivery pass done" in page.inner_text("main")
+        row = page.locator("tbody tr", has_text="halted").first
+        assert "failed" in row.inner_text() and "503" in row.inner_text()
+        assert row.locator("td.num").inner_text() == "1"  # attempts
+        assert hooks.attempts >= 1
+        [entry] = audit_service.entries(env.ctx, limit=1, action_prefix="notify.run")
+        assert entry.actor == "token:admin" and set(entry.details) == {"stored", "sent", "failed"}
+        # A viewer sees the outbox but cannot run a pass, not even with a forged POST.
+        viewer = Console(browser, server)
+        try:
+            seen = viewer.sign_in(_token(env, "viewer"))
+            viewer.go("/console/notifications")
+            assert seen.locator(run).count() == 0
+            assert "boot loop" in seen.inner_text("main") or "halted" in seen.inner_text("main")
+            csrf = seen.locator("input[name=csrf]").first.get_attribute("value")
+            answer = seen.request.post(
+                f"{server.url}/console/notifications/run",
+                form={"csrf": csrf or "", "confirm": "yes"},
+            )
+            assert answer.status == 403
+        finally:
+            viewer.close()
+        assert made.errors == []
+    finally:
+        made.close()
+        server.stop()
+        hooks.httpd.shutdown()
 
 
 OLD_PRODUCT = """

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,11 +16,39 @@ class Finish:
     failed: bool
 
 
+@dataclass(frozen=True)
+class FinishPoint:
+    """The campaign's finished actions up to ``at``: how many, and how many failed."""
+
+    at: datetime
+    finished: int
+    failed: int
+
+
 class FleetQueries(abc.ABC):
     @abc.abstractmethod
     def counts(self, tenant: str, seen_since: datetime) -> tuple[int, int]:
         """(devices in service, of them those seen since ``seen_since``)."""
 
     @abc.abstractmethod
+    def update_schemes(
+        self, tenant: str, hardware: Sequence[str], keys: Sequence[str], suffix: str,
+        values: Sequence[str],
+    ) -> Mapping[str, tuple[int, int]]:  # fmt: skip
+        """Per hardware model of ``hardware``: (devices in service, of them those with an
+        attribute named one of ``keys`` or ending in ``suffix`` whose value is one of
+        ``values``; names and values compared in lower case). One aggregate."""
+
+    @abc.abstractmethod
+    def campaign_tallies(self, campaign_ids: Sequence[int]) -> Mapping[int, Mapping[str, int]]:
+        """Per campaign: its actions counted by status (one aggregate)."""
+
+    @abc.abstractmethod
     def finishes(self, campaign_id: int) -> Sequence[Finish]:
         """The campaign's finished actions, oldest first."""
+
+    @abc.abstractmethod
+    def finish_curve(self, campaign_id: int, points: int) -> Sequence[FinishPoint]:
+        """The campaign's finished and failed actions, cumulative, at ``points`` evenly
+        spaced times from the first finish to the last (one per finish when there are fewer):
+        one aggregate, whatever the campaign's size."""

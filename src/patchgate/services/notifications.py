@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from patchgate.domain import notices as rules
 from patchgate.domain.gates import AWAIT_APPROVAL
+from patchgate.services import audit
 from patchgate.services.context import Context
 from patchgate.services.notice_ports import (
     Channels,
@@ -211,3 +212,14 @@ def page(ctx: Context, *, limit: int = 50, before_id: int | None = None) -> list
     """Notices newest first, with each delivery's state (API and console)."""
     with ctx.read_uow() as uow:
         return uow.notices.page(limit=limit, before_id=before_id)
+
+
+def run_for(ctx: Context, channels: Channels | None, *, actor: str) -> RunResult:
+    """``run_once`` asked for by a person (the console's "Deliver now"): the same pass,
+    recorded in the audit log with what it stored, sent and failed."""
+    result = run_once(ctx, channels)
+    with ctx.uow() as uow:
+        details = {"stored": result.stored, "sent": result.sent, "failed": result.failed}
+        audit.record(ctx, uow, actor=actor, action="notify.run", subject="notices", details=details)
+        uow.commit()
+    return result

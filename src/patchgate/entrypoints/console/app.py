@@ -17,6 +17,7 @@ from patchgate.entrypoints.console import (
     compliance,
     dashboard,
     devices,
+    notifications,
     releases,
     signin,
     vulns,
@@ -52,6 +53,16 @@ def create_console(rt: Runtime) -> Any:
         )
         return base.error_page(request, error, exc.status_code)
 
-    for module in (signin, dashboard, vulns, releases, campaigns, devices, compliance, audit):
+    for module in (
+        signin,
+        dashboard,
+        vulns,
+        releases,
+        campaigns,
+        devices,
+        compliance,
+        notifications,
+        audit,
+    ):
         console.include_router(module.router)
     return SecurityHeaders(console)

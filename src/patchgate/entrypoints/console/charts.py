@@ -9,7 +9,7 @@ from html import escape
 
 from markupsafe import Markup
 
-from patchgate.services.fleet_ports import Finish
+from patchgate.services.fleet_ports import FinishPoint
 
 WIDTH, HEIGHT = 640, 220
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 14, 34
@@ -19,19 +19,16 @@ def _pct(x: float) -> str:
     return f"{x * 100:.0f} %" if x >= 0.1 else f"{x * 100:.1f} %"
 
 
-def failure_rate(finishes: Sequence[Finish], threshold: float | None) -> Markup:
+def failure_rate(curve: Sequence[FinishPoint], threshold: float | None) -> Markup:
     """The campaign's failure rate (failed / finished, cumulative) over time, with the
     current stage's threshold as a dashed line."""
-    if not finishes:
+    if not curve:
         return Markup(
             '<p class="muted">No device has finished yet: the failure rate appears here '
             "as devices report.</p>"
         )
-    points: list[tuple[datetime, float]] = []
-    failed = 0
-    for n, f in enumerate(finishes, start=1):
-        failed += f.failed
-        points.append((f.at, failed / n))
+    points = [(p.at, p.failed / p.finished) for p in curve if p.finished]
+    finished = curve[-1].finished
     top = max([p[1] for p in points] + [threshold or 0.0]) * 1.25 or 0.1
     start, end = points[0][0], points[-1][0]
     span = max((end - start).total_seconds(), 1.0)
@@ -45,7 +42,7 @@ def failure_rate(finishes: Sequence[Finish], threshold: float | None) -> Markup:
         xy(at, rate) for at, rate in points
     ))  # fmt: skip
     last = points[-1][1]
-    label = f"Failure rate over time: now {_pct(last)} of {len(points)} finished" + (
+    label = f"Failure rate over time: now {_pct(last)} of {finished} finished" + (
         f", threshold {_pct(threshold)}" if threshold is not None else ""
     )
     parts = [

@@ -2,41 +2,86 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from patchgate.domain.actions import TERMINAL, Status
 from patchgate.entrypoints.console import base, views
+from patchgate.entrypoints.console.compliance import FLEET_MAX_AGE
 from patchgate.services.compliance import checklist
+from patchgate.services.context import Context
 from patchgate.services.devices import DEFAULT_TENANT
+from patchgate.services.vulnerabilities import register
 
 router = APIRouter()
+URGENT_SHOWN = 10
+CAMPAIGNS_SHOWN = 8
+ACTIVE = frozenset({"running", "paused", "halted", "reverting"})
+
+
+# What the DDI action states mean on the dashboard's campaign rows.
+DONE = (Status.FINISHED.value,)
+FAILED = (Status.ERROR.value,)
+OPEN = tuple(s.value for s in Status if s not in TERMINAL)
+
+
+def _watched(ctx: Context, ids: list[int]) -> list[dict[str, Any]]:
+    """The newest campaigns that need watching, with their actions counted by one
+    aggregate (the campaign's page has the stage figures and gates)."""
+    versions = {r["id"]: r["version"] for r in views.releases(ctx)}
+    out = []
+    with ctx.read_uow() as uow:
+        tallies = uow.fleet.campaign_tallies(ids)
+        for cid in ids:
+            rec = uow.campaigns.get(cid)
+            if rec is None:
+                continue
+            tally = tallies.get(cid, {})
+            out.append(
+                {
+                    "id": cid, "product": rec.product, "state": rec.state,
+                    "release_version": versions.get(rec.release_id, "?"),
+                    "stage": rec.stages[rec.stage_index]["name"],
+                    "stage_index": rec.stage_index, "stages": len(rec.stages),
+                    "halt_reason": rec.halt_reason,
+                    "verdict": (rec.last_gate or {}).get("verdict"),
+                    "done": sum(tally.get(s, 0) for s in DONE),
+                    "failed": sum(tally.get(s, 0) for s in FAILED),
+                    "open": sum(tally.get(s, 0) for s in OPEN),
+                }
+            )  # fmt: skip
+    return out
 
 
 @router.get("/", response_class=HTMLResponse)
 def dashboard(request: Request, caller: base.SignedIn) -> HTMLResponse:
     ctx = caller.ctx
     now = ctx.clock()
-    register = views.vulnerabilities(ctx)
-    urgent = [v for v in register if v["sla_state"] in ("overdue", "due_soon")]
-    urgent.sort(key=lambda v: v["due_at"] or "")
+    where = register.RegisterFilter(urgent=True, sort="due")
+    urgent = register.register_page(ctx, where, limit=URGENT_SHOWN)
     with ctx.read_uow() as uow:
         total, seen = uow.fleet.counts(DEFAULT_TENANT, now - timedelta(days=1))
-    active: list[dict[str, Any]] = [
-        views.campaign(ctx, c["id"])
-        for c in views.campaigns(ctx)
-        if c["state"] in ("running", "paused", "halted", "reverting")
-    ]
-    report = checklist.report(ctx, base_url=caller.rt.base_url(request))
+    every = views.campaigns(ctx)
+    by_state = Counter(c["state"] for c in every)
+    watched = [c["id"] for c in every if c["state"] in ACTIVE][-CAMPAIGNS_SHOWN:]
+    active = _watched(ctx, watched[::-1])
+    report = checklist.report(
+        ctx, base_url=caller.rt.base_url(request), fleet_max_age=FLEET_MAX_AGE
+    )
     return base.page(
         request,
         "dashboard.html",
         caller,
-        urgent=urgent,
-        open_count=sum(1 for v in register if v["sla_state"] in views.OPEN_SLA),
+        urgent=urgent.rows,
+        urgent_more=urgent.total - len(urgent.rows),
+        states=urgent.states,
+        open_count=sum(n for s, n in urgent.states.items() if s in register.OPEN_STATES),
         campaigns=active,
+        campaign_states=by_state,
         devices_total=total,
         devices_seen=seen,
         checklist=report,

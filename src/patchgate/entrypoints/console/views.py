@@ -14,12 +14,6 @@ from patchgate.services.releases import views as release_views
 from patchgate.services.vulnerabilities import shapes as vuln_shapes
 from patchgate.services.vulnerabilities import views as vuln_views
 
-OPEN_SLA = frozenset({"on_track", "due_soon", "overdue"})
-
-
-def vulnerabilities(ctx: Context) -> list[dict[str, Any]]:
-    return [vuln_shapes.vulnerability_json(v) for v in vuln_views.list_vulnerabilities(ctx).items]
-
 
 def vulnerability(ctx: Context, vuln_id: str) -> dict[str, Any]:
     return vuln_shapes.vulnerability_json(vuln_views.show(ctx, vuln_id))

@@ -4,7 +4,7 @@ security engineer uses (add, triage, mark exploited)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -15,49 +15,58 @@ from patchgate.domain.errors import InvalidInput, PatchgateError
 from patchgate.entrypoints.console import base, views
 from patchgate.services.policy import in_force
 from patchgate.services.vulnerabilities import commands as vuln_service
+from patchgate.services.vulnerabilities import register
 
 router = APIRouter(prefix="/vulnerabilities")
 
-SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "none": 4}
-SORTS = {
-    "due": lambda v: (v["due_at"] is None, v["due_at"] or ""),
-    "score": lambda v: -(v["score"] or 0.0),
-    "severity": lambda v: SEVERITY_ORDER.get(v["severity"], 9),
-    "exposure": lambda v: -(v["exposed_devices"] or 0),
-    "id": lambda v: v["id"],
-}
 ROLE = "security_analyst"
+PAGE = 50
 
 
-def _filtered(rows: list[dict[str, Any]], q: Mapping[str, str]) -> list[dict[str, Any]]:
-    out = rows
-    if q.get("severity"):
-        out = [v for v in out if v["severity"] == q["severity"]]
-    if q.get("state"):
-        out = [v for v in out if v["sla_state"] == q["state"]]
-    if q.get("product"):
-        out = [v for v in out if any(p["product"] == q["product"] for p in v["products"])]
-    if q.get("overdue"):
-        out = [v for v in out if v["sla_state"] == "overdue"]
-    if q.get("open"):
-        out = [v for v in out if v["sla_state"] in views.OPEN_SLA]
-    return sorted(out, key=SORTS.get(q.get("sort", "due"), SORTS["due"]))
+def filter_of(query: Mapping[str, str]) -> register.RegisterFilter:
+    """The form's fields as the register's filter (an unknown value is refused)."""
+    return register.RegisterFilter(
+        severity=query.get("severity") or None,
+        state=query.get("state") or None,
+        product=query.get("product") or None,
+        overdue=bool(query.get("overdue")),
+        open_only=bool(query.get("open")),
+        sort=query.get("sort") or "due",
+    )
+
+
+def _offset(query: Mapping[str, str]) -> int:
+    try:
+        offset = int(query.get("offset") or 0)
+    except ValueError:
+        raise InvalidInput("offset must be a whole number") from None
+    if offset < 0:
+        raise InvalidInput("offset must be 0 or more")
+    return offset
 
 
 @router.get("", response_class=HTMLResponse)
-def register(request: Request, caller: base.SignedIn) -> HTMLResponse:
+def register_list(request: Request, caller: base.SignedIn) -> HTMLResponse:
     query = {k: v for k, v in request.query_params.items() if v}
-    rows = _filtered(views.vulnerabilities(caller.ctx), query)
+    found = register.register_page(caller.ctx, filter_of(query), offset=_offset(query), limit=PAGE)
     products = [p.name for p in in_force(caller.ctx).policy.products]
+    kept = {k: v for k, v in query.items() if k != "offset"}
+
+    def page_link(offset: int) -> str:
+        return "/console/vulnerabilities?" + urlencode({**kept, "offset": offset})
+
     return base.page(
         request,
         "vulns.html",
         caller,
-        rows=rows,
+        rows=found.rows,
+        found=found,
         query=query,
         products=products,
         states=rules.SLA_SEVERITY.keys(),
-        sorts=list(SORTS),
+        sorts=register.SORTS,
+        next_link=page_link(found.next_offset) if found.next_offset is not None else None,
+        prev_link=page_link(max(0, found.offset - PAGE)) if found.offset else None,
     )
 
 

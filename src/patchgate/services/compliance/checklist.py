@@ -14,7 +14,9 @@ from patchgate.services.compliance import sources, support
 from patchgate.services.context import Context
 
 TECHFILE_ACTION = "techfile.export"
-AB_VALUES = {"a", "b", "ab", "a/b", "dual", "dual-copy", "symmetric"}
+AB_VALUES = ("a", "b", "ab", "a/b", "dual", "dual-copy", "symmetric")
+AB_KEYS = ("slot", "update_scheme")
+AB_SUFFIX = "_slot"
 
 
 def _file_in_force(ctx: Context) -> bool | None:
@@ -33,13 +35,12 @@ def _products(policy: Policy, only: str | None) -> list[str]:
 
 def _outcomes(ctx: Context, names: Sequence[str], now: datetime) -> list[rules.Outcome]:
     out = []
-    for v in sources.vulnerabilities(ctx):
-        products = [p for p in v["products"] if p["product"] in names]
-        if not products or not v.get("due_at"):
+    for v in sources.register(ctx):
+        if not v.due_at or not any(p in names for p in v.products):
             continue
-        if now - parse_rfc3339(v["due_at"]) > rules.YEAR:
+        if now - v.due_at > rules.YEAR:
             continue
-        out.append(rules.Outcome(v["id"], v["sla_state"]))
+        out.append(rules.Outcome(v.id, v.sla_state))
     return out
 
 
@@ -53,12 +54,11 @@ def _gated(stage: dict[str, Any]) -> bool:
 
 def _rollouts(ctx: Context, names: Sequence[str], now: datetime) -> list[rules.Rollout]:
     out = []
-    for c in sources.campaigns(ctx):
-        if c["product"] not in names or now - parse_rfc3339(c["created_at"]) > rules.YEAR:
+    for c in sources.campaign_plans(ctx):
+        if c.product not in names or now - c.created_at > rules.YEAR:
             continue
-        stages = c["stages"]
-        gated = sum(1 for s in stages[:-1] if _gated(s))
-        out.append(rules.Rollout(c["id"], len(stages), gated))
+        gated = sum(1 for s in c.stages[:-1] if _gated(s))
+        out.append(rules.Rollout(c.id, len(c.stages), gated))
     return out
 
 
@@ -67,22 +67,26 @@ def reports_ab(attributes: dict[str, Any]) -> bool:
     ``*_slot`` / ``update_scheme`` attribute) names one."""
     for key, value in attributes.items():
         name = str(key).lower()
-        if (name == "slot" or name.endswith("_slot") or name == "update_scheme") and str(
-            value
-        ).lower() in AB_VALUES:
+        if (name in AB_KEYS or name.endswith(AB_SUFFIX)) and str(value).lower() in AB_VALUES:
             return True
     return False
 
 
-def _fleets(ctx: Context, policy: Policy, names: Sequence[str]) -> list[rules.Fleet]:
-    by_hardware = {h: p.name for p in policy.products if p.name in names for h in p.hardware}
+def _fleets(
+    ctx: Context, policy: Policy, names: Sequence[str], max_age: float
+) -> list[rules.Fleet]:
+    """Per product: devices in service, and those reporting an A/B scheme (``reports_ab``,
+    counted by one aggregate over the devices' attributes)."""
+    product_of = {h: p.name for p in policy.products if p.name in names for h in p.hardware}
     counts = {n: [0, 0] for n in names}
-    for device in sources.devices(ctx):
-        product = by_hardware.get(device.hardware or "")
-        if product is None:
-            continue
-        counts[product][0] += 1
-        counts[product][1] += reports_ab(device.attributes)
+    found = sources.update_schemes(
+        ctx, list(product_of), AB_KEYS, AB_SUFFIX, AB_VALUES, max_age=max_age
+    )
+    for hardware, (total, ab) in found.items():
+        product = product_of.get(hardware)
+        if product is not None:
+            counts[product][0] += total
+            counts[product][1] += ab
     return [rules.Fleet(n, total, ab) for n, (total, ab) in counts.items()]
 
 
@@ -114,8 +118,11 @@ def _last_export(ctx: Context, product: str | None) -> datetime | None:
     return None
 
 
-def report(ctx: Context, *, base_url: str, product: str | None = None) -> dict[str, Any]:
-    """``report checklist --json``: the six items, how many passed, and the total."""
+def report(
+    ctx: Context, *, base_url: str, product: str | None = None, fleet_max_age: float = 0.0
+) -> dict[str, Any]:
+    """``report checklist --json``: the six items, how many passed, and the total.
+    ``fleet_max_age``: seconds a count of the devices' update schemes may be reused."""
     in_force = sources.policy_in_force(ctx)
     policy = in_force.policy
     if product is not None:
@@ -135,7 +142,7 @@ def report(ctx: Context, *, base_url: str, product: str | None = None) -> dict[s
             severities=list(policy.cadence), outcomes=_outcomes(ctx, names, now), base=base
         ),
         rules.phased_rollouts(rollouts=_rollouts(ctx, names, now)),
-        rules.atomic_updates(fleets=_fleets(ctx, policy, names)),
+        rules.atomic_updates(fleets=_fleets(ctx, policy, names, fleet_max_age)),
         rules.eol_communication(products=_support(ctx, policy, names, now), now=now, base=base),
         rules.process_documentation(
             exported_at=_last_export(ctx, product),

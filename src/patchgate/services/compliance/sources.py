@@ -4,7 +4,10 @@ public service functions, so a move of those functions changes only this module.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +21,12 @@ from patchgate.services.device_ports import DeviceRecord
 from patchgate.services.release_ports import ReleaseRecord
 from patchgate.services.releases import shapes as release_shapes
 from patchgate.services.releases import views as release_views
+from patchgate.services.vulnerabilities import register as vuln_register
 from patchgate.services.vulnerabilities import shapes
 from patchgate.services.vulnerabilities import views as vuln_views
+from patchgate.services.vulnerabilities.register import RegisterRow
+
+PLAN_PAGE = 200
 
 
 def policy(ctx: Context) -> Policy:
@@ -42,6 +49,12 @@ def vulnerabilities(ctx: Context) -> list[dict[str, Any]]:
     return [shapes.vulnerability_json(v) for v in vuln_views.list_vulnerabilities(ctx).items]
 
 
+def register(ctx: Context) -> list[RegisterRow]:
+    """Every vulnerability as a row of the register (deadline, SLA state, products),
+    without the per-vulnerability reads of the full view."""
+    return vuln_register.register_rows(ctx)
+
+
 def releases(ctx: Context, product: str | None = None) -> Sequence[ReleaseRecord]:
     """Every release (of ``product``), withdrawn ones included."""
     return release_service.list_releases(ctx, product=product)
@@ -52,6 +65,52 @@ def campaigns(ctx: Context) -> list[dict[str, Any]]:
     from patchgate.services.campaigns import views
 
     return [views.status(ctx, c.id).to_json() for c in views.all_campaigns(ctx)]
+
+
+@dataclass(frozen=True)
+class CampaignPlan:
+    """A campaign's stages with their gates, as created."""
+
+    id: int
+    product: str
+    created_at: datetime
+    stages: Sequence[dict[str, Any]]
+
+
+def campaign_plans(ctx: Context) -> list[CampaignPlan]:
+    """Every campaign's plan, read a page of stored campaigns at a time (no figures)."""
+    out: list[CampaignPlan] = []
+    after = 0
+    with ctx.read_uow() as uow:
+        while True:
+            page = uow.campaigns.page(after_id=after, limit=PLAN_PAGE)
+            out.extend(CampaignPlan(c.id, c.product, c.created_at, c.stages) for c in page)
+            if len(page) < PLAN_PAGE:
+                return out
+            after = page[-1].id
+
+
+_schemes: dict[tuple[int, tuple[str, ...]], tuple[float, Mapping[str, tuple[int, int]]]] = {}
+
+
+def update_schemes(
+    ctx: Context, hardware: Sequence[str], keys: Sequence[str], suffix: str,
+    values: Sequence[str], *, max_age: float = 0.0,
+) -> Mapping[str, tuple[int, int]]:  # fmt: skip
+    """Per hardware model: devices in service, and those reporting an update scheme. The
+    count reads every device's attributes; with ``max_age`` this process reuses a count
+    that young (the console: the share of A/B devices moves slowly, and the dashboard asks
+    for it on every load)."""
+    from patchgate.services.devices import DEFAULT_TENANT
+
+    key = (id(ctx), tuple(hardware))
+    kept = _schemes.get(key)
+    if kept is not None and time.monotonic() - kept[0] < max_age:
+        return kept[1]
+    with ctx.read_uow() as uow:
+        found = uow.fleet.update_schemes(DEFAULT_TENANT, hardware, keys, suffix, values)
+    _schemes[key] = (time.monotonic(), found)
+    return found
 
 
 def devices(ctx: Context) -> Sequence[DeviceRecord]:

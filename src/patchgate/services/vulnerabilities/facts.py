@@ -99,7 +99,7 @@ def fix_available_at(
     return min(times) if times else None
 
 
-def _resolved_at(analysis: ProductAnalysis) -> datetime | None:
+def resolved_at(analysis: ProductAnalysis) -> datetime | None:
     if analysis.deployed_at is not None:
         return analysis.deployed_at
     if analysis.status == "closed":
@@ -115,7 +115,7 @@ def pair_sla(
         now=facts.now,
         aware_at=record.aware_at,
         due_at=due_at,
-        resolved_at=_resolved_at(analysis),
+        resolved_at=resolved_at(analysis),
         due_soon_fraction=facts.policy.due_soon_fraction,
         applicable=analysis.status not in domain.SIDE_STATES,
     )
