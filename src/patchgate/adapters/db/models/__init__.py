@@ -26,6 +26,7 @@ from patchgate.adapters.db.models.releases import (
     Release,
     ReleaseArtifact,
     ReleaseFix,
+    TufMetadataRow,
 )
 from patchgate.adapters.db.models.sessions import ConsoleSessionRow
 from patchgate.adapters.db.models.vulnerabilities import (
@@ -59,6 +60,7 @@ __all__ = [
     "ReleaseFix",
     "StateVersion",
     "Tenant",
+    "TufMetadataRow",
     "Vulnerability",
     "VulnerabilityProduct",
 ]
