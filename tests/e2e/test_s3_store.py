@@ -21,8 +21,11 @@ from tests.support import DatabaseFactory, LiveServer, free_port, run_cli
 
 __all__ = ["s3_server"]
 
-# Over one multipart part, so uploads take the multipart path.
-PAYLOAD = hashlib.sha256(b"s3 seed").digest() * ((PART_BYTES + 1536 * 1024) // 32)
+# Over one multipart part, so the upload test takes the multipart path.
+LARGE = hashlib.sha256(b"s3 large").digest() * ((PART_BYTES + 1536 * 1024) // 32)
+LARGE_SHA256 = hashlib.sha256(LARGE).hexdigest()
+# What the download tests serve (a plain PutObject).
+PAYLOAD = hashlib.sha256(b"s3 seed").digest() * (1536 * 1024 // 32)
 SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
 
 
@@ -112,29 +115,33 @@ def _alerts(server: LiveServer) -> list[str]:
 def test_an_upload_is_stored_once_under_its_sha256_and_leaves_nothing_else(
     s3_env: S3Env,
 ) -> None:
-    first = _release(s3_env, "3.0.0", PAYLOAD)
-    second = _release(s3_env, "3.0.1", PAYLOAD, name="same-bytes.img")
+    first = _release(s3_env, "3.0.0", LARGE)
+    second = _release(s3_env, "3.0.1", LARGE, name="same-bytes.img")
     prefix = "fleet/sha256/"
     stored = [k for k in s3_env.s3.keys(s3_env.bucket) if k.startswith(prefix)]
-    assert f"{prefix}{SHA256[:2]}/{SHA256}" in stored
+    assert f"{prefix}{LARGE_SHA256[:2]}/{LARGE_SHA256}" in stored
     # Both releases name one object; no temporary upload or multipart upload is left.
-    assert len([k for k in stored if k.endswith(SHA256)]) == 1
+    assert len([k for k in stored if k.endswith(LARGE_SHA256)]) == 1
     assert not [k for k in s3_env.s3.keys(s3_env.bucket) if "/incoming/" in k]
     uploads = s3_env.s3.client.list_multipart_uploads(Bucket=s3_env.bucket)
     assert not uploads.get("Uploads")
-    body = s3_env.s3.client.get_object(Bucket=s3_env.bucket, Key=f"{prefix}{SHA256[:2]}/{SHA256}")
-    assert hashlib.sha256(body["Body"].read()).hexdigest() == SHA256
+    body = s3_env.s3.client.get_object(
+        Bucket=s3_env.bucket, Key=f"{prefix}{LARGE_SHA256[:2]}/{LARGE_SHA256}"
+    )
+    assert hashlib.sha256(body["Body"].read()).hexdigest() == LARGE_SHA256
     for release_id in (first, second):
         artifact = releases.get_release(s3_env.ctx, release_id).artifacts[0]
-        assert (artifact.sha256, artifact.size) == (SHA256, len(PAYLOAD))
+        assert (artifact.sha256, artifact.size) == (LARGE_SHA256, len(LARGE))
 
 
 def test_a_release_too_large_for_the_limit_leaves_no_object(s3_env: S3Env) -> None:
     store = s3_env.ctx.artifacts
     assert isinstance(store, S3ArtifactStore)
     before = s3_env.s3.keys(s3_env.bucket)
+    # In 1 MiB chunks: a multipart upload is under way when the limit is passed.
+    chunks = (LARGE[i : i + 2**20] for i in range(0, len(LARGE), 2**20))
     with pytest.raises(TooLarge, match="over the limit"):
-        store.put_stream([PAYLOAD], max_bytes=len(PAYLOAD) - 1)
+        store.put_stream(chunks, max_bytes=len(LARGE) - 1)
     assert s3_env.s3.keys(s3_env.bucket) == before
     assert not s3_env.s3.client.list_multipart_uploads(Bucket=s3_env.bucket).get("Uploads")
 

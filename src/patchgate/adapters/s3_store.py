@@ -264,12 +264,20 @@ class S3ArtifactStore(RemoteArtifactStore):
                 yield dict(item)
 
     def stale_blobs(self, older_than_seconds: float) -> Iterator[str]:
+        """The blobs older than the age; an unreachable store is logged and lists none
+        (the sweep runs at server start, which must not fail for it)."""
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
-        with self._answering("listing blobs"):
-            for item in self._listed(f"{self.prefix}sha256/"):
-                name = str(item["Key"]).rsplit("/", 1)[-1]
-                if len(name) == 64 and item["LastModified"] <= cutoff:
-                    yield name
+        try:
+            with self._answering("listing blobs"):
+                listed = [
+                    str(item["Key"]).rsplit("/", 1)[-1]
+                    for item in self._listed(f"{self.prefix}sha256/")
+                    if item["LastModified"] <= cutoff
+                ]
+        except Unavailable as exc:
+            log.error("ALERT artifact store: %s", exc)
+            return
+        yield from (name for name in listed if len(name) == 64)
 
     def delete_if_stale(self, sha256: str, older_than_seconds: float) -> bool:
         # S3 has no lock to share with put_stream: the age is re-read just before the
