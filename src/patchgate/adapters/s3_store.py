@@ -19,7 +19,6 @@ the reason; a missing object becomes ``NotFound``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import threading
@@ -34,9 +33,10 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from patchgate.domain.errors import InvalidInput, NotFound, TooLarge, Unavailable
+from patchgate.domain.errors import InvalidInput, NotFound, Unavailable
 from patchgate.services.artifact_ports import (
     DELIVERIES,
+    BlobHasher,
     RangeNotSatisfiable,
     RemoteArtifactStore,
     RemoteBody,
@@ -146,20 +146,14 @@ class S3ArtifactStore(RemoteArtifactStore):
     def put_stream(self, chunks: Iterable[bytes], *, max_bytes: int) -> StoredBlob:
         temp = f"{self.prefix}incoming/{uuid.uuid4().hex}"
         writer = _MultipartWriter(self.client, self.bucket, temp)
-        sha256, sha1, md5 = hashlib.sha256(), hashlib.sha1(), hashlib.md5()  # noqa: S324  # DDI clients ask for sha1 and md5 as checksums, not for security
-        size = 0
+        hasher = BlobHasher(max_bytes)
         try:
             with self._answering("the upload"):
                 for chunk in chunks:
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise TooLarge(f"the artifact is over the limit of {max_bytes} bytes")
-                    sha256.update(chunk)
-                    sha1.update(chunk)
-                    md5.update(chunk)
+                    hasher.update(chunk)
                     writer.write(chunk)
                 writer.finish()
-                blob = StoredBlob(sha256.hexdigest(), sha1.hexdigest(), md5.hexdigest(), size)
+                blob = hasher.blob()
                 self._place(temp, blob)
             return blob
         except BaseException:

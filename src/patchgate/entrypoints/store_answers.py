@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 import anyio.to_thread
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from patchgate.domain.errors import NotFound, Unavailable
 from patchgate.entrypoints.files import OCTET_STREAM, BlobResponse, _disposition, etag_matches
@@ -42,7 +42,7 @@ _CACHE = "public, max-age=3600"
 
 def blob_answer(
     store: ArtifactStore | None, blob: BlobRef, *, filename: str | None = None
-) -> ASGIApp | None:
+) -> Response | None:
     """The answer serving ``blob``; None when a local store has no file for it (the
     caller's route then words the 404)."""
     if store is None:
@@ -57,8 +57,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return next((v.decode("latin-1") for k, v in scope["headers"] if k == name), None)
 
 
-class RemoteBlobResponse:
-    """One blob of a remote store, redirected to or streamed as the store is configured."""
+class RemoteBlobResponse(Response):
+    """One blob of a remote store, redirected to or streamed as the store is configured
+    (a ``Response``, so a route may return it; its answer is decided when it is sent)."""
 
     def __init__(
         self, store: RemoteArtifactStore, blob: BlobRef, *, filename: str | None = None
@@ -67,8 +68,11 @@ class RemoteBlobResponse:
         self.blob = blob
         self.filename = filename
         self.etag = f'"{blob.sha256}"'
+        self.status_code = 200
+        self.raw_headers = []
+        self.background = None
 
-    def _headers(self) -> dict[str, str]:
+    def _answer_headers(self) -> dict[str, str]:
         headers = {
             "etag": self.etag,
             "accept-ranges": "bytes",
@@ -111,7 +115,7 @@ class RemoteBlobResponse:
                 f"{self.blob.size} when uploaded",
             )
         if method == "HEAD":
-            headers = {**self._headers(), "content-length": str(size)}
+            headers = {**self._answer_headers(), "content-length": str(size)}
             return Response(status_code=200, headers=headers)
         url = self.store.presigned_url(self.blob.sha256, filename=self.filename)
         return RedirectResponse(url, status_code=307, headers={"cache-control": "no-store"})
@@ -143,7 +147,7 @@ class RemoteBlobResponse:
                     f"blob {self.blob.sha256} is {body.length} bytes in the store, "
                     f"{self.blob.size} when uploaded",
                 )
-            headers = {**self._headers(), "content-length": str(body.length)}
+            headers = {**self._answer_headers(), "content-length": str(body.length)}
             if body.content_range is not None:
                 headers["content-range"] = body.content_range
             raw = [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]

@@ -88,7 +88,7 @@ def artifact_response(rt: Runtime, blob: BlobRef, *, filename: str | None = None
     answer = blob_answer(rt.ctx.artifacts, blob, filename=filename)
     if answer is None:
         raise NotFound("the artifact's bytes are not in the store")
-    return answer  # type: ignore[return-value]  # an ASGI answer FastAPI sends as it is
+    return answer
 
 
 def start_refresher(rt: Runtime, interval_seconds: float) -> threading.Event | None:

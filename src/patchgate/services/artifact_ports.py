@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from patchgate.domain.errors import IntegrityError, NotFound
+from patchgate.domain.errors import IntegrityError, NotFound, TooLarge
 
 DELIVERIES = ("redirect", "stream")
 
@@ -30,6 +30,32 @@ class StoredBlob:
     sha1: str
     md5: str
     size: int
+
+
+class BlobHasher:
+    """The size and the SHA-256, SHA-1 and MD5 of bytes as they stream in (every store
+    hashes while it writes), refusing them past ``max_bytes`` with ``TooLarge``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._sha256 = hashlib.sha256()
+        # DDI clients ask for SHA-1 and MD5 as checksums, not for security.
+        self._sha1 = hashlib.sha1()  # noqa: S324
+        self._md5 = hashlib.md5()  # noqa: S324
+
+    def update(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise TooLarge(f"the artifact is over the limit of {self.max_bytes} bytes")
+        self._sha256.update(chunk)
+        self._sha1.update(chunk)
+        self._md5.update(chunk)
+
+    def blob(self) -> StoredBlob:
+        return StoredBlob(
+            self._sha256.hexdigest(), self._sha1.hexdigest(), self._md5.hexdigest(), self.size
+        )
 
 
 @dataclass(frozen=True)

@@ -424,7 +424,7 @@ class DdiApp:
         )
         if answer is None:
             raise HttpError(404, "the artifact's bytes are not in the store")
-        return answer  # type: ignore[return-value]  # an ASGI answer, sent as it is
+        return answer
 
     # --- the base poll -------------------------------------------------------------------------
 
