@@ -181,6 +181,7 @@ class LiveServer:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        self.stop()  # a server that never answered is not left running
         raise RuntimeError(f"server did not answer: {self.log_path.read_text()[-2000:]}")
 
     def stop(self) -> None:
