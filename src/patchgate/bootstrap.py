@@ -24,6 +24,7 @@ from patchgate.adapters.webhooks import HttpWebhooks
 from patchgate.domain.actions import ClientKind, parse_client_kinds
 from patchgate.domain.errors import InvalidInput
 from patchgate.domain.notices import parse_routes
+from patchgate.services.artifact_ports import ArtifactStore
 from patchgate.services.context import Context
 from patchgate.services.device_ports import AsyncDeviceAuthReader, DeviceAuthReader
 from patchgate.services.downloads import DownloadReader
@@ -74,6 +75,12 @@ class Settings:
     # PostgreSQL connections each process keeps (and as many again at peaks); docs/deploy.md
     # "PostgreSQL at scale" weighs them against max_connections.
     db_pool_size: int = 10
+    # Where artifacts live (docs/storage.md): ``file:`` (the data folder) or
+    # ``s3://BUCKET/PREFIX``; how an S3 store's blobs reach devices, and for how long a
+    # presigned link holds.
+    artifact_url: str = "file:"
+    artifact_delivery: str = "redirect"
+    artifact_presign_seconds: int = 300
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -113,6 +120,11 @@ class Settings:
             client_kinds=os.environ.get("PATCHGATE_CLIENT_KINDS", ""),
             metrics_refresh_seconds=float(os.environ.get("PATCHGATE_METRICS_REFRESH", 30)),
             db_pool_size=int(os.environ.get("PATCHGATE_DB_POOL_SIZE", 10)),
+            artifact_url=os.environ.get("PATCHGATE_ARTIFACT_URL") or "file:",
+            artifact_delivery=os.environ.get("PATCHGATE_ARTIFACT_DELIVERY") or "redirect",
+            artifact_presign_seconds=int(
+                os.environ.get("PATCHGATE_ARTIFACT_PRESIGN_SECONDS") or 300
+            ),
         )
 
     @property
@@ -141,12 +153,42 @@ def _optional_path(value: str | None) -> Path | None:
     return Path(value).expanduser().resolve() if value else None
 
 
-def trust_repository(settings: Settings) -> FileTrustRepository:
-    """The TUF repository in the data folder, with the configured expiries."""
+def trust_repository(settings: Settings, engines: Engines | None = None) -> FileTrustRepository:
+    """The TUF repository with the configured expiries: keys in the data folder; metadata
+    there too on SQLite (one host), in the database on PostgreSQL, so every process on
+    every host serves the same versions (docs/storage.md)."""
+    metadata = None
+    if engines is not None and engines.write.dialect.name == "postgresql":
+        from patchgate.adapters.db.tuf_metadata import DbMetadata
+
+        folder = settings.data_dir / "tuf"
+        metadata = DbMetadata(engines.write, folder / ".lock", legacy_folder=folder / "metadata")
     return FileTrustRepository(
         settings.data_dir,
         timestamp_expiry=timedelta(seconds=settings.tuf_timestamp_expiry_seconds),
+        metadata=metadata,
     )
+
+
+def artifact_store(settings: Settings) -> ArtifactStore:
+    """The store ``PATCHGATE_ARTIFACT_URL`` names (docs/storage.md): ``file:`` (the
+    default: the data folder's ``artifacts``; ``file:/path`` another folder) or
+    ``s3://BUCKET/PREFIX`` with the standard AWS variables."""
+    url = settings.artifact_url
+    if url.startswith("s3://"):
+        from patchgate.adapters.s3_store import S3ArtifactStore, parse_s3_url
+
+        bucket, prefix = parse_s3_url(url)
+        return S3ArtifactStore(
+            bucket,
+            prefix,
+            delivery=settings.artifact_delivery,
+            presign_seconds=settings.artifact_presign_seconds,
+        )
+    if url == "file:" or url.startswith("file:/"):
+        folder = url.removeprefix("file:").removeprefix("//")
+        return LocalArtifactStore(Path(folder) if folder else settings.artifacts_dir)
+    raise InvalidInput(f"PATCHGATE_ARTIFACT_URL: {url!r} is neither file: nor s3://BUCKET/PREFIX")
 
 
 @dataclass
@@ -210,8 +252,8 @@ def build(settings: Settings) -> App:
         audit_signer=Ed25519Signer.load_or_create(settings.keys_dir / "audit-checkpoint.key"),
         checkpoint_journal=_journal(settings),
         data_dir=settings.data_dir,
-        artifacts=LocalArtifactStore(settings.artifacts_dir),
-        trust=trust_repository(settings),
+        artifacts=artifact_store(settings),
+        trust=trust_repository(settings, engines),
         max_artifact_bytes=settings.max_artifact_bytes,
         native_signatures=NativeSignatures(
             settings.swu_certificate, settings.rauc_keyring, work_dir=settings.data_dir / "tmp"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import re
 import tempfile
@@ -27,8 +26,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from patchgate.adapters.keys import fsync_dir
-from patchgate.domain.errors import InvalidInput, NotFound, TooLarge
-from patchgate.services.artifact_ports import ArtifactStore, StoredBlob
+from patchgate.domain.errors import InvalidInput, NotFound
+from patchgate.services.artifact_ports import ArtifactStore, BlobHasher, StoredBlob
 
 CHUNK = 1024 * 1024
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -52,23 +51,17 @@ class LocalArtifactStore(ArtifactStore):
         incoming.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=incoming)
         tmp = Path(tmp_name)
-        sha256, sha1, md5 = hashlib.sha256(), hashlib.sha1(), hashlib.md5()  # noqa: S324  # DDI clients ask for sha1 and md5 as checksums, not for security
-        size = 0
+        hasher = BlobHasher(max_bytes)
         try:
             with os.fdopen(fd, "wb") as handle:
                 for chunk in chunks:
                     if not chunk:
                         continue
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise TooLarge(f"the artifact is over the limit of {max_bytes} bytes")
-                    sha256.update(chunk)
-                    sha1.update(chunk)
-                    md5.update(chunk)
+                    hasher.update(chunk)
                     handle.write(chunk)
                 handle.flush()
                 os.fsync(handle.fileno())
-            blob = StoredBlob(sha256.hexdigest(), sha1.hexdigest(), md5.hexdigest(), size)
+            blob = hasher.blob()
             final = self._path(blob.sha256)
             with self._locked():
                 try:

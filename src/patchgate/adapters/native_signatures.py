@@ -81,6 +81,12 @@ class NativeSignatures(NativeSignatureChecker):
         self.rauc_keyring = rauc_keyring
         self.work_dir = work_dir
 
+    def reads(self, filename: str) -> bool:
+        lower = filename.lower()
+        return (lower.endswith(".swu") and self.swu_certificate is not None) or lower.endswith(
+            ".raucb"
+        )
+
     def check(self, filename: str, path: Path) -> NativeCheck | None:
         lower = filename.lower()
         if lower.endswith(".swu") and self.swu_certificate is not None:

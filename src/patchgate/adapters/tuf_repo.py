@@ -9,19 +9,19 @@ Layout in the data folder::
     keys/tuf-snapshot.key, keys/tuf-timestamp.key  the online keys the server holds
     offline-keys/root-K.key, offline-keys/targets.key   written by init; move them away
 
-Every write happens under an exclusive file lock, so several server processes and the CLI
-never interleave versions, and each file is written to a temporary name, fsynced and
-renamed (``keys.write_atomic``). The timestamp is written last: a client that starts from
-it finds everything it names already in place.
+The metadata files live where a ``tuf_metadata.MetadataStore`` keeps them: the folder
+above (``FileMetadata``, one host) or the database (``db.tuf_metadata.DbMetadata``, the one
+place of truth when several hosts serve it; docs/storage.md). Every write happens under
+the store's lock (a file lock; with the database also an advisory lock), so several
+server processes and the CLI never interleave versions; a file is written to a temporary
+name, fsynced and renamed, or in one transaction. The timestamp is written last: a client
+that starts from it finds everything it names already in place.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from tuf.api.metadata import (
 from tuf.api.serialization.json import JSONSerializer
 
 from patchgate.adapters.keys import write_atomic
+from patchgate.adapters.tuf_metadata import FileMetadata, MetadataStore
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound
 from patchgate.services.release_ports import (
     TargetsKey,
@@ -64,18 +65,6 @@ signed as soon as they are created. For production, move this folder to offline 
 """
 
 _META_NAME = re.compile(r"^(?:(\d+)\.)?(root|targets|snapshot|timestamp)\.json$")
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def load_signer(path: Path) -> CryptoSigner:
@@ -122,6 +111,7 @@ class FileTrustRepository(TrustRepository):
         targets_expiry: timedelta = timedelta(days=365),
         snapshot_expiry: timedelta = timedelta(days=7),
         timestamp_expiry: timedelta = timedelta(days=1),
+        metadata: MetadataStore | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.metadata_dir = data_dir / "tuf" / "metadata"
@@ -135,28 +125,33 @@ class FileTrustRepository(TrustRepository):
             "snapshot": snapshot_expiry,
             "timestamp": timestamp_expiry,
         }
-        self._lock_path = data_dir / "tuf" / ".lock"
+        self.lock_path = data_dir / "tuf" / ".lock"
+        self.files = metadata or FileMetadata(self.metadata_dir, self.lock_path)
         self._serializer = JSONSerializer(compact=False)
 
     # --- reading ---------------------------------------------------------------------------
 
     def exists(self) -> bool:
-        return (self.metadata_dir / "1.root.json").is_file()
+        return self.files.read("1.root.json") is not None
 
-    def metadata_file(self, name: str) -> Path:
+    def metadata_bytes(self, name: str) -> bytes:
         """The file serving ``/tuf/metadata/{name}``; ``NotFound`` for anything else."""
-        if not _META_NAME.match(name):
+        data = self.files.read(name) if _META_NAME.match(name) else None
+        if data is None:
             raise NotFound(f"no TUF metadata called {name!r}")
-        path = self.metadata_dir / name
-        if not path.is_file():
-            raise NotFound(f"no TUF metadata called {name!r}")
-        return path
+        return data
+
+    def _read(self, name: str) -> bytes:
+        data = self.files.read(name)
+        if data is None:
+            raise Conflict(f"the TUF repository has no {name}; run `patchgate init`")
+        return data
 
     def _root_version(self) -> int:
         versions = [
             int(m.group(1))
-            for p in self.metadata_dir.glob("*.root.json")
-            if (m := _META_NAME.match(p.name)) and m.group(1)
+            for name in self.files.names()
+            if (m := _META_NAME.match(name)) and m.group(1) and m.group(2) == "root"
         ]
         if not versions:
             raise Conflict("the TUF repository does not exist; run `patchgate init`")
@@ -164,24 +159,22 @@ class FileTrustRepository(TrustRepository):
 
     def root(self) -> Metadata[Root]:
         """The newest root metadata."""
-        return Metadata[Root].from_file(
-            str(self.metadata_dir / f"{self._root_version()}.root.json")
-        )
+        return Metadata[Root].from_bytes(self.root_bytes())
 
     def root_bytes(self) -> bytes:
         """The newest root metadata as served (what a device is provisioned with)."""
-        return (self.metadata_dir / f"{self._root_version()}.root.json").read_bytes()
+        return self._read(f"{self._root_version()}.root.json")
 
     def timestamp(self) -> Metadata[Timestamp]:
-        return Metadata[Timestamp].from_file(str(self.metadata_dir / "timestamp.json"))
+        return Metadata[Timestamp].from_bytes(self._read("timestamp.json"))
 
     def snapshot(self) -> Metadata[Snapshot]:
         version = self.timestamp().signed.snapshot_meta.version
-        return Metadata[Snapshot].from_file(str(self.metadata_dir / f"{version}.snapshot.json"))
+        return Metadata[Snapshot].from_bytes(self._read(f"{version}.snapshot.json"))
 
     def targets(self) -> Metadata[Targets]:
         version = self.snapshot().signed.meta["targets.json"].version
-        return Metadata[Targets].from_file(str(self.metadata_dir / f"{version}.targets.json"))
+        return Metadata[Targets].from_bytes(self._read(f"{version}.targets.json"))
 
     def status(self) -> TrustStatus:
         root = self.root()
@@ -237,7 +230,7 @@ class FileTrustRepository(TrustRepository):
     # --- writing ---------------------------------------------------------------------------
 
     def _write(self, md: Metadata, name: str) -> None:  # type: ignore[type-arg]
-        write_atomic(self.metadata_dir / name, md.to_bytes(self._serializer), mode=0o644)
+        self.files.write(name, md.to_bytes(self._serializer))
 
     def _sign_root(self, root: Metadata[Root], signers: Sequence[CryptoSigner]) -> None:
         root.signatures.clear()
@@ -245,10 +238,9 @@ class FileTrustRepository(TrustRepository):
             root.sign(signer, append=True)
 
     def create(self, now: datetime) -> list[str]:
-        with _locked(self._lock_path):
+        with self.files.locked():
             if self.exists():
                 return []
-            self.metadata_dir.mkdir(parents=True, exist_ok=True)
             created: list[str] = []
             roots = [_generate() for _ in range(self.root_keys)]
             targets_key = _generate()
@@ -300,9 +292,9 @@ class FileTrustRepository(TrustRepository):
         self._write_timestamp(now, snapshot_version)
 
     def _write_timestamp(self, now: datetime, snapshot_version: int) -> None:
-        path = self.metadata_dir / "timestamp.json"
+        current = self.files.read("timestamp.json")
         version = (
-            Metadata[Timestamp].from_file(str(path)).signed.version + 1 if path.exists() else 1
+            1 if current is None else Metadata[Timestamp].from_bytes(current).signed.version + 1
         )
         timestamp = Metadata(
             Timestamp(
@@ -326,7 +318,7 @@ class FileTrustRepository(TrustRepository):
     ) -> int:
         """Sign targets metadata with ``signer`` whether or not root trusts it (tests use
         this to play an attacker holding some other key)."""
-        with _locked(self._lock_path):
+        with self.files.locked():
             version = self.snapshot().signed.meta["targets.json"].version + 1
             md = Metadata(
                 Targets(
@@ -362,7 +354,7 @@ class FileTrustRepository(TrustRepository):
             and not due(self.snapshot(), "snapshot")
         ):
             return False
-        with _locked(self._lock_path):
+        with self.files.locked():
             snapshot = self.snapshot()
             if force or due(snapshot, "snapshot"):
                 self._publish_online(
@@ -386,7 +378,7 @@ class FileTrustRepository(TrustRepository):
         if role not in ROLES:
             raise InvalidInput(f"unknown TUF role {role!r} (known: {', '.join(ROLES)})")
         old_signers = self._root_signers(root_key_files)
-        with _locked(self._lock_path):
+        with self.files.locked():
             current = self.root()
             trusted = set(current.signed.roles["root"].keyids)
             usable = [s for s in old_signers if s.public_key.keyid in trusted]

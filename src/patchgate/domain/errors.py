@@ -11,7 +11,9 @@ status, device API status and hawkBit error code, CLI exit code).
     ├── Unauthorized            missing or wrong credentials (HTTP 401)
     ├── Forbidden               credentials lack the role (HTTP 403)
     ├── TooLarge                over a configured size limit (exit 2, HTTP 413)
-    └── IntegrityError          stored evidence no longer matches (audit verify)
+    ├── IntegrityError          stored evidence no longer matches (audit verify)
+    └── Unavailable             a service patchgate relies on (the artifact store) failed
+                                (exit 1, HTTP 502)
 """
 
 from __future__ import annotations
@@ -65,3 +67,8 @@ class TooLarge(PatchgateError):
 
 class IntegrityError(PatchgateError):
     """Stored evidence (audit chain, artifact bytes) does not match what was recorded."""
+
+
+class Unavailable(PatchgateError):
+    """A service patchgate relies on (the artifact store) is unreachable or refuses
+    patchgate's credentials; nothing was changed."""

@@ -3,9 +3,11 @@ link (``…/softwaremodules/{id}/artifacts/{filename}``), answered before FastAP
 DDI handler (docs/downloads.md).
 
 A download that may be served costs one prepared read (``services.downloads``: for a
-DDI link the device's token and the offer in the same connection, the token first) and a
-``files.BlobResponse``; no unit of work, no routing, and on SQLite no worker thread (the
-read is a local call of tens of microseconds; on PostgreSQL it goes to a worker thread).
+DDI link the device's token and the offer in the same connection, the token first) and
+the store's answer (``store_answers.blob_answer``: a ``files.BlobResponse`` for the local
+store, a redirect or a stream for a remote one, docs/storage.md); no unit of work, no
+routing, and on SQLite no worker thread (the read is a local call of tens of
+microseconds; on PostgreSQL it goes to a worker thread).
 Anything else — an unknown or withdrawn target, a refused token, an artifact not offered,
 a missing blob, another method, the ``.MD5SUM`` link — goes on to the wrapped application,
 whose routes decide and word the answer (404, 401, 405), so both paths keep one rule.
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import TypeVar
 
 import anyio.to_thread
@@ -24,10 +25,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from patchgate.bootstrap import make_download_reader
 from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints.ddi.app import ARTIFACT, PATH
-from patchgate.entrypoints.files import BlobResponse
 from patchgate.entrypoints.runtime import Runtime
+from patchgate.entrypoints.store_answers import blob_answer
 from patchgate.entrypoints.tuf import resolve_target
 from patchgate.services import ddi, downloads
+from patchgate.services.artifact_ports import BlobRef
 from patchgate.services.device_ports import ArtifactView
 
 T = TypeVar("T")
@@ -56,11 +58,11 @@ class Downloads:
                 return
         await self.app(scope, receive, send)
 
-    async def _response(self, path: str, scope: Scope) -> BlobResponse | None:
+    async def _response(self, path: str, scope: Scope) -> ASGIApp | None:
         if path.startswith(TARGETS):
-            lookup = partial(downloads.target_blob, self.ctx, self.reader)
+            lookup = partial(downloads.target_blob, self.reader)
             found = await self._read(partial(resolve_target, lookup, path[len(TARGETS) :]))
-            return None if found is None else BlobResponse(found[1], found[0])
+            return None if found is None else blob_answer(self.ctx.artifacts, found)
         if "/softwaremodules/" not in path:  # a poll and every other request: one scan
             return None
         match = PATH.match(path)
@@ -78,13 +80,13 @@ class Downloads:
             self._device_file, match["tenant"], match["cid"], authorization, int(link[1]), link[2]
         )
         file = await self._read(device)
-        return None if file is None else BlobResponse(file[1], file[0], filename=link[2])
+        return None if file is None else blob_answer(self.ctx.artifacts, file, filename=link[2])
 
     def _device_file(
         self, tenant: str, cid: str, authorization: str | None, module_id: int, filename: str
-    ) -> tuple[str, Path] | None:
-        """(sha256, path) of an artifact this device may download; None to pass the
-        request on (which answers why not)."""
+    ) -> BlobRef | None:
+        """The blob of an artifact this device may download; None to pass the request on
+        (which answers why not)."""
         try:
             caller = ddi.authenticate(self.ctx, tenant, cid, authorization, self.reader)
             device_id = caller.device_id
@@ -98,11 +100,7 @@ class Downloads:
                 if len(self._offered) >= OFFERED_CACHE:
                     self._offered.clear()
                 self._offered[key] = artifact
-        store = self.ctx.artifacts
-        if artifact is None or store is None:
-            return None
-        path = store.local_path(artifact.sha256)
-        return None if path is None else (artifact.sha256, path)
+        return None if artifact is None else BlobRef(artifact.sha256, artifact.size)
 
     async def _read(self, fn: Callable[[], T]) -> T:
         return fn() if self.inline else await anyio.to_thread.run_sync(fn)

@@ -40,6 +40,7 @@ _DDI_CODES = {
     412: "hawkbit.server.error.rest.preconditionFailed",
     413: "hawkbit.server.error.quota.sizeExceeded",
     429: "hawkbit.server.error.quota.tooManyRequests",
+    502: "hawkbit.server.error.artifact.loadFailed",
 }
 _DDI_DEFAULT_CODE = "hawkbit.server.error"
 
@@ -65,6 +66,7 @@ TABLE: tuple[tuple[type[errors.PatchgateError], Answer], ...] = (
     (errors.Forbidden, Answer(http=403, ddi=403)),
     (errors.TooLarge, Answer(http=413, ddi=413)),
     (errors.IntegrityError, Answer(http=409, ddi=409)),
+    (errors.Unavailable, Answer(http=502, ddi=502, exit=1)),
 )
 # Any other PatchgateError (a new subclass not yet in the table) is a refusal all the same.
 _FALLBACK = Answer(http=400, ddi=400)

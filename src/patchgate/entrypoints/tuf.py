@@ -10,20 +10,21 @@ the rest (unknown or withdrawn targets, other methods) and is the reference for 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 
 from patchgate.domain.errors import NotFound
-from patchgate.entrypoints.files import BlobResponse
 from patchgate.entrypoints.runtime import Runtime, runtime
+from patchgate.entrypoints.store_answers import blob_answer
 from patchgate.services import releases
+from patchgate.services.artifact_ports import BlobRef
 
 log = logging.getLogger("patchgate.tuf")
 
@@ -40,51 +41,54 @@ def _not_modified(request: Request, etag: str) -> bool:
 
 
 @router.api_route("/tuf/metadata/{name}", methods=["GET", "HEAD"])
-def metadata(name: str, rt: Rt) -> Response:
-    """A metadata file as it is on disk; ``start_refresher`` keeps the timestamp fresh."""
-    path = rt.ctx.trust.metadata_file(name)
+def metadata(name: str, request: Request, rt: Rt) -> Response:
+    """A metadata file as the repository holds it (the data folder, or the database when
+    several hosts serve it: docs/storage.md); ``start_refresher`` keeps the timestamp
+    fresh. The ETag is the file's SHA-256."""
+    data = rt.ctx.trust.metadata_bytes(name)
     versioned = name[0].isdigit()
-    return FileResponse(
-        path,
-        media_type="application/json",
-        headers={"cache-control": IMMUTABLE if versioned else "no-cache"},
-    )
+    etag = f'"{hashlib.sha256(data).hexdigest()}"'
+    headers = {"cache-control": IMMUTABLE if versioned else "no-cache", "etag": etag}
+    if _not_modified(request, etag):
+        return Response(status_code=304, headers=headers)
+    body = b"" if request.method == "HEAD" else data
+    headers["content-length"] = str(len(data))
+    return Response(body, media_type="application/json", headers=headers)
 
 
-def resolve_target(
-    lookup: Callable[[str], tuple[str, Path] | None], target: str
-) -> tuple[str, Path] | None:
-    """(sha256, path) of ``target`` by ``lookup``, also by the hash-prefixed path TUF
+def resolve_target(lookup: Callable[[str], BlobRef | None], target: str) -> BlobRef | None:
+    """The blob of ``target`` by ``lookup``, also by the hash-prefixed path TUF
     clients use with consistent snapshots (``dir/<sha256>.<name>``; the TUF
     specification, "consistent snapshots")."""
     found = lookup(target)
     if found is None and (m := _HASH_PREFIXED.match(target)):
         candidate = lookup(f"{m.group('dir') or ''}{m.group('name')}")
-        if candidate is not None and candidate[0] == m.group("sha"):
+        if candidate is not None and candidate.sha256 == m.group("sha"):
             found = candidate
     return found
 
 
 @router.api_route("/tuf/targets/{target:path}", methods=["GET", "HEAD"])
-def target(target: str, request: Request, rt: Rt) -> Response:
+def target(target: str, rt: Rt) -> Response:
     """A target file by its TUF path, or by the hash-prefixed path TUF clients use with
     consistent snapshots (``dir/<sha256>.<name>``). Only artifacts of signed, not
     withdrawn releases are served."""
     found = resolve_target(lambda t: releases.downloadable(rt.ctx, t), target)
     if found is None:
         raise NotFound(f"no target {target!r}")
-    sha256, path = found
-    return artifact_response(request, sha256, path)
+    return artifact_response(rt, found)
 
 
-def artifact_response(
-    request: Request, sha256: str, path: Path, *, filename: str | None = None
-) -> Response:
-    """Serve a stored blob (``files.BlobResponse``): HEAD, Range (single and multiple),
-    If-Range, 416, the SHA-256 as a strong ETag and 304 for ``If-None-Match``; whole files
-    zero-copy through pathsend on granian. The device API uses this too."""
-    del request  # the response reads the request's headers when it is sent
-    return BlobResponse(path, sha256, filename=filename)
+def artifact_response(rt: Runtime, blob: BlobRef, *, filename: str | None = None) -> Response:
+    """Serve a stored blob from the configured store (``store_answers.blob_answer``): for
+    the local store HEAD, Range (single and multiple), If-Range, 416, the SHA-256 as a
+    strong ETag and 304 for ``If-None-Match``, whole files zero-copy through pathsend on
+    granian; for a remote store a redirect or a stream (docs/storage.md). The device API
+    uses this too."""
+    answer = blob_answer(rt.ctx.artifacts, blob, filename=filename)
+    if answer is None:
+        raise NotFound("the artifact's bytes are not in the store")
+    return answer
 
 
 def start_refresher(rt: Runtime, interval_seconds: float) -> threading.Event | None:

@@ -1,28 +1,29 @@
 """What a download may serve, decided from one prepared read (the download hot path).
 
 The rules are those of :func:`patchgate.services.releases.downloadable` (a TUF target of a
-signed, not withdrawn release whose blob is stored) and :func:`patchgate.services.ddi.artifact_for`
-(an artifact of a release the device was offered); only the reads differ: one statement
+signed, not withdrawn release) and :func:`patchgate.services.ddi.artifact_for` (an
+artifact of a release the device was offered); only the reads differ: one statement
 each, outside any unit of work, so a small ``Range`` request costs about what a poll costs
-(docs/downloads.md).
+(docs/downloads.md). Where the bytes come from (a local file, a redirect to the object
+store, a stream from it) is the entrypoint's choice by the store (docs/storage.md).
 """
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from pathlib import Path
 
-from patchgate.services.context import Context
+from patchgate.services.artifact_ports import BlobRef
 from patchgate.services.device_ports import ArtifactView, DeviceAuthReader
 from patchgate.services.releases import STATE_SIGNED
 
 
 @dataclass(frozen=True)
 class TargetRow:
-    """A TUF target's blob and its release's state."""
+    """A TUF target's blob (with its recorded size) and its release's state."""
 
     sha256: str
+    size: int
     state: str
 
 
@@ -51,13 +52,12 @@ class DownloadReader(DeviceAuthReader):
         offered that release."""
 
 
-def target_blob(ctx: Context, reader: DownloadReader, tuf_target: str) -> tuple[str, Path] | None:
-    """(sha256, local path) of a target that may be downloaded now, else None."""
+def target_blob(reader: DownloadReader, tuf_target: str) -> BlobRef | None:
+    """The blob of a target that may be downloaded now, else None."""
     row = reader.target(tuf_target)
     if row is None or row.state != STATE_SIGNED:
         return None
-    path = ctx.artifacts.local_path(row.sha256)
-    return None if path is None else (row.sha256, path)
+    return BlobRef(row.sha256, row.size)
 
 
 def device_artifact(

@@ -221,8 +221,8 @@ class TrustRepository(abc.ABC):
         """Create keys and the first metadata; returns what was created (idempotent)."""
 
     @abc.abstractmethod
-    def metadata_file(self, name: str) -> Path:
-        """The file of the metadata named ``name`` (``timestamp.json``, ``N.root.json``,
+    def metadata_bytes(self, name: str) -> bytes:
+        """The bytes of the metadata named ``name`` (``timestamp.json``, ``N.root.json``,
         ``N.snapshot.json``, ``N.targets.json``, ``root.json``), to serve as it is;
         ``NotFound`` for any other name or a version that does not exist."""
 
@@ -278,3 +278,8 @@ class NativeSignatureChecker(abc.ABC):
         for SWUpdate, no certificate is configured); raises ``InvalidInput`` naming the
         failure.
         """
+
+    def reads(self, filename: str) -> bool:
+        """True when ``check`` reads the file uploaded as ``filename``: a store without
+        local paths then fetches a checked copy for it (``ArtifactStore.local_copy``)."""
+        return True

@@ -13,7 +13,7 @@ from patchgate.services.device_ports import ArtifactView
 from patchgate.services.downloads import DeviceArtifactRow, DownloadReader, TargetRow
 
 _TARGET = (
-    select(Blob.sha256, Release.state)
+    select(Blob.sha256, Blob.size, Release.state)
     .select_from(ReleaseArtifact)
     .join(Blob, Blob.sha256 == ReleaseArtifact.sha256)
     .join(Release, Release.id == ReleaseArtifact.release_id)
@@ -58,7 +58,7 @@ class SqlDownloadReader(SqlDeviceAuthReader, DownloadReader):
 
     def target(self, tuf_target: str) -> TargetRow | None:
         row = self._fetch(self._target, {"target": tuf_target})
-        return None if row is None else TargetRow(sha256=row[0], state=row[1])
+        return None if row is None else TargetRow(sha256=row[0], size=int(row[1]), state=row[2])
 
     def device_artifact(
         self, device_id: int, module_id: int, filename: str

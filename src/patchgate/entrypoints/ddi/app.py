@@ -35,8 +35,9 @@ from patchgate.entrypoints import bodies
 from patchgate.entrypoints.ddi import parse, shapes, wire
 from patchgate.entrypoints.errors import ddi_error_body, ddi_status
 from patchgate.entrypoints.runtime import Runtime
-from patchgate.entrypoints.tuf import artifact_response
+from patchgate.entrypoints.store_answers import blob_answer
 from patchgate.services import ddi
+from patchgate.services.artifact_ports import BlobRef
 from patchgate.services.device_ports import ArtifactView
 
 T = TypeVar("T")
@@ -409,17 +410,21 @@ class DdiApp:
         return self._file(call.scope, artifact)
 
     def _file(self, scope: Scope, artifact: ArtifactView) -> Response:
-        store = self.rt.ctx.artifacts
-        path = store.local_path(artifact.sha256) if store is not None else None
-        if path is None or not path.is_file():
-            raise HttpError(404, "the artifact's bytes are not in the store")
         if_match = _header(scope, b"if-match")
         etag = f'"{artifact.sha256}"'
         if if_match is not None and not wire.not_modified(if_match, etag):
             # RFC 9110 13.1.1: the client holds another version of the file.
             raise HttpError(412, "If-Match does not name this artifact's ETag")
         # The same serving as /tuf/targets: Range, If-Range, HEAD, ETag and 304.
-        return artifact_response(Request(scope), artifact.sha256, path, filename=artifact.filename)
+        # A local blob's file, or the remote store's redirect or stream (docs/storage.md).
+        answer = blob_answer(
+            self.rt.ctx.artifacts,
+            BlobRef(artifact.sha256, artifact.size),
+            filename=artifact.filename,
+        )
+        if answer is None:
+            raise HttpError(404, "the artifact's bytes are not in the store")
+        return answer
 
     # --- the base poll -------------------------------------------------------------------------
 

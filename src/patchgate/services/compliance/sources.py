@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from patchgate.domain.audit import AuditRecord, Checkpoint, Finding
+from patchgate.domain.errors import PatchgateError
 from patchgate.domain.policy import Policy
 from patchgate.services import audit as audit_service
 from patchgate.services import policy as policy_service
@@ -140,10 +141,9 @@ def trust(ctx: Context) -> dict[str, Any]:
     from the published root metadata."""
     view = release_views.trust_status(ctx)
     status = release_shapes.trust_json(view) if view is not None else {}
-    root_file = ctx.data_dir / "tuf" / "metadata" / "root.json"
     try:
-        signed = json.loads(root_file.read_text())["signed"]
-    except (OSError, ValueError, KeyError):
+        signed = json.loads(ctx.trust.metadata_bytes("root.json"))["signed"]
+    except (PatchgateError, ValueError, KeyError):
         return {**status, "roles": {}}
     roles = {
         name: {"threshold": role["threshold"], "keys": len(role["keyids"])}

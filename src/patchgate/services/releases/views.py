@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from patchgate.domain.errors import NotFound
+from patchgate.services.artifact_ports import BlobRef
 from patchgate.services.context import Context
 from patchgate.services.release_ports import ReleaseRecord
 from patchgate.services.releases.rules import STATE_SIGNED, TrustMode, trust_mode
@@ -120,16 +121,15 @@ def security_floor(ctx: Context, product: str) -> int:
         return uow.releases.security_floor(product)
 
 
-def downloadable(ctx: Context, tuf_target: str) -> tuple[str, Path] | None:
-    """(sha256, local path) of a target that may be downloaded now: its release is signed
-    and not withdrawn, and its blob is in the local store. None otherwise."""
+def downloadable(ctx: Context, tuf_target: str) -> BlobRef | None:
+    """The blob of a target that may be downloaded now (its release is signed and not
+    withdrawn), else None. Whether the store still holds its bytes is the serving's
+    question (docs/storage.md)."""
     with ctx.read_uow() as uow:
         found = uow.releases.artifact_by_target(tuf_target)
     if found is None or found[1] != STATE_SIGNED:
         return None
-    sha256 = found[0].sha256
-    path = ctx.artifacts.local_path(sha256)
-    return None if path is None else (sha256, path)
+    return BlobRef(found[0].sha256, found[0].size)
 
 
 def sbom_blob(ctx: Context, release_id: int) -> tuple[str, Path | None]:
@@ -137,4 +137,7 @@ def sbom_blob(ctx: Context, release_id: int) -> tuple[str, Path | None]:
     release = get_release(ctx, release_id)
     if release.sbom_sha256 is None:
         raise NotFound(f"release {release_id} has no SBOM")
-    return release.sbom_sha256, ctx.artifacts.local_path(release.sbom_sha256)
+    # SBOMs are small: a remote store's copy is kept in the data folder (checked against
+    # its SHA-256 on the way in) for the API, the console and the technical file.
+    cached = ctx.artifacts.cached_file(release.sbom_sha256, ctx.data_dir / "cache" / "sbom")
+    return release.sbom_sha256, cached

@@ -27,6 +27,7 @@ from patchgate.adapters.db.models.releases import (
     Release,
     ReleaseArtifact,
     ReleaseFix,
+    TufMetadataRow,
 )
 from patchgate.adapters.db.models.sessions import ConsoleSessionRow
 from patchgate.adapters.db.models.targeting import SavedFilter
@@ -64,6 +65,7 @@ __all__ = [
     "StateVersion",
     "Tenant",
     "TickClaim",
+    "TufMetadataRow",
     "Vulnerability",
     "VulnerabilityProduct",
 ]

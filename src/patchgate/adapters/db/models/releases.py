@@ -9,7 +9,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from patchgate.adapters.db.models.base import Base, intpk, str64, str255
@@ -94,3 +103,14 @@ class ProductFloor(Base):
     product: Mapped[str255] = mapped_column(primary_key=True)
     security_floor: Mapped[int] = mapped_column(BigInteger, default=0)
     raised_at: Mapped[datetime]
+
+
+class TufMetadataRow(Base):
+    """A TUF metadata file as served at ``/tuf/metadata/{name}``, when the database is
+    the one place of truth for it (PostgreSQL, several hosts: docs/storage.md)."""
+
+    __tablename__ = "tuf_metadata"
+
+    name: Mapped[str64] = mapped_column(primary_key=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    written_at: Mapped[datetime]

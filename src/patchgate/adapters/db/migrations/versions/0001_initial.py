@@ -191,6 +191,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key", name=op.f("pk_tick_claims")),
     )
     op.create_table(
+        "tuf_metadata",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("written_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_tuf_metadata")),
+    )
+    op.create_table(
         "vulnerabilities",
         sa.Column("id", sa.String(length=128), nullable=False),
         sa.Column("title", sa.Text(), nullable=False),
@@ -762,6 +769,7 @@ def downgrade() -> None:
     op.drop_table("console_sessions")
     op.drop_table("art14_submissions")
     op.drop_table("vulnerabilities")
+    op.drop_table("tuf_metadata")
     op.drop_table("tick_claims")
     with op.batch_alter_table("tenants", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_tenants_gateway_token_hash"))
