@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Final
 
+from patchgate.services.figure_ports import FigureRepository
+
 
 @dataclass(frozen=True)
 class CampaignRecord:
@@ -168,7 +170,7 @@ class CancelledActions:
         return len(self.canceling) + len(self.canceled)
 
 
-class CampaignRepository(abc.ABC):
+class CampaignRepository(FigureRepository):
     """Campaign rows, and the fleet reads of the campaign engine."""
 
     @abc.abstractmethod

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from patchgate.adapters.db.figure_repos import SqlFigureQueries
 from patchgate.adapters.db.models import (
     Action,
     ActionEvent,
@@ -34,7 +35,7 @@ def _record(row: Campaign) -> p.CampaignRecord:
     return p.CampaignRecord(**{name: _value(getattr(row, name)) for name in _COLUMNS})
 
 
-class SqlCampaignRepository(p.CampaignRepository):
+class SqlCampaignRepository(SqlFigureQueries, p.CampaignRepository):
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -123,6 +124,25 @@ class SqlCampaignRepository(p.CampaignRepository):
             .limit(limit)
         ).all()
         return self._with_steps(rows[::-1])
+
+    def actions_of_devices(
+        self, campaign_id: int, device_ids: Collection[int]
+    ) -> Sequence[p.CampaignAction]:
+        ordered = sorted(device_ids)
+        rows: list[Any] = []
+        for start in range(0, len(ordered), 1000):
+            rows.extend(
+                self.session.execute(
+                    select(Action, Device.controller_id, Device.group_names)
+                    .join(Device, Device.id == Action.device_id)
+                    .where(
+                        Action.campaign_id == campaign_id,
+                        Action.device_id.in_(ordered[start : start + 1000]),
+                    )
+                ).all()
+            )
+        rows.sort(key=lambda row: row[0].id)
+        return self._with_steps(rows)
 
     def _with_steps(self, rows: Sequence[Any]) -> Sequence[p.CampaignAction]:
         if not rows:

@@ -2,7 +2,7 @@
 
 from patchgate.adapters.db.models.advisories import Advisory
 from patchgate.adapters.db.models.base import Base
-from patchgate.adapters.db.models.campaigns import Campaign
+from patchgate.adapters.db.models.campaigns import Campaign, CampaignExecution, CampaignFigure
 from patchgate.adapters.db.models.core import (
     ApiToken,
     AuditCheckpointRow,
@@ -46,6 +46,8 @@ __all__ = [
     "Base",
     "Blob",
     "Campaign",
+    "CampaignExecution",
+    "CampaignFigure",
     "ConsoleSessionRow",
     "Device",
     "DeviceGroup",
