@@ -140,5 +140,7 @@ def read_lines(path: str) -> Iterator[str]:
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
             yield from handle
+    except OSError as exc:
+        raise InvalidInput(f"cannot read CSV file {path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{path}: not UTF-8 text ({exc.reason})") from exc
+        raise InvalidInput(f"CSV file {path} is not UTF-8 text") from exc
