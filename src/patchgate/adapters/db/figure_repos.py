@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.orm import Session
@@ -33,14 +34,20 @@ def _chunks(ids: Collection[int]) -> list[list[int]]:
     return [ordered[i : i + _CHUNK] for i in range(0, len(ordered), _CHUNK)]
 
 
-def _health(r: HealthReport) -> p.NumberedHealth:
+_HEALTH = (
+    HealthReport.id,
+    HealthReport.at,
+    HealthReport.device_id,
+    HealthReport.running_version,
+    HealthReport.crash_count,
+    HealthReport.watchdog_count,
+    HealthReport.uptime_s,
+)
+
+
+def _health(r: Any) -> p.NumberedHealth:
     return p.NumberedHealth(
-        r.id,
-        as_utc(r.at),
-        r.device_id,
-        r.running_version,
-        (r.crash_count or 0) + (r.watchdog_count or 0),
-        r.uptime_s,
+        int(r[0]), as_utc(r[1]), int(r[2]), r[3], (r[4] or 0) + (r[5] or 0), r[6]
     )
 
 
@@ -111,13 +118,18 @@ class SqlFigureQueries:
     ) -> Mapping[int, p.StoredExecution]:
         out: dict[int, p.StoredExecution] = {}
         for chunk in _chunks(device_ids):
-            query = select(CampaignExecution).where(
+            query = select(
+                CampaignExecution.device_id,
+                CampaignExecution.stage,
+                CampaignExecution.status,
+                CampaignExecution.due_at,
+            ).where(
                 CampaignExecution.campaign_id == campaign_id,
                 CampaignExecution.device_id.in_(chunk),
             )
-            for r in self.session.execute(query).scalars():
-                due = None if r.due_at is None else as_utc(r.due_at)
-                out[r.device_id] = p.StoredExecution(r.device_id, r.stage, r.status, due)
+            for r in self.session.execute(query):
+                due = None if r[3] is None else as_utc(r[3])
+                out[int(r[0])] = p.StoredExecution(int(r[0]), int(r[1]), str(r[2]), due)
         return out
 
     def save_executions(self, campaign_id: int, rows: Sequence[p.StoredExecution]) -> None:
@@ -173,7 +185,7 @@ class SqlFigureQueries:
             .order_by(HealthReport.id)
             .limit(limit)
         )
-        return [_health(r) for r in self.session.execute(query).scalars()]
+        return [_health(r) for r in self.session.execute(query)]
 
     def devices_after(self, mark: int, *, limit: int) -> Sequence[p.Numbered]:
         query = (
@@ -211,7 +223,7 @@ class SqlFigureQueries:
         out: list[p.NumberedHealth] = []
         for chunk in _chunks(device_ids):
             query = (
-                select(HealthReport)
+                select(*_HEALTH)
                 .where(
                     HealthReport.device_id.in_(chunk),
                     HealthReport.id <= upto,
@@ -219,13 +231,13 @@ class SqlFigureQueries:
                 )
                 .order_by(HealthReport.id)
             )
-            out.extend(_health(r) for r in self.session.execute(query).scalars())
+            out.extend(_health(r) for r in self.session.execute(query))
         return sorted(out, key=lambda h: h.id)
 
     def health_between(self, since: datetime, upto: int) -> Sequence[p.NumberedHealth]:
         query = (
-            select(HealthReport)
+            select(*_HEALTH)
             .where(HealthReport.at >= since, HealthReport.id <= upto)
             .order_by(HealthReport.id)
         )
-        return [_health(r) for r in self.session.execute(query).scalars()]
+        return [_health(r) for r in self.session.execute(query)]
