@@ -180,7 +180,7 @@ class SqlFigureQueries:
 
     def health_after(self, mark: int, *, limit: int) -> Sequence[p.NumberedHealth]:
         query = (
-            select(HealthReport)
+            select(*_HEALTH)
             .where(HealthReport.id > mark)
             .order_by(HealthReport.id)
             .limit(limit)
