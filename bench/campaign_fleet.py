@@ -66,8 +66,17 @@ def _fresh_database(devices: int) -> None:
     done = _cli("init", "--demo", "--json")
     assert done.returncode == 0, done.stderr
     subprocess.run(
-        ["psql", "-q", URL, "-v", "first=0", "-v", f"last={devices - 1}",
-         "-f", str(ROOT / "bench/bulk_devices.sql")],
+        [
+            "psql",
+            "-q",
+            URL,
+            "-v",
+            "first=0",
+            "-v",
+            f"last={devices - 1}",
+            "-f",
+            str(ROOT / "bench/bulk_devices.sql"),
+        ],
         check=True,
     )
 
@@ -85,9 +94,23 @@ def _open_actions(campaign_id: int, release_id: int, device_ids: list[int]) -> N
                 " FROM STDIN"
             ) as copy:
                 for action_id, device_id in zip(ids, device_ids, strict=True):
-                    copy.write_row((action_id, 1, device_id, release_id, campaign_id,
-                                    "campaign", "offered", True, "forced", "forced",
-                                    "now", "now", f"campaign:{campaign_id}"))
+                    copy.write_row(
+                        (
+                            action_id,
+                            1,
+                            device_id,
+                            release_id,
+                            campaign_id,
+                            "campaign",
+                            "offered",
+                            True,
+                            "forced",
+                            "forced",
+                            "now",
+                            "now",
+                            f"campaign:{campaign_id}",
+                        )
+                    )
             with cur.copy(
                 "COPY action_events (action_id, at, channel, details, status_after) FROM STDIN"
             ) as copy:
@@ -210,9 +233,7 @@ def main() -> None:
     out["status_view"] = _timed(lambda: views.status(ctx, campaign), 10)
     with ctx.read_uow() as uow:
         now = ctx.clock()
-        out["aggregate_idea"] = _timed(
-            lambda: uow.campaigns.execution_counts(campaign, now), 10
-        )
+        out["aggregate_idea"] = _timed(lambda: uow.campaigns.execution_counts(campaign, now), 10)
     out["counts_table_idea"] = _counts_table_idea(1_000)
     status = views.status(ctx, campaign)
     out["counts_before_halt"] = status.counts.to_json()

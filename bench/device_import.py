@@ -38,7 +38,9 @@ def _fresh(name: str) -> dict[str, str]:
     }
     subprocess.run(
         [str(ROOT / ".venv/bin/patchgate"), "init", "--demo"],
-        env=env, check=True, capture_output=True,
+        env=env,
+        check=True,
+        capture_output=True,
     )
     return env
 
@@ -68,16 +70,18 @@ def main() -> None:
     with (work / "tokens.txt").open("w") as tokens:
         done = subprocess.run(
             [str(ROOT / ".venv/bin/patchgate"), *command],
-            env=env, stdout=tokens, stderr=subprocess.PIPE, text=True, check=False,
+            env=env,
+            stdout=tokens,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
         )
     out["import_s"] = round(time.perf_counter() - start, 1)
     out["import_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
     assert done.returncode == 0, done.stderr
     with psycopg.connect(env["PATCHGATE_DATABASE_URL"]) as conn:
         out["devices_written"] = conn.execute("SELECT count(*) FROM devices").fetchone()[0]
-        out["group_rows_written"] = conn.execute(
-            "SELECT count(*) FROM device_groups"
-        ).fetchone()[0]
+        out["group_rows_written"] = conn.execute("SELECT count(*) FROM device_groups").fetchone()[0]
     out["tokens_printed"] = sum(1 for _ in (work / "tokens.txt").open())
 
     # A bad row at the end: refused by line, nothing written, and how long that takes.
@@ -87,7 +91,10 @@ def main() -> None:
     start = time.perf_counter()
     bad = subprocess.run(
         [str(ROOT / ".venv/bin/patchgate"), *command],
-        env=env_bad, capture_output=True, text=True, check=False,
+        env=env_bad,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     out["bad_last_row_s"] = round(time.perf_counter() - start, 1)
     out["bad_last_row_reply"] = bad.stderr.strip().splitlines()[-1:]
@@ -99,8 +106,17 @@ def main() -> None:
     ceiling = _fresh("patchgate_bench_ceiling")
     start = time.perf_counter()
     subprocess.run(
-        ["psql", "-q", ceiling["PATCHGATE_DATABASE_URL"], "-v", "first=0",
-         "-v", f"last={args.rows - 1}", "-f", str(ROOT / "bench/bulk_devices.sql")],
+        [
+            "psql",
+            "-q",
+            ceiling["PATCHGATE_DATABASE_URL"],
+            "-v",
+            "first=0",
+            "-v",
+            f"last={args.rows - 1}",
+            "-f",
+            str(ROOT / "bench/bulk_devices.sql"),
+        ],
         check=True,
     )
     out["ceiling_bulk_sql_s"] = round(time.perf_counter() - start, 1)

@@ -180,10 +180,7 @@ class SqlFigureQueries:
 
     def health_after(self, mark: int, *, limit: int) -> Sequence[p.NumberedHealth]:
         query = (
-            select(*_HEALTH)
-            .where(HealthReport.id > mark)
-            .order_by(HealthReport.id)
-            .limit(limit)
+            select(*_HEALTH).where(HealthReport.id > mark).order_by(HealthReport.id).limit(limit)
         )
         return [_health(r) for r in self.session.execute(query)]
 
