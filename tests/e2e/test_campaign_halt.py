@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from patchgate.services import devices as device_service
 from patchgate.services.campaigns import commands
@@ -40,6 +41,49 @@ def _devices(env: Env, server: LiveServer, count: int, prefix: str) -> list[Devi
     return made
 
 
+class _Watcher:
+    """Reads, from a connection of its own, how many of the campaign's actions are marked
+    for cancellation, over and over while the halt runs: one transaction shows none or
+    all of them, never a part."""
+
+    def __init__(self, env: Env, campaign: int) -> None:
+        self.engine = create_engine(env.database_url)
+        self.campaign = campaign
+        self.seen: set[int] = set()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def marked(self) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM actions WHERE campaign_id = :c "
+                        "AND status IN ('canceling', 'canceled')"
+                    ),
+                    {"c": self.campaign},
+                ).scalar_one()
+            )
+
+    def state_version(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(text("SELECT max(version) FROM state_version")).scalar_one())
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            self.seen.add(self.marked())
+
+    def __enter__(self) -> _Watcher:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        self.seen.add(self.marked())
+        self.engine.dispose()
+
+
 def test_at_the_halts_commit_every_pending_action_answers_cancel_on_every_process(
     env: Env, two_servers: tuple[LiveServer, LiveServer]
 ) -> None:
@@ -53,8 +97,26 @@ def test_at_the_halts_commit_every_pending_action_answers_cancel_on_every_proces
         assert action is not None, device.controller_id
         if i % 2:
             device.feedback(action, "download")  # some have started downloading
-    halted = env.cli("campaign", "halt", str(campaign), "--reason", "boot loop")
-    assert halted.code == 0, halted.stderr
+    with _Watcher(env, campaign) as watcher:
+        before = watcher.state_version()
+        assert watcher.marked() == 0
+        halted = env.cli("campaign", "halt", str(campaign), "--reason", "boot loop")
+        assert halted.code == 0, halted.stderr
+        after = watcher.state_version()
+    # One transaction: a reader saw none marked, then all six, nothing in between; one
+    # state-version change; one audit entry naming the count; one cancellation time.
+    assert watcher.seen <= {0, len(devices)} and len(devices) in watcher.seen, watcher.seen
+    assert after == before + 1
+    with env.ctx.read_uow() as uow:
+        actions = uow.campaigns.actions(campaign)
+    assert {a.status for a in actions} == {"canceling"}
+    assert len({a.steps[-1].at for a in actions}) == 1
+    assert all(a.steps[-1].status_after == "canceling" for a in actions)
+    log = env.cli("audit", "list", "--subject", f"campaign:{campaign}", "--json")
+    assert log.code == 0, log.stderr
+    entries = [e for e in log.json()["entries"] if e["action"] == "campaign.halted"]
+    assert len(entries) == 1 and entries[0]["details"]["cancelled_actions"] == len(devices)
+    # From that commit, every process answers each of them with cancelAction.
     for server in (first, second):
         for device in devices:
             links = device.on(server).poll()

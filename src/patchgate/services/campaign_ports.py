@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from patchgate.domain import filters
+from patchgate.services.figure_ports import FigureRepository
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class CancelledActions:
         return len(self.canceling) + len(self.canceled)
 
 
-class CampaignRepository(abc.ABC):
+class CampaignRepository(FigureRepository):
     """Campaign rows, and the fleet reads of the campaign engine."""
 
     @abc.abstractmethod

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from patchgate.domain import filters
+from patchgate.services.device_import_ports import DeviceImportWriter
 from patchgate.services.release_ports import ArtifactView as ArtifactView  # re-exported for DDI
 
 # The tenant every installation has (hawkBit's name for it); DDI paths name the tenant.
@@ -307,6 +308,10 @@ class DeviceRepository(abc.ABC):
     @abc.abstractmethod
     def add(self, tenant_id: int, device: NewDevice, now: datetime) -> int:
         """Insert a device; returns its id."""
+
+    @abc.abstractmethod
+    def import_writer(self, tenant_id: int, now: datetime) -> DeviceImportWriter:
+        """A bulk import into the tenant, in this transaction (docs/devices.md)."""
 
     @abc.abstractmethod
     def get(self, tenant: str, controller_id: str, *, lock: bool = False) -> DeviceRecord | None:

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from patchgate.adapters.db.device_filters import compile_filter
+from patchgate.adapters.db.device_import import SqlDeviceImportWriter
 from patchgate.adapters.db.models import (
     Action,
     ActionEvent,
@@ -36,6 +37,7 @@ from patchgate.adapters.db.release_repos import artifact_view, artifacts_by_rele
 from patchgate.domain import filters
 from patchgate.domain.clock import as_utc
 from patchgate.services import device_ports as p
+from patchgate.services.device_import_ports import DeviceImportWriter
 
 
 def _device(row: Device, tenant: str) -> p.DeviceRecord:
@@ -94,6 +96,9 @@ class SqlDeviceRepository(p.DeviceRepository):
         for name in sorted(set(device.groups)):
             self.session.add(DeviceGroup(device_id=row.id, name=name))
         return row.id
+
+    def import_writer(self, tenant_id: int, now: datetime) -> DeviceImportWriter:
+        return SqlDeviceImportWriter(self.session, tenant_id, now)
 
     def _tenant_name(self, tenant_id: int) -> str:
         return str(self.session.execute(select(Tenant.name).where(Tenant.id == tenant_id)).scalar())

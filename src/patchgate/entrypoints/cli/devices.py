@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from patchgate.entrypoints.cli.common import actor, app, emit_json, emit_lines, read_text_file
+from patchgate.entrypoints.cli.common import actor, app, emit_json, emit_lines
 from patchgate.entrypoints.cli.targeting import metadata_commands
 from patchgate.services.device_ports import DEFAULT_TENANT
 
@@ -72,20 +72,32 @@ def add(
 
 def import_(
     file: Annotated[str, typer.Argument(metavar="FILE.csv")],
+    group: Annotated[
+        list[str] | None,
+        typer.Option("--group", metavar="GROUP", help="Also put every device in this group."),
+    ] = None,
     tenant: Tenant = DEFAULT_TENANT,
     as_json: JsonFlag = False,
 ) -> None:
     """Provision many devices from CSV (id,groups,hardware,version) in one transaction."""
-    from patchgate.entrypoints.presenters import devices as present
-    from patchgate.services import devices as device_service
+    import sys
 
-    rows = device_service.parse_csv(read_text_file(file, what="CSV file"))
-    made = device_service.import_devices(app().context, rows, tenant=tenant, actor=actor())
+    from patchgate.services.devices import imports
+
+    made = imports.import_csv(
+        app().context,
+        imports.read_lines(file),
+        groups=group or (),
+        tenant=tenant,
+        actor=actor(),
+    )
     if as_json:
-        emit_json(present.imported_json((m.device, m.token) for m in made))
-    else:
-        for m in made:
-            typer.echo(f"{m.device.controller_id},{m.token}")
+        emit_json({"devices": [{"id": cid, "token": token} for cid, token in made.tokens]})
+        return
+    for start in range(0, made.count, 10_000):
+        chunk = made.tokens[start : start + 10_000]
+        sys.stdout.write("".join(f"{cid},{token}\n" for cid, token in chunk))
+    sys.stdout.flush()
 
 
 def list_(

@@ -51,7 +51,7 @@ from patchgate.services.campaigns.effects import (
     cancel_open_actions,
     supersede_pending,
 )
-from patchgate.services.campaigns.figures import figures
+from patchgate.services.campaigns.figures import refresh, reseed
 from patchgate.services.campaigns.options import CreateOptions
 from patchgate.services.campaigns.plans import (
     ACTOR_ENGINE,
@@ -194,6 +194,7 @@ def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str)
             tuple(CohortCut() for _ in stages),
             core.Progress(),
         )
+        marks = uow.campaigns.current_marks()
         fleet = targeted_fleet(uow, probe, hardware)
         cuts = cohort_cuts(stages, fleet, options.fill_canary)
         warnings = [
@@ -249,6 +250,8 @@ def create(ctx: Context, release_id: int, options: CreateOptions, *, actor: str)
                 updated_at=now,
             )
         )
+        draft = get_campaign(uow, campaign_id)
+        reseed(ctx, uow, draft, plan_of(uow, draft), now, fleet=fleet, marks=marks)
         audit.record(
             ctx,
             uow,
@@ -315,8 +318,12 @@ def start(ctx: Context, campaign_id: int, *, actor: str) -> None:
     def prepare(uow: UnitOfWork, rec: CampaignRecord) -> dict[str, Any]:
         release_service.require_installable(uow, rec.release_id)
         plan = plan_of(uow, rec)
+        marks = uow.campaigns.current_marks()
         fleet = targeted_fleet(uow, plan, product_hardware(ctx, rec.product))
         cuts = cohort_cuts(plan.stages, fleet, bool(rec.delivery.get("fill_canary")))
+        # The figures count from the start, with the cut fixed now.
+        started = replace(plan, cuts=tuple(cuts))
+        reseed(ctx, uow, rec, started, ctx.clock(), fleet=fleet, marks=marks, since=ctx.clock())
         return {"cuts": [cut_json(c) for c in cuts]}
 
     _command(ctx, campaign_id, core.StartCampaign(), actor=actor, prepare=prepare)
@@ -379,6 +386,9 @@ def evaluate(ctx: Context, campaign_id: int) -> GateResult | None:
         stopped = rec.state in (core.HALTED, core.CANCELLED)
         if rec.state not in (core.RUNNING, core.PAUSED):
             judged = None
+            if stopped:  # its figures still move (cancellations, reports) while swept
+                refresh(ctx, uow, rec, plan_of(uow, rec), now)
+                uow.commit()
         else:
             judged = judge(ctx, uow, rec, now)
             uow.commit()
@@ -396,7 +406,7 @@ def judge(
 ) -> tuple[GateResult, Effects]:
     """The gate verdict on the current stage, applied in the caller's transaction."""
     plan = plan_of(uow, rec)
-    found = figures(ctx, uow, rec, plan, now)
+    found = refresh(ctx, uow, rec, plan, now)
     stage = plan.stages[rec.stage_index]
     result = evaluate_gate(
         stage.gates,
@@ -414,11 +424,14 @@ def judge(
     if any(e.kind == core.STAGE_ADVANCED for e in moved.events):
         # The new stage's cut is fixed now, from the fleet as it stands (the canary's
         # depends on how many targeted devices opted in).
+        marks = uow.campaigns.current_marks()
         fleet = targeted_fleet(uow, plan, product_hardware(ctx, rec.product))
         cuts = list(plan.cuts)
         to = moved.progress.stage_index
         cuts[to] = cohort_cuts(plan.stages, fleet, bool(rec.delivery.get("fill_canary")))[to]
         extra["cuts"] = [cut_json(c) for c in cuts]
+        opened = replace(plan, cuts=tuple(cuts))
+        reseed(ctx, uow, rec, opened, now, fleet=fleet, marks=marks)
     if not moved.events:
         uow.campaigns.update(rec.id, CampaignChanges(**extra))
         return result, Effects()

@@ -56,7 +56,7 @@ def add_device(
     return import_devices(ctx, [row], tenant=tenant, actor=actor)[0]
 
 
-def _known_hardware(ctx: Context) -> frozenset[str]:
+def known_hardware(ctx: Context) -> frozenset[str]:
     """Hardware models the policy in force names (none: any model is accepted)."""
     try:
         policy = policy_service.in_force(ctx).policy
@@ -108,7 +108,7 @@ def import_devices(
 ) -> list[Provisioned]:
     """Provision many devices in one transaction: all of them, or (on any problem) none.
     Every problem is reported at once."""
-    checked, problems = _checked(rows, _known_hardware(ctx))
+    checked, problems = _checked(rows, known_hardware(ctx))
     if problems:
         raise InvalidInput(problems[0], problems=problems)
     tokens = [new_target_token() for _ in checked]

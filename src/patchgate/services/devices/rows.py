@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from patchgate.domain.errors import InvalidInput
@@ -19,6 +19,7 @@ __all__ = [
     "check_controller_id",
     "check_groups",
     "check_row",
+    "csv_rows",
     "parse_csv",
 ]
 
@@ -103,38 +104,49 @@ def parse_csv(text: str) -> list[DeviceRow]:
     so a problem found later names the line."""
     rows: list[DeviceRow] = []
     problems: list[str] = []
+    for item in csv_rows(io.StringIO(text)):
+        if isinstance(item, str):
+            problems.append(item)
+        else:
+            rows.append(item)
+    if problems:
+        raise InvalidInput(problems[0], problems=problems)
+    return rows
+
+
+def csv_rows(lines: Iterable[str]) -> Iterator[DeviceRow | str]:
+    """The rows of a device CSV as they stream in, each with its line number, or a
+    problem naming its line (a bad header ends the stream: nothing after it is read)."""
     columns: list[str] = list(CSV_COLUMNS)
-    try:
-        lines = list(enumerate(csv.reader(io.StringIO(text)), start=1))
-    except csv.Error as exc:
-        raise InvalidInput(f"not a CSV file: {exc}") from exc
-    for line_no, raw in lines:
+    reader = csv.reader(lines)
+    while True:
+        try:
+            raw = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InvalidInput(f"not a CSV file: line {reader.line_num}: {exc}") from exc
+        line_no = reader.line_num
         cells = [c.strip() for c in raw]
         if not cells or all(not c for c in cells):
             continue
         if line_no == 1 and cells[0].lower() == "id":
             unknown = [c for c in cells if c.lower() not in CSV_COLUMNS]
             if unknown:
-                problems.append(
-                    f"line 1: unknown column {unknown[0]!r} (known: {','.join(CSV_COLUMNS)})"
-                )
-                break
+                known = ",".join(CSV_COLUMNS)
+                yield f"line {line_no}: unknown column {unknown[0]!r} (known: {known})"
+                return
             columns = [c.lower() for c in cells]
             continue
         if len(cells) > len(columns):
-            problems.append(f"line {line_no}: {len(cells)} cells, expected at most {len(columns)}")
+            yield f"line {line_no}: {len(cells)} cells, expected at most {len(columns)}"
             continue
         values = dict(zip(columns, cells, strict=False))
         groups = tuple(g for g in (values.get("groups") or "").split(";") if g.strip())
-        rows.append(
-            DeviceRow(
-                values.get("id", ""),
-                groups,
-                values.get("hardware") or None,
-                values.get("version") or None,
-                line=line_no,
-            )
+        yield DeviceRow(
+            values.get("id", ""),
+            groups,
+            values.get("hardware") or None,
+            values.get("version") or None,
+            line=line_no,
         )
-    if problems:
-        raise InvalidInput(problems[0], problems=problems)
-    return rows

@@ -2,7 +2,12 @@
 
 from patchgate.adapters.db.models.advisories import Advisory
 from patchgate.adapters.db.models.base import Base
-from patchgate.adapters.db.models.campaigns import Campaign, RevertTarget
+from patchgate.adapters.db.models.campaigns import (
+    Campaign,
+    CampaignExecution,
+    CampaignFigure,
+    RevertTarget,
+)
 from patchgate.adapters.db.models.core import (
     ApiToken,
     AuditCheckpointRow,
@@ -49,6 +54,8 @@ __all__ = [
     "Base",
     "Blob",
     "Campaign",
+    "CampaignExecution",
+    "CampaignFigure",
     "ConsoleSessionRow",
     "Device",
     "DeviceGroup",

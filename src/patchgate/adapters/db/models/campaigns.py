@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from patchgate.adapters.db.models.base import Base, intpk, str64, str255
@@ -81,3 +81,47 @@ class RevertTarget(Base):
     release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"))
     reason: Mapped[str | None] = mapped_column(String(255))
     planned_at: Mapped[datetime]
+
+
+class CampaignFigure(Base):
+    """A campaign's figures as of its last gate evaluation (docs/campaigns.md, "Figures"):
+    the marks up to which action events, health reports and device registrations are
+    folded in, the per-stage eligible counts and the fleet size, and the health tallies of
+    the updated and baseline cohorts. The gate tick folds in only what came after the
+    marks, so its cost follows the changes, not the fleet."""
+
+    __tablename__ = "campaign_figures"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    event_mark: Mapped[int] = mapped_column(BigInteger, default=0)
+    health_mark: Mapped[int] = mapped_column(BigInteger, default=0)
+    device_mark: Mapped[int] = mapped_column(BigInteger, default=0)
+    eligible: Mapped[list[int]] = mapped_column(JSON, default=list)
+    fleet: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_crashes: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_hours: Mapped[float] = mapped_column(Float, default=0.0)
+    baseline_crashes: Mapped[int] = mapped_column(BigInteger, default=0)
+    baseline_hours: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[datetime]
+
+
+class CampaignExecution(Base):
+    """One device's execution in a campaign, folded from its latest action's events and
+    its health reports (``domain.executions.fold``) when they last changed. ``due_at`` is
+    when the execution times out if nothing more arrives (rule 2), so the per-stage counts
+    are one indexed aggregate that applies the timeouts at read time."""
+
+    __tablename__ = "campaign_executions"
+    __table_args__ = (
+        Index("ix_campaign_executions_counts", "campaign_id", "stage", "status", "due_at"),
+    )
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    stage: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime | None]

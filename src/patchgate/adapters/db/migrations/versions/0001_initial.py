@@ -671,6 +671,53 @@ def upgrade() -> None:
         batch_op.create_index("ix_action_events_action", ["action_id", "id"], unique=False)
 
     op.create_table(
+        "campaign_executions",
+        sa.Column(
+            "campaign_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("device_id", sa.BigInteger(), nullable=False),
+        sa.Column("stage", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaigns.id"],
+            name=op.f("fk_campaign_executions_campaign_id_campaigns"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("campaign_id", "device_id", name=op.f("pk_campaign_executions")),
+    )
+    with op.batch_alter_table("campaign_executions", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_campaign_executions_counts",
+            ["campaign_id", "stage", "status", "due_at"],
+            unique=False,
+        )
+
+    op.create_table(
+        "campaign_figures",
+        sa.Column(
+            "campaign_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("event_mark", sa.BigInteger(), nullable=False),
+        sa.Column("health_mark", sa.BigInteger(), nullable=False),
+        sa.Column("device_mark", sa.BigInteger(), nullable=False),
+        sa.Column("eligible", sa.JSON(), nullable=False),
+        sa.Column("fleet", sa.BigInteger(), nullable=False),
+        sa.Column("updated_crashes", sa.BigInteger(), nullable=False),
+        sa.Column("updated_hours", sa.Float(), nullable=False),
+        sa.Column("baseline_crashes", sa.BigInteger(), nullable=False),
+        sa.Column("baseline_hours", sa.Float(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaigns.id"],
+            name=op.f("fk_campaign_figures_campaign_id_campaigns"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("campaign_id", name=op.f("pk_campaign_figures")),
+    )
+    op.create_table(
         "campaign_revert_targets",
         sa.Column(
             "campaign_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
@@ -716,6 +763,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_campaign_revert_targets_device")
 
     op.drop_table("campaign_revert_targets")
+    op.drop_table("campaign_figures")
+    with op.batch_alter_table("campaign_executions", schema=None) as batch_op:
+        batch_op.drop_index("ix_campaign_executions_counts")
+
+    op.drop_table("campaign_executions")
     with op.batch_alter_table("action_events", schema=None) as batch_op:
         batch_op.drop_index("ix_action_events_action")
 

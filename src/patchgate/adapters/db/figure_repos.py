@@ -1,0 +1,240 @@
+"""SQL of a campaign's stored figures (``services.figure_ports``; docs/campaigns.md,
+"Figures"): indexed maxima, reads after a mark, one aggregate for the per-stage counts."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from patchgate.adapters.db.models import (
+    Action,
+    ActionEvent,
+    CampaignExecution,
+    CampaignFigure,
+    Device,
+    Tenant,
+)
+from patchgate.adapters.db.models.devices import HealthReport
+from patchgate.domain.clock import as_utc
+from patchgate.services import campaign_ports as cp
+from patchgate.services import figure_ports as p
+
+_CHUNK = 1000
+# DDI steps that move no execution (``services.campaigns.figures.execution_of``): a halt
+# writes one per pending action, so the change read leaves them to the mark alone.
+_SILENT_STEPS = ("canceling",)
+
+
+def _chunks(ids: Collection[int]) -> list[list[int]]:
+    ordered = sorted(ids)
+    return [ordered[i : i + _CHUNK] for i in range(0, len(ordered), _CHUNK)]
+
+
+_HEALTH = (
+    HealthReport.id,
+    HealthReport.at,
+    HealthReport.device_id,
+    HealthReport.running_version,
+    HealthReport.crash_count,
+    HealthReport.watchdog_count,
+    HealthReport.uptime_s,
+)
+
+
+def _health(r: Any) -> p.NumberedHealth:
+    return p.NumberedHealth(
+        int(r[0]), as_utc(r[1]), int(r[2]), r[3], (r[4] or 0) + (r[5] or 0), r[6]
+    )
+
+
+class SqlFigureQueries:
+    """The figure port's SQL, mixed into the campaign repository."""
+
+    session: Session
+
+    def current_marks(self) -> p.Marks:
+        row = self.session.execute(
+            select(
+                select(func.max(ActionEvent.id)).scalar_subquery(),
+                select(func.max(HealthReport.id)).scalar_subquery(),
+                select(func.max(Device.id)).scalar_subquery(),
+            )
+        ).one()
+        return p.Marks(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0))
+
+    def stored_figures(self, campaign_id: int) -> p.StoredFigures | None:
+        row = self.session.get(CampaignFigure, campaign_id, populate_existing=True)
+        if row is None:
+            return None
+        return p.StoredFigures(
+            campaign_id,
+            p.Marks(row.event_mark, row.health_mark, row.device_mark),
+            tuple(int(e) for e in row.eligible),
+            row.fleet,
+            row.updated_crashes,
+            row.updated_hours,
+            row.baseline_crashes,
+            row.baseline_hours,
+        )
+
+    def save_figures(self, figures: p.StoredFigures, now: datetime) -> None:
+        values = {
+            "event_mark": figures.marks.event,
+            "health_mark": figures.marks.health,
+            "device_mark": figures.marks.device,
+            "eligible": list(figures.eligible),
+            "fleet": figures.fleet,
+            "updated_crashes": figures.updated_crashes,
+            "updated_hours": figures.updated_hours,
+            "baseline_crashes": figures.baseline_crashes,
+            "baseline_hours": figures.baseline_hours,
+            "updated_at": now,
+        }
+        row = self.session.get(CampaignFigure, figures.campaign_id)
+        if row is None:
+            self.session.add(CampaignFigure(campaign_id=figures.campaign_id, **values))
+        else:
+            for name, value in values.items():
+                setattr(row, name, value)
+        self.session.flush()
+
+    def execution_counts(self, campaign_id: int, now: datetime) -> Mapping[tuple[int, str], int]:
+        status = case(
+            (CampaignExecution.due_at <= now, "timed_out"), else_=CampaignExecution.status
+        )
+        query = (
+            select(CampaignExecution.stage, status, func.count())
+            .where(CampaignExecution.campaign_id == campaign_id)
+            .group_by(CampaignExecution.stage, status)
+        )
+        return {(int(r[0]), str(r[1])): int(r[2]) for r in self.session.execute(query)}
+
+    def stored_executions(
+        self, campaign_id: int, device_ids: Collection[int]
+    ) -> Mapping[int, p.StoredExecution]:
+        out: dict[int, p.StoredExecution] = {}
+        for chunk in _chunks(device_ids):
+            query = select(
+                CampaignExecution.device_id,
+                CampaignExecution.stage,
+                CampaignExecution.status,
+                CampaignExecution.due_at,
+            ).where(
+                CampaignExecution.campaign_id == campaign_id,
+                CampaignExecution.device_id.in_(chunk),
+            )
+            for r in self.session.execute(query):
+                due = None if r[3] is None else as_utc(r[3])
+                out[int(r[0])] = p.StoredExecution(int(r[0]), int(r[1]), str(r[2]), due)
+        return out
+
+    def save_executions(self, campaign_id: int, rows: Sequence[p.StoredExecution]) -> None:
+        for chunk in _chunks([r.device_id for r in rows]):
+            self.session.execute(
+                delete(CampaignExecution)
+                .where(
+                    CampaignExecution.campaign_id == campaign_id,
+                    CampaignExecution.device_id.in_(chunk),
+                )
+                .execution_options(synchronize_session=False)
+            )
+        values = [
+            {
+                "campaign_id": campaign_id,
+                "device_id": r.device_id,
+                "stage": r.stage,
+                "status": r.status,
+                "due_at": r.due_at,
+            }
+            for r in rows
+        ]
+        for start in range(0, len(values), 10 * _CHUNK):
+            self.session.execute(insert(CampaignExecution), values[start : start + 10 * _CHUNK])
+
+    def events_after(self, campaign_id: int, mark: int, *, limit: int) -> Sequence[p.Numbered]:
+        query = (
+            select(
+                ActionEvent.id,
+                ActionEvent.at,
+                Action.device_id,
+                Action.campaign_id,
+                ActionEvent.status_after,
+            )
+            .join(Action, Action.id == ActionEvent.action_id)
+            .where(ActionEvent.id > mark)
+            .order_by(ActionEvent.id)
+            .limit(limit)
+        )
+        return [
+            p.Numbered(
+                int(r[0]),
+                as_utc(r[1]),
+                int(r[2]) if r[3] == campaign_id and r[4] not in _SILENT_STEPS else 0,
+            )
+            for r in self.session.execute(query)
+        ]
+
+    def health_after(self, mark: int, *, limit: int) -> Sequence[p.NumberedHealth]:
+        query = (
+            select(*_HEALTH).where(HealthReport.id > mark).order_by(HealthReport.id).limit(limit)
+        )
+        return [_health(r) for r in self.session.execute(query)]
+
+    def devices_after(self, mark: int, *, limit: int) -> Sequence[p.Numbered]:
+        query = (
+            select(Device.id, Device.registered_at)
+            .where(Device.id > mark)
+            .order_by(Device.id)
+            .limit(limit)
+        )
+        return [p.Numbered(int(r[0]), as_utc(r[1]), int(r[0])) for r in self.session.execute(query)]
+
+    def fleet_devices(self, device_ids: Collection[int]) -> Sequence[cp.FleetDevice]:
+        out: list[cp.FleetDevice] = []
+        for chunk in _chunks(device_ids):
+            query = (
+                select(
+                    Device.id,
+                    Device.controller_id,
+                    Device.hardware,
+                    Device.installed_version,
+                    Device.group_names,
+                    Tenant.name,
+                )
+                .join(Tenant, Tenant.id == Device.tenant_id)
+                .where(Device.id.in_(chunk), Device.removed_at.is_(None))
+            )
+            out.extend(
+                cp.FleetDevice(r[0], r[1], r[2], r[3], tuple(r[4] or ()), r[5])
+                for r in self.session.execute(query)
+            )
+        return out
+
+    def health_of_devices(
+        self, device_ids: Collection[int], since: datetime, *, upto: int
+    ) -> Sequence[p.NumberedHealth]:
+        out: list[p.NumberedHealth] = []
+        for chunk in _chunks(device_ids):
+            query = (
+                select(*_HEALTH)
+                .where(
+                    HealthReport.device_id.in_(chunk),
+                    HealthReport.id <= upto,
+                    HealthReport.at >= since,
+                )
+                .order_by(HealthReport.id)
+            )
+            out.extend(_health(r) for r in self.session.execute(query))
+        return sorted(out, key=lambda h: h.id)
+
+    def health_between(self, since: datetime, upto: int) -> Sequence[p.NumberedHealth]:
+        query = (
+            select(*_HEALTH)
+            .where(HealthReport.at >= since, HealthReport.id <= upto)
+            .order_by(HealthReport.id)
+        )
+        return [_health(r) for r in self.session.execute(query)]

@@ -1,0 +1,146 @@
+"""Importing a fleet from CSV (docs/devices.md, "Importing a fleet"): the rows stream
+from the file through the same checks as a single device (``rows.check_row``) into a
+staging table (COPY on PostgreSQL) and are written in one transaction: all of them, or —
+on a bad row, a controllerId the tenant has, or an interruption — none. Memory holds one
+batch of rows, the IDs seen (duplicates are refused) and the new tokens, printed once
+after the commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from patchgate.domain.errors import Conflict, InvalidInput, NotFound
+from patchgate.services import audit
+from patchgate.services.access import hash_token
+from patchgate.services.context import Context
+from patchgate.services.device_import_ports import DeviceImportWriter, StagedRow
+from patchgate.services.device_ports import DEFAULT_TENANT
+from patchgate.services.devices.commands import known_hardware, new_target_token
+from patchgate.services.devices.rows import DeviceRow, check_groups, check_row, csv_rows
+
+BATCH = 10_000
+MAX_PROBLEMS = 100
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What an import provisioned: each device's controllerId and target token (shown
+    once), in file order."""
+
+    tokens: tuple[tuple[str, str], ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.tokens)
+
+
+class _Stager:
+    """Checks rows as they stream in and stages the good ones a batch at a time."""
+
+    def __init__(self, ctx: Context, writer: DeviceImportWriter, groups: tuple[str, ...]) -> None:
+        self.writer = writer
+        self.groups = groups
+        self.known = known_hardware(ctx)
+        self.seen: set[str] = set()
+        self.problems: list[str] = []
+        self.tokens: list[tuple[str, str]] = []
+        self.batch: list[StagedRow] = []
+
+    def take(self, item: DeviceRow | str) -> None:
+        if isinstance(item, str):
+            self.problems.append(item)
+            return
+        where = f"line {item.line}: "
+        try:
+            row = check_row(item, self.known)
+        except InvalidInput as exc:
+            self.problems.append(f"{where}{exc.message}")
+            return
+        if row.controller_id in self.seen:
+            self.problems.append(f"{where}device ID {row.controller_id!r} appears twice")
+            return
+        self.seen.add(row.controller_id)
+        if self.problems:
+            return  # nothing will be written: only look for more problems
+        token = new_target_token()
+        self.tokens.append((row.controller_id, token))
+        groups = tuple(sorted(set(row.groups) | set(self.groups)))
+        staged = StagedRow(
+            row.line or 0, row.controller_id, hash_token(token), row.hardware, row.version, groups
+        )
+        self.batch.append(staged)
+        if len(self.batch) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.batch and not self.problems:
+            self.writer.stage(self.batch)
+        self.batch = []
+
+
+def _clash_problems(writer: DeviceImportWriter) -> list[str]:
+    out = []
+    for clash in writer.clashes(limit=MAX_PROBLEMS):
+        if clash.removed:
+            why = "was removed; a removed device's ID is not reused"
+        else:
+            why = "already exists"
+        out.append(f"line {clash.line}: device {clash.controller_id!r} {why}")
+    return out
+
+
+def import_csv(
+    ctx: Context,
+    lines: Iterable[str],
+    *,
+    groups: Sequence[str] = (),
+    tenant: str = DEFAULT_TENANT,
+    actor: str,
+) -> Imported:
+    """Provision every device of a CSV stream (``id,groups,hardware,version``) in one
+    transaction, each also put in ``groups``; refuses the whole file naming every bad
+    line (up to :data:`MAX_PROBLEMS`)."""
+    extra = check_groups(groups)
+    with ctx.uow() as uow:
+        record = uow.tenants.get(tenant)
+        if record is None:
+            raise NotFound(f"no tenant called {tenant!r}")
+        stager = _Stager(ctx, uow.devices.import_writer(record.id, ctx.clock()), extra)
+        for item in csv_rows(lines):
+            stager.take(item)
+            if len(stager.problems) >= MAX_PROBLEMS:
+                break
+        stager.flush()
+        problems = stager.problems or ([] if stager.tokens else ["no devices given"])
+        if problems:
+            raise InvalidInput(problems[0], problems=problems)
+        clashes = _clash_problems(stager.writer)
+        if clashes:
+            raise Conflict(clashes[0], problems=clashes)
+        count = stager.writer.write()
+        audit.record(
+            ctx,
+            uow,
+            actor=actor,
+            action="device.import",
+            subject=f"tenant:{tenant}",
+            details={
+                "devices": [cid for cid, _ in stager.tokens[:1000]],
+                "count": count,
+                "groups": list(extra),
+            },
+        )
+        uow.commit()
+    return Imported(tuple(stager.tokens))
+
+
+def read_lines(path: str) -> Iterator[str]:
+    """The lines of a CSV file, streamed (UTF-8, a byte-order mark allowed)."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            yield from handle
+    except OSError as exc:
+        raise InvalidInput(f"cannot read CSV file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"CSV file {path} is not UTF-8 text") from exc

@@ -1,0 +1,128 @@
+"""``device import`` at fleet scale, on both backends: rows stream into a staging table
+(COPY on PostgreSQL) and are written in one transaction, so a bad row among many, a
+controllerId the tenant has, or a process killed halfway leaves nothing imported
+(docs/devices.md, "Importing a fleet")."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from patchgate.services import devices as device_service
+from tests.conftest import Env
+
+
+def _fleet_csv(path: Path, count: int, *, bad_line: int | None = None) -> Path:
+    with path.open("w") as out:
+        out.write("id,groups,hardware,version\n")
+        for i in range(count):
+            line = i + 2
+            version = "banana" if line == bad_line else "1.0.0"
+            group = "canary-optin" if i % 10 == 0 else ""
+            out.write(f"dev-{i:07d},{group},hw-1,{version}\n")
+    return path
+
+
+def _count(env: Env) -> int:
+    with env.ctx.read_uow() as uow:
+        return len(uow.devices.list("DEFAULT", limit=100_000))
+
+
+def test_an_import_puts_every_device_in_its_groups_and_the_groups_given(
+    env: Env, tmp_path: Path
+) -> None:
+    fleet = _fleet_csv(tmp_path / "fleet.csv", 2_500)
+    result = env.cli("device", "import", str(fleet), "--group", "plant-7", "--group", "eu")
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2_500 and lines[0].startswith("dev-0000000,")
+    tokens = dict(line.split(",") for line in lines)
+    assert all(len(t) == 32 for t in tokens.values()) and len(set(tokens.values())) == 2_500
+    first = env.cli("device", "show", "dev-0000000", "--json").json()
+    assert first["groups"] == ["canary-optin", "eu", "plant-7"]
+    assert first["hardware"] == "hw-1" and first["installed_version"] == "1.0.0"
+    second = env.cli("device", "show", "dev-0000001", "--json").json()
+    assert second["groups"] == ["eu", "plant-7"]
+    with env.ctx.read_uow() as uow:
+        assert len(uow.devices.list("DEFAULT", group="plant-7", limit=10_000)) == 2_500
+        assert len(uow.devices.list("DEFAULT", group="canary-optin", limit=10_000)) == 250
+    assert _count(env) == 2_500
+    # Each printed token is the device's own (stored hashed): the device API accepts it.
+    with env.ctx.read_uow() as uow:
+        from patchgate.services.access import hash_token
+
+        row = uow.devices.auth_by_token("DEFAULT", hash_token(tokens["dev-0000042"]))
+    assert row is not None and row.device_id is not None
+
+
+def test_a_bad_row_among_many_is_named_by_its_line_and_nothing_is_imported(
+    env: Env, tmp_path: Path
+) -> None:
+    fleet = _fleet_csv(tmp_path / "fleet.csv", 30_000, bad_line=25_001)
+    result = env.cli("device", "import", str(fleet))
+    assert result.code == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: line 25001: version 'banana' is not a version (digits first, like 1.4.2 or "
+        "2026.03-rc1)"
+    ]
+    assert result.stdout == "" and _count(env) == 0
+
+
+def test_ids_the_tenant_has_or_had_are_named_by_line_and_nothing_is_imported(
+    env: Env, tmp_path: Path
+) -> None:
+    device_service.add_device(env.ctx, "dev-0000003", actor="test")
+    device_service.add_device(env.ctx, "dev-0000005", actor="test")
+    assert env.cli("device", "remove", "dev-0000005", "--reason", "scrapped").code == 0
+    fleet = _fleet_csv(tmp_path / "fleet.csv", 12_000)
+    result = env.cli("device", "import", str(fleet))
+    assert result.code == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: line 5: device 'dev-0000003' already exists",
+        "error: line 7: device 'dev-0000005' was removed; a removed device's ID is not reused",
+    ]
+    assert _count(env) == 1  # the one added before
+    twice = tmp_path / "twice.csv"
+    twice.write_text("a-1\na-2\na-1\n")
+    repeated = env.cli("device", "import", str(twice), "--group", "bad group")
+    assert repeated.code == 2 and "group 'bad group'" in repeated.stderr
+    repeated = env.cli("device", "import", str(twice))
+    assert repeated.code == 2 and "line 3: device ID 'a-1' appears twice" in repeated.stderr
+    assert env.cli("device", "import", str(tmp_path / "missing.csv")).code == 2
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_an_import_killed_halfway_imports_nothing(env: Env, tmp_path: Path) -> None:
+    fleet = _fleet_csv(tmp_path / "fleet.csv", 400_000)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "patchgate.entrypoints.cli", "device", "import", str(fleet)],
+        env={**os.environ, **env.vars},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # Killed once it has been busy importing for a while (rows are being staged).
+        deadline = time.monotonic() + 120
+        while _cpu_seconds(proc.pid) < 4.0 and proc.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert proc.poll() is None, "the import finished before it could be interrupted"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert _count(env) == 0
+    # The database is usable at once: the same file imports in full afterwards.
+    small = _fleet_csv(tmp_path / "small.csv", 100)
+    assert env.cli("device", "import", str(small)).code == 0
+    assert _count(env) == 100
