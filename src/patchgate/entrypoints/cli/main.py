@@ -60,11 +60,36 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# What a value stands for in help, in words (Typer prints Python's type names: ``<str>``).
+_VALUE_WORDS = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "bool": "BOOLEAN"}
+
+
+def _value_word(label: str | None) -> str | None:
+    """``<int>`` → ``INTEGER``, ``<list[str]>`` → ``TEXT`` (the option repeats), a choice's
+    ``<a|b>`` → ``a|b``; anything else upper-cased (``<path>`` → ``PATH``)."""
+    if label is None:
+        return None
+    inner = label.removesuffix("...").strip("<>")
+    inner = inner.removeprefix("list[").removesuffix("]")
+    if "|" in inner:
+        return inner
+    return _VALUE_WORDS.get(inner, inner.upper())
+
+
+def _plain_values(param: Any) -> None:
+    display = getattr(param, "display_type_rich", None)
+    if display is None or getattr(param, "is_flag", False):
+        return
+    param.display_type_rich = lambda ctx: _value_word(display(ctx))
+
+
 def _plain(command: Any) -> Any:
     """``command`` and everything under it with plain-text help: no Rich panels (slow to
-    import, and they print flags as ``<bool>``)."""
+    import, and they print flags as ``<bool>``), values named in words."""
     if hasattr(command, "rich_markup_mode"):
         command.rich_markup_mode = None
+    for param in getattr(command, "params", ()):
+        _plain_values(param)
     for sub in getattr(command, "commands", {}).values():
         _plain(sub)
     return command
