@@ -25,6 +25,7 @@ ROUTES: dict[str, tuple[str, ...] | str] = {
     "db upgrade": "migrates the database before a server runs on it",
     "db check": "compares models and migrations (development)",
     "db revision": "writes a migration file (development)",
+    "db prune-actions": "database maintenance on the host, beside db upgrade (docs/deploy.md)",
     "policy check": ("POST /policy/check",),
     "policy render": ("POST /policy/render", "GET /policy"),
     "policy apply": ("PUT /policy",),

@@ -24,7 +24,13 @@ router = APIRouter(tags=["campaigns"], route_class=StrictRoute)
 
 # The options whose syntax the document states (the others are grammars: a stage plan, a
 # cron window, a version range; entrypoints/api/constraints.py).
-PATTERNS = {"rate": rule.RATE, "soak": rule.DURATION}
+PATTERNS = {
+    "rate": rule.RATE,
+    "soak": rule.DURATION,
+    "timeout": rule.DURATION,
+    "start_at": rule.TIMESTAMP,
+    "end_at": rule.TIMESTAMP,
+}
 
 
 def _option_fields() -> dict[str, Any]:

@@ -53,6 +53,12 @@ DURATION: Final = (
     rf"^(0|({_N}[wdhmsWDHMS]){{1,4}}|[pP]({_N}[wW])?{_N}[dD]|[pP]{_N}[wW]"
     rf"|[pP]({_N}[wW])?({_N}[dD])?[tT]{_HMS})$"
 )
+# A point in time as the campaign schedule takes it (domain/campaign_timing.py): an ISO 8601
+# date and time, to the minute or finer, in UTC (Z) or with an offset.
+TIMESTAMP: Final = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,6})?)?"
+    r"(Z|z|[+-][0-9]{2}:?[0-9]{2})?$"
+)
 # CVSS vectors in the specifications' order: v3.0/v3.1 base metrics (with the temporal
 # ones optional) and v4.0 base metrics (with exploit maturity optional).
 _CVSS3: Final = (

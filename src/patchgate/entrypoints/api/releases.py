@@ -128,12 +128,17 @@ async def create_release(request: Request, caller: ReleaseManager) -> dict[str, 
     return present.release_json(views.detail_of(caller.ctx, record))
 
 
+# ``KEY=VALUE`` as domain/metadata.py checks it: a key of up to 128 letters, digits, _ . -
+# starting with a letter or _, and a value of up to 4,000 characters with no control ones.
+METADATA_CONDITION = r"^\s*[A-Za-z_][A-Za-z0-9_.\-]{0,127}\s*=[^\x00-\x1f\x7f]{0,4000}$"
+
+
 @router.get("/releases")
 def list_releases(
     caller: Viewer,
     product: str | None = None,
     metadata: Annotated[
-        list[str] | None,
+        list[Annotated[str, Field(pattern=METADATA_CONDITION)]] | None,
         Query(description="KEY=VALUE: only releases whose metadata KEY is VALUE (* a wildcard)"),
     ] = None,
 ) -> dict[str, Any]:

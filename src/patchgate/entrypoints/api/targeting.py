@@ -21,12 +21,21 @@ from patchgate.services.releases import views as release_views
 
 router = APIRouter(tags=["targeting"], route_class=StrictRoute)
 
-FilterName = Annotated[str, Path(max_length=64, description="The saved filter's name")]
-Key = Annotated[str, Path(max_length=rules.MAX_KEY, description="The metadata key")]
+# The names and keys as services/devices/saved_filters.py and domain/metadata.py check them.
+FILTER_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+METADATA_KEY = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+
+FilterName = Annotated[
+    str, Path(max_length=64, pattern=FILTER_NAME, description="The saved filter's name")
+]
+Key = Annotated[
+    str, Path(max_length=rules.MAX_KEY, pattern=METADATA_KEY, description="The metadata key")
+]
 
 
 class FilterIn(BaseModel):
-    name: str = Field(max_length=64, description="Letters, digits, _ . -")
+    name: str = Field(max_length=64, pattern=FILTER_NAME, description="Letters, digits, _ . -")
     query: str = Field(max_length=MAX_LENGTH, description="A device query, e.g. group==qa")
     description: str = Field("", max_length=saved_filters.MAX_DESCRIPTION)
 
@@ -88,7 +97,7 @@ def delete_filter(caller: ReleaseManager, name: FilterName) -> None:
 
 
 class ValueIn(BaseModel):
-    value: str = Field(max_length=rules.MAX_VALUE)
+    value: str = Field(max_length=rules.MAX_VALUE, pattern=NO_CONTROL)
 
 
 @router.get("/devices/{controller_id}/metadata")

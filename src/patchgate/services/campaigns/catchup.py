@@ -21,6 +21,7 @@ from patchgate.domain import executions as ex
 from patchgate.services.campaign_ports import CampaignRecord, FleetDevice
 from patchgate.services.campaigns.figures import (
     Figures,
+    build,
     executions_of,
     health_event,
     settled,
@@ -115,7 +116,13 @@ def catch_up(
     now: datetime,
 ) -> CaughtUp:
     """``stored`` with everything after its marks folded in (reads only; the caller stores
-    the result or not)."""
+    the result or not). A campaign on a device query is built again instead: any change to
+    a device (its groups, attributes, metadata) can bring it into the query or out of it,
+    and no mark follows those changes, so its figures cost a scan of the devices the
+    query's SQL selects (docs/campaigns.md, "Figures")."""
+    if plan.selector.query is not None:
+        built = build(ctx, uow, rec, plan, now)
+        return CaughtUp(built.figures, built.stored, built.executions)
     repo = uow.campaigns
     marks = stored.marks
     events = _after(lambda m: repo.events_after(rec.id, m, limit=PAGE), marks.event)
