@@ -117,6 +117,10 @@ def run_cli(args: list[str], env: dict[str, str]) -> CliResult:
     from patchgate.entrypoints.cli import common, main
 
     saved = {k: os.environ.get(k) for k in env}
+    # The CLI sets a process-wide umask for server-side commands (docs/security.md); run
+    # in this process, it must not outlive the command and tighten the test's own files.
+    umask = os.umask(0o022)
+    os.umask(umask)
     os.environ.update(env)
     common.app.cache_clear()
     common.DATA_DIR["value"] = None
@@ -129,6 +133,7 @@ def run_cli(args: list[str], env: dict[str, str]) -> CliResult:
             except SystemExit as exc:
                 code = int(exc.code or 0)
     finally:
+        os.umask(umask)
         with contextlib.suppress(Exception):
             common.app().close()
         common.app.cache_clear()

@@ -226,7 +226,12 @@ def owner_only(settings: Settings) -> None:
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         database = Path(url.database)
         if database.parent.is_dir():
-            os.close(os.open(database, os.O_CREAT | os.O_RDWR, 0o600))
+            if not database.exists():
+                # Created owner-only before SQLite creates it. Never open an existing
+                # database here: closing any descriptor of the file drops every POSIX lock
+                # this process's SQLite connections hold on it (SQLite's "How To Corrupt
+                # An SQLite Database File", §2.2).
+                os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
             files += [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
     for path in files:
         _chmod_own(path, 0o600)
