@@ -27,13 +27,11 @@ import pytest
 from patchgate.agent.core import HealthCheck
 from patchgate.agent.io import PowerCut
 from patchgate.agent.runner import boot_device
-from patchgate.domain import ab_state
 from patchgate.domain.ab_state import Phase
-from tests.unit.agent_device import FACTORY, Device
+from tests.unit.agent_device import Device
 from tests.unit.agent_storage import VolatileDisk
 from tests.unit.test_agent_power_fail import (
-    KNOWN,
-    assert_booted_image_is_known,
+    assert_sound,
     install_with,
     make_device,
     unhealthy,
@@ -60,22 +58,6 @@ def recover(device: Device, io: VolatileDisk, health: HealthCheck | None) -> Non
         if env.phase is Phase.IDLE and device.server.open_action(device.device_id) is None:
             return
     raise AssertionError(f"device did not settle: {device.env()}")
-
-
-def assert_sound(device: Device, release: str) -> None:
-    """What a regulator and the fleet operator need after any sequence of cuts."""
-    assert_booted_image_is_known(device)
-    env = device.env()
-    assert ab_state.check_invariants(env) == []
-    assert env.phase is Phase.IDLE and env.report is None
-    record = device.server.devices[device.device_id]
-    assert record.config_data.get("version") == env.installed_version
-    action = record.actions[0]
-    assert action.status == "closed"
-    assert (action.result == "success") == (env.installed_version == "2.0.0")
-    if release == "unhealthy":
-        assert env.installed_version == "1.0.0" and device.slot("a") == FACTORY
-    assert KNOWN[env.slots[env.booted_slot].sha256 or ""] == env.installed_version
 
 
 def downloads_since(device: Device, since: int) -> int:

@@ -78,6 +78,24 @@ def assert_booted_image_is_known(device: Device) -> None:
     )
 
 
+def assert_sound(device: Device, release: str) -> None:
+    """What a regulator and the fleet operator need after any sequence of cuts: a known
+    image booted, a valid env, and the server told the truth."""
+    assert_booted_image_is_known(device)
+    env = device.env()
+    assert ab_state.check_invariants(env) == []
+    assert env.phase is Phase.IDLE and env.report is None
+    record = device.server.devices[device.device_id]
+    assert record.config_data.get("version") == env.installed_version
+    action = record.actions[0]
+    assert action.status == "closed"
+    # The report tells the truth: success only if the device runs the release.
+    assert (action.result == "success") == (env.installed_version == "2.0.0")
+    if release == "unhealthy":
+        assert env.installed_version == "1.0.0" and device.slot("a") == FACTORY
+    assert KNOWN[env.slots[env.booted_slot].sha256 or ""] == env.installed_version
+
+
 @pytest.mark.parametrize("release", ["healthy", "unhealthy"])
 def test_power_loss_at_every_crash_point_never_bricks_the_device(
     tmp_path: Path, release: str
@@ -112,19 +130,7 @@ def test_power_loss_at_every_crash_point_never_bricks_the_device(
         try:
             assert_booted_image_is_known(device)
             device.settle(health)
-            assert_booted_image_is_known(device)
-            env = device.env()
-            assert ab_state.check_invariants(env) == []
-            assert env.phase is Phase.IDLE and env.report is None
-            record = device.server.devices[device.device_id]
-            assert record.config_data.get("version") == env.installed_version
-            action = record.actions[0]
-            assert action.status == "closed"
-            # The report tells the truth: success only if the device runs the release.
-            assert (action.result == "success") == (env.installed_version == "2.0.0")
-            if release == "unhealthy":
-                assert env.installed_version == "1.0.0" and device.slot("a") == FACTORY
-            assert KNOWN[env.slots[env.booted_slot].sha256 or ""] == env.installed_version
+            assert_sound(device, release)
         except AssertionError as exc:
             bricked.append(f"crash {crash_at} at {where}: {exc}")
         shutil.rmtree(root)
