@@ -13,7 +13,8 @@ status, device API status and hawkBit error code, CLI exit code).
     ├── TooLarge                over a configured size limit (exit 2, HTTP 413)
     ├── IntegrityError          stored evidence no longer matches (audit verify)
     └── Unavailable             a service patchgate relies on (the artifact store) failed
-                                (exit 1, HTTP 502)
+        │                       (exit 1, HTTP 502)
+        └── DatabaseUnavailable the database is not reachable for now (exit 1, HTTP 503)
 """
 
 from __future__ import annotations
@@ -72,3 +73,8 @@ class IntegrityError(PatchgateError):
 class Unavailable(PatchgateError):
     """A service patchgate relies on (the artifact store) is unreachable or refuses
     patchgate's credentials; nothing was changed."""
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database did not answer (it is restarting, or the connection to it broke); the
+    work of this request was not committed and can be sent again shortly."""

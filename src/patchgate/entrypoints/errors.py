@@ -66,6 +66,8 @@ TABLE: tuple[tuple[type[errors.PatchgateError], Answer], ...] = (
     (errors.Forbidden, Answer(http=403, ddi=403)),
     (errors.TooLarge, Answer(http=413, ddi=413)),
     (errors.IntegrityError, Answer(http=409, ddi=409)),
+    # Retried by the client: a DDI client polls again, a script can run the command again.
+    (errors.DatabaseUnavailable, Answer(http=503, ddi=503, exit=1)),
     (errors.Unavailable, Answer(http=502, ddi=502, exit=1)),
 )
 # Any other PatchgateError (a new subclass not yet in the table) is a refusal all the same.

@@ -166,9 +166,17 @@ class LastSeenBuffer:
             seen, self._seen = self._seen, {}
         if not seen:
             return 0
-        with ctx.uow() as uow:
-            uow.devices.touch_many(seen)
-            uow.commit()
+        try:
+            with ctx.uow() as uow:
+                uow.devices.touch_many(seen)
+                uow.commit()
+        except Exception:
+            # Not written (the database restarting, say): kept for the next flush, where a
+            # time noted since stays, being the later one.
+            with self._lock:
+                for device_id, when in seen.items():
+                    self._seen.setdefault(device_id, when)
+            raise
         return len(seen)
 
 

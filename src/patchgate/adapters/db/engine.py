@@ -15,6 +15,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from patchgate.domain.errors import DatabaseUnavailable
+
 
 @dataclass(frozen=True)
 class Engines:
@@ -76,7 +78,43 @@ def make_engines(url: str, *, pool_size: int = 10) -> Engines:
             url=url,
         )
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    event.listen(engine, "handle_error", _database_unavailable)
     return Engines(write=engine, read=engine, url=url)
+
+
+def unreachable(error: BaseException, *, disconnect: bool = False) -> bool:
+    """Whether ``error`` (a psycopg error, or SQLAlchemy's wrapping of one) says PostgreSQL
+    is not there to answer, rather than that it refused a statement: no connection could
+    be made or the one in use broke (SQLSTATE class 08, or no SQLSTATE at all), or the
+    server is shutting down or starting up (class 57P: "operator intervention";
+    PostgreSQL documentation, Appendix A). A cancelled statement (57014) or a
+    serialization failure is an answer, not an outage."""
+    import psycopg
+
+    if disconnect or isinstance(error, DatabaseUnavailable):
+        return True
+    error = getattr(error, "orig", None) or error
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    sqlstate = getattr(error, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith(("08", "57P"))
+
+
+def outage(message: str) -> DatabaseUnavailable:
+    """The domain's error for an outage, which every entrypoint answers alike (HTTP 503,
+    DDI 503, CLI exit 1, one line) instead of an internal error."""
+    return DatabaseUnavailable(
+        f"the database is not reachable (it may be restarting); nothing was changed, {message}"
+    )
+
+
+def _database_unavailable(context: Any) -> BaseException | None:
+    """SQLAlchemy's ``handle_error`` hook: an outage becomes :func:`outage`. The pool
+    still discards the broken connection, and ``pool_pre_ping`` replaces the others once
+    the server is back."""
+    if not unreachable(context.original_exception, disconnect=context.is_disconnect):
+        return None
+    return outage("try again shortly")
 
 
 def make_throwaway_engine(url: str) -> Engine:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, Text, bindparam, cast, func, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from patchgate.adapters.db.engine import outage, unreachable
 from patchgate.adapters.db.poll_reads import (
     ROW_COLUMNS,
     STATE_VERSION,
@@ -130,6 +131,13 @@ async def _ready(loop: Any, add: Any, remove: Any, fd: int) -> None:
         await future
     finally:
         remove(fd)
+
+
+def _answerable(exc: Exception) -> Exception:
+    """What the polls of a failed batch are told: an outage (the retry could not even
+    connect) is the domain's outage error, answered 503 like any other request's
+    (adapters/db/engine.py); anything else is passed on as it is."""
+    return outage("poll again shortly") if unreachable(exc) else exc
 
 
 # A queued lookup: tenant, key, the future its poll awaits, its arrival number.
@@ -277,7 +285,7 @@ class AsyncPgDeviceAuthReader(p.AsyncDeviceAuthReader):
                 for broken in stale:
                     await broken.close()
                 if attempt == 2:
-                    _fail(batch, exc)
+                    _fail(batch, _answerable(exc))
                     return None
                 continue
             self.reads += 1

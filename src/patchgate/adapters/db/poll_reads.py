@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Text, bindparam, cast, select
 
+from patchgate.adapters.db.engine import outage, unreachable
 from patchgate.adapters.db.models import Action, Device, StateVersion, Tenant
 from patchgate.domain.clock import as_utc
 from patchgate.services import device_ports as p
@@ -177,6 +178,15 @@ class SqlDeviceAuthReader(p.DeviceAuthReader):
         return self._connection
 
     def _fetch(self, prepared: Prepared, values: dict[str, Any]) -> Any:
+        try:
+            return self._fetch_raw(prepared, values)
+        except Exception as exc:
+            # Raw DBAPI calls bypass the engine's error hook: an outage is said here.
+            if unreachable(exc):
+                raise outage("poll again shortly") from exc
+            raise
+
+    def _fetch_raw(self, prepared: Prepared, values: dict[str, Any]) -> Any:
         params = prepared.params(values)
         if self._dedicated:
             me = threading.get_ident()
