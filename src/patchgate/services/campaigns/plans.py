@@ -27,7 +27,7 @@ from patchgate.services.release_ports import ReleaseRecord
 from patchgate.services.unit_of_work import UnitOfWork
 
 ACTOR_ENGINE = "campaign-engine"
-SCAN_BATCH = 1000
+SCAN_BATCH = 10_000  # a million devices: 100 reads
 TIMING = FleetTiming()
 
 
