@@ -41,7 +41,9 @@ from patchgate.services import figure_ports as p
 
 _CHUNK = 1000
 # DDI steps that move no execution (``services.campaigns.figures.execution_of``): a halt
-# writes one per pending action, so the change read leaves them to the mark alone.
+# writes one per pending action, so the change read leaves them out in SQL. Their ids
+# look like a gap to the mark, which passes it once the row after it is older than the
+# grace period (``services.campaigns.catchup``), as it passes any gap.
 _SILENT_STEPS = ("canceling",)
 
 
@@ -211,19 +213,14 @@ class SqlFigureQueries:
                 ActionEvent.at,
                 Action.device_id,
                 Action.campaign_id,
-                ActionEvent.status_after,
             )
             .join(Action, Action.id == ActionEvent.action_id)
-            .where(ActionEvent.id > mark)
+            .where(ActionEvent.id > mark, ActionEvent.status_after.not_in(_SILENT_STEPS))
             .order_by(ActionEvent.id)
             .limit(limit)
         )
         return [
-            p.Numbered(
-                int(r[0]),
-                as_utc(r[1]),
-                int(r[2]) if r[3] == campaign_id and r[4] not in _SILENT_STEPS else 0,
-            )
+            p.Numbered(int(r[0]), as_utc(r[1]), int(r[2]) if r[3] == campaign_id else 0)
             for r in self.session.execute(query)
         ]
 

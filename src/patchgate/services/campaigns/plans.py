@@ -214,7 +214,11 @@ def targeted(plan: core.CampaignPlan, device: FleetDevice) -> bool:
     release = plan.release
     if release.hardware and device.hardware not in release.hardware:
         return False
-    return plan.selector.matches(fleet_facts(device, plan.selector.product))
+    selector = plan.selector
+    plain = selector.versions is None and selector.query is None
+    if plain and not selector.hardware and not selector.groups:
+        return True  # the product's every device (its facts carry the selector's product)
+    return selector.matches(fleet_facts(device, selector.product))
 
 
 def targeted_fleet(
