@@ -33,6 +33,9 @@ from typing import Any
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
+# The CLI, run by the interpreter running this (its virtualenv's package, or a checkout's
+# through PYTHONPATH), whether or not the ``patchgate`` script is installed.
+PATCHGATE = [sys.executable, "-c", "from patchgate.entrypoints.cli.main import main; main()"]
 SERVER = os.environ.get("PATCHGATE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 DB = "patchgate_bench_campaign"
 URL = f"{SERVER}/{DB}"
@@ -54,9 +57,7 @@ def _timed(fn: Callable[[], Any], runs: int) -> dict[str, float]:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(ROOT / ".venv/bin/patchgate"), *args], capture_output=True, text=True, check=False
-    )
+    return subprocess.run([*PATCHGATE, *args], capture_output=True, text=True, check=False)
 
 
 def _fresh_database(devices: int) -> None:

@@ -16,6 +16,7 @@ import json
 import os
 import resource
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +25,9 @@ from typing import Any
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
+# The CLI, run by the interpreter running this (its virtualenv's package, or a checkout's
+# through PYTHONPATH), whether or not the ``patchgate`` script is installed.
+PATCHGATE = [sys.executable, "-c", "from patchgate.entrypoints.cli.main import main; main()"]
 SERVER = os.environ.get("PATCHGATE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 
 
@@ -37,7 +41,7 @@ def _fresh(name: str) -> dict[str, str]:
         "PATCHGATE_DATA_DIR": tempfile.mkdtemp(prefix=f"{name}-"),
     }
     subprocess.run(
-        [str(ROOT / ".venv/bin/patchgate"), "init", "--demo"],
+        [*PATCHGATE, "init", "--demo"],
         env=env,
         check=True,
         capture_output=True,
@@ -69,7 +73,7 @@ def main() -> None:
     start = time.perf_counter()
     with (work / "tokens.txt").open("w") as tokens:
         done = subprocess.run(
-            [str(ROOT / ".venv/bin/patchgate"), *command],
+            [*PATCHGATE, *command],
             env=env,
             stdout=tokens,
             stderr=subprocess.PIPE,
@@ -90,7 +94,7 @@ def main() -> None:
     env_bad = _fresh("patchgate_bench_import")
     start = time.perf_counter()
     bad = subprocess.run(
-        [str(ROOT / ".venv/bin/patchgate"), *command],
+        [*PATCHGATE, *command],
         env=env_bad,
         capture_output=True,
         text=True,

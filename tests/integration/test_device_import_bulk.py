@@ -59,6 +59,23 @@ def test_an_import_puts_every_device_in_its_groups_and_the_groups_given(
     assert row is not None and row.device_id is not None
 
 
+def test_text_cells_are_stored_as_written(env: Env, tmp_path: Path) -> None:
+    # PostgreSQL stages the rows as COPY text, where a backslash is an escape: a cell
+    # holding one (or letters beyond ASCII) must still be stored as written.
+    fleet = tmp_path / "fleet.csv"
+    fleet.write_text(
+        "id,groups,hardware,version\ndev-a,,board\\rev2,1.0.0\ndev-b,qa,Gerät ü \\N,2.0\n",
+        encoding="utf-8",
+    )
+    result = env.cli("device", "import", str(fleet))
+    assert result.code == 0, result.stderr
+    first = env.cli("device", "show", "dev-a", "--json").json()
+    assert first["hardware"] == "board\\rev2" and first["groups"] == []
+    second = env.cli("device", "show", "dev-b", "--json").json()
+    assert second["hardware"] == "Gerät ü \\N" and second["groups"] == ["qa"]
+    assert second["installed_version"] == "2.0"
+
+
 def test_a_bad_row_among_many_is_named_by_its_line_and_nothing_is_imported(
     env: Env, tmp_path: Path
 ) -> None:

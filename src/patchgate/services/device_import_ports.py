@@ -7,11 +7,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class StagedRow:
-    """One checked CSV row with the hash of its new target token."""
+class StagedRow(NamedTuple):
+    """One checked CSV row with the hash of its new target token (a named tuple: an
+    import makes a million of them, and a frozen dataclass costs several times more)."""
 
     line: int
     controller_id: str
@@ -19,6 +20,10 @@ class StagedRow:
     hardware: str | None
     version: str | None
     groups: tuple[str, ...]
+
+
+# Clashes (controllerIds the tenant has) named at most, by line.
+MAX_CLASHES = 100
 
 
 @dataclass(frozen=True)
@@ -45,3 +50,7 @@ class DeviceImportWriter(abc.ABC):
     @abc.abstractmethod
     def write(self) -> int:
         """Insert every staged row as a device and its groups; returns how many."""
+
+    def close(self) -> None:  # noqa: B027 - most writers hold nothing to release
+        """Release what staging holds (a writing thread), written or not; before the
+        transaction ends."""

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, insert, literal, select, update
+from sqlalchemy import JSON, DateTime, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from patchgate.adapters.db.device_filters import compile_filter
-from patchgate.adapters.db.figure_repos import SqlFigureQueries
+from patchgate.adapters.db.figure_repos import GROUPS_TEXT, SqlFigureQueries, groups_of, id_in
 from patchgate.adapters.db.models import (
     Action,
     ActionEvent,
@@ -38,9 +39,7 @@ def _record(row: Campaign) -> p.CampaignRecord:
 
 
 def _fleet_device(r: Any) -> p.FleetDevice:
-    device = p.FleetDevice(
-        r.id, r.controller_id, r.hardware, r.installed_version, tuple(r[4] or ()), r[5]
-    )
+    device = p.FleetDevice(r[0], r[1], r[2], r[3], groups_of(r[4]), r[5])
     if len(r) == 6:
         return device
     return replace(
@@ -54,7 +53,7 @@ def _fleet_device(r: Any) -> p.FleetDevice:
 def _steps(session: Session, ids: Sequence[int]) -> dict[int, list[p.ActionStep]]:
     """Each action's steps, oldest first (plain rows: the gate tick reads them)."""
     steps: dict[int, list[p.ActionStep]] = {}
-    for start in range(0, len(ids), 1000):
+    for chosen in id_in(session, ActionEvent.action_id, ids):
         query = (
             select(
                 ActionEvent.action_id,
@@ -63,7 +62,7 @@ def _steps(session: Session, ids: Sequence[int]) -> dict[int, list[p.ActionStep]
                 ActionEvent.execution,
                 ActionEvent.finished,
             )
-            .where(ActionEvent.action_id.in_(ids[start : start + 1000]))
+            .where(chosen)
             .order_by(ActionEvent.id)
         )
         for r in session.execute(query):
@@ -128,7 +127,7 @@ class SqlCampaignRepository(SqlFigureQueries, p.CampaignRepository):
                 Device.controller_id,
                 Device.hardware,
                 Device.installed_version,
-                Device.group_names,
+                GROUPS_TEXT,
                 Tenant.name,
                 *detail,
             )
@@ -171,26 +170,22 @@ class SqlCampaignRepository(SqlFigureQueries, p.CampaignRepository):
         self, campaign_id: int, device_ids: Collection[int]
     ) -> Sequence[p.CampaignAction]:
         # Plain rows, not ORM objects: the gate tick reads these for every changed device.
-        ordered = sorted(device_ids)
         actions: list[Any] = []
-        for start in range(0, len(ordered), 1000):
+        for chosen in id_in(self.session, Action.device_id, device_ids):
             actions.extend(
                 self.session.execute(
                     select(
                         Action.id,
                         Action.device_id,
                         Device.controller_id,
-                        Device.group_names,
+                        GROUPS_TEXT,
                         Action.release_id,
                         Action.status,
                         Action.created_at,
                         Action.active,
                     )
                     .join(Device, Device.id == Action.device_id)
-                    .where(
-                        Action.campaign_id == campaign_id,
-                        Action.device_id.in_(ordered[start : start + 1000]),
-                    )
+                    .where(Action.campaign_id == campaign_id, chosen)
                 ).all()
             )
         actions.sort(key=lambda row: row[0])
@@ -200,7 +195,7 @@ class SqlCampaignRepository(SqlFigureQueries, p.CampaignRepository):
                 a[0],
                 a[1],
                 a[2],
-                tuple(a[3] or ()),
+                groups_of(a[3]),
                 a[4],
                 a[5],
                 as_utc(a[6]),
@@ -279,8 +274,23 @@ class SqlCampaignRepository(SqlFigureQueries, p.CampaignRepository):
     def _steps_for(
         self, action_ids: Sequence[int], *, now: datetime, status: str, detail: str
     ) -> None:
-        """One history step per action, written by ``INSERT … SELECT`` in chunks: a halt
-        of 100,000 pending actions costs ten statements, not 100,000 (docs/campaigns.md)."""
+        """One history step per action, written by ``INSERT … SELECT``: on PostgreSQL one
+        statement over the ids as one array parameter, elsewhere in chunks of 10,000, so a
+        halt of 100,000 pending actions costs one statement (or ten), not 100,000
+        (docs/campaigns.md, "Halt")."""
+        if not action_ids:
+            return
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(
+                text(
+                    "INSERT INTO action_events (action_id, at, channel, details, status_after) "
+                    "SELECT id, :at, 'server', CAST(:details AS JSON), :status "
+                    "FROM unnest(CAST(:ids AS BIGINT[])) AS id"
+                ),
+                {"at": now, "details": json.dumps([detail]), "status": status,
+                 "ids": list(action_ids)},
+            )  # fmt: skip
+            return
         for start in range(0, len(action_ids), 10_000):
             chunk = action_ids[start : start + 10_000]
             rows = select(

@@ -3,11 +3,27 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Text,
+    any_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from patchgate.adapters.db.models import (
@@ -25,13 +41,36 @@ from patchgate.services import figure_ports as p
 
 _CHUNK = 1000
 # DDI steps that move no execution (``services.campaigns.figures.execution_of``): a halt
-# writes one per pending action, so the change read leaves them to the mark alone.
+# writes one per pending action, so the change read leaves them out in SQL. Their ids
+# look like a gap to the mark, which passes it once the row after it is older than the
+# grace period (``services.campaigns.catchup``), as it passes any gap.
 _SILENT_STEPS = ("canceling",)
 
 
 def _chunks(ids: Collection[int]) -> list[list[int]]:
     ordered = sorted(ids)
     return [ordered[i : i + _CHUNK] for i in range(0, len(ordered), _CHUNK)]
+
+
+def id_in(session: Session, column: Any, ids: Collection[int]) -> list[ColumnElement[bool]]:
+    """Conditions that together select ``column`` in ``ids``, one statement each: on
+    PostgreSQL one, the ids as one array parameter (a catch-up of 100,000 devices is one
+    query, not 100 of 1,000 parameters each); elsewhere one per 1,000 ids."""
+    if not ids:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        return [column == any_(literal(sorted(ids), ARRAY(BigInteger)))]
+    return [column.in_(chunk) for chunk in _chunks(ids)]
+
+
+# A device's groups, read as the JSON text and parsed once per distinct value: a fleet
+# shares a few group sets, and a scan reads a million rows.
+GROUPS_TEXT = cast(Device.group_names, Text)
+
+
+@lru_cache(maxsize=4096)
+def groups_of(raw: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(raw)) if raw else ()
 
 
 _HEALTH = (
@@ -117,31 +156,43 @@ class SqlFigureQueries:
         self, campaign_id: int, device_ids: Collection[int]
     ) -> Mapping[int, p.StoredExecution]:
         out: dict[int, p.StoredExecution] = {}
-        for chunk in _chunks(device_ids):
+        for chosen in id_in(self.session, CampaignExecution.device_id, device_ids):
             query = select(
                 CampaignExecution.device_id,
                 CampaignExecution.stage,
                 CampaignExecution.status,
                 CampaignExecution.due_at,
-            ).where(
-                CampaignExecution.campaign_id == campaign_id,
-                CampaignExecution.device_id.in_(chunk),
-            )
+            ).where(CampaignExecution.campaign_id == campaign_id, chosen)
             for r in self.session.execute(query):
                 due = None if r[3] is None else as_utc(r[3])
                 out[int(r[0])] = p.StoredExecution(int(r[0]), int(r[1]), str(r[2]), due)
         return out
 
     def save_executions(self, campaign_id: int, rows: Sequence[p.StoredExecution]) -> None:
-        for chunk in _chunks([r.device_id for r in rows]):
+        for chosen in id_in(self.session, CampaignExecution.device_id, [r.device_id for r in rows]):
             self.session.execute(
                 delete(CampaignExecution)
-                .where(
-                    CampaignExecution.campaign_id == campaign_id,
-                    CampaignExecution.device_id.in_(chunk),
-                )
+                .where(CampaignExecution.campaign_id == campaign_id, chosen)
                 .execution_options(synchronize_session=False)
             )
+        if rows and self.session.get_bind().dialect.name == "postgresql":
+            # One statement over five array parameters, not batches of bound rows.
+            self.session.execute(
+                text(
+                    "INSERT INTO campaign_executions (campaign_id, device_id, stage, status, "
+                    "due_at) SELECT :campaign, * FROM unnest(CAST(:devices AS BIGINT[]), "
+                    "CAST(:stages AS INTEGER[]), CAST(:statuses AS TEXT[]), "
+                    "CAST(:dues AS TIMESTAMPTZ[]))"
+                ),
+                {
+                    "campaign": campaign_id,
+                    "devices": [r.device_id for r in rows],
+                    "stages": [r.stage for r in rows],
+                    "statuses": [r.status for r in rows],
+                    "dues": [r.due_at for r in rows],
+                },
+            )
+            return
         values = [
             {
                 "campaign_id": campaign_id,
@@ -162,19 +213,14 @@ class SqlFigureQueries:
                 ActionEvent.at,
                 Action.device_id,
                 Action.campaign_id,
-                ActionEvent.status_after,
             )
             .join(Action, Action.id == ActionEvent.action_id)
-            .where(ActionEvent.id > mark)
+            .where(ActionEvent.id > mark, ActionEvent.status_after.not_in(_SILENT_STEPS))
             .order_by(ActionEvent.id)
             .limit(limit)
         )
         return [
-            p.Numbered(
-                int(r[0]),
-                as_utc(r[1]),
-                int(r[2]) if r[3] == campaign_id and r[4] not in _SILENT_STEPS else 0,
-            )
+            p.Numbered(int(r[0]), as_utc(r[1]), int(r[2]) if r[3] == campaign_id else 0)
             for r in self.session.execute(query)
         ]
 
@@ -195,21 +241,21 @@ class SqlFigureQueries:
 
     def fleet_devices(self, device_ids: Collection[int]) -> Sequence[cp.FleetDevice]:
         out: list[cp.FleetDevice] = []
-        for chunk in _chunks(device_ids):
+        for chosen in id_in(self.session, Device.id, device_ids):
             query = (
                 select(
                     Device.id,
                     Device.controller_id,
                     Device.hardware,
                     Device.installed_version,
-                    Device.group_names,
+                    GROUPS_TEXT,
                     Tenant.name,
                 )
                 .join(Tenant, Tenant.id == Device.tenant_id)
-                .where(Device.id.in_(chunk), Device.removed_at.is_(None))
+                .where(chosen, Device.removed_at.is_(None))
             )
             out.extend(
-                cp.FleetDevice(r[0], r[1], r[2], r[3], tuple(r[4] or ()), r[5])
+                cp.FleetDevice(r[0], r[1], r[2], r[3], groups_of(r[4]), r[5])
                 for r in self.session.execute(query)
             )
         return out
@@ -218,11 +264,11 @@ class SqlFigureQueries:
         self, device_ids: Collection[int], since: datetime, *, upto: int
     ) -> Sequence[p.NumberedHealth]:
         out: list[p.NumberedHealth] = []
-        for chunk in _chunks(device_ids):
+        for chosen in id_in(self.session, HealthReport.device_id, device_ids):
             query = (
                 select(*_HEALTH)
                 .where(
-                    HealthReport.device_id.in_(chunk),
+                    chosen,
                     HealthReport.id <= upto,
                     HealthReport.at >= since,
                 )

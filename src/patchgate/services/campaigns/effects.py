@@ -126,7 +126,8 @@ def _plain(details: Mapping[str, Any]) -> dict[str, Any]:
 
 def after_commit(ctx: Context, campaign_id: int, effects: Effects, *, actor: str) -> None:
     """The effects of a committed transition: wake-ups, cancellations, notices."""
-    if effects.opened_stage is not None:
+    if effects.opened_stage is not None and ctx.wakeups is not None:
+        # Without a push channel nobody is told: skip the second scan of the fleet.
         with ctx.read_uow() as uow:
             rec = get_campaign(uow, campaign_id)
             plan = plan_of(uow, rec)
@@ -173,10 +174,9 @@ def _wake_devices(ctx: Context, campaign_id: int, device_ids: Sequence[int]) -> 
     if ctx.wakeups is None:
         return
     by_tenant: dict[str, list[str]] = {}
-    with ctx.read_uow() as uow:
-        for device_id in device_ids:
-            device = uow.devices.get_by_id(device_id)
-            if device is not None and device.controller_id:
+    with ctx.read_uow() as uow:  # a halt's 100,000 devices: a read per 1,000, not each
+        for device in uow.campaigns.fleet_devices(set(device_ids)):
+            if device.controller_id:
                 by_tenant.setdefault(device.tenant, []).append(device.controller_id)
     for tenant, ids in by_tenant.items():
         notify_stage_opened(ctx, campaign_id, ids, tenant=tenant)

@@ -27,7 +27,7 @@ from patchgate.services.release_ports import ReleaseRecord
 from patchgate.services.unit_of_work import UnitOfWork
 
 ACTOR_ENGINE = "campaign-engine"
-SCAN_BATCH = 1000
+SCAN_BATCH = 10_000  # a million devices: 100 reads
 TIMING = FleetTiming()
 
 
@@ -214,7 +214,11 @@ def targeted(plan: core.CampaignPlan, device: FleetDevice) -> bool:
     release = plan.release
     if release.hardware and device.hardware not in release.hardware:
         return False
-    return plan.selector.matches(fleet_facts(device, plan.selector.product))
+    selector = plan.selector
+    plain = selector.versions is None and selector.query is None
+    if plain and not selector.hardware and not selector.groups:
+        return True  # the product's every device (its facts carry the selector's product)
+    return selector.matches(fleet_facts(device, selector.product))
 
 
 def targeted_fleet(

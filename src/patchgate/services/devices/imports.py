@@ -8,7 +8,8 @@ after the commit."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound
 from patchgate.services import audit
@@ -17,7 +18,13 @@ from patchgate.services.context import Context
 from patchgate.services.device_import_ports import DeviceImportWriter, StagedRow
 from patchgate.services.device_ports import DEFAULT_TENANT
 from patchgate.services.devices.commands import known_hardware, new_target_token
-from patchgate.services.devices.rows import DeviceRow, check_groups, check_row, csv_rows
+from patchgate.services.devices.rows import (
+    DeviceRow,
+    check_controller_id,
+    check_groups,
+    check_row,
+    csv_rows,
+)
 
 BATCH = 10_000
 MAX_PROBLEMS = 100
@@ -36,7 +43,11 @@ class Imported:
 
 
 class _Stager:
-    """Checks rows as they stream in and stages the good ones a batch at a time."""
+    """Checks rows as they stream in and stages the good ones a batch at a time.
+
+    A row's groups, hardware and version repeat across a fleet's file, so their checks
+    (``rows.check_row``, the same rules and messages) run once per distinct combination;
+    only the controllerId is checked on every row."""
 
     def __init__(self, ctx: Context, writer: DeviceImportWriter, groups: tuple[str, ...]) -> None:
         self.writer = writer
@@ -46,30 +57,50 @@ class _Stager:
         self.problems: list[str] = []
         self.tokens: list[tuple[str, str]] = []
         self.batch: list[StagedRow] = []
+        self.checked: dict[tuple[Any, ...], tuple[str, Any]] = {}
+
+    def _rest(self, item: DeviceRow) -> tuple[str, Any]:
+        """("", (groups with the import's, hardware, version)) or ("problem", None)."""
+        key = (item.groups, item.hardware, item.version)
+        found = self.checked.get(key)
+        if found is None:
+            try:
+                row = check_row(replace(item, controller_id="x"), self.known)
+            except InvalidInput as exc:
+                found = (exc.message, None)
+            else:
+                groups = tuple(sorted(set(row.groups) | set(self.groups)))
+                found = ("", (groups, row.hardware, row.version))
+            if len(self.checked) < 10_000:
+                self.checked[key] = found
+        return found
 
     def take(self, item: DeviceRow | str) -> None:
         if isinstance(item, str):
             self.problems.append(item)
             return
-        where = f"line {item.line}: "
         try:
-            row = check_row(item, self.known)
+            check_controller_id(item.controller_id)
         except InvalidInput as exc:
-            self.problems.append(f"{where}{exc.message}")
+            self.problems.append(f"line {item.line}: {exc.message}")
             return
-        if row.controller_id in self.seen:
-            self.problems.append(f"{where}device ID {row.controller_id!r} appears twice")
+        problem, rest = self._rest(item)
+        if problem:
+            self.problems.append(f"line {item.line}: {problem}")
             return
-        self.seen.add(row.controller_id)
+        controller_id = item.controller_id
+        if controller_id in self.seen:
+            self.problems.append(f"line {item.line}: device ID {controller_id!r} appears twice")
+            return
+        self.seen.add(controller_id)
         if self.problems:
             return  # nothing will be written: only look for more problems
         token = new_target_token()
-        self.tokens.append((row.controller_id, token))
-        groups = tuple(sorted(set(row.groups) | set(self.groups)))
-        staged = StagedRow(
-            row.line or 0, row.controller_id, hash_token(token), row.hardware, row.version, groups
+        self.tokens.append((controller_id, token))
+        groups, hardware, version = rest
+        self.batch.append(
+            StagedRow(item.line or 0, controller_id, hash_token(token), hardware, version, groups)
         )
-        self.batch.append(staged)
         if len(self.batch) >= BATCH:
             self.flush()
 
@@ -90,6 +121,22 @@ def _clash_problems(writer: DeviceImportWriter) -> list[str]:
     return out
 
 
+def _stream(stager: _Stager, lines: Iterable[str]) -> tuple[int, list[tuple[str, str]]]:
+    """Check and stage every row, then write them (or refuse naming each problem)."""
+    for item in csv_rows(lines):
+        stager.take(item)
+        if len(stager.problems) >= MAX_PROBLEMS:
+            break
+    stager.flush()
+    problems = stager.problems or ([] if stager.tokens else ["no devices given"])
+    if problems:
+        raise InvalidInput(problems[0], problems=problems)
+    clashes = _clash_problems(stager.writer)
+    if clashes:
+        raise Conflict(clashes[0], problems=clashes)
+    return stager.writer.write(), stager.tokens
+
+
 def import_csv(
     ctx: Context,
     lines: Iterable[str],
@@ -106,19 +153,11 @@ def import_csv(
         record = uow.tenants.get(tenant)
         if record is None:
             raise NotFound(f"no tenant called {tenant!r}")
-        stager = _Stager(ctx, uow.devices.import_writer(record.id, ctx.clock()), extra)
-        for item in csv_rows(lines):
-            stager.take(item)
-            if len(stager.problems) >= MAX_PROBLEMS:
-                break
-        stager.flush()
-        problems = stager.problems or ([] if stager.tokens else ["no devices given"])
-        if problems:
-            raise InvalidInput(problems[0], problems=problems)
-        clashes = _clash_problems(stager.writer)
-        if clashes:
-            raise Conflict(clashes[0], problems=clashes)
-        count = stager.writer.write()
+        writer = uow.devices.import_writer(record.id, ctx.clock())
+        try:
+            count, tokens = _stream(_Stager(ctx, writer, extra), lines)
+        finally:
+            writer.close()  # before the transaction ends, committed or not
         audit.record(
             ctx,
             uow,
@@ -126,13 +165,13 @@ def import_csv(
             action="device.import",
             subject=f"tenant:{tenant}",
             details={
-                "devices": [cid for cid, _ in stager.tokens[:1000]],
+                "devices": [cid for cid, _ in tokens[:1000]],
                 "count": count,
                 "groups": list(extra),
             },
         )
         uow.commit()
-    return Imported(tuple(stager.tokens))
+    return Imported(tuple(tokens))
 
 
 def read_lines(path: str) -> Iterator[str]:

@@ -118,6 +118,7 @@ def csv_rows(lines: Iterable[str]) -> Iterator[DeviceRow | str]:
     """The rows of a device CSV as they stream in, each with its line number, or a
     problem naming its line (a bad header ends the stream: nothing after it is read)."""
     columns: list[str] = list(CSV_COLUMNS)
+    at: dict[str, int] | None = None  # each column's cell, once the header is known
     reader = csv.reader(lines)
     while True:
         try:
@@ -141,12 +142,14 @@ def csv_rows(lines: Iterable[str]) -> Iterator[DeviceRow | str]:
         if len(cells) > len(columns):
             yield f"line {line_no}: {len(cells)} cells, expected at most {len(columns)}"
             continue
-        values = dict(zip(columns, cells, strict=False))
-        groups = tuple(g for g in (values.get("groups") or "").split(";") if g.strip())
+        at = {name: i for i, name in enumerate(columns)} if at is None else at
+        count = len(cells)
+        groups_cell = cells[at["groups"]] if at.get("groups", count) < count else ""
+        groups = tuple(g for g in groups_cell.split(";") if g.strip()) if groups_cell else ()
         yield DeviceRow(
-            values.get("id", ""),
+            cells[at["id"]] if at.get("id", count) < count else "",
             groups,
-            values.get("hardware") or None,
-            values.get("version") or None,
+            (cells[at["hardware"]] or None) if at.get("hardware", count) < count else None,
+            (cells[at["version"]] or None) if at.get("version", count) < count else None,
             line=line_no,
         )
