@@ -21,6 +21,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from patchgate.adapters.db.engine import outage, unreachable
+from patchgate.domain.errors import Conflict
 from patchgate.services.device_import_ports import (
     MAX_CLASHES,
     Clash,
@@ -138,7 +140,26 @@ class _PgPipeline:
             self.queue.put(None)
             self.thread.join()
         if check and self.error is not None:
-            raise self.error
+            refusal = _refusal(self.error)
+            if refusal is self.error:
+                raise refusal
+            raise refusal from self.error
+
+
+def _refusal(error: BaseException) -> BaseException:
+    """What the writing thread's psycopg error means to the caller, in the domain's terms
+    (raw DBAPI calls bypass the engine's error hook): a device another import or a
+    registration wrote meanwhile is a conflict, an outage is an outage."""
+    import psycopg
+
+    if isinstance(error, psycopg.errors.UniqueViolation):
+        return Conflict(
+            "a device in the file was registered by someone else while the import ran; "
+            "nothing was imported, run the import again"
+        )
+    if unreachable(error):
+        return outage("run the import again")
+    return error
 
 
 class SqlDeviceImportWriter(DeviceImportWriter):
