@@ -75,3 +75,13 @@ def test_an_outage_is_logged_as_one_warning_line_and_other_failures_keep_their_t
     broken = _record(KeyError("bug"))
     assert OutageAsWarning().filter(broken)
     assert broken.levelname == "ERROR" and broken.exc_info is not None
+
+
+def test_the_import_threads_errors_reach_the_caller_in_the_domains_terms() -> None:
+    from patchgate.adapters.db.device_import import _refusal
+    from patchgate.domain.errors import Conflict
+
+    assert isinstance(_refusal(pg.UniqueViolation()), Conflict)
+    assert isinstance(_refusal(pg.AdminShutdown()), DatabaseUnavailable)
+    other = pg.NumericValueOutOfRange()
+    assert _refusal(other) is other
