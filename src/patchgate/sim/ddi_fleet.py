@@ -24,7 +24,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +119,9 @@ class VirtualDevice:
         # Health reports at most every ``health_minutes`` of simulated time (0: every pass).
         self.health_minutes = health_minutes
         self.busy = False
+        # Between passes (asleep): the fleet cancels such a device's task to stop it; one
+        # in the middle of a pass ends the pass first.
+        self.idle = False
         self.start_spread = start_spread
         # Polls and health reports in flight across the fleet, shared by every device (http
         # mode: as many as the session has connections), so that thousands of devices do
@@ -138,11 +141,19 @@ class VirtualDevice:
         # Devices do not all start at the same instant (``start_spread`` real seconds).
         delay = self.rng.random() * self.start_spread
         while not stop.is_set():
+            # A plain sleep, cancelled by the fleet at the end (:meth:`idle`). Not
+            # ``wait_for(stop.wait())``: each timeout takes its future out of the one
+            # event's list of waiters, a scan of the whole fleet (BENCHMARKS.md, "http mode
+            # at 100,000 devices").
+            self.idle = True
             try:
-                await asyncio.wait_for(stop.wait(), timeout=delay)
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
                 return
-            except TimeoutError:
-                pass
+            finally:
+                self.idle = False
+            if stop.is_set():
+                return
             wait = self.offline_until - time.monotonic()
             if wait > 0:
                 self.log.counts["offline-waits"] += 1
@@ -313,6 +324,18 @@ class VirtualDevice:
 
     async def _download(self) -> None:
         await asyncio.sleep(self.faults.download_minutes * 60 / self.scale)
+
+
+async def stop_fleet(
+    devices: Sequence[VirtualDevice], tasks: Sequence[asyncio.Task[None]], stop: asyncio.Event
+) -> None:
+    """End the devices' :meth:`VirtualDevice.run` tasks: ``stop`` is set, a device asleep
+    between passes is cancelled at once, one in the middle of a pass ends it first."""
+    stop.set()
+    for device, task in zip(devices, tasks, strict=True):
+        if device.idle:
+            task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def faults_for(fleet: Any, index: int, *, bad_version: str | None, scenario: Any) -> DeviceFaults:

@@ -208,7 +208,8 @@ class Run(DeviceFeedback):
         # DDI client kinds (.clients): each group mask's kind by the server's rule.
         configured = configured_kinds(scenario.client_kinds)
         self.client_of_mask = [client_kind(groups, configured) for groups in GROUPS_OF]
-        self.mask_list: list[int] = fleet.mask.tolist()
+        self.items = fleet.items
+        self.mask_list: list[int] = self.items.mask
         window = ex.DEFAULT_EXECUTION_POLICY.confirmation_window
         self.confirm_minutes = window.total_seconds() / 60
         # Every device's execution events, in order, when a test asks for them.
@@ -273,7 +274,7 @@ class Run(DeviceFeedback):
         return DeviceFacts(
             device_id(device),
             PRODUCT,
-            groups=GROUPS_OF[int(self.fleet.mask[device])],
+            groups=GROUPS_OF[self.mask_list[device]],
             installed_version=env.installed_version,
             security_floor=env.security_floor,
             open_action=action,
@@ -331,7 +332,7 @@ class Run(DeviceFeedback):
         self.env[device] = self.table.apply(int(self.env[device]), "begin_download", key)
         self._event(device, ex.Event(ex.DOWNLOADING, now))
         self.in_flight += 1
-        self.queue.push(t + float(self.fleet.download_minutes[device]), device, DOWNLOAD_DONE)
+        self.queue.push(t + self.items.download_minutes[device], device, DOWNLOAD_DONE)
 
     def _on_download_done(self, device: int, t: float) -> None:
         now = at(t)
@@ -348,17 +349,17 @@ class Run(DeviceFeedback):
             return
         self._event(device, ex.Event(ex.DOWNLOADED, now))
         self._event(device, ex.Event(ex.INSTALLING, now))
-        cuts = self.fleet.cut_revert if kind == _REVERT else self.fleet.cut_rollout
-        cut_code = int(cuts[device])
+        items = self.items
+        cut_code = (items.cut_revert if kind == _REVERT else items.cut_rollout)[device]
         cut = CUT_POINTS[cut_code - 1] if cut_code else None
-        boots = not (kind == _ROLLOUT and bool(self.fleet.boot_fails[device]))
+        boots = not (kind == _ROLLOUT and items.boot_fails[device])
         key = REVERT_ACTION if kind == _REVERT else ROLLOUT_ACTION
         result = self.table.install(
             int(self.env[device]),
             key,
             image_boots=boots,
             cut=cut,
-            outage=float(self.fleet.outage[device]),
+            outage=items.outage[device],
             timing=self.timing,
         )
         if kind == _ROLLOUT:
@@ -374,7 +375,7 @@ class Run(DeviceFeedback):
             # a cut during the download), before its reboot.
             written = self.timing.write_verify
             if cut is CUT_POINTS[0]:
-                written += float(self.fleet.outage[device]) + self.timing.boot
+                written += items.outage[device] + self.timing.boot
             self.queue.push(t + written, device, WRITTEN)
 
     def _on_finish(self, device: int, t: float) -> None:

@@ -23,7 +23,7 @@ import aiohttp
 
 from patchgate.domain import ab_state
 
-from .ddi_fleet import DeviceCredentials, FleetLog, VirtualDevice, faults_for
+from .ddi_fleet import DeviceCredentials, FleetLog, VirtualDevice, faults_for, stop_fleet
 from .devices import EnvTable
 from .scenario import Fleet, Scenario
 
@@ -155,8 +155,7 @@ async def drive(
                     elif now - settled_since >= settle_seconds:
                         break
         finally:
-            stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await stop_fleet(devices, tasks, stop)
     final: dict[str, str] = {}
     bricked = set(log.unsound)
     for device in devices:

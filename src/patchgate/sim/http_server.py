@@ -191,15 +191,23 @@ class CliServerSide:
         raise ServerError(f"patchgate serve did not answer: {self.log_tail()}")
 
     def cpu_seconds(self) -> float | None:
-        """CPU time (user + system) the server process has used so far (Linux ``/proc``)."""
+        """CPU time (user + system) the server has used so far: the ``patchgate serve``
+        process and its worker processes (granian serves from a child), from Linux
+        ``/proc``."""
         if self.proc is None:
             return None
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        stats = _proc_stats()
+        if self.proc.pid not in stats:
             return None
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _) in stats.items():
+            children.setdefault(ppid, []).append(pid)
+        total, todo = 0, [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            total += stats[pid][1]
+            todo.extend(children.get(pid, ()))
+        return total / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self) -> str:
         path = self.root / "serve.log"
@@ -308,6 +316,7 @@ def simulate_http(
             on_status=on_status,
         )
         cpu0 = server.cpu_seconds()
+        fleet0 = time.process_time()
         out = rehearse(
             server,
             scenario,
@@ -317,7 +326,23 @@ def simulate_http(
             settings=settings,
         )
         cpu1 = server.cpu_seconds()
+        # The virtual devices' side: this process (the CLI children it starts excluded).
+        out["fleet_cpu_seconds"] = round(time.process_time() - fleet0, 1)
         if cpu0 is not None and cpu1 is not None:
             out["server_cpu_seconds"] = round(cpu1 - cpu0, 1)
     out["wall_seconds"] = round(time.monotonic() - wall0, 1)
+    return out
+
+
+def _proc_stats() -> dict[int, tuple[int, int]]:
+    """Every process's parent and CPU ticks (user + system), from ``/proc/PID/stat``."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        out[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
     return out

@@ -1,0 +1,60 @@
+"""Stopping http mode's fleet (:func:`patchgate.sim.ddi_fleet.stop_fleet`): devices asleep
+between passes end at once, and no device waits on the shared stop event (a timed-out
+waiter's removal from that event scans the whole fleet: docs/simulator.md "Load figures of
+http runs")."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import aiohttp
+
+from patchgate.domain import ab_state
+from patchgate.sim.ddi_fleet import (
+    DeviceCredentials,
+    DeviceFaults,
+    FleetLog,
+    VirtualDevice,
+    stop_fleet,
+)
+from patchgate.sim.devices import EnvTable
+
+
+def test_a_sleeping_fleet_stops_at_once_without_waiting_on_the_stop_event() -> None:
+    table = EnvTable()
+    env0 = table.add(ab_state.fresh_env(version="1.0.0", sha256="0" * 64, size=1))
+    log = FleetLog()
+
+    async def main() -> tuple[list[VirtualDevice], list[asyncio.Task[None]], int]:
+        stop = asyncio.Event()
+        # No server listens there: a device that polled would count an error.
+        async with aiohttp.ClientSession() as client:
+            devices = [
+                VirtualDevice(
+                    DeviceCredentials(f"dev-{i}", "token"),
+                    client=client,
+                    server="http://127.0.0.1:9",
+                    table=table,
+                    env=env0,
+                    faults=DeviceFaults(),
+                    log=log,
+                    rng=random.Random(i),
+                    # Their first pass an hour away: every device is asleep.
+                    start_spread=3600.0,
+                )
+                for i in range(2000)
+            ]
+            tasks = [asyncio.create_task(d.run(stop)) for d in devices]
+            await asyncio.sleep(0.05)
+            waiters = len(stop._waiters)  # type: ignore[attr-defined]
+            asleep = sum(d.idle for d in devices)
+            assert asleep == len(devices)
+            await asyncio.wait_for(stop_fleet(devices, tasks, stop), timeout=30)
+            return devices, tasks, waiters
+
+    devices, tasks, waiters = asyncio.run(main())
+    assert waiters == 0
+    assert all(t.done() for t in tasks)
+    assert not any(d.idle for d in devices)
+    assert log.counts == {}
