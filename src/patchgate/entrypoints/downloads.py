@@ -155,7 +155,11 @@ class Downloads:
 
 
 def _has_body(scope: Scope) -> bool:
-    return any(k in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"])
+    """Whether the request announces a body (a ``Content-Length: 0`` is none)."""
+    return any(
+        k == b"transfer-encoding" or (k == b"content-length" and v.strip() != b"0")
+        for k, v in scope["headers"]
+    )
 
 
 def _ddi_link(path: str, scope: Scope) -> tuple[str, str, int, str] | None:
