@@ -12,6 +12,9 @@
 #        WORKERS                  `patchgate serve --workers` (default 1)
 #        NGINX_WORKERS            nginx's worker_processes (default auto: one per core)
 #        ONLY                     "full", "range" or both (default "full range")
+#        FLOOR                    1: also time bench/downloads_floor.py (granian answering
+#                                 the same range from memory, no work in Python) with the
+#                                 same workers, after each range pair
 set -euo pipefail
 DUR="${1:-10s}"; RUNS="${2:-3}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -21,15 +24,16 @@ PY="$ROOT/.venv/bin/python"
 WORK="${PATCHGATE_BENCH_WORKDIR:-${TMPDIR:-/tmp}/patchgate-bench}/downloads"
 RES="$WORK/results-$(date +%Y%m%d-%H%M%S)"; mkdir -p "$RES"
 NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
-PORT_PG=18071; PORT_NG=18072
+PORT_PG=18071; PORT_NG=18072; PORT_FL=18073
 WORKERS="${WORKERS:-1}"; NGINX_WORKERS="${NGINX_WORKERS:-auto}"; ONLY="${ONLY:-full range}"
+FLOOR="${FLOOR:-0}"
 SIZE=$((50 * 1024 * 1024)); RANGE="bytes=1048576-1179647"  # 128 KiB at 1 MiB
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$RES/log.txt" >&2; }
 wait_http() { for _ in $(seq 1 300); do curl -s -o /dev/null "$1" && return 0; sleep 0.2; done; return 1; }
 busy() { if curl -s -o /dev/null "http://127.0.0.1:$1/"; then echo "port $1 is in use" >&2; exit 2; fi; }
 [ -x "$NGINX" ] || { echo "nginx not found (apt-get install nginx-light)" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "wrk not found (apt-get install wrk)" >&2; exit 2; }
-busy $PORT_PG; busy $PORT_NG
+busy $PORT_PG; busy $PORT_NG; if [ "$FLOOR" = 1 ]; then busy $PORT_FL; fi
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -53,7 +57,13 @@ TOKEN="$("$PG" device add dl-1 --hardware demo-gw-1 --version 1.0.0 --json | "$P
 "$PG" serve --port $PORT_PG --workers "$WORKERS" > "$RES/server.log" 2>&1 &
 PG_PID=$!
 NG_DIR="$(mktemp -d)"; chmod 755 "$NG_DIR"
-trap 'kill $PG_PID 2>/dev/null || true; [ -f "$NG_DIR/nginx.pid" ] && kill "$(cat "$NG_DIR/nginx.pid")" 2>/dev/null || true' EXIT
+FL_PID=""
+if [ "$FLOOR" = 1 ]; then
+  "$ROOT/.venv/bin/granian" --interface asgi --workers "$WORKERS" --port $PORT_FL --no-access-log \
+    --backlog 2048 --working-dir "$HERE" downloads_floor:app > "$RES/floor.log" 2>&1 &
+  FL_PID=$!
+fi
+trap 'kill $PG_PID $FL_PID 2>/dev/null || true; [ -f "$NG_DIR/nginx.pid" ] && kill "$(cat "$NG_DIR/nginx.pid")" 2>/dev/null || true' EXIT
 wait_http "http://127.0.0.1:$PORT_PG/healthz"
 BASE="http://127.0.0.1:$PORT_PG"
 DDI_LINK="$(curl -fs -H "Authorization: TargetToken $TOKEN" "$BASE/DEFAULT/controller/v1/dl-1/deploymentBase/1" \
@@ -78,6 +88,7 @@ NGINX
 "$NGINX" -p "$NG_DIR" -c "$NG_DIR/nginx.conf" -e "$NG_DIR/error.log"
 NG_URL="http://127.0.0.1:$PORT_NG/image.bin"
 wait_http "$NG_URL"
+if [ "$FLOOR" = 1 ]; then wait_http "http://127.0.0.1:$PORT_FL/"; fi
 
 # The answers must be right before they are timed.
 for url in "$TUF_URL" "$DDI_LINK" "$NG_URL"; do
@@ -121,6 +132,7 @@ for i in $(seq 1 "$RUNS"); do
   [[ " $ONLY " == *" range "* ]] || continue
   run range-nginx "$NG_URL" 16 "$RANGE" "$i" "$NG_PID"; run range-tuf "$TUF_URL" 16 "$RANGE" "$i" "$PG_PID"
   run range-nginx2 "$NG_URL" 16 "$RANGE" "$i" "$NG_PID"; run range-ddi "$DDI_LINK" 16 "$RANGE" "$i" "$PG_PID"
+  if [ "$FLOOR" = 1 ]; then run range-floor "http://127.0.0.1:$PORT_FL/" 16 "$RANGE" "$i" "$FL_PID"; fi
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$RES/machine.txt"
 
@@ -139,7 +151,8 @@ def figures(tag, i):
     cpu_us = ticks / hz / max(count, 1) * 1e6  # server CPU per request
     return rps, float(num) * UNITS[unit], int(bad[1]) if bad else 0, cpu_us
 rows = [("full", "tuf", "full-nginx", 1), ("full", "ddi", "full-nginx2", 1),
-        ("range", "tuf", "range-nginx", 0), ("range", "ddi", "range-nginx2", 0)]
+        ("range", "tuf", "range-nginx", 0), ("range", "ddi", "range-nginx2", 0),
+        ("range", "floor", "range-nginx2", 0)]
 rows = [r for r in rows if (res / f"{r[0]}-{r[1]}-1.txt").exists()]
 print("| shape | route | patchgate (median) | nginx (median) | ratio per pair (median; all) "
       "| server CPU per request, patchgate / nginx (median) | errors |")

@@ -190,3 +190,26 @@ def test_a_withdrawn_release_stops_its_target_at_once(served: Served) -> None:
         assert gone.status_code == 404
         assert gone.json()["error"] == "NotFound"
         assert http.post(served.tuf_url).status_code == 405
+
+
+def _count(metrics: str, group: str, status: str) -> float:
+    """The request counter of one route group and status (GET), 0 when absent."""
+    pattern = (
+        rf'^patchgate_http_requests_total\{{group="{group}",method="GET",status="{status}"\}}'
+        r" (\S+)$"
+    )
+    found = re.search(pattern, metrics, re.MULTILINE)
+    return float(found[1]) if found else 0.0
+
+
+def test_downloads_served_in_front_of_the_middleware_are_counted(served: Served) -> None:
+    with httpx.Client() as http:
+        before = http.get(f"{served.server.url}/metrics").text
+        for url, auth in _routes(served):
+            for _ in range(3):
+                part = http.get(url, headers={**auth, "Range": "bytes=0-9"})
+                assert part.status_code == 206
+        after = http.get(f"{served.server.url}/metrics").text
+        for group in ("tuf", "ddi"):
+            assert _count(after, group, "206") - _count(before, group, "206") == 3
+        assert 'patchgate_http_request_seconds_count{group="tuf"}' in after

@@ -15,6 +15,7 @@ whose routes decide and word the answer (404, 401, 405), so both paths keep one 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
@@ -23,74 +24,121 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from patchgate.bootstrap import make_download_reader
-from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints.ddi.app import ARTIFACT, PATH
+from patchgate.entrypoints.files import serve_blob
+from patchgate.entrypoints.middleware import Metrics
 from patchgate.entrypoints.runtime import Runtime
-from patchgate.entrypoints.store_answers import blob_answer
+from patchgate.entrypoints.store_answers import RemoteBlobResponse
 from patchgate.entrypoints.tuf import resolve_target
-from patchgate.services import ddi, downloads
-from patchgate.services.artifact_ports import BlobRef
+from patchgate.services import downloads
+from patchgate.services.artifact_ports import ArtifactStore, BlobRef, RemoteArtifactStore
 from patchgate.services.device_ports import ArtifactView
 
 T = TypeVar("T")
 TARGETS = "/tuf/targets/"
 OFFERED_CACHE = 65536
+PATHS_KEPT = 4096
 
 
 class Downloads:
-    """ASGI middleware serving the downloads it may serve, passing on everything else."""
+    """ASGI middleware serving the downloads it may serve, passing on everything else.
 
-    def __init__(self, app: ASGIApp, rt: Runtime) -> None:
+    It sits in front of every other layer (docs/downloads.md): what it serves it counts in
+    ``metrics`` itself; a request it passes on goes through the whole chain (metrics, host
+    check, body limit, routes) as any other. A download request that carries a body is
+    passed on, so the body limit answers it as before."""
+
+    def __init__(self, app: ASGIApp, rt: Runtime, metrics: Metrics) -> None:
         self.app = app
         self.ctx = rt.ctx
+        self.metrics = metrics
         self.inline = rt.app.engines.read.dialect.name == "sqlite"
         self.reader = make_download_reader(rt.app, dedicated=self.inline)
         # Artifacts a device was offered. Only a yes is kept: an offer, once made, stays
         # true (actions are the device's history and are never deleted), and the token is
         # still checked on every request, first.
         self._offered: dict[tuple[int, int, str], ArtifactView] = {}
+        # The local file of a blob, once found (blobs are content-addressed: a path never
+        # names other bytes; a blob removed since is found missing when it is opened).
+        self._paths: dict[str, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
-            response = await self._response(scope["path"], scope)
-            if response is not None:
-                await response(scope, receive, send)
+            path = scope["path"]
+            if path.startswith(TARGETS):
+                group = "tuf"
+            elif "/softwaremodules/" in path:  # a poll and every other request: one scan
+                group = "ddi"
+            else:
+                group = ""
+            if group and not _has_body(scope) and await self._served(group, scope, receive, send):
                 return
         await self.app(scope, receive, send)
 
-    async def _response(self, path: str, scope: Scope) -> ASGIApp | None:
+    async def _served(self, group: str, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answer the request if it may be served here, counted in the metrics; False
+        when nothing was sent (the request is passed on)."""
+        start = time.perf_counter()
+        status = 500  # what an error before the answer counts as, as in Metrics
+        try:
+            found = await self._find(scope["path"], scope)
+            store = self.ctx.artifacts
+            if found is not None and isinstance(store, RemoteArtifactStore):
+                status = -1  # counted by ``measure``
+                remote = RemoteBlobResponse(store, found[0], filename=found[1])
+                await self.metrics.measure(remote, scope, receive, send, start)
+            else:
+                status = 0 if found is None else await self._local(store, *found, scope, send)
+        finally:
+            if status > 0:
+                seconds = time.perf_counter() - start
+                self.metrics.record(group, scope["method"], status, seconds)
+        return status != 0
+
+    async def _local(
+        self,
+        store: ArtifactStore | None,
+        blob: BlobRef,
+        filename: str | None,
+        scope: Scope,
+        send: Send,
+    ) -> int:
+        """A local store's answer (``files.serve_blob``): its status, 0 when the store has
+        no file for the blob (nothing sent)."""
+        file = self._paths.get(blob.sha256)
+        if file is None:
+            local = store.local_path(blob.sha256) if store is not None else None
+            if local is None:
+                return 0
+            if len(self._paths) >= PATHS_KEPT:
+                self._paths.clear()
+            file = self._paths[blob.sha256] = str(local)
+        return await serve_blob(scope, send, file, f'"{blob.sha256}"', filename=filename)
+
+    async def _find(self, path: str, scope: Scope) -> tuple[BlobRef, str | None] | None:
+        """The blob this request may download (and the DDI link's file name), else None."""
         if path.startswith(TARGETS):
             lookup = partial(downloads.target_blob, self.reader)
-            found = await self._read(partial(resolve_target, lookup, path[len(TARGETS) :]))
-            return None if found is None else blob_answer(self.ctx.artifacts, found)
-        if "/softwaremodules/" not in path:  # a poll and every other request: one scan
+            blob = await self._read(partial(resolve_target, lookup, path[len(TARGETS) :]))
+            return None if blob is None else (blob, None)
+        link = _ddi_link(path, scope)
+        if link is None:
             return None
-        match = PATH.match(path)
-        if match is None:
-            return None
-        link = ARTIFACT.match(match["rest"] or "")
-        if link is None or link[2].endswith(".MD5SUM"):
-            return None
-        if any(k == b"if-match" for k, _ in scope["headers"]):
-            return None  # the DDI app answers If-Match (412 when it names another version)
+        tenant, cid, module_id, filename = link
         authorization = next(
             (v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None
         )
-        device = partial(
-            self._device_file, match["tenant"], match["cid"], authorization, int(link[1]), link[2]
-        )
-        file = await self._read(device)
-        return None if file is None else blob_answer(self.ctx.artifacts, file, filename=link[2])
+        device = partial(self._device_file, tenant, cid, authorization, module_id, filename)
+        blob = await self._read(device)
+        return None if blob is None else (blob, filename)
 
     def _device_file(
         self, tenant: str, cid: str, authorization: str | None, module_id: int, filename: str
     ) -> BlobRef | None:
         """The blob of an artifact this device may download; None to pass the request on
         (which answers why not)."""
-        try:
-            caller = ddi.authenticate(self.ctx, tenant, cid, authorization, self.reader)
-            device_id = caller.device_id
-        except PatchgateError:
+        device_id = downloads.device_id(self.ctx, self.reader, tenant, cid, authorization)
+        if device_id is None:
             return None
         key = (device_id, module_id, filename)
         artifact = self._offered.get(key)
@@ -104,3 +152,25 @@ class Downloads:
 
     async def _read(self, fn: Callable[[], T]) -> T:
         return fn() if self.inline else await anyio.to_thread.run_sync(fn)
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether the request announces a body (a ``Content-Length: 0`` is none)."""
+    return any(
+        k == b"transfer-encoding" or (k == b"content-length" and v.strip() != b"0")
+        for k, v in scope["headers"]
+    )
+
+
+def _ddi_link(path: str, scope: Scope) -> tuple[str, str, int, str] | None:
+    """(tenant, controllerId, module id, file name) of a DDI artifact link this path may
+    serve; None for anything the DDI app answers itself."""
+    match = PATH.match(path)
+    if match is None:
+        return None
+    link = ARTIFACT.match(match["rest"] or "")
+    if link is None or link[2].endswith(".MD5SUM"):
+        return None
+    if any(k == b"if-match" for k, _ in scope["headers"]):
+        return None  # the DDI app answers If-Match (412 when it names another version)
+    return match["tenant"], match["cid"], int(link[1]), link[2]

@@ -142,12 +142,13 @@ def create_app(app: App | None = None) -> Any:
     rt.notice_timer = notices
     app.context.notices = notices
     notices.start()
-    # Downloads that may be served are answered in front of both (docs/downloads.md).
-    asgi: Any = Downloads(ddi_app, rt)
-    asgi = BodyLimit(asgi, app.settings.max_request_bytes, STREAMED_ROUTES)
+    asgi: Any = BodyLimit(ddi_app, app.settings.max_request_bytes, STREAMED_ROUTES)
     if not app.settings.public_url:
         asgi = TrustedHost(asgi)
-    asgi = Metrics(asgi, rt.registry)
+    metrics = Metrics(asgi, rt.registry)
+    # Downloads that may be served are answered in front of every layer, counted in the
+    # same metrics (docs/downloads.md).
+    asgi = Downloads(metrics, rt, metrics)
     # Keep a handle for tests and for code that needs the runtime behind the middleware.
     asgi.runtime = rt
     asgi.fastapi = api

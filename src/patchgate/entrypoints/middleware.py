@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -134,12 +135,19 @@ class Metrics:
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start = time.perf_counter()
+        await self.measure(self.app, scope, receive, send, time.perf_counter())
+
+    async def measure(
+        self, app: ASGIApp, scope: Scope, receive: Receive, send: Send, start: float
+    ) -> None:
+        """Answer an HTTP request by ``app`` and count it (``start``: its
+        ``time.perf_counter()`` when it came in)."""
         status = 500
 
         async def recording_send(message: Message) -> None:
@@ -149,8 +157,21 @@ class Metrics:
             await send(message)
 
         try:
-            await self.app(scope, receive, recording_send)
+            await app(scope, receive, recording_send)
         finally:
-            group = route_group(scope["path"])
-            self.requests.labels(group, scope["method"], str(status)).inc()
-            self.latency.labels(group).observe(time.perf_counter() - start)
+            self.record(
+                route_group(scope["path"]), scope["method"], status, time.perf_counter() - start
+            )
+
+    def record(self, group: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request (also for layers in front of this one: downloads)."""
+        key = (group, method, status)
+        children = self._children.get(key)
+        if children is None:  # the labelled series, looked up once per label set
+            children = (
+                self.requests.labels(group, method, str(status)),
+                self.latency.labels(group),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)

@@ -13,7 +13,10 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
+from patchgate.domain.errors import PatchgateError
+from patchgate.services import ddi_auth
 from patchgate.services.artifact_ports import BlobRef
+from patchgate.services.context import Context
 from patchgate.services.device_ports import ArtifactView, DeviceAuthReader
 from patchgate.services.releases import STATE_SIGNED
 
@@ -38,7 +41,12 @@ class DeviceArtifactRow:
 
 
 class DownloadReader(DeviceAuthReader):
-    """The device's authentication read plus the two reads a download needs."""
+    """The device's authentication read plus the reads a download needs."""
+
+    @abc.abstractmethod
+    def device_by_token(self, tenant: str, token_hash: str) -> tuple[int, str] | None:
+        """(device id, controllerId) of the tenant's device with that target token hash:
+        the poll's read by token (``by_token``), without the poll's other columns."""
 
     @abc.abstractmethod
     def target(self, tuf_target: str) -> TargetRow | None:
@@ -50,6 +58,23 @@ class DownloadReader(DeviceAuthReader):
     ) -> DeviceArtifactRow | None:
         """The artifact ``filename`` of module ``module_id`` and whether ``device_id`` was
         offered that release."""
+
+
+def device_id(
+    ctx: Context, reader: DownloadReader, tenant: str, controller_id: str, authorization: str | None
+) -> int | None:
+    """The device a DDI download link may serve, by the request's credentials; None when
+    they are refused. A ``TargetToken`` is checked as :func:`ddi_auth.auth_check` checks
+    it (the token's device, and it must be the link's controllerId) on a read of two
+    columns; any other credential goes through :func:`ddi_auth.authenticate`."""
+    lookup = ddi_auth.auth_lookup(authorization)
+    if lookup.token_hash is not None:
+        row = reader.device_by_token(ddi_auth.tenant_key(tenant), lookup.token_hash)
+        return row[0] if row is not None and row[1] == controller_id else None
+    try:
+        return ddi_auth.authenticate(ctx, tenant, controller_id, authorization, reader).device_id
+    except PatchgateError:
+        return None
 
 
 def target_blob(reader: DownloadReader, tuf_target: str) -> BlobRef | None:

@@ -7,10 +7,16 @@ from typing import Any
 
 from sqlalchemy import bindparam, exists, select
 
-from patchgate.adapters.db.models import Action, Blob, Release, ReleaseArtifact
-from patchgate.adapters.db.poll_reads import Prepared, SqlDeviceAuthReader
+from patchgate.adapters.db.models import Action, Blob, Device, Release, ReleaseArtifact
+from patchgate.adapters.db.poll_reads import Prepared, SqlDeviceAuthReader, by_token_query
 from patchgate.services.device_ports import ArtifactView
 from patchgate.services.downloads import DeviceArtifactRow, DownloadReader, TargetRow
+
+# The poll's read by token (the same rule: a device of the tenant by its token's hash),
+# only the two columns a download needs.
+_DEVICE_BY_TOKEN = by_token_query(
+    bindparam("tenant"), bindparam("token_hash"), Device.id, Device.controller_id
+)
 
 _TARGET = (
     select(Blob.sha256, Blob.size, Release.state)
@@ -54,7 +60,12 @@ class SqlDownloadReader(SqlDeviceAuthReader, DownloadReader):
     def __init__(self, engine: Any, *, dedicated: bool = False) -> None:
         super().__init__(engine, dedicated=dedicated)
         self._target = Prepared(engine, _TARGET)
+        self._device_by_token = Prepared(engine, _DEVICE_BY_TOKEN)
         self._device_artifact = Prepared(engine, _DEVICE_ARTIFACT)
+
+    def device_by_token(self, tenant: str, token_hash: str) -> tuple[int, str] | None:
+        row = self._fetch(self._device_by_token, {"tenant": tenant, "token_hash": token_hash})
+        return None if row is None else (int(row[0]), row[1])
 
     def target(self, tuf_target: str) -> TargetRow | None:
         row = self._fetch(self._target, {"target": tuf_target})
