@@ -22,6 +22,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from patchgate.domain import vulnerabilities as domain
 from patchgate.domain.errors import InvalidInput
@@ -158,9 +159,9 @@ def _exposure(
     return total
 
 
-def _sort_key(sort: str) -> object:
+def _sort_key(sort: str) -> Callable[[RegisterRow], Any]:
     rank = {s: i for i, s in enumerate(SEVERITIES)}
-    keys = {
+    keys: dict[str, Callable[[RegisterRow], Any]] = {
         "due": lambda r: (r.due_at is None, r.due_at.timestamp() if r.due_at else 0.0, r.id),
         "score": lambda r: (-(r.score or 0.0), r.id),
         "severity": lambda r: (rank.get(r.severity, 9), -(r.score or 0.0), r.id),
@@ -229,7 +230,7 @@ class _Derived:
         """Every row in ``sort`` order (not ``exposure``, which counts devices per page)."""
         found = self.sorted_by.get(sort)
         if found is None:
-            found = sorted(self.rows, key=_sort_key(sort))  # type: ignore[arg-type]
+            found = sorted(self.rows, key=_sort_key(sort))
             self.sorted_by[sort] = found
         return found
 
@@ -309,7 +310,7 @@ def register_page(
         if where.sort == "exposure":  # every row's count is needed to order them
             kept = [r for r in derived.rows if where.keeps(r)]
             kept = _with_exposure(uow, policy, kept, records)
-            kept.sort(key=_sort_key(where.sort))  # type: ignore[arg-type]
+            kept.sort(key=_sort_key(where.sort))
             shown = kept[offset : offset + limit]
         else:
             kept = [r for r in derived.ordered(where.sort) if where.keeps(r)]
