@@ -12,7 +12,8 @@ a year or so of use:
   status), and releases that name some of them as fixed;
 - 50 campaigns through the campaign commands (created, started, paused, halted, completed),
   each with its devices' actions and feedback events bulk-inserted (finished, failed,
-  running), so stage counts, the failure-rate chart and fix rollouts have real rows;
+  running), so stage counts, the failure-rate chart and fix rollouts have real rows, and
+  its figures stored as the gate tick leaves them;
 
 then starts ``patchgate serve``, signs in through ``/console/login`` with an admin token
 and requests each page over HTTP many times, reporting the median and p95 wall time per
@@ -21,7 +22,8 @@ page (loopback client: the server's time plus well under a millisecond).
 usage: .venv/bin/python bench/console_pages.py [--backend sqlite|postgres|both]
        [--devices 100000] [--vulns 2000] [--campaigns 50] [--requests 40]
 Env: PATCHGATE_BENCH_POSTGRES, a PostgreSQL URL whose server may create a database
-(default postgresql://postgres@127.0.0.1:5432/postgres). Work files go to
+(default postgresql://postgres@127.0.0.1:5432/postgres); PATCHGATE_BENCH_DB, the name of the
+database it makes there (default patchgate_bench_console). Work files go to
 ${PATCHGATE_BENCH_WORKDIR:-$TMPDIR/patchgate-bench-console}.
 """
 
@@ -48,8 +50,13 @@ import httpx
 from patchgate.domain.vulnerabilities import MAIN_LINE
 
 ROOT = Path(__file__).resolve().parent.parent
-PATCHGATE = ROOT / ".venv" / "bin" / "patchgate"
-DB_NAME = "patchgate_bench_console"
+# The project's virtualenv, else the one running this script (a checkout without its own).
+PATCHGATE = next(
+    (p for p in (ROOT / ".venv" / "bin" / "patchgate", Path(sys.executable).parent / "patchgate")
+     if p.exists()),
+    ROOT / ".venv" / "bin" / "patchgate",
+)  # fmt: skip
+DB_NAME = os.environ.get("PATCHGATE_BENCH_DB", "patchgate_bench_console")
 ADMIN = "bench-admin"
 
 # (product, hardware models, release versions in order; the first is what most devices
@@ -393,13 +400,28 @@ def _campaigns(app: Any, releases: dict[tuple[str, str], int], count: int,
         release = releases[(product, version)]
         cid = _copy(app, templates[product], release, end, rng)
         made.append(cid)
-        if end == "draft":
-            continue
-        fail = 0.3 if end == "halted" else rng.uniform(0.0, 0.05)
-        running = 0.2 if end in ("running", "paused") else 0.0
-        size = rng.randrange(300, 4000) if end != "running" else 15_000
-        _actions(app, cid, release, version, hardware, size, fail, running, rng)
+        if end != "draft":
+            fail = 0.3 if end == "halted" else rng.uniform(0.0, 0.05)
+            running = 0.2 if end in ("running", "paused") else 0.0
+            size = rng.randrange(300, 4000) if end != "running" else 15_000
+            _actions(app, cid, release, version, hardware, size, fail, running, rng)
+        _store_figures(app, cid)
     return made
+
+
+def _store_figures(app: Any, cid: int) -> None:
+    """Store the campaign's figures as the commands and the gate tick leave them (built at
+    create, kept current by every tick while it runs): a copied row has none, and a read
+    would build them from the whole fleet each time, which no campaign made by the
+    commands does (docs/campaigns.md, "Figures")."""
+    from patchgate.services.campaigns.figures import refresh
+    from patchgate.services.campaigns.plans import get_campaign, plan_of
+
+    ctx = app.context
+    with ctx.uow() as uow:
+        rec = get_campaign(uow, cid)
+        refresh(ctx, uow, rec, plan_of(uow, rec), ctx.clock())
+        uow.commit()
 
 
 def _set_state(app: Any, cid: int, state: str) -> None:
@@ -547,6 +569,10 @@ def run(backend: str, args: argparse.Namespace, base: Path, port: int) -> dict[s
     work = base / backend
     saved = work / "seeded.json"
     env = {**os.environ, "PATCHGATE_DATA_DIR": str(work / "data")}
+    # The server and the CLI run this checkout's code, whatever the virtualenv installed.
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
     env.pop("PATCHGATE_DATABASE_URL", None)
     # The server's own timers (campaign gates, notices, gauges) would run beside the pages
     # and take the write lock; their cost is measured by the campaign and metrics benches.

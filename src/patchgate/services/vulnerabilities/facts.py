@@ -7,7 +7,7 @@ the fleet's exposure and how far a fix has reached it (docs/vulnerability-regist
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -167,6 +167,42 @@ def exposure(
     return exposed, fleet
 
 
+def _fixes(
+    fixes: set[int], affected: Callable[[str], bool], first_fix: str | None
+) -> Callable[[int, str], bool]:
+    """Whether a release (id, version) of the product counts as running the fix: a fixing
+    release, or a later release of the product (at or above the first fixing version)
+    outside the affected range."""
+
+    def counts(release_id: int, version: str) -> bool:
+        if release_id in fixes:
+            return True
+        if first_fix is None or not versions.is_version(version):
+            return False
+        return versions.version_key(version) >= versions.version_key(first_fix) and not affected(
+            version
+        )
+
+    return counts
+
+
+def _memo(rng: versions.VersionRange) -> Callable[[str], bool]:
+    """``rng`` as a test of a version; a fleet has few versions: each is parsed once."""
+    hit: dict[str, bool] = {}
+
+    def affected(version: str) -> bool:
+        if version not in hit:
+            hit[version] = rng.everything or rng.contains(version)
+        return hit[version]
+
+    return affected
+
+
+def needed_for(total: int) -> int:
+    """How many of ``total`` devices make :data:`FIX_SHARE` (ceil, exact for integers)."""
+    return -(-round(FIX_SHARE * 100) * total // 100)
+
+
 def reach(
     exposed: int,
     runs: Sequence[FixRun],
@@ -180,33 +216,21 @@ def reach(
     (at or above the first fixing version) outside the affected range; per device the first
     such time. Devices still on an affected version are already in ``exposed``; a device
     that ran the fix and then went back to an affected version counts as exposed, not fixed.
+    ``rollouts`` applies the same rule in the database (``FixReach``).
     """
-
-    hit: dict[str, bool] = {}  # a fleet has few versions and releases: parse each once
-
-    def affected(version: str) -> bool:
-        if version not in hit:
-            hit[version] = rng.everything or rng.contains(version)
-        return hit[version]
-
-    def fixes_it(run: FixRun) -> bool:
-        if run.release_id in fixes:
-            return True
-        if first_fix is None or not versions.is_version(run.release_version):
-            return False
-        return versions.version_key(run.release_version) >= versions.version_key(
-            first_fix
-        ) and not affected(run.release_version)
-
+    affected = _memo(rng)
+    fixes_it = _fixes(fixes, affected, first_fix)
     first: dict[int, datetime] = {}
     for run in runs:
         if run.installed_version is not None and affected(run.installed_version):
             continue
-        if fixes_it(run) and (run.device_id not in first or run.at < first[run.device_id]):
+        if fixes_it(run.release_id, run.release_version) and (
+            run.device_id not in first or run.at < first[run.device_id]
+        ):
             first[run.device_id] = run.at
     total = exposed + len(first)
     times = sorted(first.values())
-    needed = -(-round(FIX_SHARE * 100) * total // 100)  # ceil, exact for integers
+    needed = needed_for(total)
     reached = times[needed - 1] if total and len(times) >= needed else None
     return Rollout(affected=total, ran_fix=len(times), reached_at=reached)
 
@@ -218,7 +242,12 @@ def rollouts(
     releases: Sequence[FixingRelease],
     exposed: Mapping[str, int | None],
 ) -> dict[str, Rollout]:
-    """Per product with a fixing release and known hardware: how far the fix has reached."""
+    """Per product with a fixing release and known hardware: how far the fix has reached
+    (the rule of ``reach``). The releases that count and the installed versions that are
+    affected are decided here, from the product's releases and the versions its devices
+    run (a few each); the database then counts the devices that ran the fix and finds the
+    time that made it 95 %, without sending a row per device (docs/console.md,
+    "Performance")."""
     out: dict[str, Rollout] = {}
     for analysis in record.products:
         product = policy.product(analysis.product)
@@ -231,8 +260,17 @@ def rollouts(
             continue
         numbered = [r.version for r in fixes if versions.is_version(r.version)]
         first_fix = min(numbered, key=versions.version_key) if numbered else None
-        runs = uow.vulnerabilities.fix_runs(product.hardware, analysis.product)
-        out[analysis.product] = reach(count, runs, {r.release_id for r in fixes}, rng, first_fix)
+        affected = _memo(rng)
+        counts = _fixes({r.release_id for r in fixes}, affected, first_fix)
+        found = uow.vulnerabilities.fix_reach(
+            product.hardware,
+            release_ids=[r.id for r in uow.releases.list(product=analysis.product)
+                         if counts(r.id, r.version)],
+            skip_versions=[v for v in uow.vulnerabilities.device_versions(product.hardware)
+                           if v is not None and affected(v)],
+            fixed_share=lambda ran, base=count: needed_for(base + ran),
+        )  # fmt: skip
+        out[analysis.product] = Rollout(count + found.devices, found.devices, found.reached_at)
     return out
 
 

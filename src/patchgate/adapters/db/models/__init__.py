@@ -38,6 +38,7 @@ from patchgate.adapters.db.models.sessions import ConsoleSessionRow
 from patchgate.adapters.db.models.targeting import SavedFilter
 from patchgate.adapters.db.models.vulnerabilities import (
     Art14Submission,
+    RegisterVersion,
     Vulnerability,
     VulnerabilityProduct,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "NoticeRow",
     "PolicyVersion",
     "ProductFloor",
+    "RegisterVersion",
     "Release",
     "ReleaseArtifact",
     "ReleaseFix",

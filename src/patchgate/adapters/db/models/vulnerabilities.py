@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from patchgate.adapters.db.models.base import Base, str255
@@ -79,3 +79,15 @@ class Art14Submission(Base):
     submitted_by: Mapped[str255]
     reference: Mapped[str] = mapped_column(Text, default="")
     report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RegisterVersion(Base):
+    """One row whose counter rises in the same transaction as every write to the register
+    (a record or its product analyses saved). A server process keeps the register's
+    derived table rows while the counter stands (docs/console.md, "Performance"). The row
+    is made by the first write."""
+
+    __tablename__ = "register_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)

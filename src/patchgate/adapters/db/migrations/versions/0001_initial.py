@@ -158,6 +158,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("product", name=op.f("pk_product_floors")),
     )
     op.create_table(
+        "register_version",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_register_version")),
+    )
+    op.create_table(
         "state_version",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("version", sa.BigInteger(), nullable=False),
@@ -828,6 +834,7 @@ def downgrade() -> None:
 
     op.drop_table("tenants")
     op.drop_table("state_version")
+    op.drop_table("register_version")
     op.drop_table("product_floors")
     op.drop_table("policy_versions")
     with op.batch_alter_table("notices", schema=None) as batch_op:
