@@ -199,7 +199,7 @@ NOW: Final = object()
 # The transitions that only set facts of the progress: the command's name → the event it
 # records, the facts it sets, and whether the event names the stage it leaves the campaign
 # at (a cancel's event names its reason).
-SETS: Final[Mapping[str, tuple[str, Mapping[str, object], bool]]] = {
+SETS: Final[Mapping[str, tuple[str, Mapping[str, Any], bool]]] = {
     "start": (
         CAMPAIGN_STARTED,
         {"state": RUNNING, "stage_index": 0, "stage_started_at": NOW, "started_at": NOW},
@@ -216,7 +216,8 @@ SETS: Final[Mapping[str, tuple[str, Mapping[str, object], bool]]] = {
 def _simple(progress: Progress, command: Command, now: datetime) -> Transition:
     """A transition of ``SETS``."""
     kind, facts, names_stage = SETS[command.name]
-    new = replace(progress, **{k: now if v is NOW else v for k, v in facts.items()})
+    changes: dict[str, Any] = {k: now if v is NOW else v for k, v in facts.items()}
+    new = replace(progress, **changes)
     details: dict[str, Any] = {"stage": new.stage_index} if names_stage else {}
     if isinstance(command, CancelCampaign):
         details["reason"] = command.reason

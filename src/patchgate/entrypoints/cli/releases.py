@@ -21,7 +21,7 @@ from rich.progress import (
 )
 
 from patchgate.domain.errors import InvalidInput, TooLarge
-from patchgate.entrypoints.cli.common import actor, app, emit_json, read_text_file
+from patchgate.entrypoints.cli.common import actor, add_group, app, emit_json, read_text_file
 from patchgate.entrypoints.cli.targeting import metadata_commands
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
@@ -30,20 +30,30 @@ CHUNK = 1024 * 1024
 
 def register(cli: typer.Typer) -> None:
     """Add the release and key commands to ``cli``."""
-    rel = typer.Typer(help="Releases: signed, content-addressed artifacts.", no_args_is_help=True)
-    rel.command("create")(release_create)
-    rel.command("list")(release_list)
-    rel.command("show")(release_show)
-    rel.command("withdraw")(release_withdraw)
-    rel.command("sign")(release_sign)
+    rel = add_group(
+        cli,
+        "release",
+        "Releases: signed, content-addressed artifacts.",
+        {
+            "create": release_create,
+            "list": release_list,
+            "show": release_show,
+            "withdraw": release_withdraw,
+            "sign": release_sign,
+        },
+    )
     rel.add_typer(metadata_commands("release"), name="meta")
-    cli.add_typer(rel, name="release")
-    keys = typer.Typer(help="TUF keys and metadata.", no_args_is_help=True)
-    keys.command("init")(keys_init)
-    keys.command("rotate")(keys_rotate)
-    keys.command("sign-targets")(keys_sign_targets)
-    keys.command("status")(keys_status)
-    cli.add_typer(keys, name="keys")
+    add_group(
+        cli,
+        "keys",
+        "TUF keys and metadata.",
+        {
+            "init": keys_init,
+            "rotate": keys_rotate,
+            "sign-targets": keys_sign_targets,
+            "status": keys_status,
+        },
+    )
 
 
 def _read_chunks(handle: IO[bytes], progress: Progress, task: TaskID) -> Iterator[bytes]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from patchgate.entrypoints.cli.common import actor, app, emit_json, emit_lines
+from patchgate.entrypoints.cli.common import actor, add_group, app, emit_json, emit_lines
 from patchgate.services.device_ports import DEFAULT_TENANT
 
 if TYPE_CHECKING:
@@ -31,14 +31,19 @@ Description = Annotated[
 
 
 def register(cli: typer.Typer) -> None:
-    saved = typer.Typer(help="Saved device queries (hawkBit target filters).", no_args_is_help=True)
-    saved.command("create")(create)
-    saved.command("save")(save)
-    saved.command("update")(update)
-    saved.command("list")(list_)
-    saved.command("show")(show)
-    saved.command("delete")(delete)
-    cli.add_typer(saved, name="filter")
+    add_group(
+        cli,
+        "filter",
+        "Saved device queries (hawkBit target filters).",
+        {
+            "create": create,
+            "save": save,
+            "update": update,
+            "list": list_,
+            "show": show,
+            "delete": delete,
+        },
+    )
 
 
 def _emit(record: SavedFilterRecord, as_json: bool) -> None:
@@ -201,7 +206,9 @@ def metadata_commands(kind: str) -> typer.Typer:
 
     meta = typer.Typer(help=f"Operator metadata (key/value) of a {kind}.", no_args_is_help=True)
     the_id = {holder.id_name: holder.id_type}
-    options = {"tenant": (Tenant, DEFAULT_TENANT)} if holder.tenant else {}
+    options: dict[str, tuple[Any, Any]] = {}
+    if holder.tenant:
+        options["tenant"] = (Tenant, DEFAULT_TENANT)
     options["as_json"] = (JsonFlag, False)
     set_doc = f"Set a metadata key of a {kind} ({holder.set_hint})."
     for name, command, doc, arguments in (

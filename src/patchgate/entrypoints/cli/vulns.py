@@ -11,37 +11,33 @@ import typer
 
 from patchgate.domain.clock import parse_rfc3339
 from patchgate.domain.errors import InvalidInput
-from patchgate.entrypoints.cli.common import actor, app, emit_json, emit_view
+from patchgate.entrypoints.cli.common import actor, add_group, app, emit_json, emit_view
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
 def register(cli: typer.Typer) -> None:
     """Add ``vuln`` and ``report sla`` to ``cli``."""
-    vuln = typer.Typer(help="The vulnerability register.", no_args_is_help=True)
-    for name, fn in (
-        ("add", add),
-        ("import", import_file),
-        ("list", list_vulns),
-        ("show", show),
-        ("triage", triage),
-        ("affects", affects),
-        ("override", override),
-        ("exploited", exploited),
-        ("upstream", upstream),
-        ("art14", art14),
-        ("submit", submit),
-        ("due", due),
-        ("export-vex", export_vex),
-    ):
-        vuln.command(name)(fn)
-    cli.add_typer(vuln, name="vuln")
-    report = typer.Typer(help="Reports.", no_args_is_help=True)
-    report.command("sla")(report_sla)
+    commands: dict[str, Callable[..., Any]] = {
+        "add": add,
+        "import": import_file,
+        "list": list_vulns,
+        "show": show,
+        "triage": triage,
+        "affects": affects,
+        "override": override,
+        "exploited": exploited,
+        "upstream": upstream,
+        "art14": art14,
+        "submit": submit,
+        "due": due,
+        "export-vex": export_vex,
+    }
+    add_group(cli, "vuln", "The vulnerability register.", commands)
+    report = add_group(cli, "report", "Reports.", {"sla": report_sla})
     from patchgate.entrypoints.cli.compliance import register_reports
 
     register_reports(report)
-    cli.add_typer(report, name="report")
 
 
 def _time(value: str | None, flag: str) -> datetime | None:
