@@ -72,13 +72,22 @@ def add_group(
 
 
 def emit_view(
-    view: V, as_json: bool, *, json: Callable[[V], dict[str, Any]], text: Callable[[V], str]
+    view: V,
+    as_json: bool,
+    *,
+    json: Callable[[V], dict[str, Any]],
+    text: Callable[[V], str | Iterable[str]],
 ) -> None:
-    """A view on stdout: one JSON object (``--json``) or the presenter's text."""
+    """A view on stdout: one JSON object (``--json``) or the presenter's text (a string,
+    or lines)."""
     if as_json:
         emit_json(json(view))
+        return
+    shown = text(view)
+    if isinstance(shown, str):
+        typer.echo(shown)
     else:
-        typer.echo(text(view))
+        emit_lines(shown)
 
 
 def fail(*problems: str, code: int = 2) -> NoReturn:

@@ -16,7 +16,7 @@ from patchgate.entrypoints.cli.common import (
     add_group,
     app,
     emit_json,
-    emit_lines,
+    emit_view,
     fail,
     read_text_file,
     settings,
@@ -446,10 +446,7 @@ def audit_list(
     from patchgate.services import audit
 
     rows = audit.entries(app().context, limit=limit, subject=subject)
-    if as_json:
-        emit_json(present.entries_json(rows))
-    else:
-        emit_lines(present.entries_text(rows))
+    emit_view(rows, as_json, json=present.entries_json, text=present.entries_text)
 
 
 # --- tokens --------------------------------------------------------------------------------
@@ -486,10 +483,7 @@ def token_list(as_json: JsonFlag = False) -> None:
     from patchgate.services import access
 
     tokens = access.list_tokens(app().context)
-    if as_json:
-        emit_json(present.tokens_json(tokens))
-    else:
-        emit_lines(present.tokens_text(tokens))
+    emit_view(tokens, as_json, json=present.tokens_json, text=present.tokens_text)
 
 
 def token_revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:

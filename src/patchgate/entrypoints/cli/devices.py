@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from patchgate.entrypoints.cli.common import actor, add_group, app, emit_json, emit_lines
+from patchgate.entrypoints.cli.common import actor, add_group, app, emit_json, emit_lines, emit_view
 from patchgate.entrypoints.cli.targeting import metadata_commands
 from patchgate.services.device_ports import DEFAULT_TENANT
 
@@ -176,10 +176,7 @@ def show(
     from patchgate.services import devices as device_service
 
     detail = device_service.device_detail(app().context, device_id, tenant=tenant)
-    if as_json:
-        emit_json(present.device_detail_json(detail))
-    else:
-        emit_lines(present.device_detail_text(detail))
+    emit_view(detail, as_json, json=present.device_detail_json, text=present.device_detail_text)
 
 
 def tag(

@@ -21,7 +21,14 @@ from rich.progress import (
 )
 
 from patchgate.domain.errors import InvalidInput, TooLarge
-from patchgate.entrypoints.cli.common import actor, add_group, app, emit_json, read_text_file
+from patchgate.entrypoints.cli.common import (
+    actor,
+    add_group,
+    app,
+    emit_json,
+    emit_view,
+    read_text_file,
+)
 from patchgate.entrypoints.cli.targeting import metadata_commands
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
@@ -172,10 +179,7 @@ def release_list(
     from patchgate.services.releases import views
 
     listing = views.release_list(app().context, product=product, metadata=metadata or ())
-    if as_json:
-        emit_json(present.release_list_json(listing))
-    else:
-        typer.echo(present.release_list_text(listing))
+    emit_view(listing, as_json, json=present.release_list_json, text=present.release_list_text)
 
 
 def release_show(
@@ -186,10 +190,7 @@ def release_show(
     from patchgate.services.releases import views
 
     detail = views.release_detail(app().context, release_id)
-    if as_json:
-        emit_json(present.release_json(detail))
-    else:
-        typer.echo(present.release_text(detail))
+    emit_view(detail, as_json, json=present.release_json, text=present.release_text)
 
 
 def release_withdraw(
@@ -321,7 +322,4 @@ def keys_status(as_json: JsonFlag = False) -> None:
     view = views.trust_status(app().context)
     if view is None:
         raise InvalidInput("no TUF repository; run `patchgate init` or `patchgate keys init`")
-    if as_json:
-        emit_json(present.trust_json(view))
-    else:
-        typer.echo(present.trust_text(view))
+    emit_view(view, as_json, json=present.trust_json, text=present.trust_text)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from patchgate.entrypoints.cli.common import actor, add_group, app, emit_json, emit_lines
+from patchgate.entrypoints.cli.common import actor, add_group, app, emit_json, emit_lines, emit_view
 from patchgate.services.device_ports import DEFAULT_TENANT
 
 if TYPE_CHECKING:
@@ -49,10 +49,7 @@ def register(cli: typer.Typer) -> None:
 def _emit(record: SavedFilterRecord, as_json: bool) -> None:
     from patchgate.entrypoints.presenters import targeting as present
 
-    if as_json:
-        emit_json(present.saved_filter_json(record))
-    else:
-        emit_lines(present.saved_filter_text(record))
+    emit_view(record, as_json, json=present.saved_filter_json, text=present.saved_filter_text)
 
 
 def _storing(how: str, doc: str) -> Callable[..., None]:
@@ -107,10 +104,7 @@ def list_(tenant: Tenant = DEFAULT_TENANT, as_json: JsonFlag = False) -> None:
     from patchgate.services.devices import saved_filters
 
     found = saved_filters.list_filters(app().context, tenant=tenant)
-    if as_json:
-        emit_json(present.saved_filters_json(found))
-    else:
-        emit_lines(present.saved_filters_text(found))
+    emit_view(found, as_json, json=present.saved_filters_json, text=present.saved_filters_text)
 
 
 def show(name: Name, tenant: Tenant = DEFAULT_TENANT, as_json: JsonFlag = False) -> None:
