@@ -193,23 +193,35 @@ def transition(progress: Progress, command: Command, *, stages: int, now: dateti
     return _simple(progress, command, now)
 
 
+# Stands for the moment of the command in ``SETS``.
+NOW: Final = object()
+
+# The transitions that only set facts of the progress: the command's name → the event it
+# records, the facts it sets, and whether the event names the stage it leaves the campaign
+# at (a cancel's event names its reason).
+SETS: Final[Mapping[str, tuple[str, Mapping[str, Any], bool]]] = {
+    "start": (
+        CAMPAIGN_STARTED,
+        {"state": RUNNING, "stage_index": 0, "stage_started_at": NOW, "started_at": NOW},
+        True,
+    ),
+    "pause": (CAMPAIGN_PAUSED, {"state": PAUSED}, False),
+    "resume": (CAMPAIGN_RESUMED, {"state": RUNNING}, False),
+    "approve": (STAGE_APPROVED, {"approved": True}, True),
+    "revert": (REVERT_STARTED, {"state": REVERTING}, False),
+    "cancel": (CAMPAIGN_CANCELLED, {"state": CANCELLED, "finished_at": NOW}, False),
+}
+
+
 def _simple(progress: Progress, command: Command, now: datetime) -> Transition:
-    """The transitions that only change the state (and, for start, the first stage)."""
-    if isinstance(command, StartCampaign):
-        new = replace(progress, state=RUNNING, stage_index=0, stage_started_at=now, started_at=now)
-        return Transition(new, (CampaignEvent(CAMPAIGN_STARTED, now, {"stage": 0}),))
-    if isinstance(command, PauseCampaign):
-        return Transition(replace(progress, state=PAUSED), (CampaignEvent(CAMPAIGN_PAUSED, now),))
-    if isinstance(command, ResumeCampaign):
-        return Transition(replace(progress, state=RUNNING), (CampaignEvent(CAMPAIGN_RESUMED, now),))
-    if isinstance(command, ApproveStage):
-        event = CampaignEvent(STAGE_APPROVED, now, {"stage": progress.stage_index})
-        return Transition(replace(progress, approved=True), (event,))
-    if isinstance(command, RevertCampaign):
-        return Transition(replace(progress, state=REVERTING), (CampaignEvent(REVERT_STARTED, now),))
-    assert isinstance(command, CancelCampaign)
-    new = replace(progress, state=CANCELLED, finished_at=now)
-    return Transition(new, (CampaignEvent(CAMPAIGN_CANCELLED, now, {"reason": command.reason}),))
+    """A transition of ``SETS``."""
+    kind, facts, names_stage = SETS[command.name]
+    changes: dict[str, Any] = {k: now if v is NOW else v for k, v in facts.items()}
+    new = replace(progress, **changes)
+    details: dict[str, Any] = {"stage": new.stage_index} if names_stage else {}
+    if isinstance(command, CancelCampaign):
+        details["reason"] = command.reason
+    return Transition(new, (CampaignEvent(kind, now, details),))
 
 
 def _advance(progress: Progress, command: AdvanceStage, *, last: int, now: datetime) -> Transition:

@@ -5,6 +5,7 @@ campaign presenter, exactly as the CLI's ``--json`` does."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import MISSING, fields
 from typing import Any, get_type_hints
 
@@ -99,34 +100,27 @@ def campaign_status(campaign_id: int, caller: Viewer) -> dict[str, Any]:
     return _status(caller.ctx, campaign_id)
 
 
-@router.post("/campaigns/{campaign_id}/start")
-def start(campaign_id: int, caller: ReleaseManager) -> dict[str, Any]:
-    commands.start(caller.ctx, campaign_id, actor=caller.actor)
-    return _status(caller.ctx, campaign_id)
+def _runs(command: Callable[..., None]) -> Callable[..., dict[str, Any]]:
+    """The route of a command that takes nothing but the campaign and the actor."""
+
+    def route(campaign_id: int, caller: ReleaseManager) -> dict[str, Any]:
+        command(caller.ctx, campaign_id, actor=caller.actor)
+        return _status(caller.ctx, campaign_id)
+
+    return route
 
 
-@router.post("/campaigns/{campaign_id}/pause")
-def pause(campaign_id: int, caller: ReleaseManager) -> dict[str, Any]:
-    commands.pause(caller.ctx, campaign_id, actor=caller.actor)
-    return _status(caller.ctx, campaign_id)
-
-
-@router.post("/campaigns/{campaign_id}/resume")
-def resume(campaign_id: int, caller: ReleaseManager) -> dict[str, Any]:
-    commands.resume(caller.ctx, campaign_id, actor=caller.actor)
-    return _status(caller.ctx, campaign_id)
-
-
-@router.post("/campaigns/{campaign_id}/approve")
-def approve(campaign_id: int, caller: ReleaseManager) -> dict[str, Any]:
-    commands.approve(caller.ctx, campaign_id, actor=caller.actor)
-    return _status(caller.ctx, campaign_id)
-
-
-@router.post("/campaigns/{campaign_id}/complete")
-def complete(campaign_id: int, caller: ReleaseManager) -> dict[str, Any]:
-    commands.complete(caller.ctx, campaign_id, actor=caller.actor)
-    return _status(caller.ctx, campaign_id)
+# ``POST /campaigns/{id}/VERB`` for the commands without a body; the route is named after
+# the command (as its operationId says).
+for _command in (
+    commands.start,
+    commands.pause,
+    commands.resume,
+    commands.approve,
+    commands.complete,
+):
+    _verb = _command.__name__
+    router.post(f"/campaigns/{{campaign_id}}/{_verb}", name=_verb)(_runs(_command))
 
 
 @router.post("/campaigns/{campaign_id}/halt")

@@ -4,6 +4,10 @@ with the CLI."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import attrgetter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
@@ -11,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from patchgate.domain import metadata as rules
 from patchgate.domain.filters import MAX_LENGTH
-from patchgate.entrypoints.api.deps import ReleaseManager, Viewer
+from patchgate.entrypoints.api.deps import Caller, ReleaseManager, Viewer
 from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.entrypoints.presenters import targeting as present
 from patchgate.services import devices as device_service
@@ -100,47 +104,89 @@ class ValueIn(BaseModel):
     value: str = Field(max_length=rules.MAX_VALUE, pattern=NO_CONTROL)
 
 
-@router.get("/devices/{controller_id}/metadata")
-def device_metadata(caller: Viewer, controller_id: str) -> dict[str, Any]:
-    """A device's operator metadata."""
-    device = device_service.show_device(caller.ctx, controller_id)
-    return present.metadata_json(device.controller_id, device.metadata)
+@dataclass(frozen=True)
+class Holder:
+    """What carries operator metadata (services/metadata.py), as its routes reach it."""
+
+    noun: str  # "device": the routes' names and help
+    id_name: str  # the path parameter naming one
+    id_type: type  # its type
+    id_of: Callable[[Any], str | int]  # the ID the answer names
+    show: Callable[..., Any]  # (ctx, id) → the holder
+    set: Callable[..., Any]  # (ctx, id, key, value, actor=) → the holder
+    unset: Callable[..., Any]  # (ctx, id, key, actor=) → the holder
+    set_hint: str  # where a value set is used, for the PUT route's help
 
 
-@router.put("/devices/{controller_id}/metadata/{key}")
-def set_device_metadata(
-    caller: ReleaseManager, controller_id: str, key: Key, body: ValueIn
-) -> dict[str, Any]:
-    """Set one metadata key of a device (queried as ``metadata.KEY``)."""
-    device = metadata.set_device(caller.ctx, controller_id, key, body.value, actor=caller.actor)
-    return present.metadata_json(device.controller_id, device.metadata)
+HOLDERS = (
+    Holder(
+        "device",
+        "controller_id",
+        str,
+        attrgetter("controller_id"),
+        device_service.show_device,
+        metadata.set_device,
+        metadata.unset_device,
+        "queried as ``metadata.KEY``",
+    ),
+    Holder(
+        "release",
+        "release_id",
+        int,
+        attrgetter("id"),
+        release_views.get_release,
+        metadata.set_release,
+        metadata.unset_release,
+        "``GET /api/v1/releases?metadata=KEY=VALUE``",
+    ),
+)
 
 
-@router.delete("/devices/{controller_id}/metadata/{key}")
-def unset_device_metadata(caller: ReleaseManager, controller_id: str, key: Key) -> dict[str, Any]:
-    """Remove one metadata key of a device."""
-    device = metadata.unset_device(caller.ctx, controller_id, key, actor=caller.actor)
-    return present.metadata_json(device.controller_id, device.metadata)
+def _route(method: str, path: str, name: str, doc: str, endpoint: Callable[..., Any]) -> None:
+    """Add ``endpoint`` under ``name`` (its operationId) with ``doc`` as its description."""
+    endpoint.__doc__ = doc
+    router.api_route(path, methods=[method], name=name)(endpoint)
 
 
-@router.get("/releases/{release_id}/metadata")
-def release_metadata(caller: Viewer, release_id: int) -> dict[str, Any]:
-    """A release's operator metadata."""
-    release = release_views.get_release(caller.ctx, release_id)
-    return present.metadata_json(release.id, release.metadata)
+def _signed(endpoint: Callable[..., Any], params: dict[str, Any]) -> Callable[..., Any]:
+    """``endpoint`` declaring the keyword parameters ``params`` (name → annotation), as
+    FastAPI reads them to build the request and the document."""
+    kind = inspect.Parameter.KEYWORD_ONLY
+    signature = inspect.Signature(
+        [inspect.Parameter(n, kind, annotation=a) for n, a in params.items()],
+        return_annotation=dict[str, Any],
+    )
+    setattr(endpoint, "__signature__", signature)  # noqa: B010  # not a declared attribute
+    return endpoint
 
 
-@router.put("/releases/{release_id}/metadata/{key}")
-def set_release_metadata(
-    caller: ReleaseManager, release_id: int, key: Key, body: ValueIn
-) -> dict[str, Any]:
-    """Set one metadata key of a release (``GET /api/v1/releases?metadata=KEY=VALUE``)."""
-    release = metadata.set_release(caller.ctx, release_id, key, body.value, actor=caller.actor)
-    return present.metadata_json(release.id, release.metadata)
+def metadata_routes(holder: Holder) -> None:
+    """``GET``, ``PUT …/{key}`` and ``DELETE …/{key}`` of ``/{noun}s/{id}/metadata``."""
+    noun, ident = holder.noun, holder.id_name
+    path = f"/{noun}s/{{{ident}}}/metadata"
+
+    def answer(item: Any) -> dict[str, Any]:
+        return present.metadata_json(holder.id_of(item), item.metadata)
+
+    def read(caller: Caller, **ids: Any) -> dict[str, Any]:
+        return answer(holder.show(caller.ctx, ids[ident]))
+
+    def put(caller: Caller, key: str, body: ValueIn, **ids: Any) -> dict[str, Any]:
+        return answer(holder.set(caller.ctx, ids[ident], key, body.value, actor=caller.actor))
+
+    def delete(caller: Caller, key: str, **ids: Any) -> dict[str, Any]:
+        return answer(holder.unset(caller.ctx, ids[ident], key, actor=caller.actor))
+
+    the_id = {ident: holder.id_type}
+    read = _signed(read, {"caller": Viewer, **the_id})
+    put = _signed(put, {"caller": ReleaseManager, **the_id, "key": Key, "body": ValueIn})
+    delete = _signed(delete, {"caller": ReleaseManager, **the_id, "key": Key})
+    _route("GET", path, f"{noun}_metadata", f"A {noun}'s operator metadata.", read)
+    doc = f"Set one metadata key of a {noun} ({holder.set_hint})."
+    _route("PUT", f"{path}/{{key}}", f"set_{noun}_metadata", doc, put)
+    doc = f"Remove one metadata key of a {noun}."
+    _route("DELETE", f"{path}/{{key}}", f"unset_{noun}_metadata", doc, delete)
 
 
-@router.delete("/releases/{release_id}/metadata/{key}")
-def unset_release_metadata(caller: ReleaseManager, release_id: int, key: Key) -> dict[str, Any]:
-    """Remove one metadata key of a release."""
-    release = metadata.unset_release(caller.ctx, release_id, key, actor=caller.actor)
-    return present.metadata_json(release.id, release.metadata)
+for _holder in HOLDERS:
+    metadata_routes(_holder)

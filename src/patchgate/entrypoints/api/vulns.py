@@ -5,6 +5,7 @@ Reading needs the viewer role; every change needs security_analyst (or admin).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from patchgate.entrypoints.api import constraints as rule
-from patchgate.entrypoints.api.deps import SecurityAnalyst, Viewer, limited
+from patchgate.entrypoints.api.deps import Caller, SecurityAnalyst, Viewer, limited
 from patchgate.entrypoints.bodies import StrictRoute
 from patchgate.entrypoints.presenters import vulnerabilities as present
 from patchgate.services.context import Context
@@ -85,6 +86,23 @@ class SubmitReport(BaseModel):
 
 def _shown(ctx: Context, vuln_id: str) -> dict[str, Any]:
     return present.vulnerability_json(views.show(ctx, vuln_id))
+
+
+def _change(
+    caller: Caller,
+    command: Callable[..., str],
+    vuln_id: str,
+    body: BaseModel,
+    kind: str | None = None,
+    **renamed: str,
+) -> dict[str, Any]:
+    """Run a register command (services/vulnerabilities/commands.py) as the caller: the
+    body's fields are its keyword arguments (``renamed`` maps a field to the argument of
+    another name), an Art. 14 ``kind`` follows the ID; answer the changed vulnerability."""
+    fields = {renamed.get(name, name): value for name, value in body}
+    kinds = () if kind is None else (kind,)
+    changed = command(caller.ctx, vuln_id, *kinds, actor=caller.actor, **fields)
+    return _shown(caller.ctx, changed)
 
 
 @router.get("")
@@ -179,63 +197,31 @@ def show_vulnerability(caller: Viewer, vuln_id: str) -> dict[str, Any]:
 @router.post("/{vuln_id}/triage")
 def triage(caller: SecurityAnalyst, vuln_id: str, body: Triage) -> dict[str, Any]:
     """Move along the lifecycle (409 naming the allowed transitions when refused)."""
-    changed = commands.triage(
-        caller.ctx,
-        vuln_id,
-        status=body.status,
-        actor=caller.actor,
-        justification=body.justification,
-        product=body.product,
-        at=body.at,
-        release_id=body.release_id,
-    )
-    return _shown(caller.ctx, changed)
+    return _change(caller, commands.triage, vuln_id, body)
 
 
 @router.put("/{vuln_id}/products")
 def affects(caller: SecurityAnalyst, vuln_id: str, body: Affects) -> dict[str, Any]:
     """Record that a product is affected and in which versions."""
-    changed = commands.set_affected(
-        caller.ctx, vuln_id, product=body.product, affected=body.affected, actor=caller.actor
-    )
-    return _shown(caller.ctx, changed)
+    return _change(caller, commands.set_affected, vuln_id, body)
 
 
 @router.post("/{vuln_id}/override")
 def override(caller: SecurityAnalyst, vuln_id: str, body: Override) -> dict[str, Any]:
     """Override the severity with a written justification (audited)."""
-    changed = commands.override_severity(
-        caller.ctx,
-        vuln_id,
-        severity_name=body.severity,
-        justification=body.justification,
-        actor=caller.actor,
-    )
-    return _shown(caller.ctx, changed)
+    return _change(caller, commands.override_severity, vuln_id, body, severity="severity_name")
 
 
 @router.post("/{vuln_id}/exploited")
 def exploited(caller: SecurityAnalyst, vuln_id: str, body: Exploited) -> dict[str, Any]:
     """Record active exploitation (or a severe incident): starts the Art. 14 clocks."""
-    changed = commands.mark_exploited(
-        caller.ctx, vuln_id, actor=caller.actor, at=body.at, severe=body.severe_incident
-    )
-    return _shown(caller.ctx, changed)
+    return _change(caller, commands.mark_exploited, vuln_id, body, severe_incident="severe")
 
 
 @router.post("/{vuln_id}/upstream")
 def upstream(caller: SecurityAnalyst, vuln_id: str, body: Upstream) -> dict[str, Any]:
     """Record the report to the component's maintainer (CRA Art. 13(6))."""
-    changed = commands.record_upstream(
-        caller.ctx,
-        vuln_id,
-        actor=caller.actor,
-        component=body.component,
-        reported_to=body.reported_to,
-        at=body.at,
-        reference=body.reference,
-    )
-    return _shown(caller.ctx, changed)
+    return _change(caller, commands.record_upstream, vuln_id, body)
 
 
 @router.get("/{vuln_id}/art14/{kind}", response_model=None)
@@ -257,7 +243,4 @@ def art14_submitted(
     caller: SecurityAnalyst, vuln_id: str, kind: ReportKind, body: SubmitReport
 ) -> dict[str, Any]:
     """Record the submission of an Art. 14 report."""
-    changed = commands.submit_report(
-        caller.ctx, vuln_id, kind, actor=caller.actor, at=body.at, reference=body.reference
-    )
-    return _shown(caller.ctx, changed)
+    return _change(caller, commands.submit_report, vuln_id, body, kind=kind)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from patchgate.domain.errors import InvalidInput
-from patchgate.entrypoints.cli.common import actor, app, emit_json
+from patchgate.entrypoints.cli.common import actor, add_group, app, emit_json
 from patchgate.entrypoints.presenters import advisories as present
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
@@ -18,12 +18,12 @@ FORMATS = ("csaf", "md", "html")
 
 def register(cli: typer.Typer) -> None:
     """Add ``advisory`` to ``cli``."""
-    group = typer.Typer(help="CSAF 2.0 security advisories.", no_args_is_help=True)
-    group.command("create")(create)
-    group.command("publish")(publish)
-    group.command("list")(list_advisories)
-    group.command("show")(show)
-    cli.add_typer(group, name="advisory")
+    add_group(
+        cli,
+        "advisory",
+        "CSAF 2.0 security advisories.",
+        {"create": create, "publish": publish, "list": list_advisories, "show": show},
+    )
 
 
 def public_url() -> str:

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from patchgate.entrypoints.cli.common import actor, app, emit_json
+from patchgate.entrypoints.cli.common import actor, add_group, app, emit_json
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 IdArg = Annotated[int, typer.Argument(help="Campaign id.")]
@@ -22,20 +22,25 @@ IdArg = Annotated[int, typer.Argument(help="Campaign id.")]
 
 def register(cli: typer.Typer) -> None:
     """Add the campaign commands to ``cli``."""
-    group = typer.Typer(help="Campaigns: phased rollouts with health gates.", no_args_is_help=True)
-    group.command("create")(campaign_create)
-    group.command("start")(campaign_start)
-    group.command("pause")(campaign_pause)
-    group.command("resume")(campaign_resume)
-    group.command("approve")(campaign_approve)
-    group.command("complete")(campaign_complete)
-    group.command("halt")(campaign_halt)
-    group.command("revert")(campaign_revert)
-    group.command("cancel")(campaign_cancel)
-    group.command("status")(campaign_status)
-    group.command("list")(campaign_list)
-    group.command("tick")(campaign_tick)
-    cli.add_typer(group, name="campaign")
+    add_group(
+        cli,
+        "campaign",
+        "Campaigns: phased rollouts with health gates.",
+        {
+            "create": campaign_create,
+            "start": campaign_start,
+            "pause": campaign_pause,
+            "resume": campaign_resume,
+            "approve": campaign_approve,
+            "complete": campaign_complete,
+            "halt": campaign_halt,
+            "revert": campaign_revert,
+            "cancel": campaign_cancel,
+            "status": campaign_status,
+            "list": campaign_list,
+            "tick": campaign_tick,
+        },
+    )
 
 
 def _wait_for_notices() -> None:

@@ -6,9 +6,9 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     # Imported lazily below: the agent's commands run on devices and must not pay for the
     # server's imports (SQLAlchemy, FastAPI) at every start.
     from patchgate.bootstrap import App, Settings
+
+V = TypeVar("V")
 
 # Set by main() from --data-dir, wherever it appears on the command line.
 DATA_DIR: dict[str, str | None] = {"value": None}
@@ -55,6 +57,37 @@ def actor() -> str:
 def emit_json(payload: dict[str, Any]) -> None:
     """Exactly one JSON object on stdout."""
     sys.stdout.write(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def add_group(
+    cli: typer.Typer, name: str, about: str, commands: Mapping[str, Callable[..., Any]]
+) -> typer.Typer:
+    """Add the command group ``name`` (``about``: its help, shown when it is called without
+    a command) to ``cli``, each command under its name; the group, for more."""
+    group = typer.Typer(help=about, no_args_is_help=True)
+    for command, fn in commands.items():
+        group.command(command)(fn)
+    cli.add_typer(group, name=name)
+    return group
+
+
+def emit_view(
+    view: V,
+    as_json: bool,
+    *,
+    json: Callable[[V], dict[str, Any]],
+    text: Callable[[V], str | Iterable[str]],
+) -> None:
+    """A view on stdout: one JSON object (``--json``) or the presenter's text (a string,
+    or lines)."""
+    if as_json:
+        emit_json(json(view))
+        return
+    shown = text(view)
+    if isinstance(shown, str):
+        typer.echo(shown)
+    else:
+        emit_lines(shown)
 
 
 def fail(*problems: str, code: int = 2) -> NoReturn:

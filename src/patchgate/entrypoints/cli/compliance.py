@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from patchgate.entrypoints.cli.advisories import public_url
-from patchgate.entrypoints.cli.common import actor, app, emit_json
+from patchgate.entrypoints.cli.common import actor, add_group, app, emit_json
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 ProductOption = Annotated[
@@ -19,12 +19,8 @@ MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL"}
 
 def register(cli: typer.Typer) -> None:
     """Add ``techfile`` and ``support`` to ``cli``."""
-    techfile = typer.Typer(help="The technical file.", no_args_is_help=True)
-    techfile.command("export")(techfile_export)
-    cli.add_typer(techfile, name="techfile")
-    support = typer.Typer(help="End of support.", no_args_is_help=True)
-    support.command("show")(support_show)
-    cli.add_typer(support, name="support")
+    add_group(cli, "techfile", "The technical file.", {"export": techfile_export})
+    add_group(cli, "support", "End of support.", {"show": support_show})
 
 
 def register_reports(report: typer.Typer) -> None:

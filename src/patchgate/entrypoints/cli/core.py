@@ -13,9 +13,10 @@ from patchgate.domain.clock import utcnow
 from patchgate.domain.errors import PolicyInvalid
 from patchgate.entrypoints.cli.common import (
     actor,
+    add_group,
     app,
     emit_json,
-    emit_lines,
+    emit_view,
     fail,
     read_text_file,
     settings,
@@ -35,27 +36,31 @@ def register(cli: typer.Typer) -> None:
     """Add the foundation's commands to ``cli``."""
     cli.command("init")(init)
     cli.command("serve")(serve)
-    db = typer.Typer(help="Database schema.", no_args_is_help=True)
-    db.command("upgrade")(db_upgrade)
-    db.command("check")(db_check)
-    db.command("prune-actions")(prune_actions)
+    db = add_group(
+        cli,
+        "db",
+        "Database schema.",
+        {"upgrade": db_upgrade, "check": db_check, "prune-actions": prune_actions},
+    )
     db.command("revision", hidden=True)(db_revision)
-    cli.add_typer(db, name="db")
-    pol = typer.Typer(help="The patch management policy.", no_args_is_help=True)
-    pol.command("check")(policy_check)
-    pol.command("render")(policy_render)
-    pol.command("apply")(policy_apply)
-    cli.add_typer(pol, name="policy")
-    aud = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
-    aud.command("verify")(audit_verify)
-    aud.command("list")(audit_list)
-    aud.command("checkpoint")(audit_checkpoint)
-    cli.add_typer(aud, name="audit")
-    tok = typer.Typer(help="Management API tokens.", no_args_is_help=True)
-    tok.command("create")(token_create)
-    tok.command("list")(token_list)
-    tok.command("revoke")(token_revoke)
-    cli.add_typer(tok, name="token")
+    add_group(
+        cli,
+        "policy",
+        "The patch management policy.",
+        {"check": policy_check, "render": policy_render, "apply": policy_apply},
+    )
+    add_group(
+        cli,
+        "audit",
+        "The tamper-evident audit log.",
+        {"verify": audit_verify, "list": audit_list, "checkpoint": audit_checkpoint},
+    )
+    add_group(
+        cli,
+        "token",
+        "Management API tokens.",
+        {"create": token_create, "list": token_list, "revoke": token_revoke},
+    )
 
 
 # --- init, db, serve -----------------------------------------------------------------------
@@ -441,10 +446,7 @@ def audit_list(
     from patchgate.services import audit
 
     rows = audit.entries(app().context, limit=limit, subject=subject)
-    if as_json:
-        emit_json(present.entries_json(rows))
-    else:
-        emit_lines(present.entries_text(rows))
+    emit_view(rows, as_json, json=present.entries_json, text=present.entries_text)
 
 
 # --- tokens --------------------------------------------------------------------------------
@@ -481,10 +483,7 @@ def token_list(as_json: JsonFlag = False) -> None:
     from patchgate.services import access
 
     tokens = access.list_tokens(app().context)
-    if as_json:
-        emit_json(present.tokens_json(tokens))
-    else:
-        emit_lines(present.tokens_text(tokens))
+    emit_view(tokens, as_json, json=present.tokens_json, text=present.tokens_text)
 
 
 def token_revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:

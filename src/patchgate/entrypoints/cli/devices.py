@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from patchgate.entrypoints.cli.common import actor, app, emit_json, emit_lines
+from patchgate.entrypoints.cli.common import actor, add_group, app, emit_json, emit_lines, emit_view
 from patchgate.entrypoints.cli.targeting import metadata_commands
 from patchgate.services.device_ports import DEFAULT_TENANT
 
@@ -19,22 +19,29 @@ Tenant = Annotated[str, typer.Option("--tenant", metavar="TENANT", help="DDI ten
 
 
 def register(cli: typer.Typer) -> None:
-    dev = typer.Typer(help="Devices: provisioning, groups and tags, actions.", no_args_is_help=True)
-    dev.command("add")(add)
-    dev.command("import")(import_)
-    dev.command("list")(list_)
-    dev.command("show")(show)
-    dev.command("tag")(tag)
-    dev.command("remove")(remove)
-    dev.command("rotate-token")(rotate_token)
-    dev.command("assign")(assign)
-    dev.command("cancel")(cancel)
+    dev = add_group(
+        cli,
+        "device",
+        "Devices: provisioning, groups and tags, actions.",
+        {
+            "add": add,
+            "import": import_,
+            "list": list_,
+            "show": show,
+            "tag": tag,
+            "remove": remove,
+            "rotate-token": rotate_token,
+            "assign": assign,
+            "cancel": cancel,
+        },
+    )
     dev.add_typer(metadata_commands("device"), name="meta")
-    cli.add_typer(dev, name="device")
-    ten = typer.Typer(help="Device API settings of a tenant.", no_args_is_help=True)
-    ten.command("gateway-token")(gateway_token)
-    ten.command("anonymous")(anonymous)
-    cli.add_typer(ten, name="ddi")
+    add_group(
+        cli,
+        "ddi",
+        "Device API settings of a tenant.",
+        {"gateway-token": gateway_token, "anonymous": anonymous},
+    )
 
 
 def add(
@@ -169,10 +176,7 @@ def show(
     from patchgate.services import devices as device_service
 
     detail = device_service.device_detail(app().context, device_id, tenant=tenant)
-    if as_json:
-        emit_json(present.device_detail_json(detail))
-    else:
-        emit_lines(present.device_detail_text(detail))
+    emit_view(detail, as_json, json=present.device_detail_json, text=present.device_detail_text)
 
 
 def tag(

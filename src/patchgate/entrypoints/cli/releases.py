@@ -21,7 +21,14 @@ from rich.progress import (
 )
 
 from patchgate.domain.errors import InvalidInput, TooLarge
-from patchgate.entrypoints.cli.common import actor, app, emit_json, read_text_file
+from patchgate.entrypoints.cli.common import (
+    actor,
+    add_group,
+    app,
+    emit_json,
+    emit_view,
+    read_text_file,
+)
 from patchgate.entrypoints.cli.targeting import metadata_commands
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
@@ -30,20 +37,30 @@ CHUNK = 1024 * 1024
 
 def register(cli: typer.Typer) -> None:
     """Add the release and key commands to ``cli``."""
-    rel = typer.Typer(help="Releases: signed, content-addressed artifacts.", no_args_is_help=True)
-    rel.command("create")(release_create)
-    rel.command("list")(release_list)
-    rel.command("show")(release_show)
-    rel.command("withdraw")(release_withdraw)
-    rel.command("sign")(release_sign)
+    rel = add_group(
+        cli,
+        "release",
+        "Releases: signed, content-addressed artifacts.",
+        {
+            "create": release_create,
+            "list": release_list,
+            "show": release_show,
+            "withdraw": release_withdraw,
+            "sign": release_sign,
+        },
+    )
     rel.add_typer(metadata_commands("release"), name="meta")
-    cli.add_typer(rel, name="release")
-    keys = typer.Typer(help="TUF keys and metadata.", no_args_is_help=True)
-    keys.command("init")(keys_init)
-    keys.command("rotate")(keys_rotate)
-    keys.command("sign-targets")(keys_sign_targets)
-    keys.command("status")(keys_status)
-    cli.add_typer(keys, name="keys")
+    add_group(
+        cli,
+        "keys",
+        "TUF keys and metadata.",
+        {
+            "init": keys_init,
+            "rotate": keys_rotate,
+            "sign-targets": keys_sign_targets,
+            "status": keys_status,
+        },
+    )
 
 
 def _read_chunks(handle: IO[bytes], progress: Progress, task: TaskID) -> Iterator[bytes]:
@@ -162,10 +179,7 @@ def release_list(
     from patchgate.services.releases import views
 
     listing = views.release_list(app().context, product=product, metadata=metadata or ())
-    if as_json:
-        emit_json(present.release_list_json(listing))
-    else:
-        typer.echo(present.release_list_text(listing))
+    emit_view(listing, as_json, json=present.release_list_json, text=present.release_list_text)
 
 
 def release_show(
@@ -176,10 +190,7 @@ def release_show(
     from patchgate.services.releases import views
 
     detail = views.release_detail(app().context, release_id)
-    if as_json:
-        emit_json(present.release_json(detail))
-    else:
-        typer.echo(present.release_text(detail))
+    emit_view(detail, as_json, json=present.release_json, text=present.release_text)
 
 
 def release_withdraw(
@@ -311,7 +322,4 @@ def keys_status(as_json: JsonFlag = False) -> None:
     view = views.trust_status(app().context)
     if view is None:
         raise InvalidInput("no TUF repository; run `patchgate init` or `patchgate keys init`")
-    if as_json:
-        emit_json(present.trust_json(view))
-    else:
-        typer.echo(present.trust_text(view))
+    emit_view(view, as_json, json=present.trust_json, text=present.trust_text)

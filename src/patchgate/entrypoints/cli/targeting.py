@@ -6,12 +6,14 @@ import."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from patchgate.entrypoints.cli.common import actor, app, emit_json, emit_lines
+from patchgate.entrypoints.cli.common import actor, add_group, app, emit_json, emit_lines, emit_view
 from patchgate.services.device_ports import DEFAULT_TENANT
 
 if TYPE_CHECKING:
@@ -29,57 +31,53 @@ Description = Annotated[
 
 
 def register(cli: typer.Typer) -> None:
-    saved = typer.Typer(help="Saved device queries (hawkBit target filters).", no_args_is_help=True)
-    saved.command("create")(create)
-    saved.command("save")(save)
-    saved.command("update")(update)
-    saved.command("list")(list_)
-    saved.command("show")(show)
-    saved.command("delete")(delete)
-    cli.add_typer(saved, name="filter")
+    add_group(
+        cli,
+        "filter",
+        "Saved device queries (hawkBit target filters).",
+        {
+            "create": create,
+            "save": save,
+            "update": update,
+            "list": list_,
+            "show": show,
+            "delete": delete,
+        },
+    )
 
 
 def _emit(record: SavedFilterRecord, as_json: bool) -> None:
     from patchgate.entrypoints.presenters import targeting as present
 
-    if as_json:
-        emit_json(present.saved_filter_json(record))
-    else:
-        emit_lines(present.saved_filter_text(record))
+    emit_view(record, as_json, json=present.saved_filter_json, text=present.saved_filter_text)
 
 
-def create(
-    name: Name,
-    query: Query,
-    description: Description = None,
-    tenant: Tenant = DEFAULT_TENANT,
-    as_json: JsonFlag = False,
-) -> None:
-    """Save a new device query under a name (refused if the name is taken)."""
-    _store("create", name, query, description, tenant, as_json)
+def _storing(how: str, doc: str) -> Callable[..., None]:
+    """``filter create`` (``how``: a new name only) or ``filter save`` (replacing)."""
+
+    def store(
+        name: Name,
+        query: Query,
+        description: Description = None,
+        tenant: Tenant = DEFAULT_TENANT,
+        as_json: JsonFlag = False,
+    ) -> None:
+        from patchgate.services.devices import saved_filters
+
+        command = saved_filters.create if how == "create" else saved_filters.save
+        made = command(
+            app().context, name, query, description=description, tenant=tenant, actor=actor()
+        )
+        _emit(made, as_json)
+
+    store.__doc__ = doc
+    return store
 
 
-def save(
-    name: Name,
-    query: Query,
-    description: Description = None,
-    tenant: Tenant = DEFAULT_TENANT,
-    as_json: JsonFlag = False,
-) -> None:
-    """Save a device query under a name, replacing the query of that name if there is one."""
-    _store("save", name, query, description, tenant, as_json)
-
-
-def _store(
-    how: str, name: str, query: str, description: str | None, tenant: str, as_json: bool
-) -> None:
-    from patchgate.services.devices import saved_filters
-
-    command = saved_filters.create if how == "create" else saved_filters.save
-    made = command(
-        app().context, name, query, description=description, tenant=tenant, actor=actor()
-    )
-    _emit(made, as_json)
+create = _storing("create", "Save a new device query under a name (refused if the name is taken).")
+save = _storing(
+    "save", "Save a device query under a name, replacing the query of that name if there is one."
+)
 
 
 def update(
@@ -106,10 +104,7 @@ def list_(tenant: Tenant = DEFAULT_TENANT, as_json: JsonFlag = False) -> None:
     from patchgate.services.devices import saved_filters
 
     found = saved_filters.list_filters(app().context, tenant=tenant)
-    if as_json:
-        emit_json(present.saved_filters_json(found))
-    else:
-        emit_lines(present.saved_filters_text(found))
+    emit_view(found, as_json, json=present.saved_filters_json, text=present.saved_filters_text)
 
 
 def show(name: Name, tenant: Tenant = DEFAULT_TENANT, as_json: JsonFlag = False) -> None:
@@ -135,18 +130,104 @@ def delete(name: Name, tenant: Tenant = DEFAULT_TENANT, as_json: JsonFlag = Fals
 Key = Annotated[str, typer.Argument(metavar="KEY", help="Letters, digits, _ . -; 128 at most.")]
 
 
+Value = Annotated[str, typer.Argument(metavar="VALUE", help="Text, 4,000 characters at most.")]
+DeviceId = Annotated[str, typer.Argument(metavar="ID", help="The device's controllerId.")]
+ReleaseId = Annotated[int, typer.Argument(metavar="ID", help="Release ID.")]
+Services = dict[str, Callable[..., Any]]  # the service of each command: list, set, unset
+
+
+def _device_services() -> Services:
+    from patchgate.services import devices, metadata
+
+    return {"list": devices.show_device, "set": metadata.set_device, "unset": metadata.unset_device}
+
+
+def _release_services() -> Services:
+    from patchgate.services import metadata
+    from patchgate.services.releases import views
+
+    return {"list": views.get_release, "set": metadata.set_release, "unset": metadata.unset_release}
+
+
+@dataclass(frozen=True)
+class Holder:
+    """What carries operator metadata (services/metadata.py), as its commands name it."""
+
+    id_name: str  # the ID argument's parameter
+    id_type: Any  # its annotation
+    id_attr: str  # the attribute of the ID the JSON answer names
+    services: Callable[[], Services]  # imported when a command runs
+    tenant: bool  # whether the commands take --tenant
+    set_hint: str  # where a value set is used, for ``set``'s help
+
+
+HOLDERS = {
+    "device": Holder(
+        "device_id", DeviceId, "controller_id", _device_services, True, "queried as metadata.KEY"
+    ),
+    "release": Holder(
+        "release_id",
+        ReleaseId,
+        "id",
+        _release_services,
+        False,
+        "release list --metadata KEY=VALUE finds it",
+    ),
+}
+
+
 def metadata_commands(kind: str) -> typer.Typer:
     """``device meta …`` (``kind`` "device") or ``release meta …`` ("release")."""
+    holder = HOLDERS[kind]
+
+    def run(command: str, given: dict[str, Any], *args: str) -> None:
+        """Call the service of ``command`` and print the holder's metadata after it."""
+        service = holder.services()[command]
+        scope = {"tenant": given["tenant"]} if holder.tenant else {}
+        if command != "list":
+            scope["actor"] = actor()
+        item = service(app().context, given[holder.id_name], *args, **scope)
+        _emit_metadata(getattr(item, holder.id_attr), item.metadata, given["as_json"])
+
+    def set_(**given: Any) -> None:
+        run("set", given, given["key"], given["value"])
+
+    def unset(**given: Any) -> None:
+        run("unset", given, given["key"])
+
+    def list_(**given: Any) -> None:
+        run("list", given)
+
     meta = typer.Typer(help=f"Operator metadata (key/value) of a {kind}.", no_args_is_help=True)
-    if kind == "device":
-        meta.command("set")(device_set)
-        meta.command("unset")(device_unset)
-        meta.command("list")(device_list)
-    else:
-        meta.command("set")(release_set)
-        meta.command("unset")(release_unset)
-        meta.command("list")(release_list)
+    the_id = {holder.id_name: holder.id_type}
+    options: dict[str, tuple[Any, Any]] = {}
+    if holder.tenant:
+        options["tenant"] = (Tenant, DEFAULT_TENANT)
+    options["as_json"] = (JsonFlag, False)
+    set_doc = f"Set a metadata key of a {kind} ({holder.set_hint})."
+    for name, command, doc, arguments in (
+        ("set", set_, set_doc, {**the_id, "key": Key, "value": Value}),
+        ("unset", unset, f"Remove a metadata key of a {kind}.", {**the_id, "key": Key}),
+        ("list", list_, f"A {kind}'s metadata.", the_id),
+    ):
+        meta.command(name)(_signed(command, doc, arguments, options))
     return meta
+
+
+def _signed(
+    command: Callable[..., None],
+    doc: str,
+    arguments: dict[str, Any],
+    options: dict[str, tuple[Any, Any]],
+) -> Callable[..., None]:
+    """``command`` declaring ``arguments`` (name → annotation), then ``options`` (name →
+    annotation and default), as typer reads them to build the command and its help."""
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = [inspect.Parameter(n, kind, annotation=a) for n, a in arguments.items()]
+    params += [inspect.Parameter(n, kind, annotation=a, default=d) for n, (a, d) in options.items()]
+    setattr(command, "__signature__", inspect.Signature(params, return_annotation=None))  # noqa: B010
+    command.__doc__ = doc
+    return command
 
 
 def _emit_metadata(subject: str | int, values: Mapping[str, str], as_json: bool) -> None:
@@ -156,70 +237,3 @@ def _emit_metadata(subject: str | int, values: Mapping[str, str], as_json: bool)
         emit_json(present.metadata_json(subject, values))
     else:
         emit_lines(present.metadata_text(values))
-
-
-DeviceId = Annotated[str, typer.Argument(metavar="ID", help="The device's controllerId.")]
-ReleaseId = Annotated[int, typer.Argument(metavar="ID", help="Release ID.")]
-
-
-def device_set(
-    device_id: DeviceId,
-    key: Key,
-    value: Annotated[str, typer.Argument(metavar="VALUE", help="Text, 4,000 characters at most.")],
-    tenant: Tenant = DEFAULT_TENANT,
-    as_json: JsonFlag = False,
-) -> None:
-    """Set a metadata key of a device (queried as metadata.KEY)."""
-    from patchgate.services import metadata
-
-    device = metadata.set_device(app().context, device_id, key, value, tenant=tenant, actor=actor())
-    _emit_metadata(device.controller_id, device.metadata, as_json)
-
-
-def device_unset(
-    device_id: DeviceId, key: Key, tenant: Tenant = DEFAULT_TENANT, as_json: JsonFlag = False
-) -> None:
-    """Remove a metadata key of a device."""
-    from patchgate.services import metadata
-
-    device = metadata.unset_device(app().context, device_id, key, tenant=tenant, actor=actor())
-    _emit_metadata(device.controller_id, device.metadata, as_json)
-
-
-def device_list(
-    device_id: DeviceId, tenant: Tenant = DEFAULT_TENANT, as_json: JsonFlag = False
-) -> None:
-    """A device's metadata."""
-    from patchgate.services import devices
-
-    device = devices.show_device(app().context, device_id, tenant=tenant)
-    _emit_metadata(device.controller_id, device.metadata, as_json)
-
-
-def release_set(
-    release_id: ReleaseId,
-    key: Key,
-    value: Annotated[str, typer.Argument(metavar="VALUE", help="Text, 4,000 characters at most.")],
-    as_json: JsonFlag = False,
-) -> None:
-    """Set a metadata key of a release (release list --metadata KEY=VALUE finds it)."""
-    from patchgate.services import metadata
-
-    release = metadata.set_release(app().context, release_id, key, value, actor=actor())
-    _emit_metadata(release.id, release.metadata, as_json)
-
-
-def release_unset(release_id: ReleaseId, key: Key, as_json: JsonFlag = False) -> None:
-    """Remove a metadata key of a release."""
-    from patchgate.services import metadata
-
-    release = metadata.unset_release(app().context, release_id, key, actor=actor())
-    _emit_metadata(release.id, release.metadata, as_json)
-
-
-def release_list(release_id: ReleaseId, as_json: JsonFlag = False) -> None:
-    """A release's metadata."""
-    from patchgate.services.releases import views
-
-    release = views.get_release(app().context, release_id)
-    _emit_metadata(release.id, release.metadata, as_json)

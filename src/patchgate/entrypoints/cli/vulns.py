@@ -3,44 +3,41 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from patchgate.domain.clock import parse_rfc3339
 from patchgate.domain.errors import InvalidInput
-from patchgate.entrypoints.cli.common import actor, app, emit_json
+from patchgate.entrypoints.cli.common import actor, add_group, app, emit_json, emit_view
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
 def register(cli: typer.Typer) -> None:
     """Add ``vuln`` and ``report sla`` to ``cli``."""
-    vuln = typer.Typer(help="The vulnerability register.", no_args_is_help=True)
-    for name, fn in (
-        ("add", add),
-        ("import", import_file),
-        ("list", list_vulns),
-        ("show", show),
-        ("triage", triage),
-        ("affects", affects),
-        ("override", override),
-        ("exploited", exploited),
-        ("upstream", upstream),
-        ("art14", art14),
-        ("submit", submit),
-        ("due", due),
-        ("export-vex", export_vex),
-    ):
-        vuln.command(name)(fn)
-    cli.add_typer(vuln, name="vuln")
-    report = typer.Typer(help="Reports.", no_args_is_help=True)
-    report.command("sla")(report_sla)
+    commands: dict[str, Callable[..., Any]] = {
+        "add": add,
+        "import": import_file,
+        "list": list_vulns,
+        "show": show,
+        "triage": triage,
+        "affects": affects,
+        "override": override,
+        "exploited": exploited,
+        "upstream": upstream,
+        "art14": art14,
+        "submit": submit,
+        "due": due,
+        "export-vex": export_vex,
+    }
+    add_group(cli, "vuln", "The vulnerability register.", commands)
+    report = add_group(cli, "report", "Reports.", {"sla": report_sla})
     from patchgate.entrypoints.cli.compliance import register_reports
 
     register_reports(report)
-    cli.add_typer(report, name="report")
 
 
 def _time(value: str | None, flag: str) -> datetime | None:
@@ -58,10 +55,13 @@ def _show(vuln_id: str, as_json: bool) -> None:
     from patchgate.services.vulnerabilities import views
 
     view = views.show(app().context, vuln_id)
-    if as_json:
-        emit_json(present.vulnerability_json(view))
-    else:
-        typer.echo(present.vulnerability_text(view))
+    emit_view(view, as_json, json=present.vulnerability_json, text=present.vulnerability_text)
+
+
+def _change(command: Callable[..., str], vuln_id: str, as_json: bool, /, **fields: Any) -> None:
+    """Run a register command (services/vulnerabilities/commands.py) on ``vuln_id`` as the
+    local user, then print the vulnerability it changed."""
+    _show(command(app().context, vuln_id, actor=actor(), **fields), as_json)
 
 
 def add(
@@ -115,10 +115,7 @@ def import_file(
     result = imports.import_document(
         app().context, data, actor=actor(), fmt=fmt, products=product or [], name=path
     )
-    if as_json:
-        emit_json(present.import_json(result))
-    else:
-        typer.echo(present.import_text(result))
+    emit_view(result, as_json, json=present.import_json, text=present.import_text)
 
 
 def list_vulns(
@@ -130,10 +127,7 @@ def list_vulns(
     from patchgate.services.vulnerabilities import views
 
     page = views.list_vulnerabilities(app().context, overdue=overdue)
-    if as_json:
-        emit_json(present.page_json(page))
-    else:
-        typer.echo(present.page_text(page))
+    emit_view(page, as_json, json=present.page_json, text=present.page_text)
 
 
 def show(vuln_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonFlag = False) -> None:
@@ -153,17 +147,16 @@ def triage(
     """Move the analysis along the lifecycle (for one product, or all of them)."""
     from patchgate.services.vulnerabilities import commands
 
-    changed = commands.triage(
-        app().context,
+    _change(
+        commands.triage,
         vuln_id,
+        as_json,
         status=status,
-        actor=actor(),
         justification=justification,
         product=product,
         at=_time(at, "--at"),
         release_id=release,
     )
-    _show(changed, as_json)
 
 
 def affects(
@@ -177,10 +170,7 @@ def affects(
     """Record that a product is affected, in which versions (e.g. after an import)."""
     from patchgate.services.vulnerabilities import commands
 
-    changed = commands.set_affected(
-        app().context, vuln_id, product=product, affected=affected or [], actor=actor()
-    )
-    _show(changed, as_json)
+    _change(commands.set_affected, vuln_id, as_json, product=product, affected=affected or [])
 
 
 def override(
@@ -195,10 +185,8 @@ def override(
 
     if (severity is None) != clear:
         raise InvalidInput("give --severity S or --clear")
-    changed = commands.override_severity(
-        app().context, vuln_id, severity_name=severity, justification=justification, actor=actor()
-    )
-    _show(changed, as_json)
+    fields = {"severity_name": severity, "justification": justification}
+    _change(commands.override_severity, vuln_id, as_json, **fields)
 
 
 def exploited(
@@ -212,10 +200,8 @@ def exploited(
     """Mark actively exploited: escalates the deadline and starts the Art. 14 clocks."""
     from patchgate.services.vulnerabilities import commands
 
-    changed = commands.mark_exploited(
-        app().context, vuln_id, actor=actor(), at=_time(at, "--at"), severe=severe_incident
-    )
-    _show(changed, as_json)
+    when = _time(at, "--at")
+    _change(commands.mark_exploited, vuln_id, as_json, at=when, severe=severe_incident)
 
 
 def upstream(
@@ -229,16 +215,15 @@ def upstream(
     """Record the report to a third-party component's maintainer (CRA Art. 13(6))."""
     from patchgate.services.vulnerabilities import commands
 
-    changed = commands.record_upstream(
-        app().context,
+    _change(
+        commands.record_upstream,
         vuln_id,
-        actor=actor(),
+        as_json,
         component=component,
         reported_to=to,
         at=_time(at, "--at"),
         reference=reference,
     )
-    _show(changed, as_json)
 
 
 def art14(
@@ -269,10 +254,8 @@ def submit(
     """Record that an Art. 14 report was submitted."""
     from patchgate.services.vulnerabilities import commands
 
-    changed = commands.submit_report(
-        app().context, vuln_id, kind, actor=actor(), at=_time(at, "--at"), reference=reference
-    )
-    _show(changed, as_json)
+    when = _time(at, "--at")
+    _change(commands.submit_report, vuln_id, as_json, kind=kind, at=when, reference=reference)
 
 
 def due(as_json: JsonFlag = False) -> None:
@@ -281,10 +264,7 @@ def due(as_json: JsonFlag = False) -> None:
     from patchgate.services.vulnerabilities import views
 
     reports = views.reports_due(app().context)
-    if as_json:
-        emit_json(present.due_json(reports))
-    else:
-        typer.echo(present.due_text(reports))
+    emit_view(reports, as_json, json=present.due_json, text=present.due_text)
 
 
 def export_vex(
@@ -309,7 +289,4 @@ def report_sla(as_json: JsonFlag = False) -> None:
     from patchgate.services.vulnerabilities import views
 
     report = views.sla_report(app().context)
-    if as_json:
-        emit_json(present.sla_json(report))
-    else:
-        typer.echo(present.sla_text(report))
+    emit_view(report, as_json, json=present.sla_json, text=present.sla_text)

@@ -9,7 +9,9 @@ ID (the record's own, also when it was named by an alias); read the result with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -64,22 +66,37 @@ def _load(uow: UnitOfWork, vuln_id: str) -> VulnerabilityRecord:
     return record
 
 
-def _save(
-    ctx: Context,
-    uow: UnitOfWork,
-    record: VulnerabilityRecord,
-    *,
-    now: datetime,
-    actor: str,
-    action: str,
-    details: dict[str, Any],
-) -> str:
-    """Stamp and store a changed record, audit the change, commit; the record's ID."""
-    record.updated_at = now
-    uow.vulnerabilities.save(record)
-    audit.record(ctx, uow, actor=actor, action=action, subject=f"vuln:{record.id}", details=details)
-    uow.commit()
-    return record.id
+@dataclass
+class _Edit:
+    """One change to a register record inside its unit of work (``_editing``)."""
+
+    ctx: Context
+    uow: UnitOfWork
+    record: VulnerabilityRecord
+    now: datetime
+    actor: str
+
+    def save(self, action: str, details: dict[str, Any]) -> str:
+        """Stamp and store the changed record, audit the change, commit; the record's ID."""
+        self.record.updated_at = self.now
+        self.uow.vulnerabilities.save(self.record)
+        return self.audited(action, details)
+
+    def audited(self, action: str, details: dict[str, Any]) -> str:
+        """Audit the change, commit; the record's ID."""
+        subject = f"vuln:{self.record.id}"
+        audit.record(
+            self.ctx, self.uow, actor=self.actor, action=action, subject=subject, details=details
+        )
+        self.uow.commit()
+        return self.record.id
+
+
+@contextmanager
+def _editing(ctx: Context, vuln_id: str, *, now: datetime, actor: str) -> Iterator[_Edit]:
+    """The record ``vuln_id`` names (by its ID or an alias), locked for a change."""
+    with ctx.uow() as uow:
+        yield _Edit(ctx, uow, _load(uow, vuln_id), now, actor)
 
 
 def add(
@@ -139,14 +156,9 @@ def add(
             or [ProductAnalysis(product=UNASSIGNED, updated_at=now)],
         )
         applied, due_at = deadline(record, policy)
-        return _save(
-            ctx,
-            uow,
-            record,
-            now=now,
-            actor=actor,
-            action="vuln.add",
-            details={
+        return _Edit(ctx, uow, record, now, actor).save(
+            "vuln.add",
+            {
                 "cvss_vector": scored.vector,
                 "score": scored.score,
                 "severity": applied,
@@ -169,8 +181,8 @@ def set_affected(
     check_products(in_force(ctx).policy, [product])
     ranges = check_ranges(affected)
     now = ctx.clock()
-    with ctx.uow() as uow:
-        record = _load(uow, vuln_id)
+    with _editing(ctx, vuln_id, now=now, actor=actor) as edit:
+        record = edit.record
         analysis = record.product(product)
         if analysis is None:
             unassigned = record.product(UNASSIGNED)
@@ -185,14 +197,9 @@ def set_affected(
         before = list(analysis.ranges)
         analysis.ranges = ranges
         analysis.updated_at = now
-        return _save(
-            ctx,
-            uow,
-            record,
-            now=now,
-            actor=actor,
-            action="vuln.affects",
-            details={"product": product, "from": before, "to": ranges},
+        return edit.save(
+            "vuln.affects",
+            {"product": product, "from": before, "to": ranges},
         )
 
 
@@ -243,10 +250,10 @@ def triage(
         check_text(justification, "the justification")
     now = ctx.clock()
     moment = when(at, now, "a transition")
-    with ctx.uow() as uow:
-        record = _load(uow, vuln_id)
+    with _editing(ctx, vuln_id, now=now, actor=actor) as edit:
+        record = edit.record
         targets = _targets(record, product)
-        if release_id is not None and uow.releases.get(release_id) is None:
+        if release_id is not None and edit.uow.releases.get(release_id) is None:
             raise InvalidInput(f"no release {release_id}")
         changes: list[dict[str, Any]] = []
         for analysis in targets:
@@ -256,14 +263,9 @@ def triage(
             analysis.updated_at = now
             if release_id is not None:
                 analysis.fixing_release_id = release_id
-        return _save(
-            ctx,
-            uow,
-            record,
-            now=now,
-            actor=actor,
-            action="vuln.triage",
-            details={
+        return edit.save(
+            "vuln.triage",
+            {
                 "changes": changes,
                 "justification": justification,
                 "at": rfc3339(moment),
@@ -286,19 +288,14 @@ def override_severity(
         raise InvalidInput("a severity override needs a written justification (10+ characters)")
     policy = in_force(ctx).policy
     now = ctx.clock()
-    with ctx.uow() as uow:
-        record = _load(uow, vuln_id)
+    with _editing(ctx, vuln_id, now=now, actor=actor) as edit:
+        record = edit.record
         before = severity(record, policy)
         record.severity_override = severity_name
         record.override_justification = justification.strip() if severity_name else None
-        return _save(
-            ctx,
-            uow,
-            record,
-            now=now,
-            actor=actor,
-            action="vuln.override" if severity_name else "vuln.override.clear",
-            details={
+        return edit.save(
+            "vuln.override" if severity_name else "vuln.override.clear",
+            {
                 "from": before,
                 "to": severity(record, policy),
                 "cvss_severity": cvss_severity(record, policy),
@@ -315,8 +312,8 @@ def mark_exploited(
     became aware, which starts the Art. 14 clocks; the policy's escalation applies."""
     now = ctx.clock()
     moment = when(at, now, "awareness")
-    with ctx.uow() as uow:
-        record = _load(uow, vuln_id)
+    with _editing(ctx, vuln_id, now=now, actor=actor) as edit:
+        record = edit.record
         if severe:
             if record.severe_incident_at is not None:
                 raise Conflict(f"{record.id}: a severe incident is already recorded")
@@ -325,14 +322,9 @@ def mark_exploited(
             if record.exploited_at is not None:
                 raise Conflict(f"{record.id} is already recorded as actively exploited")
             record.exploited_at = moment
-        return _save(
-            ctx,
-            uow,
-            record,
-            now=now,
-            actor=actor,
-            action="vuln.incident" if severe else "vuln.exploited",
-            details={"aware_at": rfc3339(moment)},
+        return edit.save(
+            "vuln.incident" if severe else "vuln.exploited",
+            {"aware_at": rfc3339(moment)},
         )
 
 
@@ -355,17 +347,12 @@ def record_upstream(
         raise InvalidInput("name the component and whom it was reported to")
     now = ctx.clock()
     moment = when(at, now, "a report upstream")
-    with ctx.uow() as uow:
-        record = _load(uow, vuln_id)
+    with _editing(ctx, vuln_id, now=now, actor=actor) as edit:
+        record = edit.record
         record.upstream = UpstreamReport(component.strip(), reported_to.strip(), moment, reference)
-        return _save(
-            ctx,
-            uow,
-            record,
-            now=now,
-            actor=actor,
-            action="vuln.upstream",
-            details={
+        return edit.save(
+            "vuln.upstream",
+            {
                 "component": component.strip(),
                 "reported_to": reported_to.strip(),
                 "reported_at": rfc3339(moment),
@@ -389,18 +376,10 @@ def submit_report(
     report = draft_record(draft_report(ctx, vuln_id, kind))
     now = ctx.clock()
     moment = when(at, now, "a submission")
-    with ctx.uow() as uow:
-        record = _load(uow, vuln_id)
-        uow.vulnerabilities.add_submission(
+    with _editing(ctx, vuln_id, now=now, actor=actor) as edit:
+        record = edit.record
+        edit.uow.vulnerabilities.add_submission(
             Submission(record.id, kind, moment, actor, reference, report)
         )
-        audit.record(
-            ctx,
-            uow,
-            actor=actor,
-            action="vuln.art14.submit",
-            subject=f"vuln:{record.id}",
-            details={"report": kind, "submitted_at": rfc3339(moment), "reference": reference},
-        )
-        uow.commit()
-        return record.id
+        details = {"report": kind, "submitted_at": rfc3339(moment), "reference": reference}
+        return edit.audited("vuln.art14.submit", details)
