@@ -7,6 +7,7 @@ the fleet's exposure and how far a fix has reached it (docs/vulnerability-regist
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -203,6 +204,11 @@ def needed_for(total: int) -> int:
     return -(-round(FIX_SHARE * 100) * total // 100)
 
 
+def _needed_after(base: int, ran: int) -> int:
+    """:func:`needed_for` a fleet of ``base`` devices plus ``ran`` more."""
+    return needed_for(base + ran)
+
+
 def reach(
     exposed: int,
     runs: Sequence[FixRun],
@@ -268,7 +274,7 @@ def rollouts(
                          if counts(r.id, r.version)],
             skip_versions=[v for v in uow.vulnerabilities.device_versions(product.hardware)
                            if v is not None and affected(v)],
-            fixed_share=lambda ran, base=count: needed_for(base + ran),
+            fixed_share=functools.partial(_needed_after, count),
         )  # fmt: skip
         out[analysis.product] = Rollout(count + found.devices, found.devices, found.reached_at)
     return out
