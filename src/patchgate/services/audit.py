@@ -29,25 +29,17 @@ def record(
     seq, prev_hash = uow.audit.lock_head()
     body = dict(details or {})
     at = rfc3339(now) or ""
-    digest = chain.entry_hash(
-        seq=seq + 1,
-        at=at,
-        actor=actor,
-        action=action,
-        subject=subject,
-        details=body,
-        prev_hash=prev_hash,
-    )
-    entry = chain.AuditRecord(
-        seq=seq + 1,
-        at=at,
-        actor=actor,
-        action=action,
-        subject=subject,
-        details=body,
-        prev_hash=prev_hash,
-        hash=digest,
-    )
+    content: dict[str, Any] = {
+        "seq": seq + 1,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "details": body,
+        "prev_hash": prev_hash,
+    }
+    digest = chain.entry_hash(**content)
+    entry = chain.AuditRecord(**content, hash=digest)
     uow.audit.append(entry)
     checkpoint = chain.Checkpoint(
         seq=entry.seq,

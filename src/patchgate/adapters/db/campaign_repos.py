@@ -12,7 +12,13 @@ from sqlalchemy import JSON, DateTime, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from patchgate.adapters.db.device_filters import compile_filter
-from patchgate.adapters.db.figure_repos import GROUPS_TEXT, SqlFigureQueries, groups_of, id_in
+from patchgate.adapters.db.figure_repos import (
+    FLEET_DEVICE_COLUMNS,
+    GROUPS_TEXT,
+    SqlFigureQueries,
+    groups_of,
+    id_in,
+)
 from patchgate.adapters.db.models import (
     Action,
     ActionEvent,
@@ -122,15 +128,7 @@ class SqlCampaignRepository(SqlFigureQueries, p.CampaignRepository):
     ) -> Sequence[p.FleetDevice]:
         detail = (Device.attributes, Device.meta, Device.last_seen) if query is not None else ()
         statement = (
-            select(
-                Device.id,
-                Device.controller_id,
-                Device.hardware,
-                Device.installed_version,
-                GROUPS_TEXT,
-                Tenant.name,
-                *detail,
-            )
+            select(*FLEET_DEVICE_COLUMNS, *detail)
             .join(Tenant, Tenant.id == Device.tenant_id)
             .where(Device.id > after_id, Device.removed_at.is_(None))
             .order_by(Device.id)

@@ -66,6 +66,16 @@ def id_in(session: Session, column: Any, ids: Collection[int]) -> list[ColumnEle
 # A device's groups, read as the JSON text and parsed once per distinct value: a fleet
 # shares a few group sets, and a scan reads a million rows.
 GROUPS_TEXT = cast(Device.group_names, Text)
+# The columns of a ``FleetDevice`` (a device as campaign plans and figures read it), in
+# its field order; the query joins the device's tenant.
+FLEET_DEVICE_COLUMNS = (
+    Device.id,
+    Device.controller_id,
+    Device.hardware,
+    Device.installed_version,
+    GROUPS_TEXT,
+    Tenant.name,
+)
 
 
 @lru_cache(maxsize=4096)
@@ -243,14 +253,7 @@ class SqlFigureQueries:
         out: list[cp.FleetDevice] = []
         for chosen in id_in(self.session, Device.id, device_ids):
             query = (
-                select(
-                    Device.id,
-                    Device.controller_id,
-                    Device.hardware,
-                    Device.installed_version,
-                    GROUPS_TEXT,
-                    Tenant.name,
-                )
+                select(*FLEET_DEVICE_COLUMNS)
                 .join(Tenant, Tenant.id == Device.tenant_id)
                 .where(chosen, Device.removed_at.is_(None))
             )
