@@ -24,6 +24,7 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from patchgate.bootstrap import make_download_reader
+from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints.ddi.app import ARTIFACT, PATH
 from patchgate.entrypoints.files import serve_blob
 from patchgate.entrypoints.middleware import Metrics
@@ -81,7 +82,12 @@ class Downloads:
         start = time.perf_counter()
         status = 500  # what an error before the answer counts as, as in Metrics
         try:
-            found = await self._find(scope["path"], scope)
+            try:
+                found = await self._find(scope["path"], scope)
+            except PatchgateError:
+                # Refused or unanswerable here (the database away, say): passed on, so
+                # the route answers it in its own words through the one error table.
+                found = None
             store = self.ctx.artifacts
             if found is not None and isinstance(store, RemoteArtifactStore):
                 status = -1  # counted by ``measure``
