@@ -48,6 +48,7 @@ from typing import Any
 import httpx
 
 from patchgate.domain.vulnerabilities import MAIN_LINE
+from patchgate.sim.http_server import process_tree_cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 # The project's virtualenv, else the one running this script (a checkout without its own).
@@ -102,25 +103,10 @@ MIN_REQUESTS = 5
 
 
 def _cpu_seconds(root: int) -> float:
-    """CPU time (user + system) of ``root`` and its descendants (the server's workers), from
-    /proc: on a machine others load, what a page costs the server itself, which wall time
-    on a shared CPU does not show. With PostgreSQL the database's own CPU is not in it."""
-    tick = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    tree, total = {root}, 0.0
-    for _ in range(3):  # serve → granian → workers
-        tree |= {pid for pid, (parent, _cpu) in stats.items() if parent in tree}
-    for pid in tree:
-        total += stats.get(pid, (0, 0.0))[1]
-    return total
+    """CPU time (user + system) of ``root`` and its descendants (the server's workers): on
+    a machine others load, what a page costs the server itself, which wall time on a
+    shared CPU does not show. With PostgreSQL the database's own CPU is not in it."""
+    return process_tree_cpu_seconds(root) or 0.0
 
 
 def _percentile(values: list[float], fraction: float) -> float:

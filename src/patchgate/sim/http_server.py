@@ -196,18 +196,7 @@ class CliServerSide:
         ``/proc``."""
         if self.proc is None:
             return None
-        stats = _proc_stats()
-        if self.proc.pid not in stats:
-            return None
-        children: dict[int, list[int]] = {}
-        for pid, (ppid, _) in stats.items():
-            children.setdefault(ppid, []).append(pid)
-        total, todo = 0, [self.proc.pid]
-        while todo:
-            pid = todo.pop()
-            total += stats[pid][1]
-            todo.extend(children.get(pid, ()))
-        return total / os.sysconf("SC_CLK_TCK")
+        return process_tree_cpu_seconds(self.proc.pid)
 
     def log_tail(self) -> str:
         path = self.root / "serve.log"
@@ -332,6 +321,23 @@ def simulate_http(
             out["server_cpu_seconds"] = round(cpu1 - cpu0, 1)
     out["wall_seconds"] = round(time.monotonic() - wall0, 1)
     return out
+
+
+def process_tree_cpu_seconds(root: int) -> float | None:
+    """CPU time (user + system) used so far by process ``root`` and all its descendants,
+    from Linux ``/proc``; None when ``root`` is gone."""
+    stats = _proc_stats()
+    if root not in stats:
+        return None
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += stats[pid][1]
+        todo.extend(children.get(pid, ()))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _proc_stats() -> dict[int, tuple[int, int]]:
