@@ -4,7 +4,9 @@ and how each entrypoint answers it."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -85,3 +87,34 @@ def test_the_import_threads_errors_reach_the_caller_in_the_domains_terms() -> No
     assert isinstance(_refusal(pg.AdminShutdown()), DatabaseUnavailable)
     other = pg.NumericValueOutOfRange()
     assert _refusal(other) is other
+
+
+def test_sqlite_write_lock_held_past_the_busy_timeout_is_a_clear_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holding SQLite's write lock longer than the busy timeout: the unit
+    of work is refused with the domain's error (HTTP 503, CLI exit 1 and one line), not
+    an internal error, and nothing of it is written."""
+    from patchgate.adapters.db import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "SQLITE_BUSY_SECONDS", 0.2)
+    path = tmp_path / "busy.db"
+    engines = engine_module.make_engines(f"sqlite:///{path}")
+    with engines.write.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with (
+            pytest.raises(DatabaseUnavailable, match=r"the database is busy .* 0\.2 s\)"),
+            engines.write.begin() as conn,
+        ):
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    finally:
+        holder.rollback()
+        holder.close()
+    with engines.read.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
+    engines.dispose()
+    assert http_status(DatabaseUnavailable("busy")) == 503
+    assert exit_code(DatabaseUnavailable("busy")) == 1

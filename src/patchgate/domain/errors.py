@@ -76,5 +76,6 @@ class Unavailable(PatchgateError):
 
 
 class DatabaseUnavailable(Unavailable):
-    """The database did not answer (it is restarting, or the connection to it broke); the
-    work of this request was not committed and can be sent again shortly."""
+    """The database did not answer (it is restarting, the connection to it broke, or
+    SQLite's write lock stayed taken past the busy timeout); the work of this request was
+    not committed and can be sent again shortly."""

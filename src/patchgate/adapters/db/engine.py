@@ -8,6 +8,7 @@ ordinary deferred transactions so they never wait for a writer.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from patchgate.domain.errors import DatabaseUnavailable
+
+# How long a SQLite connection waits for another process's write lock before giving up.
+SQLITE_BUSY_SECONDS: float = 30
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ def normalise_url(url: str) -> str:
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     engine = create_engine(
         url,
-        connect_args={"timeout": 30, "check_same_thread": False},
+        connect_args={"timeout": SQLITE_BUSY_SECONDS, "check_same_thread": False},
         # One connection per thread is enough for SQLite; NullPool would reopen the file
         # for every unit of work and re-run the pragmas.
         pool_size=8,
@@ -58,14 +62,32 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
+    event.listen(engine, "handle_error", _sqlite_busy)
     return engine
+
+
+def _sqlite_busy(context: Any) -> BaseException | None:
+    """SQLAlchemy's ``handle_error`` hook for SQLite: when another process held the write
+    lock for longer than the busy timeout, the work was not done and can be sent again;
+    every entrypoint answers that as it answers an outage (HTTP 503, CLI exit 1 and one
+    line), never as an internal error. SQLite reports it as SQLITE_BUSY ("database is
+    locked"; https://www.sqlite.org/rescode.html#busy)."""
+    error = context.original_exception
+    if not isinstance(error, sqlite3.OperationalError):
+        return None
+    if getattr(error, "sqlite_errorname", "") != "SQLITE_BUSY" and "locked" not in str(error):
+        return None
+    return DatabaseUnavailable(
+        "the database is busy (another process held its write lock for longer than "
+        f"{SQLITE_BUSY_SECONDS:g} s); nothing was changed, try again shortly"
+    )
 
 
 def make_engines(url: str, *, pool_size: int = 10) -> Engines:
