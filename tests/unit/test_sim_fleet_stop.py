@@ -58,3 +58,51 @@ def test_a_sleeping_fleet_stops_at_once_without_waiting_on_the_stop_event() -> N
     assert all(t.done() for t in tasks)
     assert not any(d.idle for d in devices)
     assert log.counts == {}
+
+
+def test_devices_stuck_in_a_pass_are_cut_after_the_grace_and_counted() -> None:
+    """A server that accepts and never answers: every device is in the middle of its
+    first poll when the run ends; the stop waits the grace, then cuts them and says how
+    many, instead of waiting for answers that never come."""
+    table = EnvTable()
+    env0 = table.add(ab_state.fresh_env(version="1.0.0", sha256="0" * 64, size=1))
+    log = FleetLog()
+
+    async def main() -> tuple[int, list[asyncio.Task[None]]]:
+        held: list[asyncio.StreamWriter] = []
+
+        async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        stop = asyncio.Event()
+        async with aiohttp.ClientSession() as client:
+            devices = [
+                VirtualDevice(
+                    DeviceCredentials(f"dev-{i}", "token"),
+                    client=client,
+                    server=f"http://127.0.0.1:{port}",
+                    table=table,
+                    env=env0,
+                    faults=DeviceFaults(),
+                    log=log,
+                    rng=random.Random(i),
+                )
+                for i in range(20)
+            ]
+            tasks = [asyncio.create_task(d.run(stop)) for d in devices]
+            while len(held) < len(devices):
+                await asyncio.sleep(0.01)
+            assert not any(d.idle for d in devices)
+            cut = await asyncio.wait_for(stop_fleet(devices, tasks, stop, grace=0.2), 30)
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+        return cut, tasks
+
+    cut, tasks = asyncio.run(main())
+    assert cut == 20
+    assert all(t.done() for t in tasks)
+    assert log.counts["errors"] == 0

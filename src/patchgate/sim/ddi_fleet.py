@@ -327,15 +327,29 @@ class VirtualDevice:
 
 
 async def stop_fleet(
-    devices: Sequence[VirtualDevice], tasks: Sequence[asyncio.Task[None]], stop: asyncio.Event
-) -> None:
+    devices: Sequence[VirtualDevice],
+    tasks: Sequence[asyncio.Task[None]],
+    stop: asyncio.Event,
+    *,
+    grace: float = 60.0,
+) -> int:
     """End the devices' :meth:`VirtualDevice.run` tasks: ``stop`` is set, a device asleep
-    between passes is cancelled at once, one in the middle of a pass ends it first."""
+    between passes is cancelled at once, one in the middle of a pass is given ``grace``
+    real seconds to end it. A device still in its pass then (queued behind a saturated
+    server, say) is cancelled at the request it waits on, which for its A/B slots is a
+    power cut at that point; the number of those is returned."""
     stop.set()
     for device, task in zip(devices, tasks, strict=True):
         if device.idle:
             task.cancel()
+    late: set[asyncio.Task[None]] = set()
+    pending = [task for task in tasks if not task.done()]
+    if pending:
+        _, late = await asyncio.wait(pending, timeout=grace)
+        for task in late:
+            task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    return len(late)
 
 
 def faults_for(fleet: Any, index: int, *, bad_version: str | None, scenario: Any) -> DeviceFaults:

@@ -155,7 +155,9 @@ async def drive(
                     elif now - settled_since >= settle_seconds:
                         break
         finally:
-            await stop_fleet(devices, tasks, stop)
+            cut = await stop_fleet(devices, tasks, stop)
+            if cut:
+                log.counts["stopped-mid-pass"] += cut
     final: dict[str, str] = {}
     bricked = set(log.unsound)
     for device in devices:
@@ -231,6 +233,7 @@ def result_json(
         "polls": counts.get("polls", 0),
         "transport_errors": counts.get("errors", 0),
         "offline_waits": counts.get("offline-waits", 0),
+        "stopped_mid_pass": counts.get("stopped-mid-pass", 0),
         "simulated_minutes": minutes(run.wall_seconds),
     }
 
