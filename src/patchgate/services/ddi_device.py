@@ -15,6 +15,7 @@ from typing import Any
 
 from patchgate.domain import actions as rules
 from patchgate.domain.errors import InvalidInput, NotFound
+from patchgate.services import actions
 from patchgate.services.context import Context
 from patchgate.services.ddi_auth import Caller
 from patchgate.services.device_ports import (
@@ -23,7 +24,6 @@ from patchgate.services.device_ports import (
     DeviceChanges,
     DeviceRecord,
     HealthRecord,
-    NewActionEvent,
     NewActionRow,
     NewHealthReport,
     ReleaseView,
@@ -143,11 +143,10 @@ def installed_version(
         if current is not None and current.release_id == release.id:
             uow.commit()
             return OfflineInstall(current, created=False)
-        tenant = uow.tenants.get(device.tenant)
-        assert tenant is not None
-        action = uow.actions.add(
+        action = actions.add_with_event(
+            uow,
             NewActionRow(
-                tenant_id=tenant.id,
+                tenant_id=actions.tenant_id(uow, device),
                 device_id=device.id,
                 release_id=release.id,
                 source="offline",
@@ -161,16 +160,8 @@ def installed_version(
                 closed_at=now,
                 created_by=f"device:{device.controller_id}",
                 from_version=device.installed_version,
-            )
-        )
-        uow.actions.add_event(
-            NewActionEvent(
-                action_id=action.id,
-                at=now,
-                channel="server",
-                details=["installed offline, reported through installedBase"],
-                status_after=rules.Status.FINISHED.value,
-            )
+            ),
+            "installed offline, reported through installedBase",
         )
         uow.devices.update(
             device.id,
