@@ -21,8 +21,7 @@ from patchgate.services.advisories.ports import AdvisoryRecord
 from patchgate.services.compliance import sources
 from patchgate.services.context import Context
 
-WELL_KNOWN = "/.well-known/csaf"
-WHITE = f"{WELL_KNOWN}/white"
+WELL_KNOWN, WHITE = views.WELL_KNOWN, views.WHITE
 ROLIE_FEED = f"{WELL_KNOWN}/feed-tlp-white.json"
 _FILE = re.compile(r"^(\d{4})/([+\-a-z0-9_]+\.json)(\.sha256|\.sha512|\.asc)?$")
 
@@ -162,7 +161,7 @@ def rolie_feed(ctx: Context, base_url: str) -> dict[str, Any]:
     published = _published(ctx)
     entries = []
     for record in published:
-        url = f"{base}{WHITE}/{record.path}"
+        url = views.document_url(base, record.path or "")
         tracking = record.document["document"]["tracking"]
         entries.append(
             {

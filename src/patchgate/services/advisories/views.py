@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from patchgate.domain import csaf
@@ -13,24 +15,76 @@ from patchgate.services.advisories.ports import AdvisoryRecord
 from patchgate.services.compliance import sources
 from patchgate.services.context import Context
 
-WHITE = "/.well-known/csaf/white"
+WELL_KNOWN = "/.well-known/csaf"  # where a provider lives (CSAF 2.0 §7.1.8)
+WHITE = f"{WELL_KNOWN}/white"  # its TLP:WHITE folder (CSAF 2.0 §7.1.13)
+
+
+def document_url(base_url: str, path: str) -> str:
+    """Where the provider serves a published document (``path`` below the folder)."""
+    return f"{base_url.rstrip('/')}{WHITE}/{path}"
+
+
+@dataclass(frozen=True)
+class AdvisoryView:
+    """One advisory as listed: its state, what it covers, who made it and where it is
+    served once published."""
+
+    id: str
+    state: str  # draft | final (CSAF 2.0 §3.2.1.12.6)
+    title: str
+    vulnerabilities: tuple[str, ...]
+    version: str
+    created_at: datetime
+    created_by: str
+    published_at: datetime | None
+    path: str | None
+    url: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON of ``advisory create|publish|list --json`` entries and the API."""
+        return {
+            "id": self.id,
+            "state": self.state,
+            "title": self.title,
+            "vulnerabilities": list(self.vulnerabilities),
+            "version": self.version,
+            "created_at": rfc3339(self.created_at),
+            "created_by": self.created_by,
+            "published_at": rfc3339(self.published_at),
+            "path": self.path,
+            "url": self.url,
+        }
+
+
+def view(record: AdvisoryRecord, base_url: str) -> AdvisoryView:
+    """The view of a stored advisory."""
+    return AdvisoryView(
+        id=record.id,
+        state=record.state,
+        title=record.title,
+        vulnerabilities=tuple(record.vulnerability_ids),
+        version=record.document["document"]["tracking"]["version"],
+        created_at=record.created_at,
+        created_by=record.created_by,
+        published_at=record.published_at,
+        path=record.path,
+        url=document_url(base_url, record.path) if record.path else None,
+    )
 
 
 def summary(record: AdvisoryRecord, base_url: str) -> dict[str, Any]:
-    """The JSON shape of ``advisory create|publish|list --json`` entries."""
-    tracking = record.document["document"]["tracking"]
-    return {
-        "id": record.id,
-        "state": record.state,
-        "title": record.title,
-        "vulnerabilities": list(record.vulnerability_ids),
-        "version": tracking["version"],
-        "created_at": rfc3339(record.created_at),
-        "created_by": record.created_by,
-        "published_at": rfc3339(record.published_at),
-        "path": record.path,
-        "url": f"{base_url.rstrip('/')}{WHITE}/{record.path}" if record.path else None,
-    }
+    """The JSON of a stored advisory's view (``AdvisoryView.to_json``)."""
+    return view(record, base_url).to_json()
+
+
+def advisory(ctx: Context, advisory_id: str, base_url: str) -> AdvisoryView:
+    """One advisory's view, or ``NotFound``."""
+    return view(get(ctx, advisory_id), base_url)
+
+
+def advisories(ctx: Context, base_url: str) -> tuple[AdvisoryView, ...]:
+    """Every advisory's view, newest first (a register's few documents: not paged)."""
+    return tuple(view(r, base_url) for r in list_advisories(ctx))
 
 
 def list_advisories(ctx: Context, *, published_only: bool = False) -> list[AdvisoryRecord]:
@@ -72,9 +126,9 @@ def vex_document(ctx: Context, product: str, *, base_url: str) -> dict[str, Any]
         raise InvalidInput(f"unknown product {product!r} (products of the policy: {known})")
     releases = sources.releases(ctx, product)
     views = [
-        {**v, "products": [p for p in v["products"] if p["product"] == product]}
+        replace(v, products=tuple(p for p in v.products if p.product == product))
         for v in sources.vulnerabilities(ctx)
-        if v.get("withdrawn_at") is None and any(p["product"] == product for p in v["products"])
+        if v.withdrawn_at is None and any(p.product == product for p in v.products)
     ]
     if not views:
         raise InvalidInput(f"no vulnerability is recorded for {product!r}; a VEX needs one")

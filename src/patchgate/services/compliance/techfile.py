@@ -23,6 +23,7 @@ from patchgate.services.advisories import views as advisory_views
 from patchgate.services.compliance import checklist, sources, support
 from patchgate.services.compliance import pages as doc
 from patchgate.services.context import Context
+from patchgate.services.vulnerabilities.shapes import vulnerability_json
 
 SEVERITIES = ("critical", "high", "medium", "low")
 
@@ -125,15 +126,13 @@ def _process_page(ctx: Context) -> doc.Page:
 
 
 def _register_page(ctx: Context, names: Sequence[str]) -> tuple[doc.Page, list[Any]]:
-    views = [
-        v for v in sources.vulnerabilities(ctx) if any(p["product"] in names for p in v["products"])
-    ]
+    views = [v for v in sources.vulnerabilities(ctx) if any(p.product in names for p in v.products)]
     page = doc.Page("register", "Vulnerability register")
     page.table(
         ["ID", "Title", "Severity", "CVSS", "Aware", "Due", "SLA", "Status", "Exposed devices"],
         [
-            [v["id"], v["title"], v["severity"], str(v["score"]), v["aware_at"],
-             str(v["due_at"]), v["sla_state"], v["status"], str(v["exposed_devices"])]
+            [v.id, v.title, v.severity, str(v.score), str(rfc3339(v.aware_at)),
+             str(rfc3339(v.due_at)), v.sla_state, v.status, str(v.exposed_devices)]
             for v in views
         ],
     )  # fmt: skip
@@ -143,7 +142,7 @@ def _register_page(ctx: Context, names: Sequence[str]) -> tuple[doc.Page, list[A
         ["Figure", "Value"],
         [[k, json.dumps(v)] for k, v in sla.items() if not isinstance(v, dict | list)],
     )
-    return page, views
+    return page, [vulnerability_json(v) for v in views]
 
 
 def _releases_page(ctx: Context, names: Sequence[str], out: Path) -> tuple[doc.Page, list[Any]]:
