@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from patchgate.services.advisories.views import AdvisoryView
+from patchgate.services.advisories.shapes import AdvisoryView
 
 
 def advisory_json(view: AdvisoryView) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 from patchgate.domain import csaf
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound
 from patchgate.services import audit
-from patchgate.services.advisories import inputs, validation, views
+from patchgate.services.advisories import inputs, shapes, validation
 from patchgate.services.advisories.ports import AdvisoryRecord
 from patchgate.services.compliance import sources
 from patchgate.services.context import Context
@@ -148,7 +148,7 @@ def publish(ctx: Context, advisory_id: str, *, base_url: str, actor: str) -> str
         if record.state == "final":
             raise Conflict(f"advisory {advisory_id} is already published")
         path = f"{now.year}/{csaf.file_name(record.id)}"
-        document = csaf.finalised(record.document, now, views.document_url(base_url, path))
+        document = csaf.finalised(record.document, now, shapes.document_url(base_url, path))
         validation.require_valid(
             document, f"advisory {advisory_id} is not a valid CSAF 2.0 document; not published"
         )

@@ -22,6 +22,7 @@ from patchgate.services import audit
 from patchgate.services.advisories import views as advisory_views
 from patchgate.services.compliance import checklist, sources, support
 from patchgate.services.compliance import pages as doc
+from patchgate.services.compliance.views import Exported
 from patchgate.services.context import Context
 from patchgate.services.vulnerabilities.shapes import vulnerability_json
 
@@ -48,16 +49,16 @@ def _product_pages(ctx: Context, names: Sequence[str]) -> doc.Page:
     page = doc.Page("products", "Products and support periods")
     rows = []
     for name in names:
-        s = support.statement(ctx, name)
+        s = support.view(ctx, name)
         rows.append(
             [
                 name,
-                s["description"],
-                s["support_start"],
-                s["support_end"],
-                ", ".join(s["hardware"]),
-                ", ".join(s["member_states"]),
-                s["short_support_reason"] or "",
+                s.description,
+                s.support_start,
+                s.support_end,
+                ", ".join(s.hardware),
+                ", ".join(s.member_states),
+                s.short_support_reason or "",
             ]
         )
     page.table(
@@ -306,10 +307,10 @@ def _write(out: Path, ctx: Context, product: str | None, base_url: str) -> list[
 
 def export(
     ctx: Context, folder: str, *, product: str | None = None, base_url: str, actor: str
-) -> dict[str, Any]:
+) -> Exported:
     """Write the technical file into ``folder`` (new or empty); audited."""
     if product is not None:
-        support.statement(ctx, product)  # refuses an unknown or malformed name
+        support.view(ctx, product)  # refuses an unknown or malformed name
     target = _destination(folder)
     work = Path(tempfile.mkdtemp(prefix=".techfile-", dir=target.parent))
     try:
@@ -327,4 +328,4 @@ def export(
             details={"product": product, "files": len(files)},
         )  # fmt: skip
         uow.commit()
-    return {"path": str(target), "product": product, "files": files}
+    return Exported(str(target), product, tuple(files))
