@@ -554,16 +554,6 @@ def build(d: DocumentInput) -> dict[str, Any]:
     }
 
 
-def year_folder(document: Mapping[str, Any]) -> str:
-    """§7.1.11: the year of the document's initial release date."""
-    return str(document["document"]["tracking"]["initial_release_date"])[:4]
-
-
-def published_path(document: Mapping[str, Any]) -> str:
-    """``YYYY/FILENAME.json``: where a provider serves the document below its TLP folder."""
-    return f"{year_folder(document)}/{file_name(document['document']['tracking']['id'])}"
-
-
 def finalised(doc: Mapping[str, Any], now: datetime, self_url: str) -> dict[str, Any]:
     """A copy of a draft as published at ``now`` (CSAF 2.0 §3.2.1.12): status ``final``,
     initial and current release date and the revision's date set to ``now``, and the
