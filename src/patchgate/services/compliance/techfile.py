@@ -17,6 +17,7 @@ from typing import Any
 from patchgate.domain.checklist import retained_until
 from patchgate.domain.clock import rfc3339
 from patchgate.domain.errors import InvalidInput
+from patchgate.domain.policy import SEVERITIES
 from patchgate.domain.stages import DEFAULT_SPEC
 from patchgate.services import audit
 from patchgate.services.advisories import views as advisory_views
@@ -25,8 +26,6 @@ from patchgate.services.compliance import pages as doc
 from patchgate.services.compliance.views import Exported
 from patchgate.services.context import Context
 from patchgate.services.vulnerabilities.shapes import vulnerability_json
-
-SEVERITIES = ("critical", "high", "medium", "low")
 
 
 def _destination(folder: str) -> Path:
