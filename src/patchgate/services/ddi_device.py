@@ -9,7 +9,7 @@ success before it reboots is confirmed once it comes back on the new release
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -70,16 +70,16 @@ def config_data(ctx: Context, caller: Caller, data: Mapping[str, str | None], mo
         attributes = _attributes(device.attributes, data, mode)
         if len(attributes) > MAX_ATTRIBUTES:
             raise InvalidInput(f"a device keeps at most {MAX_ATTRIBUTES} attributes")
-        values: dict[str, Any] = {"attributes": attributes, "config_requested": False}
+        changes = DeviceChanges(attributes=attributes, config_requested=False)
         if mode != "remove":
             hardware = next((data[k] for k in HARDWARE_KEYS if data.get(k)), None)
             version = next((data[k] for k in VERSION_KEYS if data.get(k)), None)
             if hardware:
-                values["hardware"] = hardware[:128]
+                changes = replace(changes, hardware=hardware[:128])
             if version:
-                values["installed_version"] = version[:128]
+                changes = replace(changes, installed_version=version[:128])
                 _seen(uow, device, version[:128], now, "configData")
-        uow.devices.update(device.id, DeviceChanges(**values))
+        uow.devices.update(device.id, changes)
         uow.commit()
 
 
