@@ -12,6 +12,7 @@ import pytest
 
 from patchgate.agent import runner
 from patchgate.agent.core import Agent, RebootRequested
+from patchgate.agent.errors import AgentSetupError
 from patchgate.agent.push import WakeListener, WakeSignal
 from patchgate.domain.push import parse_broker_url
 from tests.support import free_port
@@ -95,3 +96,9 @@ def test_a_broker_that_does_not_answer_is_retried_while_the_polling_goes_on(
     assert len(agent.times) >= 2 and agent.times[-1] >= attempts[1]  # polled all along
     unreachable = [line for line in lines if "unreachable" in line and "still polling" in line]
     assert len(unreachable) == 1  # said once, not at every retry
+
+
+def test_a_device_id_that_is_no_topic_level_is_refused_as_agent_setup() -> None:
+    address = parse_broker_url(f"mqtt://127.0.0.1:{free_port()}")
+    with pytest.raises(AgentSetupError, match="not a valid topic level"):
+        WakeListener(address, tenant="default", controller_id="a/+", signal=WakeSignal(), log=print)

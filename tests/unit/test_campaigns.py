@@ -374,18 +374,6 @@ def test_stage_of_names_the_first_admitting_stage() -> None:
     assert plan.stage_of(in_percent(100, outside=False), frozenset()) is not None
 
 
-def test_revert_plan_refuses_a_release_below_the_security_floor() -> None:
-    assert c.plan_revert(NEW, OLD, floor=3) == OLD
-    with pytest.raises(Conflict, match="below the security floor 4"):
-        c.plan_revert(NEW, OLD, floor=4)
-    with pytest.raises(Conflict, match="differ"):
-        c.plan_revert(NEW, NEW, floor=0)
-    with pytest.raises(Conflict, match="withdrawn"):
-        c.plan_revert(NEW, replace(OLD, withdrawn=True), floor=0)
-    with pytest.raises(Conflict, match="for other"):
-        c.plan_revert(NEW, replace(OLD, product="other"), floor=0)
-
-
 def test_roll_forward_serves_devices_on_the_halted_release_first() -> None:
     halted = make_plan(state=c.HALTED, stage=1)
     fix = ReleaseRef(3, "gw", "1.2", security_version=5)

@@ -20,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from patchgate.agent.core import backoff_delay
+from patchgate.agent.errors import AgentSetupError
 from patchgate.domain.push import BrokerAddress, addressable, parse_broker_url, wake_topic
 
 __all__ = ["WakeListener", "WakeSignal", "parse_broker_url"]
@@ -59,7 +60,7 @@ class WakeListener:
         client_id: str | None = None,
     ) -> None:
         if not addressable(tenant, controller_id):
-            raise ValueError(
+            raise AgentSetupError(
                 f"cannot listen for wake-ups: {tenant}/{controller_id} is not a valid topic level"
             )
         self.address = address

@@ -552,26 +552,6 @@ _DRY_OFFER: Final = Offer(0, 0, "", "probe", 0, "attempt", "attempt", False, Non
 # ---- recovery after a halt -------------------------------------------------------------
 
 
-def plan_revert(bad: ReleaseRef, known_good: ReleaseRef, *, floor: int) -> ReleaseRef:
-    """Check a revert from ``bad`` to ``known_good`` for a product whose security floor is
-    ``floor`` (rule 8), returning the release to offer; refuses with the rule named."""
-    if known_good.id == bad.id:
-        raise Conflict("revert: the known-good release must differ from the halted one")
-    if known_good.product != bad.product:
-        raise Conflict(
-            f"revert: release {known_good.id} is for {known_good.product}, not {bad.product}"
-        )
-    if known_good.withdrawn:
-        raise Conflict(f"revert: release {known_good.id} is withdrawn")
-    if known_good.security_version < floor:
-        raise Conflict(
-            f"revert refused: release {known_good.id} ({known_good.version}) has security "
-            f"version {known_good.security_version}, below the security floor {floor} of "
-            f"{bad.product}; devices would refuse it as a rollback"
-        )
-    return known_good
-
-
 def plan_roll_forward(halted: CampaignPlan, new_release: ReleaseRef) -> frozenset[str]:
     """The priority versions of a roll-forward campaign that supersedes ``halted``: devices
     that took the halted release get ``new_release`` first (rule 5). Refuses a release of

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-from patchgate.domain.policy import Month
+from patchgate.domain.policy import SEVERITIES, Month
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 ITEMS = (
@@ -20,7 +20,6 @@ ITEMS = (
     "eol_communication",
     "process_documentation",
 )
-SEVERITIES = ("critical", "high", "medium", "low")
 YEAR = timedelta(days=365)
 TECHFILE_MAX_AGE = timedelta(days=90)
 MIN_STAGES = 3

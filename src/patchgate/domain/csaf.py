@@ -101,14 +101,6 @@ class Score:
 
 
 @dataclass(frozen=True)
-class Weakness:
-    """§3.2.3.3: a CWE by ID and its catalogue name."""
-
-    id: str
-    name: str
-
-
-@dataclass(frozen=True)
 class VulnerabilityInput:
     """One register record as a CSAF vulnerability needs it."""
 
@@ -117,7 +109,6 @@ class VulnerabilityInput:
     description: str = ""
     aliases: tuple[str, ...] = ()
     scores: tuple[Score, ...] = ()
-    cwe: Weakness | None = None
     aware_at: datetime | None = None
     exploited_at: datetime | None = None
     findings: tuple[Finding, ...] = ()
@@ -455,8 +446,6 @@ def _vulnerability(tree: _Tree, v: VulnerabilityInput) -> dict[str, Any]:
     rated = groups.get("known_affected", []) + groups.get("under_investigation", [])
     scores, score_notes = _scores(v, rated)
     out: dict[str, Any] = {**_identity(v), "title": v.title}
-    if v.cwe is not None:
-        out["cwe"] = {"id": v.cwe.id, "name": v.cwe.name}
     if v.aware_at is not None:
         out["discovery_date"] = rfc3339(v.aware_at)
     out["notes"] = [
@@ -563,16 +552,6 @@ def build(d: DocumentInput) -> dict[str, Any]:
         "product_tree": tree.as_json(),
         "vulnerabilities": vulnerabilities,
     }
-
-
-def year_folder(document: Mapping[str, Any]) -> str:
-    """§7.1.11: the year of the document's initial release date."""
-    return str(document["document"]["tracking"]["initial_release_date"])[:4]
-
-
-def published_path(document: Mapping[str, Any]) -> str:
-    """``YYYY/FILENAME.json``: where a provider serves the document below its TLP folder."""
-    return f"{year_folder(document)}/{file_name(document['document']['tracking']['id'])}"
 
 
 def finalised(doc: Mapping[str, Any], now: datetime, self_url: str) -> dict[str, Any]:

@@ -26,8 +26,9 @@ from patchgate.domain.errors import TooLarge
 MAX_PARAMETER = 2048  # characters in one path or query parameter
 
 
-async def read_json(receive: Receive, limit: int, *, where: str = "the body") -> Any:
-    """The JSON body of an ASGI request (``None`` when empty), strictly decoded."""
+async def read_bytes(receive: Receive, limit: int) -> bytes:
+    """The raw body of an ASGI request, read in chunks; ``TooLarge`` (413) as soon as it
+    passes ``limit`` bytes, so a large body is never buffered whole."""
     chunks: list[bytes] = []
     size = 0
     more = True
@@ -41,7 +42,12 @@ async def read_json(receive: Receive, limit: int, *, where: str = "the body") ->
             raise TooLarge(f"request body over {limit} bytes")
         chunks.append(chunk)
         more = message.get("more_body", False)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_json(receive: Receive, limit: int, *, where: str = "the body") -> Any:
+    """The JSON body of an ASGI request (``None`` when empty), strictly decoded."""
+    raw = await read_bytes(receive, limit)
     return strict.loads_json(raw, where=where) if raw.strip() else None
 
 

@@ -69,6 +69,29 @@ class NewAction:
     kind: str = "assignment"
 
 
+def tenant_id(uow: UnitOfWork, device: DeviceRecord) -> int:
+    """The row id of the device's tenant (an action row names it)."""
+    tenant = uow.tenants.get(device.tenant)
+    assert tenant is not None
+    return tenant.id
+
+
+def add_with_event(uow: UnitOfWork, row: NewActionRow, note: str) -> ActionRecord:
+    """Insert an action and the first entry of its history (the server made it, in the
+    status it was made in): every new action, offered or recorded, starts so."""
+    action = uow.actions.add(row)
+    uow.actions.add_event(
+        NewActionEvent(
+            action_id=action.id,
+            at=row.created_at,
+            channel="server",
+            details=[note],
+            status_after=row.status,
+        )
+    )
+    return action
+
+
 def _open_action(
     uow: UnitOfWork,
     device: DeviceRecord,
@@ -83,11 +106,10 @@ def _open_action(
     status = rules.initial_status(
         confirmation_required=offer.confirmation_required, auto_confirm=device.auto_confirm
     )
-    tenant = uow.tenants.get(device.tenant)
-    assert tenant is not None
-    action = uow.actions.add(
+    action = add_with_event(
+        uow,
         NewActionRow(
-            tenant_id=tenant.id,
+            tenant_id=tenant_id(uow, device),
             device_id=device.id,
             release_id=offer.release_id,
             campaign_id=offer.campaign_id,
@@ -102,16 +124,8 @@ def _open_action(
             updated_at=now,
             created_by=actor,
             from_version=device.installed_version,
-        )
-    )
-    uow.actions.add_event(
-        NewActionEvent(
-            action_id=action.id,
-            at=now,
-            channel="server",
-            details=[f"offered by {actor} ({offer.kind}: {offer.download}/{offer.update})"],
-            status_after=status.value,
-        )
+        ),
+        f"offered by {actor} ({offer.kind}: {offer.download}/{offer.update})",
     )
     uow.devices.update(device.id, DeviceChanges(open_action_id=action.id))
     return action

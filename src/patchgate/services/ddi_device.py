@@ -9,12 +9,13 @@ success before it reboots is confirmed once it comes back on the new release
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from patchgate.domain import actions as rules
 from patchgate.domain.errors import InvalidInput, NotFound
+from patchgate.services import actions
 from patchgate.services.context import Context
 from patchgate.services.ddi_auth import Caller
 from patchgate.services.device_ports import (
@@ -23,7 +24,6 @@ from patchgate.services.device_ports import (
     DeviceChanges,
     DeviceRecord,
     HealthRecord,
-    NewActionEvent,
     NewActionRow,
     NewHealthReport,
     ReleaseView,
@@ -70,16 +70,16 @@ def config_data(ctx: Context, caller: Caller, data: Mapping[str, str | None], mo
         attributes = _attributes(device.attributes, data, mode)
         if len(attributes) > MAX_ATTRIBUTES:
             raise InvalidInput(f"a device keeps at most {MAX_ATTRIBUTES} attributes")
-        values: dict[str, Any] = {"attributes": attributes, "config_requested": False}
+        changes = DeviceChanges(attributes=attributes, config_requested=False)
         if mode != "remove":
             hardware = next((data[k] for k in HARDWARE_KEYS if data.get(k)), None)
             version = next((data[k] for k in VERSION_KEYS if data.get(k)), None)
             if hardware:
-                values["hardware"] = hardware[:128]
+                changes = replace(changes, hardware=hardware[:128])
             if version:
-                values["installed_version"] = version[:128]
+                changes = replace(changes, installed_version=version[:128])
                 _seen(uow, device, version[:128], now, "configData")
-        uow.devices.update(device.id, DeviceChanges(**values))
+        uow.devices.update(device.id, changes)
         uow.commit()
 
 
@@ -143,11 +143,10 @@ def installed_version(
         if current is not None and current.release_id == release.id:
             uow.commit()
             return OfflineInstall(current, created=False)
-        tenant = uow.tenants.get(device.tenant)
-        assert tenant is not None
-        action = uow.actions.add(
+        action = actions.add_with_event(
+            uow,
             NewActionRow(
-                tenant_id=tenant.id,
+                tenant_id=actions.tenant_id(uow, device),
                 device_id=device.id,
                 release_id=release.id,
                 source="offline",
@@ -161,16 +160,8 @@ def installed_version(
                 closed_at=now,
                 created_by=f"device:{device.controller_id}",
                 from_version=device.installed_version,
-            )
-        )
-        uow.actions.add_event(
-            NewActionEvent(
-                action_id=action.id,
-                at=now,
-                channel="server",
-                details=["installed offline, reported through installedBase"],
-                status_after=rules.Status.FINISHED.value,
-            )
+            ),
+            "installed offline, reported through installedBase",
         )
         uow.devices.update(
             device.id,

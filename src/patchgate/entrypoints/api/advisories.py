@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from patchgate.entrypoints.api import constraints as rule
 from patchgate.entrypoints.api.deps import SecurityAnalyst, Viewer
 from patchgate.entrypoints.bodies import StrictRoute
+from patchgate.entrypoints.presenters import advisories as present
 from patchgate.entrypoints.runtime import Runtime, runtime
 from patchgate.services.advisories import commands, views
 
@@ -33,8 +34,7 @@ class NewAdvisory(BaseModel):
 @router.get("")
 def list_advisories(caller: Viewer, request: Request, rt: Rt) -> dict[str, Any]:
     """Every advisory, newest first."""
-    base = rt.base_url(request)
-    return {"advisories": [views.summary(r, base) for r in views.list_advisories(caller.ctx)]}
+    return present.list_json(views.advisories(caller.ctx, rt.base_url(request)))
 
 
 @router.post("", status_code=201)
@@ -42,21 +42,23 @@ def create_advisory(
     caller: SecurityAnalyst, body: NewAdvisory, request: Request, rt: Rt
 ) -> dict[str, Any]:
     """Draft a CSAF security advisory (404 for an unknown vulnerability)."""
-    return commands.create(
+    base = rt.base_url(request)
+    made = commands.create(
         caller.ctx,
         body.vulnerabilities,
         title=body.title,
         acknowledgments=body.acknowledgments,
-        base_url=rt.base_url(request),
+        base_url=base,
         actor=caller.actor,
     )
+    return present.advisory_json(views.advisory(caller.ctx, made, base))
 
 
 @router.get("/{advisory_id}")
 def show_advisory(caller: Viewer, advisory_id: str, request: Request, rt: Rt) -> dict[str, Any]:
     """The advisory's summary and its CSAF document."""
     record = views.get(caller.ctx, advisory_id)
-    return {**views.summary(record, rt.base_url(request)), "csaf": record.document}
+    return present.detail_json(views.view(record, rt.base_url(request)), record.document)
 
 
 @router.post("/{advisory_id}/publish")
@@ -65,6 +67,6 @@ def publish_advisory(
 ) -> dict[str, Any]:
     """Validate, sign and publish a draft (422 when it is not a valid CSAF document, 409
     when it is already published)."""
-    return commands.publish(
-        caller.ctx, advisory_id, base_url=rt.base_url(request), actor=caller.actor
-    )
+    base = rt.base_url(request)
+    commands.publish(caller.ctx, advisory_id, base_url=base, actor=caller.actor)
+    return present.advisory_json(views.advisory(caller.ctx, advisory_id, base))

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from patchgate.domain.errors import InvalidInput
-from patchgate.entrypoints.cli.common import actor, add_group, app, emit_json
+from patchgate.entrypoints.cli.common import actor, add_group, app, emit_view
 from patchgate.entrypoints.presenters import advisories as present
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
@@ -41,45 +41,39 @@ def create(
     as_json: JsonFlag = False,
 ) -> None:
     """Draft a CSAF security advisory for one or more vulnerabilities of the register."""
-    from patchgate.services.advisories import commands
+    from patchgate.services.advisories import commands, views
 
-    out = commands.create(
+    base = public_url()
+    made = commands.create(
         app().context,
         vuln_ids,
         title=title,
         acknowledgments=acknowledge or (),
-        base_url=public_url(),
+        base_url=base,
         actor=actor(),
     )
-    if as_json:
-        emit_json(out)
-    else:
-        typer.echo(f"advisory {out['id']} drafted: {out['title']}")
+    view = views.advisory(app().context, made, base)
+    emit_view(view, as_json, json=present.advisory_json, text=present.drafted_text)
 
 
 def publish(
     advisory_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonFlag = False
 ) -> None:
     """Validate, sign and publish a draft advisory (tracking status final)."""
-    from patchgate.services.advisories import commands
+    from patchgate.services.advisories import commands, views
 
-    out = commands.publish(app().context, advisory_id, base_url=public_url(), actor=actor())
-    if as_json:
-        emit_json(out)
-    else:
-        typer.echo(f"advisory {out['id']} published at {out['url']}")
+    base = public_url()
+    commands.publish(app().context, advisory_id, base_url=base, actor=actor())
+    view = views.advisory(app().context, advisory_id, base)
+    emit_view(view, as_json, json=present.advisory_json, text=present.published_text)
 
 
 def list_advisories(as_json: JsonFlag = False) -> None:
     """Every advisory, newest first."""
     from patchgate.services.advisories import views
 
-    items = [views.summary(r, public_url()) for r in views.list_advisories(app().context)]
-    if as_json:
-        emit_json({"advisories": items})
-        return
-    for a in items:
-        typer.echo(f"{a['id']}  {a['state']:<6} {a['title']}")
+    items = views.advisories(app().context, public_url())
+    emit_view(items, as_json, json=present.list_json, text=present.list_text)
 
 
 def show(

@@ -125,7 +125,7 @@ def agent_run(
                 listener = WakeListener(
                     address, tenant=tenant, controller_id=device_id, signal=WakeSignal(), log=_log
                 ).start()
-            except ValueError as exc:
+            except AgentSetupError as exc:
                 fail(str(exc))
         try:
             code = run(agent, once=once, log=_log, wake=listener.signal if listener else None)

@@ -8,13 +8,13 @@ from typing import Annotated
 import typer
 
 from patchgate.entrypoints.cli.advisories import public_url
-from patchgate.entrypoints.cli.common import actor, add_group, app, emit_json
+from patchgate.entrypoints.cli.common import actor, add_group, app, emit_view
+from patchgate.entrypoints.presenters import compliance as present
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 ProductOption = Annotated[
     str | None, typer.Option("--product", help="Only this product of the policy.")
 ]
-MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL"}
 
 
 def register(cli: typer.Typer) -> None:
@@ -32,15 +32,8 @@ def report_checklist(product: ProductOption = None, as_json: JsonFlag = False) -
     """The guide's six compliance checks from live data."""
     from patchgate.services.compliance import checklist
 
-    out = checklist.report(app().context, base_url=public_url(), product=product)
-    if as_json:
-        emit_json(out)
-        return
-    for item in out["items"]:
-        typer.echo(f"{MARK[item['state']]}  {item['id']:<22} {item['summary']}")
-        for e in item["evidence"]:
-            typer.echo(f"      {e['label']}" + (f" <{e['url']}>" if e["url"] else ""))
-    typer.echo(f"{out['passed']} of {out['total']} passed")
+    view = checklist.view(app().context, base_url=public_url(), product=product)
+    emit_view(view, as_json, json=present.checklist_json, text=present.checklist_text)
 
 
 def support_show(
@@ -49,12 +42,8 @@ def support_show(
     """A product's support statement."""
     from patchgate.services.compliance import support
 
-    out = support.statement(app().context, product)
-    if as_json:
-        emit_json(out)
-        return
-    state = "supported" if out["supported"] else "no longer supported"
-    typer.echo(f"{out['product']}: security updates until {out['support_end_human']} ({state})")
+    view = support.view(app().context, product)
+    emit_view(view, as_json, json=present.support_json, text=present.support_text)
 
 
 def techfile_export(
@@ -68,7 +57,4 @@ def techfile_export(
     out = techfile.export(
         app().context, folder, product=product, base_url=public_url(), actor=actor()
     )
-    if as_json:
-        emit_json(out)
-    else:
-        typer.echo(f"technical file written to {out['path']} ({len(out['files'])} files)")
+    emit_view(out, as_json, json=present.export_json, text=present.export_text)

@@ -202,20 +202,9 @@ class DdiApp:
         content_type = _header(scope, b"content-type")
         if not content_type or not content_type.lower().startswith(wire.CBOR_TYPE):
             return await self._body(scope, receive)
-        chunks: list[bytes] = []
-        size, more = 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                raise HttpError(413, f"request body over {self.max_body} bytes")
-            chunks.append(chunk)
-            more = message.get("more_body", False)
+        raw = await bodies.read_bytes(receive, self.max_body)  # 413 past the limit
         try:
-            decoded = wire.decode(b"".join(chunks), content_type)
+            decoded = wire.decode(raw, content_type)
         except (ValueError, RecursionError) as exc:
             raise HttpError(400, f"the body is not valid CBOR: {exc}") from None
         # The same limits as JSON bodies (domain/strict.py): depth, text, numbers.

@@ -1,9 +1,40 @@
-"""A CSAF document as people read it: Markdown and HTML renderings of the same content."""
+"""Advisories as JSON (the management API and the CLI's ``--json`` alike) and text, and a
+CSAF document as people read it: Markdown and HTML renderings of the same content."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+
+from patchgate.services.advisories.shapes import AdvisoryView
+
+
+def advisory_json(view: AdvisoryView) -> dict[str, Any]:
+    """One advisory (``advisory create|publish --json``, the API's answers)."""
+    return view.to_json()
+
+
+def list_json(views: Sequence[AdvisoryView]) -> dict[str, Any]:
+    """``advisory list --json`` and ``GET /api/v1/advisories``."""
+    return {"advisories": [v.to_json() for v in views]}
+
+
+def detail_json(view: AdvisoryView, document: Mapping[str, Any]) -> dict[str, Any]:
+    """``GET /api/v1/advisories/{id}``: the advisory's view and its CSAF document."""
+    return {**view.to_json(), "csaf": document}
+
+
+def drafted_text(view: AdvisoryView) -> str:
+    return f"advisory {view.id} drafted: {view.title}"
+
+
+def published_text(view: AdvisoryView) -> str:
+    return f"advisory {view.id} published at {view.url}"
+
+
+def list_text(views: Sequence[AdvisoryView]) -> list[str]:
+    return [f"{v.id}  {v.state:<6} {v.title}" for v in views]
+
 
 STATUS_LABELS = {
     "known_affected": "Affected",

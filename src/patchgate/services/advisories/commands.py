@@ -11,46 +11,38 @@ from typing import Any
 from patchgate.domain import csaf
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound
 from patchgate.services import audit
-from patchgate.services.advisories import inputs, validation
+from patchgate.services.advisories import inputs, shapes, validation
 from patchgate.services.advisories.ports import AdvisoryRecord
-from patchgate.services.advisories.views import summary
 from patchgate.services.compliance import sources
 from patchgate.services.context import Context
+from patchgate.services.vulnerabilities.views import VulnerabilityView
 
 ID_PREFIX = "SA"
-WHITE = "/.well-known/csaf/white"
 
 
-def document_url(base_url: str, path: str) -> str:
-    """Where the provider serves a published document."""
-    return f"{base_url.rstrip('/')}{WHITE}/{path}"
-
-
-def _title(views: Sequence[Mapping[str, Any]], product_names: Sequence[str]) -> str:
+def _title(views: Sequence[VulnerabilityView], product_names: Sequence[str]) -> str:
     if len(views) == 1:
-        return f"{views[0]['title']} ({views[0]['id']}) in {', '.join(product_names)}"
+        return f"{views[0].title} ({views[0].id}) in {', '.join(product_names)}"
     return f"{len(views)} vulnerabilities in {', '.join(product_names)}"
 
 
-def _summary(views: Sequence[Mapping[str, Any]]) -> str:
+def _summary(views: Sequence[VulnerabilityView]) -> str:
     lines = []
     for v in views:
-        states = "; ".join(
-            f"{p['product']}: {p['status'].replace('_', ' ')}" for p in v["products"]
-        )
-        lines.append(f"{v['id']} ({v['severity']}): {v['title']}. {states}.")
+        states = "; ".join(f"{p.product}: {p.status.replace('_', ' ')}" for p in v.products)
+        lines.append(f"{v.id} ({v.severity}): {v.title}. {states}.")
     return " ".join(lines)
 
 
-def _views(ctx: Context, vuln_ids: Sequence[str]) -> list[dict[str, Any]]:
+def _views(ctx: Context, vuln_ids: Sequence[str]) -> list[VulnerabilityView]:
     ids = list(dict.fromkeys(i.strip() for i in vuln_ids if i.strip()))
     if not ids:
         raise InvalidInput("name at least one vulnerability of the register")
     views = [sources.vulnerability(ctx, i) for i in ids]
     for v in views:
-        if not v["products"]:
+        if not v.products:
             raise InvalidInput(
-                f"vulnerability {v['id']} is not recorded for any product of the policy; "
+                f"vulnerability {v.id} is not recorded for any product of the policy; "
                 "run `patchgate vuln affects` first"
             )
     return views
@@ -59,7 +51,7 @@ def _views(ctx: Context, vuln_ids: Sequence[str]) -> list[dict[str, Any]]:
 def draft_document(
     ctx: Context,
     tracking_id: str,
-    views: Sequence[Mapping[str, Any]],
+    views: Sequence[VulnerabilityView],
     *,
     title: str | None,
     acknowledgments: Sequence[str],
@@ -69,7 +61,7 @@ def draft_document(
     """The draft CSAF security advisory for register views (validated by the caller)."""
     policy = sources.policy(ctx)
     releases = sources.releases(ctx)
-    names = list(dict.fromkeys(p["product"] for v in views for p in v["products"]))
+    names = list(dict.fromkeys(p.product for v in views for p in v.products))
     tracking = inputs.first_tracking(tracking_id, "draft", now, "Initial version.")
     return csaf.build(
         csaf.DocumentInput(
@@ -94,9 +86,9 @@ def create(
     acknowledgments: Sequence[str] = (),
     base_url: str,
     actor: str,
-) -> dict[str, Any]:
-    """A draft advisory for register vulnerabilities; refused when one is unknown or the
-    document would not pass the CSAF 2.0 schema and mandatory tests."""
+) -> str:
+    """Draft an advisory for register vulnerabilities; its tracking ID. Refused when one is
+    unknown or the document would not pass the CSAF 2.0 schema and mandatory tests."""
     if title is not None and not title.strip():
         raise InvalidInput("--title must not be empty")
     views = _views(ctx, vuln_ids)
@@ -118,7 +110,7 @@ def create(
             id=tracking_id,
             state="draft",
             title=document["document"]["title"],
-            vulnerability_ids=tuple(v["id"] for v in views),
+            vulnerability_ids=tuple(v.id for v in views),
             document=document,
             created_at=now,
             created_by=actor,
@@ -133,7 +125,7 @@ def create(
             details={"vulnerabilities": list(record.vulnerability_ids)},
         )
         uow.commit()
-    return summary(record, base_url)
+    return tracking_id
 
 
 def serialise(document: Mapping[str, Any]) -> str:
@@ -141,9 +133,10 @@ def serialise(document: Mapping[str, Any]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def publish(ctx: Context, advisory_id: str, *, base_url: str, actor: str) -> dict[str, Any]:
+def publish(ctx: Context, advisory_id: str, *, base_url: str, actor: str) -> str:
     """Make a draft final: dated now, validated again (an invalid document is refused and
-    stays a draft), serialised once, and signed with the provider's OpenPGP key."""
+    stays a draft), serialised once, and signed with the provider's OpenPGP key. Returns
+    the document's path below the provider's folder."""
     key = ctx.openpgp
     if key is None or not key.exists():
         raise Conflict("the CSAF OpenPGP key does not exist; run `patchgate init`")
@@ -155,7 +148,7 @@ def publish(ctx: Context, advisory_id: str, *, base_url: str, actor: str) -> dic
         if record.state == "final":
             raise Conflict(f"advisory {advisory_id} is already published")
         path = f"{now.year}/{csaf.file_name(record.id)}"
-        document = csaf.finalised(record.document, now, document_url(base_url, path))
+        document = csaf.finalised(record.document, now, shapes.document_url(base_url, path))
         validation.require_valid(
             document, f"advisory {advisory_id} is not a valid CSAF 2.0 document; not published"
         )
@@ -182,4 +175,4 @@ def publish(ctx: Context, advisory_id: str, *, base_url: str, actor: str) -> dic
             details={"path": path, "sha256": validation.sha256_hex(text.encode())},
         )
         uow.commit()
-    return summary(published, base_url)
+    return path

@@ -3,17 +3,17 @@ document (``domain/csaf.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from patchgate import __version__
 from patchgate.domain import csaf, versions
-from patchgate.domain.clock import parse_rfc3339
 from patchgate.domain.errors import InvalidInput
 from patchgate.domain.policy import Policy
 from patchgate.services.cvss_scoring import score_vector
 from patchgate.services.release_ports import ReleaseRecord
+from patchgate.services.vulnerabilities.views import ProductView, VulnerabilityView
 
 
 def first_tracking(tracking_id: str, status: str, now: datetime, summary: str) -> csaf.Tracking:
@@ -59,16 +59,16 @@ def _order(version: str) -> tuple[Any, ...]:
     return (0, versions.version_key(version)) if versions.is_version(version) else (1, version)
 
 
-def _scores(view: Mapping[str, Any]) -> tuple[csaf.Score, ...]:
+def _scores(view: VulnerabilityView) -> tuple[csaf.Score, ...]:
     """Each distinct vector of the record scored by the ``cvss`` library, so the base score
     in the document is the one its vector gives (CSAF 2.0 §6.1.9)."""
-    vectors = [view.get("cvss_vector")] + [s.get("vector") for s in view.get("scores") or []]
+    vectors = [view.cvss_vector, *(s.vector for s in view.scores)]
     out: dict[str, csaf.Score] = {}
     for vector in vectors:
         if not vector:
             continue
         try:
-            scored = score_vector(str(vector))
+            scored = score_vector(vector)
         except InvalidInput:
             continue
         out.setdefault(scored.vector, csaf.Score(scored.version, scored.vector, scored.score))
@@ -76,15 +76,14 @@ def _scores(view: Mapping[str, Any]) -> tuple[csaf.Score, ...]:
 
 
 def _fixes(
-    vuln_id: str, analysis: Mapping[str, Any], releases: Sequence[ReleaseRecord], base_url: str
+    vuln_id: str, analysis: ProductView, releases: Sequence[ReleaseRecord], base_url: str
 ) -> tuple[csaf.Fix, ...]:
-    named = analysis.get("fixing_release_id")
     fixing = [
         r
         for r in releases
-        if r.product == analysis["product"]
+        if r.product == analysis.product
         and r.state != "withdrawn"
-        and (vuln_id in r.fixes or r.id == named)
+        and (vuln_id in r.fixes or r.id == analysis.fixing_release_id)
     ]
     out: list[csaf.Fix] = []
     for release in sorted(fixing, key=lambda r: _order(r.version)):
@@ -96,29 +95,27 @@ def _fixes(
 
 
 def vulnerability(
-    view: Mapping[str, Any], releases: Sequence[ReleaseRecord], base_url: str
+    view: VulnerabilityView, releases: Sequence[ReleaseRecord], base_url: str
 ) -> csaf.VulnerabilityInput:
-    """One register view (``vuln show --json``) as a CSAF vulnerability input."""
+    """One register view (``vuln show``) as a CSAF vulnerability input."""
     findings = tuple(
         csaf.Finding(
-            product=a["product"],
-            status=a["status"],
-            justification=a.get("justification"),
-            ranges=tuple(a.get("affected") or ()),
-            fixes=_fixes(view["id"], a, releases, base_url),
-            due_at=parse_rfc3339(a["due_at"]) if a.get("due_at") else None,
+            product=a.product,
+            status=a.status,
+            justification=a.justification,
+            ranges=a.affected,
+            fixes=_fixes(view.id, a, releases, base_url),
+            due_at=a.due_at,
         )
-        for a in view.get("products", [])
+        for a in view.products
     )
-    cwe = view.get("cwe")
     return csaf.VulnerabilityInput(
-        id=view["id"],
-        title=view.get("title") or view["id"],
-        description=view.get("description") or "",
-        aliases=tuple(view.get("aliases") or ()),
+        id=view.id,
+        title=view.title or view.id,
+        description=view.description,
+        aliases=view.aliases,
         scores=_scores(view),
-        cwe=csaf.Weakness(cwe["id"], cwe["name"]) if isinstance(cwe, dict) else None,
-        aware_at=parse_rfc3339(view["aware_at"]) if view.get("aware_at") else None,
-        exploited_at=parse_rfc3339(view["exploited_at"]) if view.get("exploited_at") else None,
+        aware_at=view.aware_at,
+        exploited_at=view.exploited_at,
         findings=findings,
     )

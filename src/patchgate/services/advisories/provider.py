@@ -16,13 +16,12 @@ from typing import Any
 from patchgate.domain.clock import rfc3339
 from patchgate.domain.csaf import slug as csaf_slug
 from patchgate.domain.errors import Conflict, NotFound
-from patchgate.services.advisories import inputs, views
+from patchgate.services.advisories import inputs, shapes, views
 from patchgate.services.advisories.ports import AdvisoryRecord
 from patchgate.services.compliance import sources
 from patchgate.services.context import Context
 
-WELL_KNOWN = "/.well-known/csaf"
-WHITE = f"{WELL_KNOWN}/white"
+WELL_KNOWN, WHITE = shapes.WELL_KNOWN, shapes.WHITE
 ROLIE_FEED = f"{WELL_KNOWN}/feed-tlp-white.json"
 _FILE = re.compile(r"^(\d{4})/([+\-a-z0-9_]+\.json)(\.sha256|\.sha512|\.asc)?$")
 
@@ -162,7 +161,7 @@ def rolie_feed(ctx: Context, base_url: str) -> dict[str, Any]:
     published = _published(ctx)
     entries = []
     for record in published:
-        url = f"{base}{WHITE}/{record.path}"
+        url = shapes.document_url(base, record.path or "")
         tracking = record.document["document"]["tracking"]
         entries.append(
             {

@@ -3,34 +3,47 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from patchgate.domain import csaf
-from patchgate.domain.clock import rfc3339
 from patchgate.domain.errors import InvalidInput, NotFound
 from patchgate.services.advisories import inputs, validation
 from patchgate.services.advisories.ports import AdvisoryRecord
+from patchgate.services.advisories.shapes import AdvisoryView, document_url
 from patchgate.services.compliance import sources
 from patchgate.services.context import Context
 
-WHITE = "/.well-known/csaf/white"
+
+def view(record: AdvisoryRecord, base_url: str) -> AdvisoryView:
+    """The view of a stored advisory."""
+    return AdvisoryView(
+        id=record.id,
+        state=record.state,
+        title=record.title,
+        vulnerabilities=tuple(record.vulnerability_ids),
+        version=record.document["document"]["tracking"]["version"],
+        created_at=record.created_at,
+        created_by=record.created_by,
+        published_at=record.published_at,
+        path=record.path,
+        url=document_url(base_url, record.path) if record.path else None,
+    )
 
 
 def summary(record: AdvisoryRecord, base_url: str) -> dict[str, Any]:
-    """The JSON shape of ``advisory create|publish|list --json`` entries."""
-    tracking = record.document["document"]["tracking"]
-    return {
-        "id": record.id,
-        "state": record.state,
-        "title": record.title,
-        "vulnerabilities": list(record.vulnerability_ids),
-        "version": tracking["version"],
-        "created_at": rfc3339(record.created_at),
-        "created_by": record.created_by,
-        "published_at": rfc3339(record.published_at),
-        "path": record.path,
-        "url": f"{base_url.rstrip('/')}{WHITE}/{record.path}" if record.path else None,
-    }
+    """The JSON of a stored advisory's view (``AdvisoryView.to_json``)."""
+    return view(record, base_url).to_json()
+
+
+def advisory(ctx: Context, advisory_id: str, base_url: str) -> AdvisoryView:
+    """One advisory's view, or ``NotFound``."""
+    return view(get(ctx, advisory_id), base_url)
+
+
+def advisories(ctx: Context, base_url: str) -> tuple[AdvisoryView, ...]:
+    """Every advisory's view, newest first (a register's few documents: not paged)."""
+    return tuple(view(r, base_url) for r in list_advisories(ctx))
 
 
 def list_advisories(ctx: Context, *, published_only: bool = False) -> list[AdvisoryRecord]:
@@ -72,9 +85,9 @@ def vex_document(ctx: Context, product: str, *, base_url: str) -> dict[str, Any]
         raise InvalidInput(f"unknown product {product!r} (products of the policy: {known})")
     releases = sources.releases(ctx, product)
     views = [
-        {**v, "products": [p for p in v["products"] if p["product"] == product]}
+        replace(v, products=tuple(p for p in v.products if p.product == product))
         for v in sources.vulnerabilities(ctx)
-        if v.get("withdrawn_at") is None and any(p["product"] == product for p in v["products"])
+        if v.withdrawn_at is None and any(p.product == product for p in v.products)
     ]
     if not views:
         raise InvalidInput(f"no vulnerability is recorded for {product!r}; a VEX needs one")

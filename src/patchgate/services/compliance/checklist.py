@@ -11,6 +11,7 @@ from patchgate.domain import checklist as rules
 from patchgate.domain.clock import parse_rfc3339
 from patchgate.domain.policy import Policy
 from patchgate.services.compliance import sources, support
+from patchgate.services.compliance.views import ChecklistView
 from patchgate.services.context import Context
 
 TECHFILE_ACTION = "techfile.export"
@@ -121,12 +122,19 @@ def _last_export(ctx: Context, product: str | None) -> datetime | None:
 def report(
     ctx: Context, *, base_url: str, product: str | None = None, fleet_max_age: float = 0.0
 ) -> dict[str, Any]:
-    """``report checklist --json``: the six items, how many passed, and the total.
-    ``fleet_max_age``: seconds a count of the devices' update schemes may be reused."""
+    """The checklist's JSON (``ChecklistView.to_json``)."""
+    return view(ctx, base_url=base_url, product=product, fleet_max_age=fleet_max_age).to_json()
+
+
+def view(
+    ctx: Context, *, base_url: str, product: str | None = None, fleet_max_age: float = 0.0
+) -> ChecklistView:
+    """The six items judged from live data. ``fleet_max_age``: seconds a count of the
+    devices' update schemes may be reused."""
     in_force = sources.policy_in_force(ctx)
     policy = in_force.policy
     if product is not None:
-        support.statement(ctx, product)  # refuses an unknown or malformed name
+        support.view(ctx, product)  # refuses an unknown or malformed name
     names = _products(policy, product)
     now = ctx.clock()
     base = base_url.rstrip("/")
@@ -150,9 +158,4 @@ def report(
             now=now,
         ),
     ]
-    return {
-        "items": [i.as_json() for i in items],
-        "passed": sum(1 for i in items if i.state == rules.PASS),
-        "total": len(items),
-        "product": product,
-    }
+    return ChecklistView(tuple(items), product)

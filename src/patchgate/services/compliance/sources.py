@@ -26,6 +26,7 @@ from patchgate.services.vulnerabilities import register as vuln_register
 from patchgate.services.vulnerabilities import shapes
 from patchgate.services.vulnerabilities import views as vuln_views
 from patchgate.services.vulnerabilities.register import RegisterRow
+from patchgate.services.vulnerabilities.views import VulnerabilityView
 
 PLAN_PAGE = 200
 
@@ -40,14 +41,14 @@ def policy_in_force(ctx: Context) -> policy_service.PolicyInForce:
     return policy_service.in_force(ctx)
 
 
-def vulnerability(ctx: Context, vuln_id: str) -> dict[str, Any]:
+def vulnerability(ctx: Context, vuln_id: str) -> VulnerabilityView:
     """The register's view of one vulnerability (``NotFound`` for an unknown ID)."""
-    return shapes.vulnerability_json(vuln_views.show(ctx, vuln_id))
+    return vuln_views.show(ctx, vuln_id)
 
 
-def vulnerabilities(ctx: Context) -> list[dict[str, Any]]:
+def vulnerabilities(ctx: Context) -> Sequence[VulnerabilityView]:
     """The register's view of every vulnerability."""
-    return [shapes.vulnerability_json(v) for v in vuln_views.list_vulnerabilities(ctx).items]
+    return vuln_views.list_vulnerabilities(ctx).items
 
 
 def register(ctx: Context) -> list[RegisterRow]:

@@ -7,12 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from patchgate.domain import checklist
-from patchgate.domain.clock import rfc3339
 from patchgate.domain.errors import NotFound
 from patchgate.domain.notices import Kind
 from patchgate.domain.policy import Product
 from patchgate.services.advisories.views import check_product_name
 from patchgate.services.compliance import sources
+from patchgate.services.compliance.views import SupportView
 from patchgate.services.context import Context
 
 
@@ -27,36 +27,38 @@ def sent_notices(ctx: Context) -> dict[str, set[str]]:
 
 
 def statement(ctx: Context, name: str) -> dict[str, Any]:
+    """The JSON of a product's support statement (``SupportView.to_json``)."""
+    return view(ctx, name).to_json()
+
+
+def view(ctx: Context, name: str) -> SupportView:
     """The support statement of one product (``NotFound`` for an unknown one)."""
     check_product_name(name)
     policy = sources.policy(ctx)
     product = policy.product(name)
     if product is None:
         raise NotFound(f"no product {name!r} in the policy")
-    return _statement(product, ctx)
+    return _view(product, ctx)
 
 
-def _statement(product: Product, ctx: Context) -> dict[str, Any]:
+def _view(product: Product, ctx: Context) -> SupportView:
     now = ctx.clock()
     ends = checklist.support_ends_at(product.support_end)
     releases = [r for r in sources.releases(ctx, product.name) if r.state != "withdrawn"]
     latest = max(releases, key=lambda r: r.created_at) if releases else None
-    return {
-        "product": product.name,
-        "description": product.description,
-        "support_start": str(product.support_start),
-        "support_end": str(product.support_end),
-        "support_end_human": product.support_end.human(),
-        "supported": now < ends,
-        "ends_at": rfc3339(ends),
-        "on_sale": product.on_sale,
-        "member_states": list(product.member_states),
-        "update_types": list(product.update_types),
-        "hardware": list(product.hardware),
-        "short_support_reason": product.short_support_reason,
-        "latest_release": latest.version if latest else None,
-        "notices": [
-            {"notice": n, "at": rfc3339(at)}
-            for n, at in checklist.notice_times(product.support_end)
-        ],
-    }
+    return SupportView(
+        product=product.name,
+        description=product.description,
+        support_start=str(product.support_start),
+        support_end=str(product.support_end),
+        support_end_human=product.support_end.human(),
+        supported=now < ends,
+        ends_at=ends,
+        on_sale=product.on_sale,
+        member_states=tuple(product.member_states),
+        update_types=tuple(product.update_types),
+        hardware=tuple(product.hardware),
+        short_support_reason=product.short_support_reason,
+        latest_release=latest.version if latest else None,
+        notices=tuple(checklist.notice_times(product.support_end)),
+    )

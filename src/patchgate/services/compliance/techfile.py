@@ -17,14 +17,15 @@ from typing import Any
 from patchgate.domain.checklist import retained_until
 from patchgate.domain.clock import rfc3339
 from patchgate.domain.errors import InvalidInput
+from patchgate.domain.policy import SEVERITIES
 from patchgate.domain.stages import DEFAULT_SPEC
 from patchgate.services import audit
 from patchgate.services.advisories import views as advisory_views
 from patchgate.services.compliance import checklist, sources, support
 from patchgate.services.compliance import pages as doc
+from patchgate.services.compliance.views import Exported
 from patchgate.services.context import Context
-
-SEVERITIES = ("critical", "high", "medium", "low")
+from patchgate.services.vulnerabilities.shapes import vulnerability_json
 
 
 def _destination(folder: str) -> Path:
@@ -47,16 +48,16 @@ def _product_pages(ctx: Context, names: Sequence[str]) -> doc.Page:
     page = doc.Page("products", "Products and support periods")
     rows = []
     for name in names:
-        s = support.statement(ctx, name)
+        s = support.view(ctx, name)
         rows.append(
             [
                 name,
-                s["description"],
-                s["support_start"],
-                s["support_end"],
-                ", ".join(s["hardware"]),
-                ", ".join(s["member_states"]),
-                s["short_support_reason"] or "",
+                s.description,
+                s.support_start,
+                s.support_end,
+                ", ".join(s.hardware),
+                ", ".join(s.member_states),
+                s.short_support_reason or "",
             ]
         )
     page.table(
@@ -125,15 +126,13 @@ def _process_page(ctx: Context) -> doc.Page:
 
 
 def _register_page(ctx: Context, names: Sequence[str]) -> tuple[doc.Page, list[Any]]:
-    views = [
-        v for v in sources.vulnerabilities(ctx) if any(p["product"] in names for p in v["products"])
-    ]
+    views = [v for v in sources.vulnerabilities(ctx) if any(p.product in names for p in v.products)]
     page = doc.Page("register", "Vulnerability register")
     page.table(
         ["ID", "Title", "Severity", "CVSS", "Aware", "Due", "SLA", "Status", "Exposed devices"],
         [
-            [v["id"], v["title"], v["severity"], str(v["score"]), v["aware_at"],
-             str(v["due_at"]), v["sla_state"], v["status"], str(v["exposed_devices"])]
+            [v.id, v.title, v.severity, str(v.score), str(rfc3339(v.aware_at)),
+             str(rfc3339(v.due_at)), v.sla_state, v.status, str(v.exposed_devices)]
             for v in views
         ],
     )  # fmt: skip
@@ -143,7 +142,7 @@ def _register_page(ctx: Context, names: Sequence[str]) -> tuple[doc.Page, list[A
         ["Figure", "Value"],
         [[k, json.dumps(v)] for k, v in sla.items() if not isinstance(v, dict | list)],
     )
-    return page, views
+    return page, [vulnerability_json(v) for v in views]
 
 
 def _releases_page(ctx: Context, names: Sequence[str], out: Path) -> tuple[doc.Page, list[Any]]:
@@ -307,10 +306,10 @@ def _write(out: Path, ctx: Context, product: str | None, base_url: str) -> list[
 
 def export(
     ctx: Context, folder: str, *, product: str | None = None, base_url: str, actor: str
-) -> dict[str, Any]:
+) -> Exported:
     """Write the technical file into ``folder`` (new or empty); audited."""
     if product is not None:
-        support.statement(ctx, product)  # refuses an unknown or malformed name
+        support.view(ctx, product)  # refuses an unknown or malformed name
     target = _destination(folder)
     work = Path(tempfile.mkdtemp(prefix=".techfile-", dir=target.parent))
     try:
@@ -328,4 +327,4 @@ def export(
             details={"product": product, "files": len(files)},
         )  # fmt: skip
         uow.commit()
-    return {"path": str(target), "product": product, "files": files}
+    return Exported(str(target), product, tuple(files))

@@ -125,8 +125,10 @@ class SeverityOverride:
 
 
 @dataclass(frozen=True)
-class VulnerabilityView:
-    """Everything the register knows and derives about one vulnerability."""
+class Described:
+    """What a vulnerability is, as the register states it: its names, text and score. The
+    register's view and a VEX entry both start with it (one list, one reading of the
+    record: :func:`described`)."""
 
     id: str
     title: str
@@ -135,6 +137,25 @@ class VulnerabilityView:
     cvss_vector: str | None
     cvss_version: str | None
     score: float | None
+
+
+def described(record: VulnerabilityRecord) -> Described:
+    """The ``Described`` part of a stored vulnerability."""
+    return Described(
+        id=record.id,
+        title=record.title,
+        description=record.description,
+        aliases=tuple(record.aliases),
+        cvss_vector=record.cvss_vector,
+        cvss_version=record.cvss_version,
+        score=record.score,
+    )
+
+
+@dataclass(frozen=True)
+class VulnerabilityView(Described):
+    """Everything the register knows and derives about one vulnerability."""
+
     score_source: str | None
     scores: tuple[ScoreCandidate, ...]
     cvss_severity: str  # from the score alone
@@ -212,16 +233,9 @@ class SlaReport:
 
 
 @dataclass(frozen=True)
-class VexEntry:
+class VexEntry(Described):
     """The current analysis of one vulnerability for the VEX product."""
 
-    id: str
-    title: str
-    description: str
-    aliases: tuple[str, ...]
-    cvss_vector: str | None
-    cvss_version: str | None
-    score: float | None
     score_provider: str  # who scored it (the organisation for its own assessment)
     cvss_severity: str
     exploited: bool
@@ -343,13 +357,7 @@ def build_view(record: VulnerabilityRecord, facts: fx.Facts) -> VulnerabilityVie
         else None
     )
     return VulnerabilityView(
-        id=record.id,
-        title=record.title,
-        description=record.description,
-        aliases=tuple(record.aliases),
-        cvss_vector=record.cvss_vector,
-        cvss_version=record.cvss_version,
-        score=record.score,
+        **vars(described(record)),
         score_source=record.score_source,
         scores=tuple(record.scores),
         cvss_severity=cvss_severity(record, policy),
@@ -531,13 +539,7 @@ def vex_input(ctx: Context, product: str) -> VexInput:
             releases = uow.vulnerabilities.fixing_releases(record.id, record.aliases)
             entries.append(
                 VexEntry(
-                    id=record.id,
-                    title=record.title,
-                    description=record.description,
-                    aliases=tuple(record.aliases),
-                    cvss_vector=record.cvss_vector,
-                    cvss_version=record.cvss_version,
-                    score=record.score,
+                    **vars(described(record)),
                     score_provider=(record.score_source or "").partition(":")[2]
                     or policy.organisation,
                     cvss_severity=cvss_severity(record, policy),

@@ -24,7 +24,6 @@ intpk = Annotated[int, mapped_column(BigIntPK, primary_key=True, autoincrement=T
 utc = Annotated[datetime, mapped_column(DateTime(timezone=True))]
 str64 = Annotated[str, mapped_column(String(64))]
 str255 = Annotated[str, mapped_column(String(255))]
-jsondict = Annotated[dict[str, Any], mapped_column(JSON)]
 
 
 class Base(DeclarativeBase):
