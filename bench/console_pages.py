@@ -21,6 +21,7 @@ page (loopback client: the server's time plus well under a millisecond).
 
 usage: .venv/bin/python bench/console_pages.py [--backend sqlite|postgres|both]
        [--devices 100000] [--vulns 2000] [--campaigns 50] [--requests 40]
+       [--seed-only | --reuse]
 Env: PATCHGATE_BENCH_POSTGRES, a PostgreSQL URL whose server may create a database
 (default postgresql://postgres@127.0.0.1:5432/postgres); PATCHGATE_BENCH_DB, the name of the
 database it makes there (default patchgate_bench_console). Work files go to
@@ -562,8 +563,10 @@ def run(backend: str, args: argparse.Namespace, base: Path, port: int) -> dict[s
     env.pop("PATCHGATE_DATABASE_URL", None)
     # The server's own timers (campaign gates, notices, gauges) would run beside the pages
     # and take the write lock; their cost is measured by the campaign and metrics benches.
-    env.update({f"PATCHGATE_{name}": "3600" for name in ("CAMPAIGN_TICK", "NOTIFY_TICK",
-                                                         "METRICS_REFRESH")})  # fmt: skip
+    # Off (0), not just slow: each one's first run comes at the start, and the gauges and
+    # the notices each build every vulnerability's full view, minutes of work at this size.
+    env.update({f"PATCHGATE_{name}": "0" for name in ("CAMPAIGN_TICK", "NOTIFY_TICK",
+                                                      "METRICS_REFRESH")})  # fmt: skip
     admin = os.environ.get(
         "PATCHGATE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
@@ -581,6 +584,8 @@ def run(backend: str, args: argparse.Namespace, base: Path, port: int) -> dict[s
         seeded = seed(env, work, args)
         kept = {**seeded, "releases": {"|".join(k): v for k, v in seeded["releases"].items()}}
         saved.write_text(json.dumps(kept))
+        if args.seed_only:
+            return {}
     print(f"{backend}: measuring", file=sys.stderr)
     return measure(env, work, seeded, args.requests, port)
 
@@ -594,6 +599,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument(
         "--reuse", action="store_true", help="measure the installation an earlier run seeded"
+    )
+    parser.add_argument(
+        "--seed-only",
+        action="store_true",
+        help="seed and stop (measure later with --reuse: two shorter runs under the lock)",
     )
     args = parser.parse_args()
     default_work = Path(tempfile.gettempdir()) / "patchgate-bench-console"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from patchgate.adapters.db.campaign_repos import SqlCampaignRepository
-from patchgate.services import ddi
+from patchgate.services import actions, ddi
 from patchgate.services.campaigns import commands, views
 from patchgate.services.campaigns.figures import Figures, build, figures
 from patchgate.services.campaigns.plans import get_campaign, plan_of
@@ -129,3 +129,32 @@ def test_neither_a_tick_nor_status_nor_a_halt_scans_the_fleet(env: Env, scans: l
     ):
         command()
         assert scans == [], command
+
+
+def test_a_campaign_reads_its_own_events_after_its_mark_not_the_fleets(env: Env) -> None:
+    """Events of other actions (a manual offer to a device the campaign does not target)
+    that come after a campaign's mark are not read for it, and its figures still equal
+    the full build as its own devices report."""
+    made = release(env, "2.0.0", 2)
+    fleet = Fleet(env)
+    for i in range(4):
+        fleet.add(f"qa-{i}", "1.0.0", "qa")
+    fleet.add("lab-0", "1.0.0", "lab")
+    campaign = started(env, made, stages="qa", soak="1h")
+    offered = {f"qa-{i}": fleet.poll(f"qa-{i}").open_action_id or 0 for i in range(4)}
+    fleet.feedback("qa-0", offered["qa-0"], "closed", "success")
+    commands.tick(env.ctx)  # the figures stored, their marks moved
+    actions.assign(env.ctx, "lab-0", made.id, actor="test")
+    other = actions.device_actions(env.ctx, "lab-0")[0].id
+    fleet.feedback("lab-0", other, "proceeding")
+    fleet.feedback("lab-0", other, "closed", "success")
+    fleet.feedback("qa-1", offered["qa-1"], "closed", "failure")
+    with env.ctx.read_uow() as uow:
+        stored = uow.campaigns.stored_figures(campaign)
+        assert stored is not None
+        read = uow.campaigns.events_after(campaign, stored.marks.event, limit=100)
+    assert read and {e.device_id for e in read} == {fleet.caller("qa-1").device_id}
+    kept = _same(env, campaign)
+    assert (kept.stages[0].succeeded, kept.stages[0].failed + kept.stages[0].retrying) == (1, 1)
+    commands.tick(env.ctx)
+    _same(env, campaign)

@@ -82,3 +82,22 @@ def test_init_demo_adds_a_few_devices_once_with_their_tokens(tmp_path: Path) -> 
     again = run_cli(["init", "--demo", "--json"], env)
     assert again.code == 0
     assert again.json()["device_tokens"] == {}
+
+
+def test_the_policy_in_force_follows_each_apply_though_parses_are_kept(env: Env) -> None:
+    """``in_force`` reuses a parse of the same text and date; a new text in force, or the
+    earlier text applied again, is what the next read returns."""
+    first = demo_policy_source()
+    second = first.replace('organisation = "', 'organisation = "Renamed ', 1)
+    assert second != first
+    policy_service.apply(env.ctx, first, actor="t")
+    before = policy_service.in_force(env.ctx)
+    assert policy_service.in_force(env.ctx).policy is before.policy  # kept, not parsed again
+    policy_service.apply(env.ctx, second, actor="t")
+    changed = policy_service.in_force(env.ctx)
+    assert changed.policy.organisation.startswith("Renamed ")
+    assert changed.sha256 != before.sha256
+    policy_service.apply(env.ctx, first, actor="t")
+    again = policy_service.in_force(env.ctx)
+    assert again.sha256 == before.sha256
+    assert again.policy == before.policy

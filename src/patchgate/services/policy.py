@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from patchgate.domain.errors import NotFound
 from patchgate.domain.policy import Policy
@@ -60,6 +60,24 @@ def apply(ctx: Context, source: str, *, actor: str) -> tuple[Policy, bool]:
     return policy, True
 
 
+# Parsed policies by (text digest, date applied): parsing is a function of those two alone,
+# and a console page asks for the policy in force several times (docs/console.md,
+# "Performance"). A handful of versions at most is ever read again.
+_parsed: dict[tuple[str, date], Policy] = {}
+PARSED_KEPT = 8
+
+
+def _parse(source: str, sha256: str, applied: date) -> Policy:
+    key = (sha256, applied)
+    found = _parsed.get(key)
+    if found is None or hashlib.sha256(source.encode()).hexdigest() != sha256:
+        found = parse_policy(tomllib.loads(source), today=applied)
+        if len(_parsed) >= PARSED_KEPT:
+            _parsed.clear()
+        _parsed[key] = found
+    return found
+
+
 def in_force(ctx: Context) -> PolicyInForce:
     """The policy in force. Its text was validated when applied; it is parsed again here
     with today's date, so a support period that has since ended still parses (the
@@ -70,5 +88,5 @@ def in_force(ctx: Context) -> PolicyInForce:
         raise NotFound("no policy is in force: run `patchgate init`")
     # Parse with the date it was applied so an end date that has passed since does not
     # make the published policy unreadable.
-    policy = parse_policy(tomllib.loads(record.source), today=record.applied_at.date())
+    policy = _parse(record.source, record.sha256, record.applied_at.date())
     return PolicyInForce(policy, record.id, record.sha256, record.applied_at)

@@ -132,10 +132,13 @@ class SqlDeviceRepository(p.DeviceRepository):
     ) -> Sequence[p.DeviceRecord]:
         # Keyset paging over the (tenant_id, controller_id) unique index: each page starts
         # where the last one ended, at the same cost on the millionth device as on the first.
+        # The tenant's id is a scalar subquery, not a join: with the id a constant the
+        # planner walks that index in order and stops at the page's end (PostgreSQL read
+        # and sorted the whole table for the first page through the join).
+        tenant_id = select(Tenant.id).where(Tenant.name == tenant).scalar_subquery()
         base = (
             select(Device)
-            .join(Tenant, Tenant.id == Device.tenant_id)
-            .where(Tenant.name == tenant, Device.removed_at.is_(None))
+            .where(Device.tenant_id == tenant_id, Device.removed_at.is_(None))
             .order_by(Device.controller_id)
         )
         if group is not None:

@@ -217,22 +217,21 @@ class SqlFigureQueries:
             self.session.execute(insert(CampaignExecution), values[start : start + 10 * _CHUNK])
 
     def events_after(self, campaign_id: int, mark: int, *, limit: int) -> Sequence[p.Numbered]:
+        # The campaign's own actions only (ix_actions_campaign_status, then each action's
+        # events above the mark from ix_action_events_action): a campaign read long after
+        # its last event costs its own actions, not every event the fleet sent since.
         query = (
-            select(
-                ActionEvent.id,
-                ActionEvent.at,
-                Action.device_id,
-                Action.campaign_id,
-            )
+            select(ActionEvent.id, ActionEvent.at, Action.device_id)
             .join(Action, Action.id == ActionEvent.action_id)
-            .where(ActionEvent.id > mark, ActionEvent.status_after.not_in(_SILENT_STEPS))
+            .where(
+                Action.campaign_id == campaign_id,
+                ActionEvent.id > mark,
+                ActionEvent.status_after.not_in(_SILENT_STEPS),
+            )
             .order_by(ActionEvent.id)
             .limit(limit)
         )
-        return [
-            p.Numbered(int(r[0]), as_utc(r[1]), int(r[2]) if r[3] == campaign_id else 0)
-            for r in self.session.execute(query)
-        ]
+        return [p.Numbered(int(r[0]), as_utc(r[1]), int(r[2])) for r in self.session.execute(query)]
 
     def health_after(self, mark: int, *, limit: int) -> Sequence[p.NumberedHealth]:
         query = (

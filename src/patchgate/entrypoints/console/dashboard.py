@@ -29,32 +29,32 @@ FAILED = (Status.ERROR.value,)
 OPEN = tuple(s.value for s in Status if s not in TERMINAL)
 
 
-def _watched(ctx: Context, ids: list[int]) -> list[dict[str, Any]]:
-    """The newest campaigns that need watching, with their actions counted by one
-    aggregate (the campaign's page has the stage figures and gates)."""
+def _campaigns(ctx: Context) -> tuple[Counter[str], list[dict[str, Any]]]:
+    """Campaigns by state, and the newest that need watching with their actions counted
+    by one aggregate (the campaign's page has the stage figures and gates): one read of
+    the stored campaigns, one of the releases and one count, however many there are."""
     versions = {r["id"]: r["version"] for r in views.releases(ctx)}
-    out = []
     with ctx.read_uow() as uow:
-        tallies = uow.fleet.campaign_tallies(ids)
-        for cid in ids:
-            rec = uow.campaigns.get(cid)
-            if rec is None:
-                continue
-            tally = tallies.get(cid, {})
-            out.append(
-                {
-                    "id": cid, "product": rec.product, "state": rec.state,
-                    "release_version": versions.get(rec.release_id, "?"),
-                    "stage": rec.stages[rec.stage_index]["name"],
-                    "stage_index": rec.stage_index, "stages": len(rec.stages),
-                    "halt_reason": rec.halt_reason,
-                    "verdict": (rec.last_gate or {}).get("verdict"),
-                    "done": sum(tally.get(s, 0) for s in DONE),
-                    "failed": sum(tally.get(s, 0) for s in FAILED),
-                    "open": sum(tally.get(s, 0) for s in OPEN),
-                }
-            )  # fmt: skip
-    return out
+        every = uow.campaigns.list()
+        watched = [c for c in every if c.state in ACTIVE][-CAMPAIGNS_SHOWN:][::-1]
+        tallies = uow.fleet.campaign_tallies([c.id for c in watched])
+    out = []
+    for rec in watched:
+        tally = tallies.get(rec.id, {})
+        out.append(
+            {
+                "id": rec.id, "product": rec.product, "state": rec.state,
+                "release_version": versions.get(rec.release_id, "?"),
+                "stage": rec.stages[rec.stage_index]["name"],
+                "stage_index": rec.stage_index, "stages": len(rec.stages),
+                "halt_reason": rec.halt_reason,
+                "verdict": (rec.last_gate or {}).get("verdict"),
+                "done": sum(tally.get(s, 0) for s in DONE),
+                "failed": sum(tally.get(s, 0) for s in FAILED),
+                "open": sum(tally.get(s, 0) for s in OPEN),
+            }
+        )  # fmt: skip
+    return Counter(c.state for c in every), out
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -65,10 +65,7 @@ def dashboard(request: Request, caller: base.SignedIn) -> HTMLResponse:
     urgent = register.register_page(ctx, where, limit=URGENT_SHOWN)
     with ctx.read_uow() as uow:
         total, seen = uow.fleet.counts(DEFAULT_TENANT, now - timedelta(days=1))
-    every = views.campaigns(ctx)
-    by_state = Counter(c["state"] for c in every)
-    watched = [c["id"] for c in every if c["state"] in ACTIVE][-CAMPAIGNS_SHOWN:]
-    active = _watched(ctx, watched[::-1])
+    by_state, active = _campaigns(ctx)
     report = checklist.report(
         ctx, base_url=caller.rt.base_url(request), fleet_max_age=FLEET_MAX_AGE
     )

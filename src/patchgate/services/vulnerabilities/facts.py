@@ -7,7 +7,6 @@ the fleet's exposure and how far a fix has reached it (docs/vulnerability-regist
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,7 @@ from patchgate.services.vulnerabilities.rules import UNASSIGNED
 from patchgate.services.vulnerability_ports import (
     FixingRelease,
     FixRun,
+    FixShare,
     ProductAnalysis,
     Submission,
     VulnerabilityRecord,
@@ -201,12 +201,7 @@ def _memo(rng: versions.VersionRange) -> Callable[[str], bool]:
 
 def needed_for(total: int) -> int:
     """How many of ``total`` devices make :data:`FIX_SHARE` (ceil, exact for integers)."""
-    return -(-round(FIX_SHARE * 100) * total // 100)
-
-
-def _needed_after(base: int, ran: int) -> int:
-    """:func:`needed_for` a fleet of ``base`` devices plus ``ran`` more."""
-    return needed_for(base + ran)
+    return FixShare(0, round(FIX_SHARE * 100)).needed(total)
 
 
 def reach(
@@ -274,7 +269,7 @@ def rollouts(
                          if counts(r.id, r.version)],
             skip_versions=[v for v in uow.vulnerabilities.device_versions(product.hardware)
                            if v is not None and affected(v)],
-            fixed_share=functools.partial(_needed_after, count),
+            share=FixShare(count, round(FIX_SHARE * 100)),
         )  # fmt: skip
         out[analysis.product] = Rollout(count + found.devices, found.devices, found.reached_at)
     return out
