@@ -10,9 +10,6 @@ from __future__ import annotations
 import random
 from typing import Final
 
-import numpy as np
-import numpy.typing as npt
-
 from patchgate.domain import executions as ex
 from patchgate.domain.actions import ClientKind
 
@@ -53,9 +50,9 @@ class DeviceFeedback:
     stage_list: list[int]
     mask_list: list[int]
     client_of_mask: list[ClientKind]
-    status: npt.NDArray[np.uint8]
-    rstatus: npt.NDArray[np.uint8]
-    env: npt.NDArray[np.int32]
+    status: bytearray
+    rstatus: bytearray
+    env: list[int]
     table: EnvTable
     queue: EventQueue
     offline: OfflineModel
@@ -65,12 +62,20 @@ class DeviceFeedback:
     def _evaluate(self, t: float) -> None:
         raise NotImplementedError
 
-    def _event(self, device: int, event: ex.Event) -> None:
-        kind = self.open_kind[device]
-        old = self.open[device]
+    def _event(self, device: int, *events: ex.Event) -> None:
+        self._fold(device, self.open_kind[device], self.open[device], *events)
+
+    def _fold(self, device: int, kind: int, old: ex.Execution, *events: ex.Event) -> None:
+        """Fold ``events`` (reports the device sends back to back, at one instant) into
+        its open execution ``old`` of ``kind``, as the server folds each report; the
+        counts move once, from the status before them to the status after."""
         if self.trace is not None and kind == ROLLOUT:
-            self.trace.setdefault(device, []).append(event)
-        self._move(device, kind, old, ex.step(ex.settle(old, event.at), event, VERSIONS[kind]))
+            self.trace.setdefault(device, []).extend(events)
+        version = VERSIONS[kind]
+        new = old
+        for event in events:
+            new = ex.step(ex.settle(new, event.at), event, version)
+        self._move(device, kind, old, new)
 
     def _move(self, device: int, kind: int, old: ex.Execution, new: ex.Execution) -> None:
         old_status, status = old.status, new.status
@@ -87,12 +92,12 @@ class DeviceFeedback:
                     tally[old_status] -= 1
                 if status != ex.NONE:
                     tally[status] = tally.get(status, 0) + 1
-        if status in ex.TERMINAL:
-            del self.open[device]
-            del self.open_kind[device]
-            (self.rstatus if kind == REVERT else self.status)[device] = CODE[status]
-        else:
-            self.open[device] = new
+            if status in ex.TERMINAL:
+                del self.open[device]
+                del self.open_kind[device]
+                (self.rstatus if kind == REVERT else self.status)[device] = CODE[status]
+                return
+        self.open[device] = new
 
     def _client(self, device: int) -> ClientKind:
         return self.client_of_mask[self.mask_list[device]]
@@ -103,8 +108,11 @@ class DeviceFeedback:
         if device not in self.open:
             return
         now = at(t)
-        self._event(device, ex.Event(ex.INSTALLING, now))
-        self._event(device, success_report(self._client(device), progress_at=now, success_at=now))
+        self._event(
+            device,
+            ex.Event(ex.INSTALLING, now),
+            success_report(self._client(device), progress_at=now, success_at=now),
+        )
         if device in self.open:
             self.queue.push(t + self.confirm_minutes, device, CONFIRM_DUE)
 
@@ -122,7 +130,7 @@ class DeviceFeedback:
     def _seen(self, device: int, t: float) -> None:
         """The server sees the device running its installed version (rules 1c and 3)."""
         kind = self.open_kind[device]
-        version = self.table.version(int(self.env[device]))
+        version = self.table.version(self.env[device])
         self._event(device, ex.Event(ex.SEEN_WITH_VERSION, at(t), version=version))
         if kind == ROLLOUT and self.status[device] == CODE[ex.REVERTED]:
             self._evaluate(t)
