@@ -74,7 +74,7 @@ from patchgate.domain.ratelimit import RateLimit, TokenBucket
 from patchgate.domain.stages import parse_stages
 
 from .clients import configured_kinds, success_report
-from .devices import CUT_POINTS, EnvTable, Timing, abort
+from .devices import CUT_POINTS, EnvTable, InstallResult, Timing, abort
 from .events import DOWNLOAD_DONE, FINISH, POLL, WRITTEN, EventQueue
 from .feedback import CODE, REVERT, ROLLOUT, DeviceFeedback
 from .model import (
@@ -133,6 +133,7 @@ class Run(DeviceFeedback):
             stages = pg_stages
             self.plan_info = plan_info if strategy == "patchgate" else {"spec": plan_info["spec"]}
         self.stages = stages
+        self.bad_release = scenario.bad_release
         self.policy = policy_for(strategy, stages)
         optin = fleet.group_count(OPTIN)
         cuts = tuple(s.cut(fleet=n, optin=optin, fill_from_others=False) for s in stages)
@@ -190,9 +191,11 @@ class Run(DeviceFeedback):
         self.unsound = bytearray(n)
         self.n_installed = 0
         self.offline = OfflineModel(n, scenario.offline, scenario.offline_hours, self.nrng)
-        self.open: dict[int, ex.Execution] = {}
-        self.open_kind: dict[int, int] = {}
-        self.pending: dict[int, Any] = {}
+        # Each device's open execution (None when it has none) and its kind (rollout or
+        # revert: meaningful while it is open), and its install pass while one runs.
+        self.open: list[ex.Execution | None] = [None] * n
+        self.open_kind = bytearray(n)
+        self.pending: list[InstallResult | None] = [None] * n
         self.queue = EventQueue()
         self.n_new = 0
         self.in_flight = 0
@@ -275,7 +278,7 @@ class Run(DeviceFeedback):
     def _facts(self, device: int) -> DeviceFacts:
         env = self.table.envs[self.env[device]]
         action = None
-        execution = self.open.get(device)
+        execution = self.open[device]
         if execution is not None:
             release = OLD if self.open_kind[device] == _REVERT else NEW
             action = open_action_of(execution, device + 1, CAMPAIGN_ID, release)
@@ -291,12 +294,12 @@ class Run(DeviceFeedback):
         )
 
     def _on_poll(self, device: int, t: float) -> None:
-        execution = self.open.get(device)
+        execution = self.open[device]
         if execution is not None:
-            if execution.status != ex.S_CONFIRMING or device in self.pending:
+            if execution.status != ex.S_CONFIRMING or self.pending[device] is not None:
                 return  # mid-install: the agent does not poll until its pass ends
             self._seen(device, t)  # back online after its reboot
-            if device in self.open:
+            if self.open[device] is not None:
                 return
         if self.offline.share > 0:  # (without offline devices every device is online)
             back = self.offline.returns_at(device, t, self.rng)
@@ -319,7 +322,7 @@ class Run(DeviceFeedback):
         waiting = self.waiting
         while waiting:
             device = waiting[0]
-            if device in self.open:
+            if self.open[device] is not None:
                 waiting.popleft()
                 continue
             decision = decide(self._facts(device), self.snapshot, at(t), self.tokens)
@@ -368,7 +371,7 @@ class Run(DeviceFeedback):
             if not self.installed[device]:
                 self.installed[device] = 1
                 self.n_installed += 1
-            if self.sc.bad_release:
+            if self.bad_release:
                 self.exposed[device] = 1
         cut = CUT_POINTS[cut_code - 1] if cut_code else None
         result = self.table.install(
@@ -393,7 +396,9 @@ class Run(DeviceFeedback):
 
     def _on_finish(self, device: int, t: float) -> None:
         """The install pass ended: the device rebooted into the new release or fell back."""
-        result = self.pending.pop(device)
+        result = self.pending[device]
+        assert result is not None
+        self.pending[device] = None
         kind = self.open_kind[device]
         self.env[device] = result.env
         self.in_flight -= 1

@@ -40,9 +40,9 @@ VERSIONS: Final = {ROLLOUT: NEW.version, REVERT: OLD.version}
 class DeviceFeedback:
     """The feedback half of :class:`~.engine.Run` (the state below is the run's)."""
 
-    open: dict[int, ex.Execution]
-    open_kind: dict[int, int]
-    pending: dict[int, InstallResult]
+    open: list[ex.Execution | None]
+    open_kind: bytearray
+    pending: list[InstallResult | None]
     # Each device's rollout events, in order, when a test asks for them.
     trace: dict[int, list[ex.Event]] | None
     tallies: list[dict[str, int]]
@@ -63,7 +63,9 @@ class DeviceFeedback:
         raise NotImplementedError
 
     def _event(self, device: int, *events: ex.Event) -> None:
-        self._fold(device, self.open_kind[device], self.open[device], *events)
+        old = self.open[device]
+        assert old is not None
+        self._fold(device, self.open_kind[device], old, *events)
 
     def _fold(self, device: int, kind: int, old: ex.Execution, *events: ex.Event) -> None:
         """Fold ``events`` (reports the device sends back to back, at one instant) into
@@ -93,8 +95,7 @@ class DeviceFeedback:
                 if status != ex.NONE:
                     tally[status] = tally.get(status, 0) + 1
             if status in ex.TERMINAL:
-                del self.open[device]
-                del self.open_kind[device]
+                self.open[device] = None
                 (self.rstatus if kind == REVERT else self.status)[device] = CODE[status]
                 return
         self.open[device] = new
@@ -105,7 +106,7 @@ class DeviceFeedback:
     def _on_written(self, device: int, t: float) -> None:
         """A before-boot client's image is written: its last progress report, then
         ``closed``/``success`` before the reboot (:mod:`.clients`)."""
-        if device not in self.open:
+        if self.open[device] is None:
             return
         now = at(t)
         self._event(
@@ -113,13 +114,13 @@ class DeviceFeedback:
             ex.Event(ex.INSTALLING, now),
             success_report(self._client(device), progress_at=now, success_at=now),
         )
-        if device in self.open:
+        if self.open[device] is not None:
             self.queue.push(t + self.confirm_minutes, device, CONFIRM_DUE)
 
     def _back_after_reboot(self, device: int, t: float) -> None:
         """After its reboot a device polls (naming its version in installedBase) at once,
         or when it comes back online."""
-        if device not in self.open:
+        if self.open[device] is None:
             return
         back = self.offline.returns_at(device, t, self.rng)
         if back is None:
@@ -137,7 +138,7 @@ class DeviceFeedback:
 
     def _on_confirm_due(self, device: int, t: float) -> None:
         """The confirmation window of a success report closed (rule 2)."""
-        execution = self.open.get(device)
+        execution = self.open[device]
         if execution is None or execution.status != ex.S_CONFIRMING:
             return
         kind = self.open_kind[device]

@@ -106,8 +106,8 @@ def deadline_report(run: Run, t: float) -> dict[str, Any]:
     offline state drawn from its Markov chain at that instant (devices mid-install are online)."""
     patched = flags(run.on_new).copy()
     busy = np.zeros(run.fleet.n, dtype=np.bool_)
-    if run.open and run.sc.offline > 0:
-        busy[np.fromiter(run.open.keys(), dtype=np.int64)] = True
+    if run.sc.offline > 0:
+        busy[[device for device, execution in enumerate(run.open) if execution is not None]] = True
     offline = run.offline.offline_at(t, busy, run.nrng)
     unpatched_offline = np.flatnonzero(offline & ~patched)
     return {
