@@ -34,6 +34,7 @@ Shortcuts that keep a million devices fast, none of which changes an answer:
 from __future__ import annotations
 
 import gc
+import heapq
 import random
 from collections import deque
 from collections.abc import Callable
@@ -75,7 +76,7 @@ from patchgate.domain.stages import parse_stages
 
 from .clients import configured_kinds, success_report
 from .devices import CUT_POINTS, EnvTable, InstallResult, Timing, abort
-from .events import DOWNLOAD_DONE, FINISH, POLL, WRITTEN, EventQueue
+from .events import CONFIRM_DUE, DOWNLOAD_DONE, FINISH, KINDS, POLL, WRITTEN, EventQueue
 from .feedback import CODE, REVERT, ROLLOUT, DeviceFeedback
 from .model import (
     CAMPAIGN_ID,
@@ -579,19 +580,31 @@ class Run(DeviceFeedback):
 
     def _drain(self, until: float) -> None:
         queue = self.queue
-        while (due := queue.pop_due(until)) is not None:
-            t, device, kind = due
-            self.now = t
-            if kind == POLL:
-                self._on_poll(device, t)
-            elif kind == DOWNLOAD_DONE:
-                self._on_download_done(device, t)
-            elif kind == FINISH:
-                self._on_finish(device, t)
-            elif kind == WRITTEN:
-                self._on_written(device, t)
+        by_kind = {
+            POLL: self._on_poll,
+            DOWNLOAD_DONE: self._on_download_done,
+            FINISH: self._on_finish,
+            WRITTEN: self._on_written,
+            CONFIRM_DUE: self._on_confirm_due,
+        }
+        handlers = tuple(by_kind[kind] for kind in range(len(by_kind)))
+        pop = heapq.heappop
+        while True:
+            heap = queue.heap
+            if heap and not queue.batches:
+                # The usual case, without a call: the current bucket's earliest event.
+                t, code = heap[0]
+                if t > until:
+                    return
+                pop(heap)
+                device, kind = divmod(code, KINDS)
             else:
-                self._on_confirm_due(device, t)
+                due = queue.pop_due(until)
+                if due is None:
+                    return
+                t, device, kind = due
+            self.now = t
+            handlers[kind](device, t)
 
 
 def simulate(
