@@ -544,7 +544,8 @@ class Run(DeviceFeedback):
         """Simulate until the campaign finished and the deadline passed (or the horizon)."""
         # The loop makes no reference cycles (every object it makes is freed by its
         # reference count), so the cycle collector would only walk the live executions
-        # and the fleet's arrays, again and again: a fifth of a million-device run.
+        # and the fleet's lists, again and again (a tenth of the CPU time of a
+        # 100,000-device run, more with more devices alive at once).
         collecting = gc.isenabled()
         gc.disable()
         try:
