@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from patchgate.domain import ab_state
 from patchgate.domain.ab_state import BootEnv, Offer, Phase
@@ -162,11 +162,12 @@ class EnvTable:
         return InstallResult(found.env, minutes, found.outcome, found.sound, found.boots)
 
 
-@dataclass(frozen=True, slots=True)
-class InstallResult:
+class InstallResult(NamedTuple):
     """How one install pass ended: the env after the final report was delivered, the
     minutes it took from the end of the download, the outcome, and whether every env the
-    device stood on when power was cut was sound."""
+    device stood on when power was cut was sound. (A named tuple: one is made per install,
+    a million in a million-device run, and a tuple is made several times faster than a
+    frozen dataclass.)"""
 
     env: int
     minutes: float

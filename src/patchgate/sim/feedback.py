@@ -10,9 +10,6 @@ from __future__ import annotations
 import random
 from typing import Final
 
-import numpy as np
-import numpy.typing as npt
-
 from patchgate.domain import executions as ex
 from patchgate.domain.actions import ClientKind
 
@@ -43,9 +40,9 @@ VERSIONS: Final = {ROLLOUT: NEW.version, REVERT: OLD.version}
 class DeviceFeedback:
     """The feedback half of :class:`~.engine.Run` (the state below is the run's)."""
 
-    open: dict[int, ex.Execution]
-    open_kind: dict[int, int]
-    pending: dict[int, InstallResult]
+    open: list[ex.Execution | None]
+    open_kind: bytearray
+    pending: list[InstallResult | None]
     # Each device's rollout events, in order, when a test asks for them.
     trace: dict[int, list[ex.Event]] | None
     tallies: list[dict[str, int]]
@@ -53,9 +50,9 @@ class DeviceFeedback:
     stage_list: list[int]
     mask_list: list[int]
     client_of_mask: list[ClientKind]
-    status: npt.NDArray[np.uint8]
-    rstatus: npt.NDArray[np.uint8]
-    env: npt.NDArray[np.int32]
+    status: bytearray
+    rstatus: bytearray
+    env: list[int]
     table: EnvTable
     queue: EventQueue
     offline: OfflineModel
@@ -65,12 +62,22 @@ class DeviceFeedback:
     def _evaluate(self, t: float) -> None:
         raise NotImplementedError
 
-    def _event(self, device: int, event: ex.Event) -> None:
-        kind = self.open_kind[device]
+    def _event(self, device: int, *events: ex.Event) -> None:
         old = self.open[device]
+        assert old is not None
+        self._fold(device, self.open_kind[device], old, *events)
+
+    def _fold(self, device: int, kind: int, old: ex.Execution, *events: ex.Event) -> None:
+        """Fold ``events`` (reports the device sends back to back, at one instant) into
+        its open execution ``old`` of ``kind``, as the server folds each report; the
+        counts move once, from the status before them to the status after."""
         if self.trace is not None and kind == ROLLOUT:
-            self.trace.setdefault(device, []).append(event)
-        self._move(device, kind, old, ex.step(ex.settle(old, event.at), event, VERSIONS[kind]))
+            self.trace.setdefault(device, []).extend(events)
+        version = VERSIONS[kind]
+        new = old
+        for event in events:
+            new = ex.step(ex.settle(new, event.at), event, version)
+        self._move(device, kind, old, new)
 
     def _move(self, device: int, kind: int, old: ex.Execution, new: ex.Execution) -> None:
         old_status, status = old.status, new.status
@@ -87,12 +94,11 @@ class DeviceFeedback:
                     tally[old_status] -= 1
                 if status != ex.NONE:
                     tally[status] = tally.get(status, 0) + 1
-        if status in ex.TERMINAL:
-            del self.open[device]
-            del self.open_kind[device]
-            (self.rstatus if kind == REVERT else self.status)[device] = CODE[status]
-        else:
-            self.open[device] = new
+            if status in ex.TERMINAL:
+                self.open[device] = None
+                (self.rstatus if kind == REVERT else self.status)[device] = CODE[status]
+                return
+        self.open[device] = new
 
     def _client(self, device: int) -> ClientKind:
         return self.client_of_mask[self.mask_list[device]]
@@ -100,18 +106,21 @@ class DeviceFeedback:
     def _on_written(self, device: int, t: float) -> None:
         """A before-boot client's image is written: its last progress report, then
         ``closed``/``success`` before the reboot (:mod:`.clients`)."""
-        if device not in self.open:
+        if self.open[device] is None:
             return
         now = at(t)
-        self._event(device, ex.Event(ex.INSTALLING, now))
-        self._event(device, success_report(self._client(device), progress_at=now, success_at=now))
-        if device in self.open:
+        self._event(
+            device,
+            ex.Event(ex.INSTALLING, now),
+            success_report(self._client(device), progress_at=now, success_at=now),
+        )
+        if self.open[device] is not None:
             self.queue.push(t + self.confirm_minutes, device, CONFIRM_DUE)
 
     def _back_after_reboot(self, device: int, t: float) -> None:
         """After its reboot a device polls (naming its version in installedBase) at once,
         or when it comes back online."""
-        if device not in self.open:
+        if self.open[device] is None:
             return
         back = self.offline.returns_at(device, t, self.rng)
         if back is None:
@@ -122,14 +131,14 @@ class DeviceFeedback:
     def _seen(self, device: int, t: float) -> None:
         """The server sees the device running its installed version (rules 1c and 3)."""
         kind = self.open_kind[device]
-        version = self.table.version(int(self.env[device]))
+        version = self.table.version(self.env[device])
         self._event(device, ex.Event(ex.SEEN_WITH_VERSION, at(t), version=version))
         if kind == ROLLOUT and self.status[device] == CODE[ex.REVERTED]:
             self._evaluate(t)
 
     def _on_confirm_due(self, device: int, t: float) -> None:
         """The confirmation window of a success report closed (rule 2)."""
-        execution = self.open.get(device)
+        execution = self.open[device]
         if execution is None or execution.status != ex.S_CONFIRMING:
             return
         kind = self.open_kind[device]

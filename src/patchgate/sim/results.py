@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .model import OLD
 from .scenario import device_id
@@ -14,6 +15,11 @@ from .strategies import AwsJobsPolicy, HawkbitPolicy
 
 if TYPE_CHECKING:
     from .engine import Run
+
+
+def flags(values: bytearray) -> npt.NDArray[np.bool_]:
+    """A run's per-device flags (a bytearray of 0 and 1) as a NumPy view, without a copy."""
+    return np.frombuffer(values, dtype=np.bool_)
 
 
 @dataclass
@@ -98,10 +104,10 @@ class RunResult:
 def deadline_report(run: Run, t: float) -> dict[str, Any]:
     """Who is patched and who is offline at minute ``t`` (the deadline): each device's
     offline state drawn from its Markov chain at that instant (devices mid-install are online)."""
-    patched = run.on_new.copy()
+    patched = flags(run.on_new).copy()
     busy = np.zeros(run.fleet.n, dtype=np.bool_)
-    if run.open and run.sc.offline > 0:
-        busy[np.fromiter(run.open.keys(), dtype=np.int64)] = True
+    if run.sc.offline > 0:
+        busy[[device for device, execution in enumerate(run.open) if execution is not None]] = True
     offline = run.offline.offline_at(t, busy, run.nrng)
     unpatched_offline = np.flatnonzero(offline & ~patched)
     return {
@@ -118,18 +124,15 @@ def build_result(run: Run, t: float) -> RunResult:
     n = run.fleet.n
     assert run.at_deadline is not None
     # Bricked: a final env that breaks a safety invariant, or a sound-less env at a cut.
-    final_unsound = np.zeros(n, dtype=np.bool_)
-    for index in np.unique(run.env):
-        if not run.table.sound(int(index)):
-            final_unsound |= run.env == index
-    bricked = int(np.count_nonzero(final_unsound | run.unsound))
-    on_old = np.zeros(n, dtype=np.bool_)
-    for index in np.unique(run.env):
-        if run.table.version(int(index)) == OLD.version:
-            on_old |= run.env == index
-    exposed = int(np.count_nonzero(run.exposed))
-    back = int(np.count_nonzero(run.exposed & on_old))
-    recovered = run.ab_reverted | run.revert_ok
+    env = np.asarray(run.env, dtype=np.int32)
+    unsound_env = np.array([not run.table.sound(i) for i in range(len(run.table.envs))])
+    bricked = int(np.count_nonzero(unsound_env[env] | flags(run.unsound)))
+    old_env = np.array([run.table.version(i) == OLD.version for i in range(len(run.table.envs))])
+    on_old = old_env[env]
+    exposed_flags = flags(run.exposed)
+    exposed = int(np.count_nonzero(exposed_flags))
+    back = int(np.count_nonzero(exposed_flags & on_old))
+    recovered = flags(run.ab_reverted) | flags(run.revert_ok)
     total = run.total()
     halted = run.halted_at is not None
     stage_rows = []
@@ -145,12 +148,12 @@ def build_result(run: Run, t: float) -> RunResult:
         strategy=run.strategy,
         devices=n,
         release_bad=run.sc.bad_release,
-        installed=int(np.count_nonzero(run.installed)),
+        installed=run.n_installed,
         exposed=exposed,
         bricked=bricked,
-        reverted=int(np.count_nonzero(recovered & run.installed)),
-        ab_reverted=int(np.count_nonzero(run.ab_reverted)),
-        revert_installed=int(np.count_nonzero(run.revert_ok)),
+        reverted=int(np.count_nonzero(recovered & flags(run.installed))),
+        ab_reverted=int(np.count_nonzero(flags(run.ab_reverted))),
+        revert_installed=int(np.count_nonzero(flags(run.revert_ok))),
         exposed_on_known_good=back,
         halted=halted,
         halted_at_stage=None if run.halt_stage is None else run.stages[run.halt_stage].name,
