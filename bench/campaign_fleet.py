@@ -13,7 +13,8 @@ running campaign whose first stage (10 %) holds 100,000 open actions, then measu
 
 usage: .venv/bin/python bench/campaign_fleet.py [--devices 1000000] [--actions 100000]
 Needs PostgreSQL at $PATCHGATE_BENCH_PG (default postgresql://postgres@127.0.0.1:5432);
-the database ``patchgate_bench_campaign`` is dropped and created.
+the database $PATCHGATE_BENCH_DB (default ``patchgate_bench_campaign``) is dropped and
+created.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # through PYTHONPATH), whether or not the ``patchgate`` script is installed.
 PATCHGATE = [sys.executable, "-c", "from patchgate.entrypoints.cli.main import main; main()"]
 SERVER = os.environ.get("PATCHGATE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
-DB = "patchgate_bench_campaign"
+DB = os.environ.get("PATCHGATE_BENCH_DB", "patchgate_bench_campaign")
 URL = f"{SERVER}/{DB}"
 
 

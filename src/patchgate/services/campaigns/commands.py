@@ -49,6 +49,7 @@ from patchgate.services.campaigns.effects import (
     after_commit,
     apply_transition,
     cancel_open_actions,
+    mark_stopped,
     supersede_pending,
 )
 from patchgate.services.campaigns.figures import refresh, reseed
@@ -370,6 +371,8 @@ def revert(ctx: Context, campaign_id: int, *, to_release: int | None = None, act
         good = reverts.explicit(uow, rec, to_release) if to_release is not None else None
         if good is not None and good.state != "signed":
             raise Conflict(f"revert: release {good.id} is not signed ({good.state})")
+        # A reverting campaign is no longer swept: its halt's cancellations are marked now.
+        mark_stopped(uow, rec)
         reverts.record(ctx, uow, rec, reverts.plan(ctx, uow, rec, to=to_release), actor)
         return {"revert_to_release_id": good.id if good is not None else None}
 
@@ -438,8 +441,8 @@ def judge(
     return result, apply_transition(ctx, uow, rec, moved, actor=ACTOR_ENGINE, extra=extra)
 
 
-# Halted and cancelled campaigns are swept for missed open actions this long after they
-# stopped (an action is cancelled at the halt; the sweep covers a crash right after it).
+# Halted and cancelled campaigns are swept this long after they stopped: the sweep marks
+# the rows of the actions the stop cancelled (docs/campaigns.md, "Halt").
 SWEEP_FOR = timedelta(days=2)
 
 
