@@ -209,7 +209,7 @@ class SqlCampaignRepository(SqlFigureQueries, p.CampaignRepository):
         if not rows:
             return ()
         ids = [row[0].id for row in rows]
-        stops = self._stops({row[0].campaign_id for row in rows if row[0].campaign_id})
+        stops = stop_facts(self.session, {row[0].campaign_id for row in rows if row[0].campaign_id})
         steps: dict[int, list[p.ActionStep]] = {i: [] for i in ids}
         for chunk in range(0, len(ids), 500):
             for event in self.session.execute(
@@ -228,7 +228,7 @@ class SqlCampaignRepository(SqlFigureQueries, p.CampaignRepository):
                 controller_id,
                 tuple(groups or ()),
                 action.release_id,
-                _status(
+                status_as_stopped(
                     action.status,
                     action.active,
                     action.release_id,
@@ -241,22 +241,6 @@ class SqlCampaignRepository(SqlFigureQueries, p.CampaignRepository):
             )
             for action, controller_id, groups in rows
         ]
-
-    def _stops(self, campaign_ids: Collection[int]) -> dict[int, core.StopFacts]:
-        """What each of these campaigns' stops say of their actions (``stop_cancel``)."""
-        if not campaign_ids:
-            return {}
-        rows = self.session.execute(
-            select(Campaign.id, Campaign.state, Campaign.release_id, Campaign.halted_at,
-                   Campaign.finished_at, Campaign.halt_reason)
-            .where(Campaign.id.in_(list(campaign_ids)))
-        )  # fmt: skip
-        return {
-            int(r[0]): core.StopFacts(
-                int(r[0]), r[1], int(r[2]), _value(r[3]), _value(r[4]), r[5] or ""
-            )
-            for r in rows
-        }
 
     def cancel_pending(
         self,
@@ -399,10 +383,29 @@ class SqlCampaignRepository(SqlFigureQueries, p.CampaignRepository):
         return {int(c) for c in self.session.execute(query).scalars() if c is not None}
 
 
-def _status(status: str, active: bool, release_id: int, stop: core.StopFacts | None) -> str:
+def stop_facts(session: Session, campaign_ids: Collection[int]) -> dict[int, core.StopFacts]:
+    """What each of these campaigns' stops say of their actions (``stop_cancel``)."""
+    if not campaign_ids:
+        return {}
+    rows = session.execute(
+        select(Campaign.id, Campaign.state, Campaign.release_id, Campaign.halted_at,
+               Campaign.finished_at, Campaign.halt_reason)
+        .where(Campaign.id.in_(list(campaign_ids)))
+    )  # fmt: skip
+    return {
+        int(r[0]): core.StopFacts(
+            int(r[0]), r[1], int(r[2]), _value(r[3]), _value(r[4]), r[5] or ""
+        )
+        for r in rows
+    }
+
+
+def status_as_stopped(
+    status: str, active: bool, release_id: int, stop: core.StopFacts | None
+) -> str:
     """An action's status as it stands: ``canceling`` once its campaign's stop cancelled
     it, before its row says so (docs/campaigns.md, "Halt")."""
     return "canceling" if core.stop_cancel(status, active, release_id, stop) else status
 
 
-__all__ = ["SqlCampaignRepository"]
+__all__ = ["SqlCampaignRepository", "status_as_stopped", "stop_facts"]
