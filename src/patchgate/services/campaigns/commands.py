@@ -456,17 +456,22 @@ def tick(ctx: Context, *, since: datetime | None = None) -> dict[int, str]:
     timing.run(ctx, start=partial(start, ctx), cancel=partial(cancel, ctx))
     now = ctx.clock()
     with ctx.read_uow() as uow:
-        ids = [
-            c.id
-            for c in uow.campaigns.list(
-                states=(core.RUNNING, core.PAUSED, core.HALTED, core.CANCELLED)
-            )
-            if c.state in (core.RUNNING, core.PAUSED)
-            or now - (c.halted_at or c.finished_at or c.updated_at) < SWEEP_FOR
-        ]
+        listed = uow.campaigns.list(
+            states=(core.RUNNING, core.PAUSED, core.HALTED, core.CANCELLED, core.REVERTING)
+        )
+    ids = [
+        c.id
+        for c in listed
+        if c.state in (core.RUNNING, core.PAUSED)
+        or (
+            c.state in (core.HALTED, core.CANCELLED)
+            and now - (c.halted_at or c.finished_at or c.updated_at) < SWEEP_FOR
+        )
+    ]
     verdicts: dict[int, str] = {}
     try:
-        reverts.sweep(ctx)  # devices that reached a reverted release since, stale targets
+        # Devices that reached a reverted release since, stale targets.
+        reverts.sweep(ctx, reverting=[c.id for c in listed if c.state == core.REVERTING])
     except PatchgateError as exc:
         log.warning("revert plans: sweep refused: %s", exc)
     for campaign_id in ids:

@@ -271,17 +271,24 @@ def supersede_pending(ctx: Context, campaign_id: int, *, actor: str = ACTOR_ENGI
     closed, this campaign's release at its next poll. Returns how many were cancelled."""
     now = ctx.clock()
     with ctx.read_uow() as uow:
-        rec = get_campaign(uow, campaign_id)
+        # One read of the campaigns: with no other campaign of the product (the gate
+        # tick's usual case) there is nothing to supersede and nothing more is read.
+        every = uow.campaigns.list()
+        rec = next((c for c in every if c.id == campaign_id), None) or get_campaign(
+            uow, campaign_id
+        )
         if rec.state != core.RUNNING:
+            return 0
+        others = {
+            c.id: c
+            for c in every
+            if c.product == rec.product and c.id != rec.id and c.state != core.DRAFT
+        }
+        if not others:
             return 0
         plan = plan_of(uow, rec)
         if plan.release.type not in ("security", "combined") or plan.release.withdrawn:
             return 0
-        others = {
-            c.id: c
-            for c in uow.campaigns.list()
-            if c.product == rec.product and c.id != rec.id and c.state != core.DRAFT
-        }
         pending = [
             (action, others[cid])
             for cid in others
