@@ -9,11 +9,13 @@ running campaign whose first stage (10 %) holds 100,000 open actions, then measu
 - the two ways of keeping per-stage counts: the stored executions' one indexed aggregate
   (used) and a counts table updated in the same transaction as each action change;
 - ``campaign halt`` through the CLI (a separate process, as an operator runs it), and
-  that at its commit every pending action is marked (read from another connection).
+  that at its commit every pending action reads as ``canceling`` (read by another
+  process through the repository); then the sweep's tick that marks the rows.
 
 usage: .venv/bin/python bench/campaign_fleet.py [--devices 1000000] [--actions 100000]
 Needs PostgreSQL at $PATCHGATE_BENCH_PG (default postgresql://postgres@127.0.0.1:5432);
-the database ``patchgate_bench_campaign`` is dropped and created.
+the database $PATCHGATE_BENCH_DB (default ``patchgate_bench_campaign``) is dropped and
+created.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # through PYTHONPATH), whether or not the ``patchgate`` script is installed.
 PATCHGATE = [sys.executable, "-c", "from patchgate.entrypoints.cli.main import main; main()"]
 SERVER = os.environ.get("PATCHGATE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
-DB = "patchgate_bench_campaign"
+DB = os.environ.get("PATCHGATE_BENCH_DB", "patchgate_bench_campaign")
 URL = f"{SERVER}/{DB}"
 
 
@@ -135,6 +137,18 @@ def _feedback(campaign_id: int, count: int, step: str) -> None:
             "AND active ORDER BY random() LIMIT %s",
             (step, campaign_id, count),
         )
+
+
+def _marked_rows(conn: psycopg.Connection[Any], campaign: int) -> dict[str, int]:
+    """The campaign's action rows as stored: still pending, marked, cancellation times."""
+    row = conn.execute(
+        "SELECT count(*) FILTER (WHERE status IN ('offered','downloading','downloaded')),"
+        " count(*) FILTER (WHERE status = 'canceling'),"
+        " count(DISTINCT cancel_requested_at) FROM actions WHERE campaign_id = %s",
+        (campaign,),
+    ).fetchone()
+    assert row is not None
+    return {"pending": row[0], "canceling": row[1], "distinct_cancel_times": row[2]}
 
 
 def _counts_table_idea(changes: int) -> dict[str, Any]:
@@ -258,24 +272,27 @@ def main() -> None:
     out["halt_cli_s"] = round(time.perf_counter() - start, 2)
     assert halted.returncode == 0, halted.stderr
     out["halt_reply_state"] = json.loads(halted.stdout)["state"]
+    with ctx.read_uow() as uow:
+        # As every read says it from the commit (docs/campaigns.md, "Halt").
+        tallies = dict(uow.fleet.campaign_tallies([campaign])[campaign])
     with psycopg.connect(URL) as conn:
-        pending = conn.execute(
-            "SELECT count(*) FILTER (WHERE status IN ('offered','downloading','downloaded')),"
-            " count(*) FILTER (WHERE status = 'canceling'),"
-            " count(DISTINCT cancel_requested_at) FROM actions WHERE campaign_id = %s",
-            (campaign,),
-        ).fetchone()
         version_after = conn.execute("SELECT max(version) FROM state_version").fetchone()[0]
         audit = conn.execute(
             "SELECT details FROM audit_entries WHERE action = 'campaign.halted' ORDER BY id DESC"
         ).fetchone()
+        rows_before_sweep = _marked_rows(conn, campaign)
     out["after_halt"] = {
-        "still_pending": pending[0],
-        "canceling": pending[1],
-        "distinct_cancel_times": pending[2],
+        "statuses_read": tallies,
         "state_version_moves": version_after - version_before,
         "audit_details": audit[0] if audit else None,
+        "rows_marked_by_the_halt": rows_before_sweep,
     }
+    # The sweep: the next tick of the halted campaign marks the rows, 10,000 a transaction.
+    start = time.perf_counter()
+    commands.tick(ctx)
+    out["sweep_tick_s"] = round(time.perf_counter() - start, 2)
+    with psycopg.connect(URL) as conn:
+        out["after_sweep"] = _marked_rows(conn, campaign)
     start = time.perf_counter()
     _cli("--version")
     out["cli_startup_s"] = round(time.perf_counter() - start, 2)

@@ -42,28 +42,22 @@ def _devices(env: Env, server: LiveServer, count: int, prefix: str) -> list[Devi
 
 
 class _Watcher:
-    """Reads, from a connection of its own, how many of the campaign's actions are marked
-    for cancellation, over and over while the halt runs: one transaction shows none or
-    all of them, never a part."""
+    """Reads, through the campaign repository (as every view does), how many of the
+    campaign's actions are cancelled, over and over while the halt runs: one transaction
+    shows none or all of them, never a part."""
 
     def __init__(self, env: Env, campaign: int) -> None:
         self.engine = create_engine(env.database_url)
+        self.env = env
         self.campaign = campaign
         self.seen: set[int] = set()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run)
 
     def marked(self) -> int:
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    text(
-                        "SELECT count(*) FROM actions WHERE campaign_id = :c "
-                        "AND status IN ('canceling', 'canceled')"
-                    ),
-                    {"c": self.campaign},
-                ).scalar_one()
-            )
+        with self.env.ctx.read_uow() as uow:
+            actions = uow.campaigns.actions(self.campaign)
+        return sum(a.status in ("canceling", "canceled") for a in actions)
 
     def state_version(self) -> int:
         with self.engine.connect() as conn:
@@ -110,8 +104,6 @@ def test_at_the_halts_commit_every_pending_action_answers_cancel_on_every_proces
     with env.ctx.read_uow() as uow:
         actions = uow.campaigns.actions(campaign)
     assert {a.status for a in actions} == {"canceling"}
-    assert len({a.steps[-1].at for a in actions}) == 1
-    assert all(a.steps[-1].status_after == "canceling" for a in actions)
     log = env.cli("audit", "list", "--subject", f"campaign:{campaign}", "--json")
     assert log.code == 0, log.stderr
     entries = [e for e in log.json()["entries"] if e["action"] == "campaign.halted"]
@@ -125,6 +117,13 @@ def test_at_the_halts_commit_every_pending_action_answers_cancel_on_every_proces
                 device.controller_id,
                 links,
             )
+    # The sweep (a tick) marks their rows: one step each, all at the one cancellation time.
+    assert env.cli("campaign", "tick").code == 0
+    with env.ctx.read_uow() as uow:
+        actions = uow.campaigns.actions(campaign)
+    assert {a.status for a in actions} == {"canceling"}
+    assert len({a.steps[-1].at for a in actions}) == 1
+    assert all(a.steps[-1].status_after == "canceling" for a in actions)
 
 
 def test_no_poll_that_starts_after_the_halts_commit_offers_the_release(

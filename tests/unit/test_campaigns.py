@@ -433,3 +433,28 @@ def test_a_device_offered_at_one_stage_is_offered_at_every_later_stage(
 def test_stage_specs_with_unknown_groups_never_reach_a_plan() -> None:
     with pytest.raises(InvalidInput):
         parse_stages("ghosts,100", {"internal"})
+
+
+def test_a_stop_cancels_the_pending_actions_it_names_and_no_other() -> None:
+    halted_at = datetime(2026, 1, 1, tzinfo=UTC)
+    ended_at = halted_at + timedelta(hours=1)
+    halted = c.StopFacts(7, c.HALTED, 3, halted_at, None, "boot loop")
+    reverting = replace(halted, state=c.REVERTING)
+    cancelled = c.StopFacts(8, c.CANCELLED, 3, None, ended_at)
+    halt_step = (halted_at, "cancellation requested: campaign 7 halted: boot loop")
+    for status in ("offered", "downloading", "downloaded"):
+        assert c.stop_cancel(status, True, 3, halted) == halt_step
+        assert c.stop_cancel(status, True, 3, reverting) == halt_step  # still cancelled
+        assert c.stop_cancel(status, True, 4, cancelled) == (
+            ended_at,
+            "cancellation requested: campaign 8 cancelled",
+        )
+    # A revert's own offer (another release), an install under way, an action waiting for
+    # confirmation (closed in the stop itself), a closed one, a running campaign: not so.
+    assert c.stop_cancel("offered", True, 2, reverting) is None
+    assert c.stop_cancel("running", True, 3, halted) is None
+    assert c.stop_cancel("waiting_confirmation", True, 3, halted) is None
+    assert c.stop_cancel("downloaded", False, 3, halted) is None
+    running = c.StopFacts(9, c.RUNNING, 3, None, None)
+    assert c.stop_cancel("offered", True, 3, running) is None
+    assert c.stop_cancel("offered", True, 3, None) is None

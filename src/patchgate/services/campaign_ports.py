@@ -229,13 +229,27 @@ class CampaignRepository(FigureRepository):
 
     @abc.abstractmethod
     def cancel_pending(
-        self, campaign_id: int, *, statuses: Collection[str], now: datetime, detail: str
+        self,
+        campaign_id: int,
+        *,
+        statuses: Collection[str],
+        now: datetime,
+        detail: str,
+        release_id: int | None = None,
+        limit: int | None = None,
     ) -> CancelledActions:
-        """In the caller's transaction, mark every open action of the campaign whose status
-        is one of ``statuses`` for cancellation, in one statement per resulting status:
-        one the device never accepted (``waiting_confirmation``) is closed as
+        """In the caller's transaction, mark the open actions of the campaign (of
+        ``release_id`` only, when given; the first ``limit`` by id, when given) whose
+        status is one of ``statuses`` for cancellation, in one statement per resulting
+        status: one the device never accepted (``waiting_confirmation``) is closed as
         ``canceled`` at once, any other waits in ``canceling`` for the device's
-        ``cancelAction`` feedback. Each gets a history step saying ``detail``."""
+        ``cancelAction`` feedback. Each gets a history step saying ``detail`` at ``now``."""
+
+    @abc.abstractmethod
+    def count_pending(
+        self, campaign_id: int, *, statuses: Collection[str], release_id: int | None = None
+    ) -> int:
+        """How many open actions of the campaign (of ``release_id``) have these statuses."""
 
     @abc.abstractmethod
     def succeeded_releases(self, release_ids: Collection[int]) -> set[int]:

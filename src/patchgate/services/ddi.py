@@ -16,7 +16,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from patchgate.domain import actions as rules
-from patchgate.domain.campaigns import NO_CAMPAIGN, Decision, Offer, Snapshot
+from patchgate.domain.campaigns import (
+    NO_CAMPAIGN,
+    Decision,
+    Offer,
+    Snapshot,
+    StopFacts,
+    stop_cancel,
+)
 from patchgate.domain.errors import PatchgateError, Unauthorized
 from patchgate.services import actions as action_service
 from patchgate.services.access import hash_token
@@ -242,9 +249,14 @@ class Poller:
         self.last_seen.note(row.device_id, now, row.last_seen)
         if row.action_id is not None and row.action_campaign_id is None:
             return _state(row)  # an action assigned by hand: the campaigns have no say
-        decision = self.decide(row, self.snapshots.get(row.state_version), now)
+        snapshot = self.snapshots.get(row.state_version)
+        decision = self.decide(row, snapshot, now)
         if decision.offer is None and decision.cancel is None:
             return _state(row)
+        if decision.cancel is not None and _stop_cancelled(row, snapshot):
+            # Its campaign's halt (or cancellation) cancelled it at that commit; the row is
+            # marked by the sweep or the next write (docs/campaigns.md, "Halt").
+            return replace(_state(row), open_action_status=rules.Status.CANCELING.value)
         return Pending(decision)
 
     def answer_without_writing(self, caller: Caller) -> rules.PollState | None:
@@ -295,6 +307,18 @@ class Poller:
         if not record.active:
             return replace(_state(row), open_action_id=None, open_action_status=None)
         return replace(_state(row), open_action_status=record.status)
+
+
+def _stop_cancelled(row: DeviceAuthRow, snapshot: Snapshot) -> bool:
+    """Whether the open action is one its campaign's stop cancelled
+    (``domain.campaigns.stop_cancel``), as the snapshot knows the campaign."""
+    plan = snapshot.by_id.get(row.action_campaign_id or 0)
+    if plan is None or row.action_status is None or row.action_release_id is None:
+        return False
+    stop = StopFacts(
+        plan.id, plan.state, plan.release.id, plan.progress.halted_at, plan.progress.finished_at
+    )
+    return stop_cancel(row.action_status, True, row.action_release_id, stop) is not None
 
 
 def _state(row: DeviceAuthRow) -> rules.PollState:

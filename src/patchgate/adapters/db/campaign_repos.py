@@ -8,7 +8,7 @@ from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, insert, literal, select, text, update
+from sqlalchemy import JSON, DateTime, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from patchgate.adapters.db.device_filters import compile_filter
@@ -28,6 +28,7 @@ from patchgate.adapters.db.models import (
     Tenant,
 )
 from patchgate.adapters.db.models.devices import HealthReport
+from patchgate.domain import campaigns as core
 from patchgate.domain import filters
 from patchgate.domain.clock import as_utc
 from patchgate.services import campaign_ports as p
@@ -208,6 +209,7 @@ class SqlCampaignRepository(SqlFigureQueries, p.CampaignRepository):
         if not rows:
             return ()
         ids = [row[0].id for row in rows]
+        stops = stop_facts(self.session, {row[0].campaign_id for row in rows if row[0].campaign_id})
         steps: dict[int, list[p.ActionStep]] = {i: [] for i in ids}
         for chunk in range(0, len(ids), 500):
             for event in self.session.execute(
@@ -226,7 +228,12 @@ class SqlCampaignRepository(SqlFigureQueries, p.CampaignRepository):
                 controller_id,
                 tuple(groups or ()),
                 action.release_id,
-                action.status,
+                status_as_stopped(
+                    action.status,
+                    action.active,
+                    action.release_id,
+                    stops.get(action.campaign_id or 0),
+                ),
                 as_utc(action.created_at),
                 tuple(steps[action.id]),
                 campaign_id=action.campaign_id or 0,
@@ -236,12 +243,27 @@ class SqlCampaignRepository(SqlFigureQueries, p.CampaignRepository):
         ]
 
     def cancel_pending(
-        self, campaign_id: int, *, statuses: Collection[str], now: datetime, detail: str
+        self,
+        campaign_id: int,
+        *,
+        statuses: Collection[str],
+        now: datetime,
+        detail: str,
+        release_id: int | None = None,
+        limit: int | None = None,
     ) -> p.CancelledActions:
-        pending = (
-            Action.campaign_id == campaign_id,
-            Action.active.is_(True),
-        )
+        pending: tuple[Any, ...] = (Action.campaign_id == campaign_id, Action.active.is_(True))
+        if release_id is not None:
+            pending = (*pending, Action.release_id == release_id)
+        if limit is not None:
+            chosen = (
+                select(Action.id)
+                .where(*pending, Action.status.in_(list(statuses)))
+                .order_by(Action.id)
+                .limit(limit)
+                .scalar_subquery()
+            )
+            pending = (*pending, Action.id.in_(chosen))
         waiting = [s for s in statuses if s == "waiting_confirmation"]
         accepted = [s for s in statuses if s != "waiting_confirmation"]
         closed = self._mark(
@@ -268,6 +290,18 @@ class SqlCampaignRepository(SqlFigureQueries, p.CampaignRepository):
         for marked, status in ((canceling, "canceling"), (closed, "canceled")):
             self._steps_for([a for a, _ in marked], now=now, status=status, detail=detail)
         return p.CancelledActions(tuple(canceling), tuple(closed))
+
+    def count_pending(
+        self, campaign_id: int, *, statuses: Collection[str], release_id: int | None = None
+    ) -> int:
+        query = select(func.count()).where(
+            Action.campaign_id == campaign_id,
+            Action.status.in_(list(statuses)),
+            Action.active.is_(True),
+        )
+        if release_id is not None:
+            query = query.where(Action.release_id == release_id)
+        return int(self.session.execute(query).scalar_one())
 
     def _steps_for(
         self, action_ids: Sequence[int], *, now: datetime, status: str, detail: str
@@ -349,4 +383,29 @@ class SqlCampaignRepository(SqlFigureQueries, p.CampaignRepository):
         return {int(c) for c in self.session.execute(query).scalars() if c is not None}
 
 
-__all__ = ["SqlCampaignRepository"]
+def stop_facts(session: Session, campaign_ids: Collection[int]) -> dict[int, core.StopFacts]:
+    """What each of these campaigns' stops say of their actions (``stop_cancel``)."""
+    if not campaign_ids:
+        return {}
+    rows = session.execute(
+        select(Campaign.id, Campaign.state, Campaign.release_id, Campaign.halted_at,
+               Campaign.finished_at, Campaign.halt_reason)
+        .where(Campaign.id.in_(list(campaign_ids)))
+    )  # fmt: skip
+    return {
+        int(r[0]): core.StopFacts(
+            int(r[0]), r[1], int(r[2]), _value(r[3]), _value(r[4]), r[5] or ""
+        )
+        for r in rows
+    }
+
+
+def status_as_stopped(
+    status: str, active: bool, release_id: int, stop: core.StopFacts | None
+) -> str:
+    """An action's status as it stands: ``canceling`` once its campaign's stop cancelled
+    it, before its row says so (docs/campaigns.md, "Halt")."""
+    return "canceling" if core.stop_cancel(status, active, release_id, stop) else status
+
+
+__all__ = ["SqlCampaignRepository", "status_as_stopped", "stop_facts"]

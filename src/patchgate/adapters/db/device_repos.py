@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -25,6 +26,7 @@ from patchgate.adapters.db.models import (
     Action,
     ActionEvent,
     Blob,
+    Campaign,
     Device,
     DeviceGroup,
     HealthReport,
@@ -34,6 +36,7 @@ from patchgate.adapters.db.models import (
 )
 from patchgate.adapters.db.poll_reads import BY_CONTROLLER, BY_TOKEN, auth_row
 from patchgate.adapters.db.release_repos import artifact_view, artifacts_by_release
+from patchgate.domain import campaigns as core
 from patchgate.domain import filters
 from patchgate.domain.clock import as_utc
 from patchgate.services import device_ports as p
@@ -248,6 +251,36 @@ def _action(row: Action) -> p.ActionRecord:
     )
 
 
+def _with_stop(query: Any) -> Any:
+    """``query`` with the facts of each action's campaign that say whether its halt or
+    cancellation cancelled the action (``domain.campaigns.stop_cancel``)."""
+    return query.add_columns(
+        Campaign.id, Campaign.state, Campaign.release_id, Campaign.halted_at,
+        Campaign.finished_at, Campaign.halt_reason,
+    ).outerjoin(Campaign, Campaign.id == Action.campaign_id)  # fmt: skip
+
+
+def _stop_cancel(record: p.ActionRecord, row: Any) -> tuple[datetime, str] | None:
+    campaign_id, state, release_id, halted_at, finished_at, reason = row[1:7]
+    if campaign_id is None:
+        return None
+    stop = core.StopFacts(
+        campaign_id, state, release_id, as_utc(halted_at) if halted_at else None,
+        as_utc(finished_at) if finished_at else None, reason or "",
+    )  # fmt: skip
+    return core.stop_cancel(record.status, record.active, record.release_id, stop)
+
+
+def _as_stopped(row: Any) -> p.ActionRecord:
+    """An action as read, ``canceling`` when its campaign's stop cancelled it though its
+    row does not say so yet (docs/campaigns.md, "Halt")."""
+    record = _action(row[0])
+    cancelled = _stop_cancel(record, row)
+    if cancelled is None:
+        return record
+    return replace(record, status="canceling", cancel_requested_at=cancelled[0])
+
+
 def _event(row: ActionEvent) -> p.ActionEventRecord:
     return p.ActionEventRecord(
         id=row.id,
@@ -275,11 +308,37 @@ class SqlActionRepository(p.ActionRepository):
         return _action(row)
 
     def get(self, action_id: int, *, lock: bool = False) -> p.ActionRecord | None:
-        query = select(Action).where(Action.id == action_id)
+        query = _with_stop(select(Action)).where(Action.id == action_id)
         if lock:
-            query = query.with_for_update()
-        row = self.session.execute(query).scalar_one_or_none()
-        return _action(row) if row else None
+            query = query.with_for_update(of=Action)
+        row = self.session.execute(query).one_or_none()
+        if row is None:
+            return None
+        record = _action(row[0])
+        cancelled = _stop_cancel(record, row)
+        if cancelled is None:
+            return record
+        at, detail = cancelled
+        if lock:
+            # A writer reads it: its row is made to say what its campaign's stop said
+            # (docs/campaigns.md, "Halt"), with the step the stop would have written.
+            self.session.execute(
+                update(Action)
+                .where(Action.id == action_id)
+                .values(status="canceling", cancel_requested_at=at, updated_at=at)
+                .execution_options(synchronize_session=False)
+            )
+            self.session.add(
+                ActionEvent(
+                    action_id=action_id,
+                    at=at,
+                    channel="server",
+                    details=[detail],
+                    status_after="canceling",
+                )
+            )
+            self.session.flush()
+        return replace(record, status="canceling", cancel_requested_at=at, updated_at=at)
 
     def update(self, action_id: int, changes: p.ActionChanges) -> None:
         values = changes.values()
@@ -288,18 +347,18 @@ class SqlActionRepository(p.ActionRepository):
 
     def for_device(self, device_id: int, *, limit: int = 50) -> Sequence[p.ActionRecord]:
         query = (
-            select(Action)
+            _with_stop(select(Action))
             .where(Action.device_id == device_id)
             .order_by(Action.id.desc())
             .limit(limit)
         )
-        return [_action(r) for r in self.session.execute(query).scalars()]
+        return [_as_stopped(r) for r in self.session.execute(query)]
 
     def open_for_campaign(
         self, campaign_id: int, created_before: datetime, *, limit: int
     ) -> Sequence[p.ActionRecord]:
         query = (
-            select(Action)
+            _with_stop(select(Action))
             .where(
                 Action.campaign_id == campaign_id,
                 Action.active.is_(True),
@@ -308,7 +367,7 @@ class SqlActionRepository(p.ActionRepository):
             .order_by(Action.id)
             .limit(limit)
         )
-        return [_action(r) for r in self.session.execute(query).scalars()]
+        return [_as_stopped(r) for r in self.session.execute(query)]
 
     def add_event(self, event: p.NewActionEvent) -> None:
         values = {f.name: getattr(event, f.name) for f in fields(event)}

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Integer, String, cast, distinct, func, or_, select, true
 from sqlalchemy.orm import Session
 
+from patchgate.adapters.db.campaign_repos import status_as_stopped, stop_facts
 from patchgate.adapters.db.models import Action, Device, Tenant
 from patchgate.domain.actions import Status
 from patchgate.domain.clock import as_utc
@@ -78,12 +79,18 @@ class SqlFleetQueries(FleetQueries):
         if not campaign_ids:
             return out
         rows = self.session.execute(
-            select(Action.campaign_id, Action.status, func.count())
+            select(Action.campaign_id, Action.status, Action.active, Action.release_id,
+                   func.count())
             .where(Action.campaign_id.in_(list(campaign_ids)))
-            .group_by(Action.campaign_id, Action.status)
-        ).all()
-        for campaign, status, n in rows:
-            out[int(campaign or 0)][str(status)] = int(n)
+            .group_by(Action.campaign_id, Action.status, Action.active, Action.release_id)
+        ).all()  # fmt: skip
+        # As every read of an action says it: cancelled by its campaign's stop from the
+        # stop's commit (docs/campaigns.md, "Halt").
+        stops = stop_facts(self.session, campaign_ids)
+        for campaign, status, active, release, n in rows:
+            cid = int(campaign or 0)
+            said = status_as_stopped(str(status), bool(active), int(release), stops.get(cid))
+            out[cid][said] = out[cid].get(said, 0) + int(n)
         return out
 
     def finishes(self, campaign_id: int) -> Sequence[Finish]:

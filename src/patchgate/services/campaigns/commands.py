@@ -49,6 +49,7 @@ from patchgate.services.campaigns.effects import (
     after_commit,
     apply_transition,
     cancel_open_actions,
+    mark_stopped,
     supersede_pending,
 )
 from patchgate.services.campaigns.figures import refresh, reseed
@@ -370,6 +371,8 @@ def revert(ctx: Context, campaign_id: int, *, to_release: int | None = None, act
         good = reverts.explicit(uow, rec, to_release) if to_release is not None else None
         if good is not None and good.state != "signed":
             raise Conflict(f"revert: release {good.id} is not signed ({good.state})")
+        # A reverting campaign is no longer swept: its halt's cancellations are marked now.
+        mark_stopped(uow, rec)
         reverts.record(ctx, uow, rec, reverts.plan(ctx, uow, rec, to=to_release), actor)
         return {"revert_to_release_id": good.id if good is not None else None}
 
@@ -438,8 +441,8 @@ def judge(
     return result, apply_transition(ctx, uow, rec, moved, actor=ACTOR_ENGINE, extra=extra)
 
 
-# Halted and cancelled campaigns are swept for missed open actions this long after they
-# stopped (an action is cancelled at the halt; the sweep covers a crash right after it).
+# Halted and cancelled campaigns are swept this long after they stopped: the sweep marks
+# the rows of the actions the stop cancelled (docs/campaigns.md, "Halt").
 SWEEP_FOR = timedelta(days=2)
 
 
@@ -453,17 +456,22 @@ def tick(ctx: Context, *, since: datetime | None = None) -> dict[int, str]:
     timing.run(ctx, start=partial(start, ctx), cancel=partial(cancel, ctx))
     now = ctx.clock()
     with ctx.read_uow() as uow:
-        ids = [
-            c.id
-            for c in uow.campaigns.list(
-                states=(core.RUNNING, core.PAUSED, core.HALTED, core.CANCELLED)
-            )
-            if c.state in (core.RUNNING, core.PAUSED)
-            or now - (c.halted_at or c.finished_at or c.updated_at) < SWEEP_FOR
-        ]
+        listed = uow.campaigns.list(
+            states=(core.RUNNING, core.PAUSED, core.HALTED, core.CANCELLED, core.REVERTING)
+        )
+    ids = [
+        c.id
+        for c in listed
+        if c.state in (core.RUNNING, core.PAUSED)
+        or (
+            c.state in (core.HALTED, core.CANCELLED)
+            and now - (c.halted_at or c.finished_at or c.updated_at) < SWEEP_FOR
+        )
+    ]
     verdicts: dict[int, str] = {}
     try:
-        reverts.sweep(ctx)  # devices that reached a reverted release since, stale targets
+        # Devices that reached a reverted release since, stale targets.
+        reverts.sweep(ctx, reverting=[c.id for c in listed if c.state == core.REVERTING])
     except PatchgateError as exc:
         log.warning("revert plans: sweep refused: %s", exc)
     for campaign_id in ids:

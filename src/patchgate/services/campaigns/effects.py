@@ -17,7 +17,7 @@ from patchgate.domain.clock import rfc3339
 from patchgate.domain.errors import PatchgateError
 from patchgate.services import actions as action_service
 from patchgate.services import audit, state
-from patchgate.services.campaign_ports import CampaignChanges, CampaignRecord, CancelledActions
+from patchgate.services.campaign_ports import CampaignChanges, CampaignRecord
 from patchgate.services.campaigns.plans import (
     ACTOR_ENGINE,
     fleet_facts,
@@ -40,7 +40,7 @@ log = logging.getLogger("patchgate.campaigns")
 class Effects:
     """What a transition does once committed."""
 
-    cancelled: tuple[int, ...] = ()  # devices whose action now waits for cancelAction
+    stopped: bool = False  # halted or cancelled: its pending actions wait for cancelAction
     opened_stage: int | None = None
     halted: dict[str, Any] | None = None
     reached_last: bool = False
@@ -71,9 +71,8 @@ def apply_transition(
             effects.supersede = True
         details = {"at": rfc3339(event.at), **_plain(event.details)}
         if event.kind in (core.CAMPAIGN_HALTED, core.CAMPAIGN_CANCELLED):
-            marked = _cancel_pending(uow, rec.id, event, now)
-            effects.cancelled = tuple(device for _, device in marked.canceling)
-            details["cancelled_actions"] = marked.count
+            details["cancelled_actions"] = _cancel_pending(uow, rec, event, now)
+            effects.stopped = True
         if event.kind == core.CAMPAIGN_HALTED:
             effects.halted = dict(event.details)
         if event.kind == core.CAMPAIGN_COMPLETED and moved.progress.floor_raised:
@@ -94,19 +93,28 @@ def apply_transition(
 
 
 def _cancel_pending(
-    uow: UnitOfWork, campaign_id: int, event: core.CampaignEvent, now: datetime
-) -> CancelledActions:
-    """A halt or a cancellation marks every pending action of the campaign in its own
-    transaction (one statement per resulting status): from its commit every process
-    answers these devices ``cancelAction`` (docs/campaigns.md "Halting")."""
-    why = "halted" if event.kind == core.CAMPAIGN_HALTED else "cancelled"
-    reason = str(event.details.get("reason") or "")
-    detail = f"cancellation requested: campaign {campaign_id} {why}" + (
-        f": {reason}" if reason else ""
+    uow: UnitOfWork, rec: CampaignRecord, event: core.CampaignEvent, now: datetime
+) -> int:
+    """A halt or a cancellation cancels every pending action of the campaign at its
+    commit, in O(1): the campaign's state and stop time say it
+    (``domain.campaigns.stop_cancel``), so every process answers these devices
+    ``cancelAction`` from the commit (the poll's ``decide``; every read of an action),
+    and the rows are marked afterwards by the sweep, or by the first write that touches
+    one (docs/campaigns.md, "Halt"). Only the actions waiting for the user's
+    confirmation are closed here (one statement: the device never accepted them).
+    Returns how many actions the stop cancelled."""
+    halted = event.kind == core.CAMPAIGN_HALTED
+    detail = core.cancel_detail(
+        rec.id, halted=halted, reason=str(event.details.get("reason") or "")
     )
-    return uow.campaigns.cancel_pending(
-        campaign_id, statuses=ex.DDI_CANCELLABLE, now=now, detail=detail
+    release = rec.release_id if halted else None
+    closed = uow.campaigns.cancel_pending(
+        rec.id, statuses=("waiting_confirmation",), now=now, detail=detail, release_id=release
     )
+    awaiting = uow.campaigns.count_pending(
+        rec.id, statuses=core.AWAITING_CANCEL, release_id=release
+    )
+    return closed.count + awaiting
 
 
 def _raise_floor(ctx: Context, uow: UnitOfWork, plan: core.CampaignPlan, *, actor: str) -> None:
@@ -146,8 +154,9 @@ def after_commit(ctx: Context, campaign_id: int, effects: Effects, *, actor: str
         # the halt from the committed state; this only makes the server's pass come soon.
         if ctx.notices is not None:
             ctx.notices.kick()
-    if effects.cancelled:
-        _wake_devices(ctx, campaign_id, effects.cancelled)
+    if effects.stopped and ctx.wakeups is not None:
+        # A push channel tells the devices now (their rows are marked as they are woken).
+        cancel_open_actions(ctx, campaign_id, actor=actor)
     if effects.reached_last:
         fixes_deployed(ctx, campaign_id)
     if effects.supersede:
@@ -182,37 +191,59 @@ def _wake_devices(ctx: Context, campaign_id: int, device_ids: Sequence[int]) -> 
         notify_stage_opened(ctx, campaign_id, ids, tenant=tenant)
 
 
+# The sweep marks a stopped campaign's cancelled actions this many per transaction.
+SWEEP_BATCH = 10_000
+
+
 def cancel_open_actions(ctx: Context, campaign_id: int, *, actor: str) -> int:
-    """The sweep of a stopped campaign: mark any open action of it that has not started
-    installing for cancellation (one created by a poll that raced the halt's commit, say),
-    in one transaction with one audit entry; returns how many. Actions already installing
-    finish and are recorded."""
-    now = ctx.clock()
-    with ctx.uow() as uow:
-        rec = get_campaign(uow, campaign_id, lock=True)
-        if rec.state not in (core.HALTED, core.CANCELLED):
-            return 0
-        why = "halted" if rec.state == core.HALTED else "cancelled"
+    """The sweep of a stopped campaign: mark the rows of the open actions its stop
+    cancelled (each then says ``canceling``, with its history step at the stop's time),
+    ``SWEEP_BATCH`` per transaction, and wake their devices when a push channel is
+    wired; returns how many rows it marked. The halt's audit entry already named them,
+    so the sweep records none. Actions already installing finish and are recorded."""
+    marked_total = 0
+    while True:
+        with ctx.uow() as uow:
+            rec = get_campaign(uow, campaign_id, lock=True)
+            if rec.state not in (core.HALTED, core.CANCELLED, core.REVERTING):
+                return marked_total
+            marked = mark_stopped(uow, rec, limit=SWEEP_BATCH)
+            uow.commit()
+        marked_total += len(marked)
+        if ctx.wakeups is not None:
+            _wake_devices(ctx, campaign_id, marked)
+        if len(marked) < SWEEP_BATCH:
+            break
+    if marked_total:
+        log.info("campaign %s: marked %d cancelled actions", campaign_id, marked_total)
+    return marked_total
+
+
+def mark_stopped(uow: UnitOfWork, rec: CampaignRecord, *, limit: int | None = None) -> list[int]:
+    """In the caller's transaction (the campaign's row locked), mark up to ``limit`` rows
+    of open actions that the campaign's halt or cancellation cancelled, as that stop
+    would have (``domain.campaigns.stop_cancel``); returns their devices."""
+    passes: list[tuple[datetime, str, int | None]] = []
+    if rec.halted_at is not None:
+        detail = core.cancel_detail(rec.id, halted=True, reason=rec.halt_reason or "")
+        passes.append((rec.halted_at, detail, rec.release_id))
+    if rec.state == core.CANCELLED and rec.finished_at is not None:
+        passes.append((rec.finished_at, core.cancel_detail(rec.id, halted=False, reason=""), None))
+    devices: list[int] = []
+    for at, detail, release in passes:
+        left = None if limit is None else limit - len(devices)
+        if left is not None and left <= 0:
+            break
         marked = uow.campaigns.cancel_pending(
-            campaign_id,
-            statuses=ex.DDI_CANCELLABLE,
-            now=now,
-            detail=f"cancellation requested: campaign {campaign_id} {why}",
+            rec.id,
+            statuses=core.AWAITING_CANCEL,
+            now=at,
+            detail=detail,
+            release_id=release,
+            limit=left,
         )
-        if not marked.count:
-            return 0
-        audit.record(
-            ctx,
-            uow,
-            actor=actor,
-            action="campaign.sweep",
-            subject=f"campaign:{campaign_id}",
-            details={"cancelled_actions": marked.count},
-        )
-        uow.commit()
-    log.warning("campaign %s: cancelled %d open actions", campaign_id, marked.count)
-    _wake_devices(ctx, campaign_id, [device for _, device in marked.canceling])
-    return marked.count
+        devices.extend(device for _, device in marked.canceling)
+    return devices
 
 
 def _cancel_actions(
@@ -240,17 +271,24 @@ def supersede_pending(ctx: Context, campaign_id: int, *, actor: str = ACTOR_ENGI
     closed, this campaign's release at its next poll. Returns how many were cancelled."""
     now = ctx.clock()
     with ctx.read_uow() as uow:
-        rec = get_campaign(uow, campaign_id)
+        # One read of the campaigns: with no other campaign of the product (the gate
+        # tick's usual case) there is nothing to supersede and nothing more is read.
+        every = uow.campaigns.list()
+        rec = next((c for c in every if c.id == campaign_id), None) or get_campaign(
+            uow, campaign_id
+        )
         if rec.state != core.RUNNING:
+            return 0
+        others = {
+            c.id: c
+            for c in every
+            if c.product == rec.product and c.id != rec.id and c.state != core.DRAFT
+        }
+        if not others:
             return 0
         plan = plan_of(uow, rec)
         if plan.release.type not in ("security", "combined") or plan.release.withdrawn:
             return 0
-        others = {
-            c.id: c
-            for c in uow.campaigns.list()
-            if c.product == rec.product and c.id != rec.id and c.state != core.DRAFT
-        }
         pending = [
             (action, others[cid])
             for cid in others

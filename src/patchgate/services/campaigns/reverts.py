@@ -180,11 +180,13 @@ def record(
     state.changed(ctx, uow)
 
 
-def sweep(ctx: Context) -> int:
-    """Re-plan every reverting campaign, oldest first (the timer's tick); returns how many
-    devices' targets changed."""
-    with ctx.read_uow() as uow:
-        ids = [c.id for c in uow.campaigns.list(states=(core.REVERTING,))]
+def sweep(ctx: Context, *, reverting: Sequence[int] | None = None) -> int:
+    """Re-plan every reverting campaign, oldest first (the timer's tick; ``reverting``:
+    their ids as the caller just read them); returns how many devices' targets changed."""
+    ids = reverting
+    if ids is None:
+        with ctx.read_uow() as uow:
+            ids = [c.id for c in uow.campaigns.list(states=(core.REVERTING,))]
     moved = 0
     for campaign_id in ids:
         with ctx.uow() as uow:
