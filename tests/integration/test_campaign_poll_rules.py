@@ -6,14 +6,19 @@ offer, and the simulator's fold of the same events reaches the same decisions.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from patchgate.domain import campaigns as core
 from patchgate.domain import executions as ex
+from patchgate.domain.campaign_states import HaltCampaign, Progress, StartCampaign, transition
 from patchgate.services import actions as action_service
 from patchgate.services import devices as device_service
 from patchgate.services.campaigns import commands
-from tests.campaign_support import HW, Clock, Fleet, release, started, status
+from patchgate.sim.devices import abort
+from patchgate.sim.engine import Run
+from patchgate.sim.model import at
+from patchgate.sim.scenario import Fleet as SimFleet
+from patchgate.sim.scenario import Scenario
+from tests.campaign_support import Clock, Fleet, release, started, status
 from tests.conftest import Env
 
 
@@ -119,85 +124,70 @@ def _seen(decision: core.Decision) -> Seen:
     return Seen(decision.reason, kind, decision.cancel is not None)
 
 
-class SimDevice:
-    """One device as the simulator keeps it (sim/engine.py): an execution folded with
-    ``executions.step`` from the device's events, its open action from
-    ``campaigns.open_action_of`` (the function the simulator calls)."""
-
-    def __init__(self, cid: str, release_ref: core.ReleaseRef, campaign_id: int) -> None:
-        self.cid = cid
-        self.release = release_ref
-        self.campaign_id = campaign_id
-        self.execution = ex.NEW
-        self.action = 0
-
-    def event(self, kind: str, at: datetime, *, transient: bool = False) -> None:
-        event = ex.Event(kind, at, transient=transient)
-        self.execution = ex.step(ex.settle(self.execution, at), event, self.release.version)
-
-    def facts(self, product: str | None, now: datetime) -> core.DeviceFacts:
-        execution = ex.settle(self.execution, now)
-        action = core.open_action_of(execution, self.action, self.campaign_id, self.release)
-        finished = frozenset({self.campaign_id}) if execution.status in ex.TERMINAL else frozenset()
-        return core.DeviceFacts(
-            self.cid,
-            product,
-            hardware=HW,
-            groups=frozenset({"qa"}),
-            installed_version="1.0.0",
-            open_action=action,
-            finished_campaigns=finished,
-        )
-
-
 def test_the_simulator_and_the_server_decide_alike_on_the_same_events(env: Env) -> None:
+    """The server (its poll path over a real database) and the simulator (its own
+    ``sim.engine.Run``: its campaign, its device model and its fold of the device's
+    reports) receive the same events for one first-stage device and decide alike."""
     made = release(env, "2.0.0", 2)
     fleet = Fleet(env)
     fleet.add("twin", "1.0.0", "qa")
     clock = Clock(env)
     campaign = started(env, made, stages="qa,100")
+    scenario = Scenario(devices=200, internal=20, seed=1)
+    run = Run(scenario, SimFleet(scenario), "patchgate")
+    minutes = 0.0
+    run._set_progress(
+        transition(Progress(), StartCampaign(), stages=len(run.stages), now=at(0)).progress
+    )
+    twin = next(i for i in range(scenario.devices) if run.stage_of[i] == 0)
 
-    def decisions() -> tuple[Seen, Seen]:
+    def decisions() -> tuple[Seen, Seen, core.Decision]:
         """The server's decision (its poll row, the device's record read afresh) and the
-        simulator's (its own fold of the same events), over the one snapshot."""
+        simulator's (what its poll handler asks ``decide`` for that device)."""
         row = fleet.caller("twin").row
         assert row.device_id is not None
         snapshot = fleet.poller.snapshots.get(row.state_version)
         fleet.engine.refresh(row.device_id, snapshot, clock.now)
         server = _seen(fleet.engine.decide(row, snapshot, clock.now))
-        facts = twin.facts(snapshot.products.get(HW), clock.now)
-        return server, _seen(core.decide(facts, snapshot, clock.now))
+        simulated = core.decide(run._facts(twin), run.snapshot, at(minutes), run.tokens)
+        return server, _seen(simulated), simulated
 
-    twin = SimDevice("twin", core.ReleaseRef(made.id, "", "2.0.0", 2), campaign)
     steps: list[tuple[str, Seen]] = []
 
-    def expect(label: str, seen: Seen) -> None:
-        server, simulated = decisions()
+    def expect(label: str, seen: Seen) -> core.Decision:
+        server, simulated, decision = decisions()
         assert server == simulated == seen, (label, server, simulated)
         steps.append((label, seen))
+        return decision
 
-    expect("first poll", Seen(core.OFFERED, "rollout", False))
+    offer = expect("first poll", Seen(core.OFFERED, "rollout", False)).offer
+    assert offer is not None
     action = fleet.poll("twin").open_action_id or 0
-    twin.action = action
-    twin.event(ex.OFFERED, clock.now)
-    expect("offered", Seen(core.OPEN_ACTION, None, False))
     fleet.feedback("twin", action, "download")
-    twin.event(ex.DOWNLOADING, clock.now)
+    run._start(twin, minutes, offer)  # the simulated device: offered, then downloading
     expect("downloading", Seen(core.OPEN_ACTION, None, False))
     fleet.feedback("twin", action, "closed", "failure")
-    twin.event(ex.FAILURE_REPORTED, clock.now, transient=True)
+    run._event(twin, ex.Event(ex.FAILURE_REPORTED, at(minutes), transient=True))
+    run.env[twin] = abort(run.table, run.env[twin], "download failed")  # its slots idle again
     expect("download failed", Seen(core.RETRY_BACKOFF, None, False))
     clock.advance(minutes=11)
-    expect("back-off over", Seen(core.OFFERED, "retry", False))
+    minutes += 11
+    offer = expect("back-off over", Seen(core.OFFERED, "retry", False)).offer
+    assert offer is not None
     action = fleet.poll("twin").open_action_id or 0
-    twin.action = action
-    twin.event(ex.OFFERED, clock.now)
-    expect("offered again", Seen(core.OPEN_ACTION, None, False))
+    fleet.feedback("twin", action, "download")
+    run._start(twin, minutes, offer)
+    expect("downloading again", Seen(core.OPEN_ACTION, None, False))
     # A halt: the halt's commit leaves the action's row as it was (docs/campaigns.md,
     # "Halt"), so the server decides from its poll row what the simulator decides, and
-    # answers cancelAction without writing.
+    # answers cancelAction without writing. The simulator halts as its gate would.
     commands.halt(env.ctx, campaign, reason="field reports", actor="test")
+    run.now = minutes
+    halted = transition(
+        run.plan.progress, HaltCampaign("field reports"), stages=len(run.stages), now=at(minutes)
+    )
+    run._set_progress(halted.progress)
     expect("halted", Seen(core.CANCEL_HALTED, None, True))
     assert fleet.poller.answer_without_writing(fleet.caller("twin")) is not None
     assert fleet.links("twin") - {"configData"} == {"cancelAction"}
-    assert len(steps) == 7
+    assert len(steps) == 6

@@ -467,6 +467,10 @@ def _with_open_action(
     if cancellable and (plan is None or plan.state in _STOPPED or plan.release.withdrawn):
         # Rule 1: a halted campaign's pending actions are cancelled, not continued.
         return Decision(None, CANCEL_HALTED, Cancel(action.action_id, action.campaign_id, "halted"))
+    if cancellable and plan is not None and _halted_release(plan, action):
+        # Rule 1 after the revert began: the halt cancelled every pending action for the
+        # halted release (``stop_cancel``); the revert's own offers are other releases.
+        return Decision(None, CANCEL_HALTED, Cancel(action.action_id, action.campaign_id, "halted"))
     if cancellable and plan is not None:
         for other in snapshot.by_product.get(device.product or "", ()):
             if other.id != plan.id and _supersedes(other.release, action):
@@ -482,6 +486,12 @@ def _with_open_action(
             return _NOTHING[RETRY_BACKOFF]
         return _consider(device, plan, now, tokens, retry=True)
     return _NOTHING[OPEN_ACTION]
+
+
+def _halted_release(plan: CampaignPlan, action: OpenAction) -> bool:
+    """Whether ``action`` is for the release ``plan``'s halt stopped (a reverting campaign
+    has halted; its revert offers other releases)."""
+    return plan.progress.halted_at is not None and action.release_id == plan.release.id
 
 
 def _supersedes(release: ReleaseRef, action: OpenAction) -> bool:
