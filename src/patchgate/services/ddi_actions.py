@@ -4,7 +4,7 @@ rules"; the rules themselves are pure, in ``patchgate.domain.actions``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -157,21 +157,25 @@ def _download_only(action: ActionRecord) -> bool:
     return action.update_type == rules.HandlingType.SKIP and action.window_start is None
 
 
-def _close(uow: Any, action: ActionRecord, new: rules.Status, values: dict[str, Any]) -> None:
+def _close(
+    uow: Any, action: ActionRecord, new: rules.Status, changes: ActionChanges, now: datetime
+) -> ActionChanges:
     """Close the action; a finished one installs its release on the device (its version,
-    the ``installedBase`` link); finished and download-only ones ask for ``configData``."""
-    values.update(active=False, closed_at=values["updated_at"], result=rules.result_of(new))
-    device: dict[str, Any] = {"open_action_id": None}
+    the ``installedBase`` link); finished and download-only ones ask for ``configData``.
+    Returns the action's changes with the closing columns."""
+    device = DeviceChanges(open_action_id=None)
     if new is rules.Status.FINISHED:
         release = uow.catalog.get(action.release_id)
-        device.update(
+        device = replace(
+            device,
             installed_action_id=action.id,
             config_requested=True,
             installed_version=release.version if release else None,
         )
     elif new is rules.Status.DOWNLOADED:
-        device.update(config_requested=True)
-    uow.devices.update(action.device_id, DeviceChanges(**device))
+        device = replace(device, config_requested=True)
+    uow.devices.update(action.device_id, device)
+    return replace(changes, active=False, closed_at=now, result=rules.result_of(new))
 
 
 def _apply(
@@ -197,16 +201,17 @@ def _apply(
                 status_after=new.value,
             )
         )
-        values: dict[str, Any] = {"status": new.value, "updated_at": now}
+        changes = ActionChanges(status=new.value, updated_at=now)
         if channel == "deployment":
-            values.update(
+            changes = replace(
+                changes,
                 last_execution=fb.execution.value,
                 progress_cnt=fb.progress_cnt,
                 progress_of=fb.progress_of,
             )
         if new.value != action.status and rules.closes(new, download_only=_download_only(action)):
-            _close(uow, action, new, values)
-        uow.actions.update(action_id, ActionChanges(**values))
+            changes = _close(uow, action, new, changes, now)
+        uow.actions.update(action_id, changes)
         uow.commit()
     return new
 
