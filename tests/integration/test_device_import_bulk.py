@@ -12,6 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+from sqlalchemy import text
+
+from patchgate.adapters.db.engine import make_throwaway_engine
 from patchgate.services import devices as device_service
 from tests.conftest import Env
 
@@ -117,6 +120,28 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _halfway(env: Env, pid: int) -> bool:
+    """Whether the import is in the middle of its transaction. On PostgreSQL: another
+    session of the test's database holds a transaction that has written (it has a
+    transaction id), i.e. rows are written and not committed; a reading of the client's
+    CPU would depend on how fast the database takes them. On SQLite: the import has been
+    busy checking and staging rows for a while."""
+    if not env.database_url.startswith("postgresql"):
+        return _cpu_seconds(pid) >= 4.0
+    engine = make_throwaway_engine(env.database_url)
+    try:
+        with engine.connect() as conn:
+            writing = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
+                )
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    return int(writing) > 0
+
+
 def test_an_import_killed_halfway_imports_nothing(env: Env, tmp_path: Path) -> None:
     fleet = _fleet_csv(tmp_path / "fleet.csv", 400_000)
     proc = subprocess.Popen(
@@ -126,9 +151,9 @@ def test_an_import_killed_halfway_imports_nothing(env: Env, tmp_path: Path) -> N
         stderr=subprocess.PIPE,
     )
     try:
-        # Killed once it has been busy importing for a while (rows are being staged).
+        # Killed in the middle of its transaction (rows written, nothing committed).
         deadline = time.monotonic() + 120
-        while _cpu_seconds(proc.pid) < 4.0 and proc.poll() is None:
+        while not _halfway(env, proc.pid) and proc.poll() is None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert proc.poll() is None, "the import finished before it could be interrupted"
