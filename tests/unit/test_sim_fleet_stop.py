@@ -21,30 +21,38 @@ from patchgate.sim.ddi_fleet import (
 from patchgate.sim.devices import EnvTable
 
 
-def test_a_sleeping_fleet_stops_at_once_without_waiting_on_the_stop_event() -> None:
+def _fleet(
+    client: aiohttp.ClientSession, server: str, count: int, log: FleetLog, **options: float
+) -> list[VirtualDevice]:
+    """``count`` virtual devices on the factory image, with no faults."""
     table = EnvTable()
     env0 = table.add(ab_state.fresh_env(version="1.0.0", sha256="0" * 64, size=1))
+    return [
+        VirtualDevice(
+            DeviceCredentials(f"dev-{i}", "token"),
+            client=client,
+            server=server,
+            table=table,
+            env=env0,
+            faults=DeviceFaults(),
+            log=log,
+            rng=random.Random(i),
+            **options,
+        )
+        for i in range(count)
+    ]
+
+
+def test_a_sleeping_fleet_stops_at_once_without_waiting_on_the_stop_event() -> None:
     log = FleetLog()
 
     async def main() -> tuple[list[VirtualDevice], list[asyncio.Task[None]], int]:
         stop = asyncio.Event()
-        # No server listens there: a device that polled would count an error.
+        # A device that polled would count an error.
         async with aiohttp.ClientSession() as client:
-            devices = [
-                VirtualDevice(
-                    DeviceCredentials(f"dev-{i}", "token"),
-                    client=client,
-                    server="http://127.0.0.1:9",
-                    table=table,
-                    env=env0,
-                    faults=DeviceFaults(),
-                    log=log,
-                    rng=random.Random(i),
-                    # Their first pass an hour away: every device is asleep.
-                    start_spread=3600.0,
-                )
-                for i in range(2000)
-            ]
+            # No server listens there; their first pass an hour away: every device is
+            # asleep.
+            devices = _fleet(client, "http://127.0.0.1:9", 2000, log, start_spread=3600.0)
             tasks = [asyncio.create_task(d.run(stop)) for d in devices]
             await asyncio.sleep(0.05)
             waiters = len(stop._waiters)  # type: ignore[attr-defined]
@@ -64,8 +72,6 @@ def test_devices_stuck_in_a_pass_are_cut_after_the_grace_and_counted() -> None:
     """A server that accepts and never answers: every device is in the middle of its
     first poll when the run ends; the stop waits the grace, then cuts them and says how
     many, instead of waiting for answers that never come."""
-    table = EnvTable()
-    env0 = table.add(ab_state.fresh_env(version="1.0.0", sha256="0" * 64, size=1))
     log = FleetLog()
 
     async def main() -> tuple[int, list[asyncio.Task[None]]]:
@@ -78,19 +84,7 @@ def test_devices_stuck_in_a_pass_are_cut_after_the_grace_and_counted() -> None:
         port = server.sockets[0].getsockname()[1]
         stop = asyncio.Event()
         async with aiohttp.ClientSession() as client:
-            devices = [
-                VirtualDevice(
-                    DeviceCredentials(f"dev-{i}", "token"),
-                    client=client,
-                    server=f"http://127.0.0.1:{port}",
-                    table=table,
-                    env=env0,
-                    faults=DeviceFaults(),
-                    log=log,
-                    rng=random.Random(i),
-                )
-                for i in range(20)
-            ]
+            devices = _fleet(client, f"http://127.0.0.1:{port}", 20, log)
             tasks = [asyncio.create_task(d.run(stop)) for d in devices]
             while len(held) < len(devices):
                 await asyncio.sleep(0.01)

@@ -383,21 +383,30 @@ class SqlCampaignRepository(SqlFigureQueries, p.CampaignRepository):
         return {int(c) for c in self.session.execute(query).scalars() if c is not None}
 
 
+# A campaign's columns that say what its stop did to its actions (``stop_cancel``).
+STOP_COLUMNS = (
+    Campaign.id, Campaign.state, Campaign.release_id, Campaign.halted_at,
+    Campaign.finished_at, Campaign.halt_reason,
+)  # fmt: skip
+
+
+def stop_of(row: Sequence[Any]) -> core.StopFacts | None:
+    """``STOP_COLUMNS`` as read (None for an action of no campaign)."""
+    campaign_id, state, release_id, halted_at, finished_at, reason = row
+    if campaign_id is None:
+        return None
+    return core.StopFacts(
+        int(campaign_id), state, int(release_id), _value(halted_at), _value(finished_at),
+        reason or "",
+    )  # fmt: skip
+
+
 def stop_facts(session: Session, campaign_ids: Collection[int]) -> dict[int, core.StopFacts]:
     """What each of these campaigns' stops say of their actions (``stop_cancel``)."""
     if not campaign_ids:
         return {}
-    rows = session.execute(
-        select(Campaign.id, Campaign.state, Campaign.release_id, Campaign.halted_at,
-               Campaign.finished_at, Campaign.halt_reason)
-        .where(Campaign.id.in_(list(campaign_ids)))
-    )  # fmt: skip
-    return {
-        int(r[0]): core.StopFacts(
-            int(r[0]), r[1], int(r[2]), _value(r[3]), _value(r[4]), r[5] or ""
-        )
-        for r in rows
-    }
+    rows = session.execute(select(*STOP_COLUMNS).where(Campaign.id.in_(list(campaign_ids))))
+    return {int(r[0]): stop for r in rows if (stop := stop_of(tuple(r))) is not None}
 
 
 def status_as_stopped(
@@ -408,4 +417,4 @@ def status_as_stopped(
     return "canceling" if core.stop_cancel(status, active, release_id, stop) else status
 
 
-__all__ = ["SqlCampaignRepository", "status_as_stopped", "stop_facts"]
+__all__ = ["STOP_COLUMNS", "SqlCampaignRepository", "status_as_stopped", "stop_facts", "stop_of"]

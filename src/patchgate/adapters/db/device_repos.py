@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from patchgate.adapters.db.campaign_repos import STOP_COLUMNS, stop_of
 from patchgate.adapters.db.device_filters import compile_filter
 from patchgate.adapters.db.device_import import SqlDeviceImportWriter
 from patchgate.adapters.db.models import (
@@ -254,20 +255,11 @@ def _action(row: Action) -> p.ActionRecord:
 def _with_stop(query: Any) -> Any:
     """``query`` with the facts of each action's campaign that say whether its halt or
     cancellation cancelled the action (``domain.campaigns.stop_cancel``)."""
-    return query.add_columns(
-        Campaign.id, Campaign.state, Campaign.release_id, Campaign.halted_at,
-        Campaign.finished_at, Campaign.halt_reason,
-    ).outerjoin(Campaign, Campaign.id == Action.campaign_id)  # fmt: skip
+    return query.add_columns(*STOP_COLUMNS).outerjoin(Campaign, Campaign.id == Action.campaign_id)
 
 
 def _stop_cancel(record: p.ActionRecord, row: Any) -> tuple[datetime, str] | None:
-    campaign_id, state, release_id, halted_at, finished_at, reason = row[1:7]
-    if campaign_id is None:
-        return None
-    stop = core.StopFacts(
-        campaign_id, state, release_id, as_utc(halted_at) if halted_at else None,
-        as_utc(finished_at) if finished_at else None, reason or "",
-    )  # fmt: skip
+    stop = stop_of(tuple(row[1:7]))
     return core.stop_cancel(record.status, record.active, record.release_id, stop)
 
 
