@@ -4,11 +4,19 @@ On SQLite every connection runs in WAL mode with foreign keys on, and writing un
 work take the write lock up front (``BEGIN IMMEDIATE``) so that two writers never both read
 a state and then fail on the upgrade to a write lock. Reads use a second engine with
 ordinary deferred transactions so they never wait for a writer.
+
+Within one process the writers queue on a lock of their own (:class:`WriteGate`) before
+they ask SQLite for its write lock. SQLite's busy handler retries a locked database by
+sleeping (up to 100 ms at a time), so under load a writer that happens to be asleep each
+time the lock comes free can lose to newer writers until its busy timeout runs out; a
+waiter on the gate is woken the moment the holder finishes. Other processes on the same
+file still meet SQLite's busy handler (docs/deploy.md, "SQLite").
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +52,32 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+class WriteGate:
+    """One writer at a time per process on a SQLite file: taken before ``BEGIN IMMEDIATE``
+    and given back when the transaction ends (commit, rollback, or a connection the pool
+    returns, discards or invalidates while it still holds the gate)."""
+
+    KEY = "patchgate.write_gate"
+
+    def __init__(self, timeout: float) -> None:
+        self._lock = threading.Lock()
+        self.timeout = timeout
+
+    def take(self, info: dict[str, Any]) -> None:
+        if info.get(self.KEY):
+            return  # this connection's transaction already holds it
+        if not self._lock.acquire(timeout=self.timeout):
+            raise DatabaseUnavailable(
+                f"the database is busy (no write could start within {self.timeout:g} s); "
+                "nothing was changed, try again shortly"
+            )
+        info[self.KEY] = True
+
+    def give_back(self, info: dict[str, Any] | None) -> None:
+        if info is not None and info.pop(self.KEY, False):
+            self._lock.release()
+
+
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     engine = create_engine(
         url,
@@ -65,9 +99,41 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
         cursor.close()
 
+    if not immediate:
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN")
+
+        event.listen(engine, "handle_error", _sqlite_busy)
+        return engine
+
+    gate = WriteGate(SQLITE_BUSY_SECONDS)
+
     @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    def _on_begin_write(conn: Any) -> None:
+        gate.take(conn.info)
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            gate.give_back(conn.info)
+            raise
+
+    # Given back as the transaction ends; COMMIT itself follows at once, and in WAL mode
+    # it is short, so the next writer's BEGIN IMMEDIATE rarely meets the busy handler.
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _on_end(conn: Any) -> None:
+        if not conn.invalidated:  # an invalidated one gave it back as it was discarded
+            gate.give_back(conn.info)
+
+    # A connection that leaves without its transaction ending (an error that invalidated
+    # it, a pool reset) must not keep the gate.
+    @event.listens_for(engine, "checkin")
+    @event.listens_for(engine, "invalidate")
+    @event.listens_for(engine, "close")
+    def _on_leave(_dbapi: Any, record: Any, *_rest: Any) -> None:
+        gate.give_back(getattr(record, "info", None))
 
     event.listen(engine, "handle_error", _sqlite_busy)
     return engine
