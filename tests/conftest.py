@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from patchgate.bootstrap import App, Settings, build
 from patchgate.services import setup
@@ -14,6 +15,11 @@ from patchgate.services.context import Context
 from tests.support import PG_ADMIN_URL, CliResult, DatabaseFactory, LiveServer, run_cli
 
 BACKENDS = ["sqlite", "postgresql"]
+
+# Property tests check behaviour, never speed: no per-example deadline (a busy machine can
+# make one example take seconds, which Hypothesis would report as a failure).
+settings.register_profile("patchgate", deadline=None)
+settings.load_profile("patchgate")
 
 
 @pytest.fixture(scope="session")
