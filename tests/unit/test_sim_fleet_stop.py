@@ -14,6 +14,7 @@ from patchgate.domain import ab_state
 from patchgate.sim.ddi_fleet import (
     DeviceCredentials,
     DeviceFaults,
+    FleetGate,
     FleetLog,
     VirtualDevice,
     stop_fleet,
@@ -100,3 +101,85 @@ def test_devices_stuck_in_a_pass_are_cut_after_the_grace_and_counted() -> None:
     assert cut == 20
     assert all(t.done() for t in tasks)
     assert log.counts["errors"] == 0
+
+
+def test_the_fleet_gate_lets_its_slots_through_in_arrival_order_and_skips_the_cancelled() -> None:
+    """Two slots: the first two in go straight through, the rest wait and enter in the
+    order they came; a cancelled waiter never gets a slot, and one cancelled just as a
+    slot reached it passes the slot on, so no slot is lost."""
+
+    async def scenario() -> list[str]:
+        gate = FleetGate(2)
+        entered: list[str] = []
+        release = asyncio.Event()
+
+        async def request(name: str) -> None:
+            async with gate:
+                entered.append(name)
+                await release.wait()
+
+        tasks = {n: asyncio.create_task(request(n)) for n in "abcdefg"}
+        await asyncio.sleep(0)
+        assert entered == ["a", "b"]
+        tasks["c"].cancel()  # waiting: skipped
+        tasks["e"].cancel()
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        # A slot handed to a waiter that is cancelled before it runs goes to the next.
+        gate2 = FleetGate(1)
+        order: list[str] = []
+
+        async def hold(name: str, until: asyncio.Event) -> None:
+            async with gate2:
+                order.append(name)
+                await until.wait()
+
+        forever = asyncio.Event()
+        await gate2.__aenter__()  # the test holds the one slot
+        late = asyncio.create_task(hold("y", forever))
+        last = asyncio.create_task(hold("z", asyncio.Event()))
+        await asyncio.sleep(0)  # both queue
+        await gate2.__aexit__(None, None, None)  # hands the slot to "y" ...
+        late.cancel()  # ... cancelled before it runs: "z" must get the slot
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        last.cancel()
+        await asyncio.gather(late, last, return_exceptions=True)
+        return [*entered, "|", *order]
+
+    assert asyncio.run(scenario()) == ["a", "b", "d", "f", "g", "|", "z"]
+
+
+def test_cancelling_a_long_queue_at_the_gate_leaves_it_whole() -> None:
+    """A stopped fleet cancels every device queued at the gate (tens of thousands behind a
+    slow server): each is marked and skipped, none is searched for in the queue, and the
+    gate's slots are all there afterwards."""
+
+    async def scenario() -> int:
+        gate = FleetGate(4)
+        hold = asyncio.Event()
+
+        async def request() -> None:
+            async with gate:
+                await hold.wait()
+
+        queued = [asyncio.create_task(request()) for _ in range(50_000)]
+        await asyncio.sleep(0)
+        for task in queued[4:]:
+            task.cancel()
+        await asyncio.gather(*queued[4:], return_exceptions=True)
+        hold.set()
+        await asyncio.gather(*queued[:4])
+        inside = 0
+
+        async def count() -> None:
+            nonlocal inside
+            async with gate:
+                inside += 1
+                await asyncio.sleep(0)
+
+        await asyncio.gather(*(count() for _ in range(8)))
+        return inside
+
+    assert asyncio.run(scenario()) == 8

@@ -23,7 +23,7 @@ import asyncio
 import math
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +84,43 @@ class FleetLog:
     outcomes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
+class FleetGate:
+    """At most ``slots`` requests of the fleet in flight, the others waiting in arrival order.
+
+    ``asyncio.Semaphore`` would do the same, but a waiter that is cancelled removes itself
+    from the middle of its queue by a linear scan; when a stopped fleet cancels tens of
+    thousands of devices queued behind a slow server that is quadratic (minutes at 100,000
+    devices). Here a cancelled waiter is only marked and skipped when its turn comes."""
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiting: deque[asyncio.Future[None]] = deque()
+
+    async def __aenter__(self) -> None:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._hand_on()  # handed a slot just as it was cancelled: pass it on
+            raise
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._hand_on()
+
+    def _hand_on(self) -> None:
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():  # a cancelled waiter's future is done already
+                turn.set_result(None)
+                return
+        self._free += 1
+
+
 class VirtualDevice:
     """One simulated device talking DDI (module docstring)."""
 
@@ -102,7 +139,7 @@ class VirtualDevice:
         rng: random.Random | None = None,
         health_minutes: float = 0.0,
         start_spread: float = 0.0,
-        gate: asyncio.Semaphore | None = None,
+        gate: FleetGate | None = None,
     ) -> None:
         self.id = credentials.device_id
         self.headers = {"Authorization": f"TargetToken {credentials.token}"}
@@ -126,7 +163,7 @@ class VirtualDevice:
         # Polls and health reports in flight across the fleet, shared by every device (http
         # mode: as many as the session has connections), so that thousands of devices do
         # not all queue inside the client's connection pool.
-        self.gate = gate or asyncio.Semaphore(1)
+        self.gate = gate or FleetGate(1)
         self.offline_until = 0.0
         if faults.offline > 0 and self.rng.random() < faults.offline:
             self.offline_until = time.monotonic() + self._offline_seconds()

@@ -23,7 +23,14 @@ import aiohttp
 
 from patchgate.domain import ab_state
 
-from .ddi_fleet import DeviceCredentials, FleetLog, VirtualDevice, faults_for, stop_fleet
+from .ddi_fleet import (
+    DeviceCredentials,
+    FleetGate,
+    FleetLog,
+    VirtualDevice,
+    faults_for,
+    stop_fleet,
+)
 from .devices import EnvTable
 from .scenario import Fleet, Scenario
 
@@ -100,7 +107,7 @@ async def drive(
     at_95: float | None = None
     settled_since: float | None = None
     status: Mapping[str, Any] = {}
-    gate = asyncio.Semaphore(connections)
+    gate = FleetGate(connections)
     # aiohttp, not httpx: a virtual device's request costs the fleet's one core about
     # 0.15 ms of CPU against httpx's 1.7 ms (BENCHMARKS.md, "http mode"), and 10,000
     # devices at a 15 s poll ask for ~800 requests a second.
