@@ -13,6 +13,7 @@ side and the measurement — does not depend on how the server side is reached.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -74,6 +75,14 @@ class HttpRun:
     final_versions: dict[str, str] | None = None
 
 
+def fleet_connections(devices: int, poll_minutes: float, time_scale: float) -> int:
+    """Requests the fleet keeps in flight: enough that its own queue is not what limits it
+    while the server answers within 100 ms (the polls a second the run needs × 0.1 s), at
+    least 16 and at most 128 (one process's event loop)."""
+    needed = devices / max(1e-9, poll_minutes * 60 / time_scale)
+    return max(16, min(128, math.ceil(needed * 0.1)))
+
+
 async def drive(
     server: ServerSide,
     scenario: Scenario,
@@ -88,7 +97,7 @@ async def drive(
     start_spread: float = 0.0,
     timeout_seconds: float = 3600.0,
     settle_seconds: float = 10.0,
-    connections: int = 16,
+    connections: int | None = None,
     status_every: float = 2.0,
     on_status: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> HttpRun:
@@ -107,6 +116,8 @@ async def drive(
     at_95: float | None = None
     settled_since: float | None = None
     status: Mapping[str, Any] = {}
+    if connections is None:
+        connections = fleet_connections(len(credentials), scenario.poll_minutes, time_scale)
     gate = FleetGate(connections)
     # aiohttp, not httpx: a virtual device's request costs the fleet's one core about
     # 0.15 ms of CPU against httpx's 1.7 ms (BENCHMARKS.md, "http mode"), and 10,000

@@ -13,7 +13,8 @@ docs/contract.md in child processes, and ``patchgate serve`` on a free loopback 
   after it.
 
 Real time is compressed: the server answers polls with a short ``config.polling.sleep``
-(``PATCHGATE_POLL_SLEEP``), evaluates gates often (``PATCHGATE_CAMPAIGN_TICK``) and the
+(``PATCHGATE_POLL_SLEEP``), evaluates gates every 30 simulated seconds
+(``PATCHGATE_CAMPAIGN_TICK``) and the
 soaks are given in compressed time (``--soak``).
 """
 
@@ -37,6 +38,9 @@ import httpx
 
 from .ddi_fleet import DeviceCredentials
 from .scenario import GROUPS_OF, Fleet, Scenario, device_id
+
+# ``PATCHGATE_CAMPAIGN_TICK``'s default (docs/deploy.md, "campaign timer").
+SERVER_TICK_SECONDS = 30.0
 
 PRODUCT = "simfleet"
 HARDWARE = "sim-board"
@@ -273,7 +277,7 @@ def simulate_http(
     health_minutes: float = 60.0,
     timeout_seconds: float = 1800.0,
     soak_minutes: float = 60.0,
-    campaign_tick: float = 1.0,
+    campaign_tick: float | None = None,
     data_dir: Path | None = None,
     keep: bool = False,
     on_status: Any = None,
@@ -283,6 +287,10 @@ def simulate_http(
     from .http_mode import Rehearsal, rehearse
 
     poll_sleep = max(1, round(scenario.poll_minutes * 60 / time_scale))
+    if campaign_tick is None:
+        # The server's default tick (30 s) in simulated time, as a deployment evaluates its
+        # gates; a faster tick only adds work that a large fleet's server then lacks.
+        campaign_tick = max(1.0, SERVER_TICK_SECONDS / time_scale)
     soak_seconds = max(1, round(soak_minutes * 60 / time_scale))
     wall0 = time.monotonic()
     with CliServerSide(
