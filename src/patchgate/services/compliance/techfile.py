@@ -23,7 +23,7 @@ from patchgate.services import audit
 from patchgate.services.advisories import views as advisory_views
 from patchgate.services.compliance import checklist, sources, support
 from patchgate.services.compliance import pages as doc
-from patchgate.services.compliance.views import Exported
+from patchgate.services.compliance.views import ChecklistView, Exported
 from patchgate.services.context import Context
 from patchgate.services.vulnerabilities.shapes import vulnerability_json
 
@@ -253,20 +253,17 @@ def _advisories(ctx: Context, out: Path, base_url: str) -> tuple[doc.Page, list[
         (out / "advisories" / name).write_text(record.text or "", encoding="utf-8")
         rows.append([record.id, record.title, str(rfc3339(record.published_at)),
                      (name, f"advisories/{name}")])  # fmt: skip
-        data.append(advisory_views.summary(record, base_url))
+        data.append(advisory_views.view(record, base_url).to_json())
     page.table(["ID", "Title", "Published", "CSAF document"], rows)
     return page, data
 
 
-def _checklist_page(result: dict[str, Any]) -> doc.Page:
+def _checklist_page(result: ChecklistView) -> doc.Page:
     page = doc.Page("checklist", "Compliance checklist")
-    page.p(f"{result['passed']} of {result['total']} checks passed.")
+    page.p(f"{result.passed} of {len(result.items)} checks passed.")
     page.table(
         ["Check", "State", "Summary", "Evidence"],
-        [
-            [i["id"], i["state"], i["summary"], "; ".join(e["label"] for e in i["evidence"])]
-            for i in result["items"]
-        ],
+        [[i.id, i.state, i.summary, "; ".join(e.label for e in i.evidence)] for i in result.items],
     )
     return page
 
@@ -280,14 +277,14 @@ def _write(out: Path, ctx: Context, product: str | None, base_url: str) -> list[
     distribution, trust = _distribution_page(ctx)
     audit_page, audit_data = _audit_page(ctx)
     advisories, advisory_data = _advisories(ctx, out, base_url)
-    result = checklist.report(ctx, base_url=base_url, product=product)
+    result = checklist.view(ctx, base_url=base_url, product=product)
     all_pages = [
         _product_pages(ctx, names), _policy_page(ctx), _process_page(ctx), register, releases,
         campaigns, distribution, _checklist_page(result), advisories, audit_page,
     ]  # fmt: skip
     data = {
         "policy": policy.to_json(), "register": vulns, "releases": release_data,
-        "campaigns": campaign_data, "distribution": trust, "checklist": result,
+        "campaigns": campaign_data, "distribution": trust, "checklist": result.to_json(),
         "advisories": advisory_data, "audit": audit_data,
     }  # fmt: skip
     (out / "data").mkdir()
