@@ -46,6 +46,12 @@ class Fleet:
             return ready
         return self.poller.poll(caller, ready)
 
+    def answer_without_writing(self, cid: str) -> ddi.rules.PollState | None:
+        """The DDI app's answer from ``prepare`` when the poll needs no write; None when
+        it does."""
+        ready = self.poller.prepare(self.caller(cid))
+        return ready if isinstance(ready, ddi.rules.PollState) else None
+
     def links(self, cid: str) -> set[str]:
         return set(ddi.rules.poll_links(self.poll(cid)))
 

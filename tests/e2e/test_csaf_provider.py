@@ -91,7 +91,7 @@ def test_provider_metadata_hashes_and_signatures(
     answer = httpx.get(metadata_url)
     assert answer.status_code == 200
     metadata = answer.json()
-    assert validation.provider_problems(metadata) == []
+    assert validation.schema_problems(validation.PROVIDER_SCHEMA, metadata) == []
     assert metadata["canonical_url"] == metadata_url
     assert metadata["role"] == "csaf_trusted_provider"
     (key_entry,) = metadata["public_openpgp_keys"]

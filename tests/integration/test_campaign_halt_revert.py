@@ -60,7 +60,7 @@ def test_a_halt_cancels_every_pending_action_at_its_commit_without_rewriting_the
     other.tokens = fleet.tokens
     for poller in (fleet, other):
         for cid in ("offered", "downloading", "reporting"):
-            ready = poller.poller.answer_without_writing(poller.caller(cid))
+            ready = poller.answer_without_writing(cid)
             assert ready is not None and ready.open_action_status == "canceling"
             assert "cancelAction" in poller.links(cid)
         assert "deploymentBase" not in poller.links("untouched")

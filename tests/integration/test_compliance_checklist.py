@@ -31,7 +31,7 @@ CRITICAL = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
 
 
 def state(env: Env, item: str, product: str | None = None) -> str:
-    report = checklist.report(env.ctx, base_url="https://pg.example", product=product)
+    report = checklist.view(env.ctx, base_url="https://pg.example", product=product).to_json()
     assert report["total"] == 6
     assert report["passed"] == sum(i["state"] == "pass" for i in report["items"])
     found = {i["id"]: i for i in report["items"]}[item]

@@ -113,7 +113,7 @@ def test_cancelled_is_terminal_and_later_events_are_ignored() -> None:
         Event(ex.INSTALLING, at(2)),
     ]
     state = run(*events)
-    assert state.status == ex.CANCELLED and not state.is_open and not state.is_finished
+    assert state.status == ex.CANCELLED and state.status in ex.TERMINAL and not state.is_open
 
 
 def test_unknown_event_kinds_are_refused() -> None:

@@ -83,8 +83,12 @@ def test_window_is_open_from_its_start_for_its_duration_in_its_zone() -> None:
     assert w.is_open(T0 + timedelta(hours=1))
     assert w.is_open(T0 + timedelta(hours=3, minutes=59, seconds=59))
     assert not w.is_open(T0 + timedelta(hours=4))
-    assert w.next_open(T0 + timedelta(hours=5)) == T0 + timedelta(days=1, hours=1)
-    assert w.next_open(T0 + timedelta(hours=2)) == T0 + timedelta(hours=2)
+    # Closed until the next day's start; the latest start is the one the poll stamps.
+    assert w.latest_start(T0 + timedelta(hours=5)) == T0 + timedelta(hours=1)
+    assert w.latest_start(T0 + timedelta(hours=2)) == T0 + timedelta(hours=1)
+    assert not w.is_open(T0 + timedelta(days=1, minutes=59, seconds=59))
+    assert w.is_open(T0 + timedelta(days=1, hours=1))
+    assert w.latest_start(T0 + timedelta(days=1, hours=1)) == T0 + timedelta(days=1, hours=1)
 
 
 def test_window_follows_daylight_saving_time() -> None:

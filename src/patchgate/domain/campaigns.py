@@ -91,6 +91,12 @@ from patchgate.domain.campaign_states import (  # noqa: F401 - re-exported
     floor_after,
     transition,
 )
+from patchgate.domain.campaign_stops import (  # noqa: F401 - re-exported
+    AWAITING_CANCEL,
+    StopFacts,
+    cancel_detail,
+    stop_cancel,
+)
 from patchgate.domain.campaign_timing import NO_TIMING, CampaignTiming
 from patchgate.domain.cohorts import CohortCut, cohort_bucket, first_admitting_stage
 from patchgate.domain.errors import Conflict, InvalidInput
@@ -386,51 +392,6 @@ _NOTHING: Final = {r: Decision(None, r) for r in _REASONS}
 _RANK: Final = {r: i for i, r in enumerate(_REASONS)}
 _NO_TOKENS: Final[Mapping[int, TokenBucket]] = {}
 _STOPPED: Final = frozenset({HALTED, CANCELLED})
-
-
-@dataclass(frozen=True, slots=True)
-class StopFacts:
-    """What a stored action's campaign says about it: its state, when it halted (if it
-    did), its release, when it finished and the halt's reason."""
-
-    campaign_id: int
-    state: str
-    release_id: int
-    halted_at: datetime | None
-    finished_at: datetime | None
-    reason: str = ""
-
-
-# The stored statuses a stop leaves to be marked after its commit: each waits for the
-# device's cancelAction feedback (``waiting_confirmation`` is closed in the stop itself).
-AWAITING_CANCEL: Final = frozenset({"offered", "downloading", "downloaded"})
-
-
-def stop_cancel(
-    status: str, active: bool, release_id: int, stop: StopFacts | None
-) -> tuple[datetime, str] | None:
-    """Whether a halt or a cancellation of its campaign has cancelled this stored action
-    (docs/campaigns.md, "Halt"): an open action not yet installing, of a cancelled
-    campaign, or of a halted one for the halted release (a revert's own offers are other
-    releases). Returns when the cancellation was requested and its history text, else
-    None. The stop commits this in O(1); the action's row says so from the next write
-    that touches it or the sweep that marks it."""
-    if stop is None or not active or status not in AWAITING_CANCEL:
-        return None
-    if stop.halted_at is not None and release_id == stop.release_id:
-        return stop.halted_at, cancel_detail(stop.campaign_id, halted=True, reason=stop.reason)
-    if stop.state == CANCELLED and stop.finished_at is not None:
-        return stop.finished_at, cancel_detail(stop.campaign_id, halted=False, reason="")
-    return None
-
-
-def cancel_detail(campaign_id: int, *, halted: bool, reason: str) -> str:
-    """The history step of an action that a halt or a cancellation of its campaign
-    cancelled."""
-    why = "halted" if halted else "cancelled"
-    return f"cancellation requested: campaign {campaign_id} {why}" + (
-        f": {reason}" if reason else ""
-    )
 
 
 def decide(

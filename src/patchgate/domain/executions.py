@@ -168,11 +168,6 @@ class Execution:
         """Whether this execution is the device's one open action."""
         return self.status in OPEN
 
-    @property
-    def is_finished(self) -> bool:
-        """Whether the execution reached a terminal status other than ``cancelled``."""
-        return self.status in TERMINAL and self.status != CANCELLED
-
 
 NEW: Final = Execution()
 

@@ -158,23 +158,6 @@ class MaintenanceWindow:
         """The latest cron start at or before ``now`` recent enough to matter, or ``None``."""
         return _latest_start(self, int(now.timestamp() // 60))
 
-    def next_open(self, now: datetime, *, horizon_days: int = 400) -> datetime | None:
-        """``now`` when open, else the next cron start within ``horizon_days``."""
-        if self.is_open(now):
-            return now
-        zone = ZoneInfo(self.tz)
-        local = now.astimezone(zone)
-        for offset in range(horizon_days + 1):
-            day = local.date() + timedelta(days=offset)
-            if not self.cron.matches_day(day):
-                continue
-            for hour in self.cron.hours:
-                for minute in self.cron.minutes:
-                    start = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
-                    if start > now:
-                        return start.astimezone(UTC)
-        return None
-
 
 @lru_cache(maxsize=8192)
 def _latest_start(window: MaintenanceWindow, minute: int) -> datetime | None:

@@ -259,11 +259,6 @@ class Poller:
             return replace(_state(row), open_action_status=rules.Status.CANCELING.value)
         return Pending(decision)
 
-    def answer_without_writing(self, caller: Caller) -> rules.PollState | None:
-        """:meth:`prepare`'s answer when it needs no write; None when it does."""
-        ready = self.prepare(caller)
-        return ready if isinstance(ready, rules.PollState) else None
-
     def poll(self, caller: Caller, pending: Pending | None = None) -> rules.PollState:
         """Answer a base poll: register the device if it is new (gateway or anonymous),
         then carry out the decision (``pending``, from :meth:`prepare`; made now if not

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sl_insert
 from sqlalchemy.orm import Session
@@ -15,7 +16,9 @@ from patchgate.adapters.db.models import (
     AuditCheckpointRow,
     AuditEntryRow,
     AuditHead,
+    Device,
     PolicyVersion,
+    SavedFilter,
     StateVersion,
     Tenant,
     TickClaim,
@@ -24,6 +27,21 @@ from patchgate.adapters.db.pg_notify import notify
 from patchgate.domain.audit import GENESIS_HASH, AuditRecord, Checkpoint
 from patchgate.domain.clock import as_utc
 from patchgate.services import ports
+
+M = TypeVar("M", Device, SavedFilter)
+
+
+def tenant_row(
+    session: Session, model: type[M], named: ColumnElement[bool], tenant: str, *, lock: bool
+) -> M | None:
+    """The row of ``model`` that ``named`` picks in tenant ``tenant``, locked (``FOR UPDATE``
+    of that table only) when ``lock``."""
+    query = (
+        select(model).join(Tenant, Tenant.id == model.tenant_id).where(Tenant.name == tenant, named)
+    )
+    if lock:
+        query = query.with_for_update(of=model)
+    return session.execute(query).scalar_one_or_none()
 
 
 class SqlStateRepository(ports.StateRepository):

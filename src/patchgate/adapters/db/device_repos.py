@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from patchgate.adapters.db.campaign_repos import STOP_COLUMNS, stop_of
+from patchgate.adapters.db.core_repos import tenant_row
 from patchgate.adapters.db.device_filters import compile_filter
 from patchgate.adapters.db.device_import import SqlDeviceImportWriter
 from patchgate.adapters.db.models import (
@@ -108,14 +109,8 @@ class SqlDeviceRepository(p.DeviceRepository):
         return str(self.session.execute(select(Tenant.name).where(Tenant.id == tenant_id)).scalar())
 
     def get(self, tenant: str, controller_id: str, *, lock: bool = False) -> p.DeviceRecord | None:
-        query = (
-            select(Device)
-            .join(Tenant, Tenant.id == Device.tenant_id)
-            .where(Tenant.name == tenant, Device.controller_id == controller_id)
-        )
-        if lock:
-            query = query.with_for_update(of=Device)
-        row = self.session.execute(query).scalar_one_or_none()
+        named = Device.controller_id == controller_id
+        row = tenant_row(self.session, Device, named, tenant, lock=lock)
         return _device(row, tenant) if row else None
 
     def get_by_id(self, device_id: int, *, lock: bool = False) -> p.DeviceRecord | None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, null, select, update
 from sqlalchemy.orm import Session
 
+from patchgate.adapters.db.core_repos import tenant_row
 from patchgate.adapters.db.models import Device, Release, SavedFilter, Tenant
 from patchgate.domain.clock import as_utc
 from patchgate.services import targeting_ports as p
@@ -34,14 +35,7 @@ class SqlTargetingRepository(p.TargetingRepository):
     def saved_filter(
         self, tenant: str, name: str, *, lock: bool = False
     ) -> p.SavedFilterRecord | None:
-        query = (
-            select(SavedFilter)
-            .join(Tenant, Tenant.id == SavedFilter.tenant_id)
-            .where(Tenant.name == tenant, SavedFilter.name == name)
-        )
-        if lock:
-            query = query.with_for_update(of=SavedFilter)
-        row = self.session.execute(query).scalar_one_or_none()
+        row = tenant_row(self.session, SavedFilter, SavedFilter.name == name, tenant, lock=lock)
         return _record(row, tenant) if row is not None else None
 
     def saved_filters(self, tenant: str) -> Sequence[p.SavedFilterRecord]:

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from patchgate.entrypoints.console import base
 from patchgate.entrypoints.presenters import advisories as present
+from patchgate.entrypoints.presenters import compliance as present_compliance
 from patchgate.services.advisories import commands, views
 from patchgate.services.compliance import checklist
 
@@ -21,17 +22,18 @@ ROLE = "security_analyst"
 
 @router.get("/compliance", response_class=HTMLResponse)
 def compliance(request: Request, caller: base.SignedIn) -> HTMLResponse:
-    rt = caller.rt
-    report = checklist.report(
-        caller.ctx, base_url=rt.base_url(request), fleet_max_age=FLEET_MAX_AGE
+    view = checklist.view(
+        caller.ctx, base_url=caller.rt.base_url(request), fleet_max_age=FLEET_MAX_AGE
     )
-    return base.page(request, "compliance.html", caller, report=report)
+    return base.page(
+        request, "compliance.html", caller, report=present_compliance.checklist_json(view)
+    )
 
 
 @router.get("/advisories", response_class=HTMLResponse)
 def advisories(request: Request, caller: base.SignedIn) -> HTMLResponse:
-    base_url = caller.rt.base_url(request)
-    rows = [views.summary(r, base_url) for r in views.list_advisories(caller.ctx)]
+    found = views.advisories(caller.ctx, caller.rt.base_url(request))
+    rows = [present.advisory_json(v) for v in found]
     return base.page(request, "advisories.html", caller, rows=rows)
 
 
@@ -42,7 +44,7 @@ def advisory(request: Request, advisory_id: str, caller: base.SignedIn) -> HTMLR
         request,
         "advisory.html",
         caller,
-        a=views.summary(record, caller.rt.base_url(request)),
+        a=present.advisory_json(views.view(record, caller.rt.base_url(request))),
         doc=present.reading(record.document),
     )
 
@@ -54,7 +56,7 @@ async def publish(request: Request, advisory_id: str, caller: base.SignedIn) -> 
         record = views.get(caller.ctx, advisory_id)
         return base.page(
             request, "advisory.html", caller, status=422,
-            a=views.summary(record, caller.rt.base_url(request)),
+            a=present.advisory_json(views.view(record, caller.rt.base_url(request))),
             doc=present.reading(record.document), problem="tick the box to confirm",
         )  # fmt: skip
     commands.publish(

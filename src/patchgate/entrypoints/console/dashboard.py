@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from patchgate.domain.actions import TERMINAL, Status
 from patchgate.entrypoints.console import base, views
 from patchgate.entrypoints.console.compliance import FLEET_MAX_AGE
+from patchgate.entrypoints.presenters import compliance as present_compliance
 from patchgate.services.compliance import checklist
 from patchgate.services.context import Context
 from patchgate.services.devices import DEFAULT_TENANT
@@ -66,9 +67,7 @@ def dashboard(request: Request, caller: base.SignedIn) -> HTMLResponse:
     with ctx.read_uow() as uow:
         total, seen = uow.fleet.counts(DEFAULT_TENANT, now - timedelta(days=1))
     by_state, active = _campaigns(ctx)
-    report = checklist.report(
-        ctx, base_url=caller.rt.base_url(request), fleet_max_age=FLEET_MAX_AGE
-    )
+    report = checklist.view(ctx, base_url=caller.rt.base_url(request), fleet_max_age=FLEET_MAX_AGE)
     return base.page(
         request,
         "dashboard.html",
@@ -81,5 +80,5 @@ def dashboard(request: Request, caller: base.SignedIn) -> HTMLResponse:
         campaign_states=by_state,
         devices_total=total,
         devices_seen=seen,
-        checklist=report,
+        checklist=present_compliance.checklist_json(report),
     )

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 
 from patchgate import __version__
 from patchgate.entrypoints.presenters import advisories as present
+from patchgate.entrypoints.presenters import compliance as present_compliance
 from patchgate.entrypoints.runtime import Runtime, runtime
 from patchgate.entrypoints.web import render
 from patchgate.services.advisories import provider, views
@@ -86,7 +87,8 @@ def advisories_page(request: Request, rt: Rt) -> HTMLResponse:
         .get_template("advisories.html")
         .render(
             advisories=[
-                views.summary(r, rt.base_url(request)) for r in provider.published_documents(rt.ctx)
+                present.advisory_json(v)
+                for v in views.advisories(rt.ctx, rt.base_url(request), published_only=True)
             ],
             version=__version__,
             trust_mode=rt.trust_mode(),
@@ -106,11 +108,11 @@ def advisory_markdown(advisory_id: str, rt: Rt) -> PlainTextResponse:
 @router.get("/advisories/{advisory_id}", response_class=HTMLResponse)
 def advisory_page(advisory_id: str, request: Request, rt: Rt) -> HTMLResponse:
     record = views.get(rt.ctx, advisory_id, published_only=True)
-    summary = views.summary(record, rt.base_url(request))
+    url = views.view(record, rt.base_url(request)).url
     links = [
-        ("CSAF (JSON)", summary["url"]),
+        ("CSAF (JSON)", url),
         ("Markdown", f"/advisories/{record.id}.md"),
-        ("OpenPGP signature", f"{summary['url']}.asc"),
+        ("OpenPGP signature", f"{url}.asc"),
     ]
     html = present.html(
         record.document, links=links, version=__version__, trust_mode=rt.trust_mode()
@@ -121,7 +123,7 @@ def advisory_page(advisory_id: str, request: Request, rt: Rt) -> HTMLResponse:
 @router.get("/products/{name}", response_class=HTMLResponse)
 def product_page(name: str, rt: Rt) -> HTMLResponse:
     """A product's public support statement (CRA Art. 13(8))."""
-    statement = support.statement(rt.ctx, name)
+    statement = present_compliance.support_json(support.view(rt.ctx, name))
     html = (
         render.templates()
         .get_template("product.html")

@@ -9,7 +9,6 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,8 +194,3 @@ def rolie_feed(ctx: Context, base_url: str) -> dict[str, Any]:
             "entry": entries,
         }
     }
-
-
-def published_documents(ctx: Context) -> Sequence[AdvisoryRecord]:
-    """Published advisories, newest first (the public list)."""
-    return _published(ctx)

@@ -53,7 +53,10 @@ def _validator(name: str) -> Draft202012Validator:
     )
 
 
-def _schema_problems(name: str, instance: Mapping[str, Any]) -> list[str]:
+def schema_problems(name: str, instance: Mapping[str, Any]) -> list[str]:
+    """Every problem of ``instance`` against the shipped schema ``name`` (a CSAF document's,
+    ``DOCUMENT_SCHEMA``, or a ``provider-metadata.json``'s, ``PROVIDER_SCHEMA``, CSAF 2.0
+    §7.2.1); empty when valid."""
     errors = sorted(
         _validator(name).iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path]
     )
@@ -65,12 +68,7 @@ def _schema_problems(name: str, instance: Mapping[str, Any]) -> list[str]:
 
 def document_problems(document: Mapping[str, Any]) -> list[str]:
     """Every problem of a CSAF document: the schema's, then §6.1's (empty when valid)."""
-    return _schema_problems(DOCUMENT_SCHEMA, document) + csaf_checks.mandatory_problems(document)
-
-
-def provider_problems(metadata: Mapping[str, Any]) -> list[str]:
-    """Problems of a ``provider-metadata.json`` against its schema (CSAF 2.0 §7.2.1)."""
-    return _schema_problems(PROVIDER_SCHEMA, metadata)
+    return schema_problems(DOCUMENT_SCHEMA, document) + csaf_checks.mandatory_problems(document)
 
 
 def sha256_hex(data: bytes) -> str:

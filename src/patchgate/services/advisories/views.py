@@ -31,19 +31,17 @@ def view(record: AdvisoryRecord, base_url: str) -> AdvisoryView:
     )
 
 
-def summary(record: AdvisoryRecord, base_url: str) -> dict[str, Any]:
-    """The JSON of a stored advisory's view (``AdvisoryView.to_json``)."""
-    return view(record, base_url).to_json()
-
-
 def advisory(ctx: Context, advisory_id: str, base_url: str) -> AdvisoryView:
     """One advisory's view, or ``NotFound``."""
     return view(get(ctx, advisory_id), base_url)
 
 
-def advisories(ctx: Context, base_url: str) -> tuple[AdvisoryView, ...]:
-    """Every advisory's view, newest first (a register's few documents: not paged)."""
-    return tuple(view(r, base_url) for r in list_advisories(ctx))
+def advisories(
+    ctx: Context, base_url: str, *, published_only: bool = False
+) -> tuple[AdvisoryView, ...]:
+    """Every advisory's view (or only the published ones'), newest first (a register's few
+    documents: not paged)."""
+    return tuple(view(r, base_url) for r in list_advisories(ctx, published_only=published_only))
 
 
 def list_advisories(ctx: Context, *, published_only: bool = False) -> list[AdvisoryRecord]:

@@ -12,7 +12,7 @@ report twice is not, so health reports past the mark are never added."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
@@ -20,6 +20,7 @@ from patchgate.domain import campaigns as core
 from patchgate.domain import executions as ex
 from patchgate.services.campaign_ports import CampaignRecord, FleetDevice
 from patchgate.services.campaigns.figures import (
+    Built,
     Figures,
     build,
     executions_of,
@@ -69,15 +70,6 @@ def _after(read: Callable[[int], Sequence[R]], mark: int) -> list[R]:
         mark = page[-1].id
 
 
-@dataclass(frozen=True)
-class CaughtUp:
-    """The figures as they stand, and what to store of them."""
-
-    figures: Figures
-    stored: StoredFigures
-    executions: tuple[StoredExecution, ...]
-
-
 def _members(
     uow: UnitOfWork, plan: core.CampaignPlan, device_ids: Iterable[int]
 ) -> dict[int, FleetDevice]:
@@ -114,15 +106,14 @@ def catch_up(
     plan: core.CampaignPlan,
     stored: StoredFigures,
     now: datetime,
-) -> CaughtUp:
+) -> Built:
     """``stored`` with everything after its marks folded in (reads only; the caller stores
     the result or not). A campaign on a device query is built again instead: any change to
     a device (its groups, attributes, metadata) can bring it into the query or out of it,
     and no mark follows those changes, so its figures cost a scan of the devices the
     query's SQL selects (docs/campaigns.md, "Figures")."""
     if plan.selector.query is not None:
-        built = build(ctx, uow, rec, plan, now)
-        return CaughtUp(built.figures, built.stored, built.executions)
+        return build(ctx, uow, rec, plan, now)
     repo = uow.campaigns
     marks = stored.marks
     events = _after(lambda m: repo.events_after(rec.id, m, limit=PAGE), marks.event)
@@ -168,7 +159,7 @@ def catch_up(
         baseline_hours=tallies[1].exposure_hours,
     )
     found = Figures(counts, tallies[0], tallies[1], fleet)
-    return CaughtUp(found, new_stored, tuple(refolded.values()))
+    return Built(found, new_stored, tuple(refolded.values()))
 
 
 def _refold(

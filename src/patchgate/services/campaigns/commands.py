@@ -299,13 +299,13 @@ def _command(
     command: core.Command,
     *,
     actor: str,
-    prepare: Callable[[UnitOfWork, CampaignRecord], dict[str, Any]] | None = None,
+    prepare: Callable[[UnitOfWork, CampaignRecord], CampaignChanges] | None = None,
 ) -> None:
     now = ctx.clock()
     with ctx.uow() as uow:
         rec = get_campaign(uow, campaign_id, lock=True)
         moved = core.transition(progress_of(rec), command, stages=len(rec.stages), now=now)
-        extra = prepare(uow, rec) if prepare is not None else {}
+        extra = prepare(uow, rec) if prepare is not None else None
         effects = apply_transition(ctx, uow, rec, moved, actor=actor, extra=extra)
         uow.commit()
     after_commit(ctx, campaign_id, effects, actor=actor)
@@ -316,7 +316,7 @@ def start(ctx: Context, campaign_id: int, *, actor: str) -> None:
     an unsigned or withdrawn release and for a halted campaign."""
     from patchgate.services import releases as release_service
 
-    def prepare(uow: UnitOfWork, rec: CampaignRecord) -> dict[str, Any]:
+    def prepare(uow: UnitOfWork, rec: CampaignRecord) -> CampaignChanges:
         release_service.require_installable(uow, rec.release_id)
         plan = plan_of(uow, rec)
         marks = uow.campaigns.current_marks()
@@ -325,7 +325,7 @@ def start(ctx: Context, campaign_id: int, *, actor: str) -> None:
         # The figures count from the start, with the cut fixed now.
         started = replace(plan, cuts=tuple(cuts))
         reseed(ctx, uow, rec, started, ctx.clock(), fleet=fleet, marks=marks, since=ctx.clock())
-        return {"cuts": [cut_json(c) for c in cuts]}
+        return CampaignChanges(cuts=[cut_json(c) for c in cuts])
 
     _command(ctx, campaign_id, core.StartCampaign(), actor=actor, prepare=prepare)
 
@@ -367,14 +367,14 @@ def revert(ctx: Context, campaign_id: int, *, to_release: int | None = None, act
     or the release named with ``--to`` (refused when it breaks one of those rules); a
     device with no such release is reported, not moved (docs/campaigns.md "Revert")."""
 
-    def prepare(uow: UnitOfWork, rec: CampaignRecord) -> dict[str, Any]:
+    def prepare(uow: UnitOfWork, rec: CampaignRecord) -> CampaignChanges:
         good = reverts.explicit(uow, rec, to_release) if to_release is not None else None
         if good is not None and good.state != "signed":
             raise Conflict(f"revert: release {good.id} is not signed ({good.state})")
         # A reverting campaign is no longer swept: its halt's cancellations are marked now.
         mark_stopped(uow, rec)
         reverts.record(ctx, uow, rec, reverts.plan(ctx, uow, rec, to=to_release), actor)
-        return {"revert_to_release_id": good.id if good is not None else None}
+        return CampaignChanges(revert_to_release_id=good.id if good is not None else None)
 
     _command(ctx, campaign_id, core.RevertCampaign(), actor=actor, prepare=prepare)
 
@@ -423,7 +423,7 @@ def judge(
         now,
     )
     moved = core.apply_verdict(progress_of(rec), result, stages=len(plan.stages), now=now)
-    extra: dict[str, Any] = {"last_gate": {**result.to_json(), "at": rfc3339(now)}}
+    extra = CampaignChanges(last_gate={**result.to_json(), "at": rfc3339(now)})
     if any(e.kind == core.STAGE_ADVANCED for e in moved.events):
         # The new stage's cut is fixed now, from the fleet as it stands (the canary's
         # depends on how many targeted devices opted in).
@@ -432,11 +432,11 @@ def judge(
         cuts = list(plan.cuts)
         to = moved.progress.stage_index
         cuts[to] = cohort_cuts(plan.stages, fleet, bool(rec.delivery.get("fill_canary")))[to]
-        extra["cuts"] = [cut_json(c) for c in cuts]
+        extra = replace(extra, cuts=[cut_json(c) for c in cuts])
         opened = replace(plan, cuts=tuple(cuts))
         reseed(ctx, uow, rec, opened, now, fleet=fleet, marks=marks)
     if not moved.events:
-        uow.campaigns.update(rec.id, CampaignChanges(**extra))
+        uow.campaigns.update(rec.id, extra)
         return result, Effects()
     return result, apply_transition(ctx, uow, rec, moved, actor=ACTOR_ENGINE, extra=extra)
 

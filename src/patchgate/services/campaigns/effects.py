@@ -24,9 +24,9 @@ from patchgate.services.campaigns.plans import (
     get_campaign,
     plan_of,
     product_hardware,
-    progress_values,
     stage_devices,
     targeted_fleet,
+    with_progress,
 )
 from patchgate.services.context import Context
 from patchgate.services.device_ports import ActionRecord
@@ -54,12 +54,12 @@ def apply_transition(
     moved: core.Transition,
     *,
     actor: str,
-    extra: Mapping[str, Any] | None = None,
+    extra: CampaignChanges | None = None,
 ) -> Effects:
     """Persist ``moved`` (progress and its events, each audited) and collect the effects."""
     now = ctx.clock()
     effects = Effects()
-    values = {**progress_values(moved.progress), "updated_at": now, **(extra or {})}
+    changes = with_progress(replace(extra or CampaignChanges(), updated_at=now), moved.progress)
     plan = plan_of(uow, rec)
     last = len(plan.stages) - 1
     for event in moved.events:
@@ -86,7 +86,7 @@ def apply_transition(
             subject=f"campaign:{rec.id}",
             details=details,
         )
-    uow.campaigns.update(rec.id, CampaignChanges(**values))
+    uow.campaigns.update(rec.id, changes)
     if moved.events:
         state.changed(ctx, uow)  # every process rebuilds its snapshot from this commit
     return effects

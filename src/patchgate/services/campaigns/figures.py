@@ -160,7 +160,8 @@ def executions_of(
 
 @dataclass(frozen=True)
 class Built:
-    """Figures built from the whole fleet, with what is stored of them."""
+    """Figures as they stand (built from the whole fleet, or the stored ones caught up
+    with what changed since, ``catchup.catch_up``), with what to store of them."""
 
     figures: Figures
     stored: StoredFigures
@@ -254,13 +255,11 @@ def refresh(
 
     stored = uow.campaigns.stored_figures(rec.id)
     if stored is None:
-        built = build(ctx, uow, rec, plan, now)
-        store(uow, built, now)
-        return built.figures
-    caught = catch_up(ctx, uow, rec, plan, stored, now)
-    uow.campaigns.save_executions(rec.id, caught.executions)
-    uow.campaigns.save_figures(caught.stored, now)
-    return caught.figures
+        found = build(ctx, uow, rec, plan, now)
+    else:
+        found = catch_up(ctx, uow, rec, plan, stored, now)
+    store(uow, found, now)
+    return found.figures
 
 
 def reseed(

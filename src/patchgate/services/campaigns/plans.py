@@ -4,7 +4,7 @@ sees it (docs/campaign-core.md). Shared by the commands, the views and the poll.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from patchgate.domain.ratelimit import RateLimit
 from patchgate.domain.stages import Stage
 from patchgate.domain.versions import parse_range
 from patchgate.domain.windows import MaintenanceWindow
-from patchgate.services.campaign_ports import CampaignRecord, FleetDevice
+from patchgate.services.campaign_ports import CampaignChanges, CampaignRecord, FleetDevice
 from patchgate.services.context import Context
 from patchgate.services.policy import in_force
 from patchgate.services.release_ports import ReleaseRecord
@@ -118,8 +118,20 @@ def progress_of(rec: CampaignRecord) -> core.Progress:
     return core.Progress(**{name: getattr(rec, name) for name in _PROGRESS_FIELDS})
 
 
-def progress_values(p: core.Progress) -> dict[str, Any]:
-    return {name: getattr(p, name) for name in _PROGRESS_FIELDS}
+def with_progress(changes: CampaignChanges, p: core.Progress) -> CampaignChanges:
+    """``changes`` with the columns that hold ``p`` set too."""
+    return replace(
+        changes,
+        state=p.state,
+        stage_index=p.stage_index,
+        stage_started_at=p.stage_started_at,
+        approved=p.approved,
+        started_at=p.started_at,
+        halted_at=p.halted_at,
+        halt_reason=p.halt_reason,
+        finished_at=p.finished_at,
+        floor_raised=p.floor_raised,
+    )
 
 
 def delivery_of(d: Mapping[str, Any]) -> core.Delivery:

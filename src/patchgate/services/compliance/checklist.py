@@ -119,13 +119,6 @@ def _last_export(ctx: Context, product: str | None) -> datetime | None:
     return None
 
 
-def report(
-    ctx: Context, *, base_url: str, product: str | None = None, fleet_max_age: float = 0.0
-) -> dict[str, Any]:
-    """The checklist's JSON (``ChecklistView.to_json``)."""
-    return view(ctx, base_url=base_url, product=product, fleet_max_age=fleet_max_age).to_json()
-
-
 def view(
     ctx: Context, *, base_url: str, product: str | None = None, fleet_max_age: float = 0.0
 ) -> ChecklistView:

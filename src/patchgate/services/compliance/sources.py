@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patchgate.domain.audit import AuditRecord, Checkpoint, Finding
 from patchgate.domain.errors import PatchgateError
@@ -22,11 +22,14 @@ from patchgate.services.device_ports import DeviceRecord
 from patchgate.services.release_ports import ReleaseRecord
 from patchgate.services.releases import shapes as release_shapes
 from patchgate.services.releases import views as release_views
+from patchgate.services.releases.views import TrustView
 from patchgate.services.vulnerabilities import register as vuln_register
-from patchgate.services.vulnerabilities import shapes
 from patchgate.services.vulnerabilities import views as vuln_views
 from patchgate.services.vulnerabilities.register import RegisterRow
-from patchgate.services.vulnerabilities.views import VulnerabilityView
+from patchgate.services.vulnerabilities.views import SlaReport, VulnerabilityView
+
+if TYPE_CHECKING:
+    from patchgate.services.campaigns.views import CampaignStatus
 
 PLAN_PAGE = 200
 
@@ -62,11 +65,11 @@ def releases(ctx: Context, product: str | None = None) -> Sequence[ReleaseRecord
     return release_service.list_releases(ctx, product=product)
 
 
-def campaigns(ctx: Context) -> list[dict[str, Any]]:
+def campaigns(ctx: Context) -> list[CampaignStatus]:
     """Every campaign's full status (stages with their gates, counts, halts)."""
     from patchgate.services.campaigns import views
 
-    return [views.status(ctx, c.id).to_json() for c in views.all_campaigns(ctx)]
+    return [views.status(ctx, c.id) for c in views.all_campaigns(ctx)]
 
 
 @dataclass(frozen=True)
@@ -132,25 +135,42 @@ def audit_head(ctx: Context) -> tuple[int, Finding | None]:
     return audit_service.verify(ctx)
 
 
-def sla_report(ctx: Context) -> dict[str, Any]:
+def sla_report(ctx: Context) -> SlaReport:
     """The register's SLA figures (``report sla``)."""
-    return shapes.sla_json(vuln_views.sla_report(ctx))
+    return vuln_views.sla_report(ctx)
 
 
-def trust(ctx: Context) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Trust:
+    """The TUF trust status (None: no repository yet) with, from the published root
+    metadata, each top-level role's threshold and key count and the root's expiry
+    (``roles`` None: the root metadata could not be read)."""
+
+    status: TrustView | None
+    roles: Mapping[str, tuple[int, int]] | None  # role: (threshold, keys)
+    root_expires: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The technical file's ``data/distribution.json``."""
+        status = release_shapes.trust_json(self.status) if self.status is not None else {}
+        if self.roles is None:
+            return {**status, "roles": {}}
+        roles = {n: {"threshold": t, "keys": k} for n, (t, k) in self.roles.items()}
+        return {**status, "roles": roles, "root_expires": self.root_expires}
+
+
+def trust(ctx: Context) -> Trust:
     """The TUF trust status, with each top-level role's threshold, key count and expiry
     from the published root metadata."""
     view = release_views.trust_status(ctx)
-    status = release_shapes.trust_json(view) if view is not None else {}
     try:
         signed = json.loads(ctx.trust.metadata_bytes("root.json"))["signed"]
     except (PatchgateError, ValueError, KeyError):
-        return {**status, "roles": {}}
+        return Trust(view, None)
     roles = {
-        name: {"threshold": role["threshold"], "keys": len(role["keyids"])}
-        for name, role in signed["roles"].items()
+        name: (role["threshold"], len(role["keyids"])) for name, role in signed["roles"].items()
     }
-    return {**status, "roles": roles, "root_expires": signed.get("expires")}
+    return Trust(view, roles, signed.get("expires"))
 
 
 def sbom(ctx: Context, release: ReleaseRecord) -> Path | None:

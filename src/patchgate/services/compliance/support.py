@@ -4,8 +4,6 @@ day, each sent once by the notice outbox (``services.notifications``, e-mail and
 
 from __future__ import annotations
 
-from typing import Any
-
 from patchgate.domain import checklist
 from patchgate.domain.errors import NotFound
 from patchgate.domain.notices import Kind
@@ -24,11 +22,6 @@ def sent_notices(ctx: Context) -> dict[str, set[str]]:
         for facts in uow.notices.delivered(Kind.END_OF_SUPPORT.value):
             out.setdefault(str(facts.get("product")), set()).add(str(facts.get("notice")))
     return out
-
-
-def statement(ctx: Context, name: str) -> dict[str, Any]:
-    """The JSON of a product's support statement (``SupportView.to_json``)."""
-    return view(ctx, name).to_json()
 
 
 def view(ctx: Context, name: str) -> SupportView:

@@ -23,9 +23,9 @@ from patchgate.services import audit
 from patchgate.services.advisories import views as advisory_views
 from patchgate.services.compliance import checklist, sources, support
 from patchgate.services.compliance import pages as doc
-from patchgate.services.compliance.views import Exported
+from patchgate.services.compliance.views import ChecklistView, Exported
 from patchgate.services.context import Context
-from patchgate.services.vulnerabilities.shapes import vulnerability_json
+from patchgate.services.vulnerabilities.shapes import sla_json, vulnerability_json
 
 
 def _destination(folder: str) -> Path:
@@ -136,7 +136,7 @@ def _register_page(ctx: Context, names: Sequence[str]) -> tuple[doc.Page, list[A
             for v in views
         ],
     )  # fmt: skip
-    sla = sources.sla_report(ctx)
+    sla = sla_json(sources.sla_report(ctx))
     page.h("SLA metrics")
     page.table(
         ["Figure", "Value"],
@@ -192,38 +192,39 @@ def _releases_page(ctx: Context, names: Sequence[str], out: Path) -> tuple[doc.P
 
 def _campaigns_page(ctx: Context, names: Sequence[str]) -> tuple[doc.Page, list[Any]]:
     page = doc.Page("campaigns", "Campaign history")
-    campaigns = [c for c in sources.campaigns(ctx) if c["product"] in names]
+    campaigns = [c for c in sources.campaigns(ctx) if c.product in names]
     page.table(
         ["Campaign", "Release", "State", "Stages", "Last gate", "Halt reason", "Created"],
         [
-            [str(c["id"]), str(c["release_id"]), c["state"],
-             ", ".join(s["spec"] for s in c["stages"]),
-             json.dumps((c["last_gate"] or {}).get("verdict")), c["halt_reason"] or "",
-             c["created_at"]]
+            [str(c.id), str(c.release_id), c.state, ", ".join(s.spec for s in c.stages),
+             json.dumps((c.last_gate or {}).get("verdict")), c.halt_reason or "",
+             str(rfc3339(c.created_at))]
             for c in campaigns
         ],
     )  # fmt: skip
-    return page, campaigns
+    return page, [c.to_json() for c in campaigns]
 
 
 def _distribution_page(ctx: Context) -> tuple[doc.Page, dict[str, Any]]:
     trust = sources.trust(ctx)
+    status = trust.status
+    expires = rfc3339(status.timestamp_expires) if status is not None else None
     page = doc.Page("distribution", "Secure distribution (TUF)")
     page.p(
-        f"Trust mode {trust.get('trust', 'unknown')}; root metadata version "
-        f"{trust.get('root_version')}, expires {trust.get('root_expires')}; timestamp expires "
-        f"{trust.get('timestamp_expires')}."
+        f"Trust mode {status.trust if status is not None else 'unknown'}; root metadata "
+        f"version {status.root_version if status is not None else None}, expires "
+        f"{trust.root_expires}; timestamp expires {expires}."
     )
     page.table(
         ["Role", "Threshold", "Keys", "Where the keys live"],
         [
-            [name, str(r["threshold"]), str(r["keys"]),
+            [name, str(threshold), str(keys),
              "online, in the server's data folder" if name in ("snapshot", "timestamp")
              else "offline (the release manager's keys)"]
-            for name, r in trust.get("roles", {}).items()
+            for name, (threshold, keys) in (trust.roles or {}).items()
         ],
     )  # fmt: skip
-    return page, trust
+    return page, trust.to_json()
 
 
 def _audit_page(ctx: Context) -> tuple[doc.Page, dict[str, Any]]:
@@ -253,20 +254,17 @@ def _advisories(ctx: Context, out: Path, base_url: str) -> tuple[doc.Page, list[
         (out / "advisories" / name).write_text(record.text or "", encoding="utf-8")
         rows.append([record.id, record.title, str(rfc3339(record.published_at)),
                      (name, f"advisories/{name}")])  # fmt: skip
-        data.append(advisory_views.summary(record, base_url))
+        data.append(advisory_views.view(record, base_url).to_json())
     page.table(["ID", "Title", "Published", "CSAF document"], rows)
     return page, data
 
 
-def _checklist_page(result: dict[str, Any]) -> doc.Page:
+def _checklist_page(result: ChecklistView) -> doc.Page:
     page = doc.Page("checklist", "Compliance checklist")
-    page.p(f"{result['passed']} of {result['total']} checks passed.")
+    page.p(f"{result.passed} of {len(result.items)} checks passed.")
     page.table(
         ["Check", "State", "Summary", "Evidence"],
-        [
-            [i["id"], i["state"], i["summary"], "; ".join(e["label"] for e in i["evidence"])]
-            for i in result["items"]
-        ],
+        [[i.id, i.state, i.summary, "; ".join(e.label for e in i.evidence)] for i in result.items],
     )
     return page
 
@@ -280,14 +278,14 @@ def _write(out: Path, ctx: Context, product: str | None, base_url: str) -> list[
     distribution, trust = _distribution_page(ctx)
     audit_page, audit_data = _audit_page(ctx)
     advisories, advisory_data = _advisories(ctx, out, base_url)
-    result = checklist.report(ctx, base_url=base_url, product=product)
+    result = checklist.view(ctx, base_url=base_url, product=product)
     all_pages = [
         _product_pages(ctx, names), _policy_page(ctx), _process_page(ctx), register, releases,
         campaigns, distribution, _checklist_page(result), advisories, audit_page,
     ]  # fmt: skip
     data = {
         "policy": policy.to_json(), "register": vulns, "releases": release_data,
-        "campaigns": campaign_data, "distribution": trust, "checklist": result,
+        "campaigns": campaign_data, "distribution": trust, "checklist": result.to_json(),
         "advisories": advisory_data, "audit": audit_data,
     }  # fmt: skip
     (out / "data").mkdir()

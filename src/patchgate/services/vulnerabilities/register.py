@@ -254,7 +254,6 @@ class _Kept:
         self.owner: Callable[[], Context | None] = weakref.ref(ctx)
         self.lock = threading.Lock()
         self.derived: _Derived | None = None
-        self.builds = 0
 
     def get(self, uow: UnitOfWork, in_force: PolicyInForce, now: datetime) -> _Derived:
         # The version is read before the rows: a write committed in between makes the next
@@ -268,7 +267,6 @@ class _Kept:
             if found is None or not found.good(key, now):
                 found = _derive(uow, key, in_force.policy, now)
                 self.derived = found
-                self.builds += 1
             return found
 
 
@@ -286,11 +284,6 @@ def _kept_for(ctx: Context) -> _Kept:
                     del _kept[gone]
                 kept = _kept[id(ctx)] = _Kept(ctx)
     return kept
-
-
-def derived_builds(ctx: Context) -> int:
-    """How many times this process derived the register's rows for ``ctx`` (tests)."""
-    return _kept_for(ctx).builds
 
 
 def register_page(
