@@ -82,6 +82,11 @@ def test_export_is_self_contained_and_matches_the_register(demo_env: Env, tmp_pa
     md = (target / "register.md").read_text()
     for v in register.values():
         assert f"| {v['id']} | {v['title']} | {v['severity']} | {v['score']} |" in md
+    # The SLA figures per severity, as `report sla --json` gives them, in the page and data.
+    sla = json.loads((target / "data" / "sla.json").read_text())
+    assert sla["severities"], "the demo register has vulnerabilities"
+    for severity, row in sla["severities"].items():
+        assert f"| {severity} | {row['count']} | {row['open']} | {row['overdue']} |" in md
     releases_md = (target / "releases.md").read_text()
     for r in json.loads((target / "data" / "releases.json").read_text()):
         for a in r["artifacts"]:

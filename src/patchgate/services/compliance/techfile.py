@@ -125,7 +125,9 @@ def _process_page(ctx: Context) -> doc.Page:
     return page
 
 
-def _register_page(ctx: Context, names: Sequence[str]) -> tuple[doc.Page, list[Any]]:
+def _register_page(
+    ctx: Context, names: Sequence[str]
+) -> tuple[doc.Page, list[Any], dict[str, Any]]:
     views = [v for v in sources.vulnerabilities(ctx) if any(p.product in names for p in v.products)]
     page = doc.Page("register", "Vulnerability register")
     page.table(
@@ -136,13 +138,25 @@ def _register_page(ctx: Context, names: Sequence[str]) -> tuple[doc.Page, list[A
             for v in views
         ],
     )  # fmt: skip
-    sla = sla_json(sources.sla_report(ctx))
+    sla = sources.sla_report(ctx)
     page.h("SLA metrics")
+    page.p(f"As of {rfc3339(sla.generated_at)}; hours from awareness (data/sla.json).")
+
+    def hours(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
     page.table(
-        ["Figure", "Value"],
-        [[k, json.dumps(v)] for k, v in sla.items() if not isinstance(v, dict | list)],
-    )
-    return page, [vulnerability_json(v) for v in views]
+        ["Severity", "N", "Open", "Overdue", "Release median h", "Release p90 h",
+         "Deploy median h", "Deploy p90 h", "Met", "Missed", "Share met"],
+        [
+            [r.severity, str(r.count), str(r.open), str(r.overdue),
+             hours(r.time_to_release_hours.median), hours(r.time_to_release_hours.p90),
+             hours(r.time_to_deploy_hours.median), hours(r.time_to_deploy_hours.p90),
+             str(r.met), str(r.missed), "-" if r.share_met is None else f"{r.share_met:.0%}"]
+            for r in sla.severities
+        ],
+    )  # fmt: skip
+    return page, [vulnerability_json(v) for v in views], sla_json(sla)
 
 
 def _releases_page(ctx: Context, names: Sequence[str], out: Path) -> tuple[doc.Page, list[Any]]:
@@ -272,7 +286,7 @@ def _checklist_page(result: ChecklistView) -> doc.Page:
 def _write(out: Path, ctx: Context, product: str | None, base_url: str) -> list[str]:
     policy = sources.policy(ctx)
     names = [p.name for p in policy.products if product is None or p.name == product]
-    register, vulns = _register_page(ctx, names)
+    register, vulns, sla = _register_page(ctx, names)
     releases, release_data = _releases_page(ctx, names, out)
     campaigns, campaign_data = _campaigns_page(ctx, names)
     distribution, trust = _distribution_page(ctx)
@@ -284,7 +298,7 @@ def _write(out: Path, ctx: Context, product: str | None, base_url: str) -> list[
         campaigns, distribution, _checklist_page(result), advisories, audit_page,
     ]  # fmt: skip
     data = {
-        "policy": policy.to_json(), "register": vulns, "releases": release_data,
+        "policy": policy.to_json(), "register": vulns, "sla": sla, "releases": release_data,
         "campaigns": campaign_data, "distribution": trust, "checklist": result.to_json(),
         "advisories": advisory_data, "audit": audit_data,
     }  # fmt: skip
