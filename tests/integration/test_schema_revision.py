@@ -15,9 +15,8 @@ from tests.support import run_cli
 def test_the_head_read_from_the_migration_files_is_alembics_head() -> None:
     from alembic.script import ScriptDirectory
 
-    assert migrate.head_revision() == ScriptDirectory.from_config(
-        migrate._config()
-    ).get_current_head()
+    alembic_head = ScriptDirectory.from_config(migrate._config()).get_current_head()
+    assert migrate.head_revision() == alembic_head
 
 
 def test_a_migrated_database_is_at_the_head(env: Env) -> None:
