@@ -16,6 +16,18 @@ usage: .venv/bin/python bench/campaign_fleet.py [--devices 1000000] [--actions 1
 Needs PostgreSQL at $PATCHGATE_BENCH_PG (default postgresql://postgres@127.0.0.1:5432);
 the database $PATCHGATE_BENCH_DB (default ``patchgate_bench_campaign``) is dropped and
 created.
+
+The halt alone, several times on one seeded fleet (the seeding and the campaign's start
+take minutes; run them apart, at low priority, and only the timed part under the
+benchmark lock)::
+
+    PATCHGATE_DATA_DIR=/tmp/fleet nice -n 19 .venv/bin/python bench/campaign_fleet.py --setup-only
+    PATCHGATE_DATA_DIR=/tmp/fleet .venv/bin/python bench/campaign_fleet.py --halts 5
+
+``--halts N`` puts the campaign back to the moment before its halt (running, its actions
+``offered``) before each run, times ``campaign halt`` through the CLI N times, checks what
+every read says after each, and splits one more run into the CLI's start-up (interpreter,
+imports, settings, engine, schema check), the halt's transaction and the reply.
 """
 
 from __future__ import annotations
@@ -60,6 +72,42 @@ def _timed(fn: Callable[[], Any], runs: int) -> dict[str, float]:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*PATCHGATE, *args], capture_output=True, text=True, check=False)
+
+
+# The same CLI with the halt's service call timed from inside: when it was entered and
+# left, and when the process exited, each from the interpreter's first line.
+PHASED = [
+    sys.executable,
+    "-c",
+    "import atexit, json, sys, time\n"
+    "t0 = time.perf_counter()\n"
+    "from patchgate.services.campaigns import commands\n"
+    "marks = {}\n"
+    "real = commands.halt\n"
+    "def halt(*args, **kwargs):\n"
+    "    marks['enter'] = time.perf_counter() - t0\n"
+    "    try:\n"
+    "        return real(*args, **kwargs)\n"
+    "    finally:\n"
+    "        marks['leave'] = time.perf_counter() - t0\n"
+    "commands.halt = halt\n"
+    "def done():\n"
+    "    marks['exit'] = time.perf_counter() - t0\n"
+    "    sys.stderr.write('PHASES ' + json.dumps(marks) + '\\n')\n"
+    "atexit.register(done)\n"
+    "from patchgate.entrypoints.cli.main import main\n"
+    "main()\n",
+]
+
+# The state right before the halt: the campaign running, its actions offered, nothing
+# marked by a sweep (what a halt finds).
+BEFORE_HALT = (
+    "UPDATE campaigns SET state = 'running', halted_at = NULL, halt_reason = NULL "
+    "WHERE id = %(campaign)s",
+    "DELETE FROM action_events WHERE status_after = 'canceling'",
+    "UPDATE actions SET status = 'offered', cancel_requested_at = NULL "
+    "WHERE campaign_id = %(campaign)s AND status = 'canceling'",
+)
 
 
 def _fresh_database(devices: int) -> None:
@@ -183,12 +231,87 @@ def _counts_table_idea(changes: int) -> dict[str, Any]:
     return {"read_ms": round(read, 2), "added_per_action_change_ms": round(per_change, 3)}
 
 
+def _put_back_before_halt(campaign: int) -> None:
+    with psycopg.connect(URL) as conn:
+        for statement in BEFORE_HALT:
+            conn.execute(statement, {"campaign": campaign})
+    with psycopg.connect(URL, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE actions")
+
+
+def _halts(runs: int) -> dict[str, Any]:
+    """Time ``campaign halt`` through the CLI ``runs`` times on the seeded fleet, then one
+    run split into start-up, the halt's transaction and the reply."""
+    from patchgate.bootstrap import Settings, build
+
+    ctx = build(Settings.from_env()).context
+    with psycopg.connect(URL) as conn:
+        campaign = conn.execute("SELECT max(id) FROM campaigns").fetchone()[0]
+    out: dict[str, Any] = {"campaign": campaign, "runs": []}
+    for _ in range(runs + 1):
+        _put_back_before_halt(campaign)
+        with psycopg.connect(URL) as conn:
+            pending = conn.execute(
+                "SELECT count(*) FROM actions WHERE campaign_id = %s AND status = 'offered'",
+                (campaign,),
+            ).fetchone()[0]
+        phased = len(out["runs"]) == runs
+        load = os.getloadavg()[0]
+        command = [*(PHASED if phased else PATCHGATE), "campaign", "halt", str(campaign)]
+        start = time.perf_counter()
+        halted = subprocess.run(
+            [*command, "--reason", "bench", "--json"], capture_output=True, text=True, check=False
+        )
+        wall = time.perf_counter() - start
+        assert halted.returncode == 0, halted.stderr
+        assert json.loads(halted.stdout)["state"] == "halted"
+        with psycopg.connect(URL) as conn:
+            canceling = conn.execute(
+                "SELECT details->>'cancelled_actions' FROM audit_entries "
+                "WHERE action = 'campaign.halted' ORDER BY id DESC LIMIT 1"
+            ).fetchone()[0]
+        with ctx.read_uow() as uow:  # as every read says it from the commit
+            tallies = dict(uow.fleet.campaign_tallies([campaign])[campaign])
+        run = {"wall_s": round(wall, 3), "load_1min": load, "pending_before": pending}
+        run["audit_cancelled_actions"] = canceling
+        run["canceling_read_after"] = tallies.get("canceling", 0)
+        if phased:
+            line = next(x for x in halted.stderr.splitlines() if x.startswith("PHASES "))
+            marks = json.loads(line.removeprefix("PHASES "))
+            run["startup_s"] = round(wall - (marks["exit"] - marks["enter"]), 3)
+            run["halt_s"] = round(marks["leave"] - marks["enter"], 3)
+            run["reply_s"] = round(marks["exit"] - marks["leave"], 3)
+            out["split"] = run
+        else:
+            out["runs"].append(run)
+    walls = [r["wall_s"] for r in out["runs"]]
+    out["wall_min_s"], out["wall_median_s"] = min(walls), statistics.median(walls)
+    start = time.perf_counter()
+    _cli("--version")
+    out["version_s"] = round(time.perf_counter() - start, 3)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--devices", type=int, default=1_000_000)
     parser.add_argument("--actions", type=int, default=100_000)
+    parser.add_argument(
+        "--setup-only", action="store_true", help="Seed and start the campaign, then stop."
+    )
+    parser.add_argument(
+        "--halts", type=int, metavar="N", help="On a fleet seeded before: time the halt N times."
+    )
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="patchgate-bench-campaign-"))
+    if args.halts:
+        if "PATCHGATE_DATA_DIR" not in os.environ:
+            parser.error("--halts needs PATCHGATE_DATA_DIR, the data folder of --setup-only")
+        os.environ["PATCHGATE_DATABASE_URL"] = URL
+        print(json.dumps(_halts(args.halts), indent=2, default=str))
+        return
+    work = Path(os.environ.get("PATCHGATE_DATA_DIR") or "")
+    if not os.environ.get("PATCHGATE_DATA_DIR"):
+        work = Path(tempfile.mkdtemp(prefix="patchgate-bench-campaign-"))
     os.environ["PATCHGATE_DATA_DIR"] = str(work)
     os.environ["PATCHGATE_DATABASE_URL"] = URL
     out: dict[str, Any] = {"devices": args.devices, "open_actions": args.actions}
@@ -235,6 +358,10 @@ def main() -> None:
     start = time.perf_counter()
     commands.tick(ctx)  # folds in the 100,000 new actions once
     out["tick_after_100k_new_actions_s"] = round(time.perf_counter() - start, 1)
+    if args.setup_only:
+        out["data_dir"] = str(work)
+        print(json.dumps(out, indent=2, default=str))
+        return
 
     out["tick_no_change"] = _timed(lambda: commands.tick(ctx), 10)
     for changes in (100, 1_000, 10_000):

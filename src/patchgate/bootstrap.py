@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
@@ -15,22 +16,26 @@ from patchgate.adapters.artifact_store import LocalArtifactStore
 from patchgate.adapters.db.engine import Engines, make_engines
 from patchgate.adapters.db.uow import SqlUnitOfWork
 from patchgate.adapters.keys import Ed25519Signer, FileCheckpointJournal, WitnessedJournal
-from patchgate.adapters.mqtt_push import MqttWakeups
 from patchgate.adapters.native_signatures import NativeSignatures
 from patchgate.adapters.notice_channels import HttpWebhookSender, SmtpMailer, parse_endpoints
 from patchgate.adapters.openpgp import FileOpenPgpKey
 from patchgate.adapters.tuf_repo import FileTrustRepository
-from patchgate.adapters.webhooks import HttpWebhooks
 from patchgate.domain.actions import ClientKind, parse_client_kinds
 from patchgate.domain.errors import InvalidInput
 from patchgate.domain.notices import parse_routes
-from patchgate.services.artifact_ports import ArtifactStore
 from patchgate.services.context import Context
-from patchgate.services.device_ports import AsyncDeviceAuthReader, DeviceAuthReader
-from patchgate.services.downloads import DownloadReader
 from patchgate.services.notice_ports import Channels
-from patchgate.services.ports import CheckpointJournal
-from patchgate.services.state import StateFeed
+
+if TYPE_CHECKING:
+    # Imported where they are wired, so a CLI command pays only for what it uses: the
+    # MQTT client, the witnesses' HTTP client and the hot paths' readers are for servers
+    # and for installations that configure them (docs/cli.md, "Start-up").
+    from patchgate.adapters.mqtt_push import MqttWakeups
+    from patchgate.services.artifact_ports import ArtifactStore
+    from patchgate.services.device_ports import AsyncDeviceAuthReader, DeviceAuthReader
+    from patchgate.services.downloads import DownloadReader
+    from patchgate.services.ports import CheckpointJournal
+    from patchgate.services.state import StateFeed
 
 DEFAULT_DATA_DIR = "./var"
 
@@ -280,6 +285,8 @@ def _client_kinds(text: str) -> dict[str, ClientKind]:
 def _journal(settings: Settings) -> CheckpointJournal:
     journal = FileCheckpointJournal(settings.data_dir / "audit-checkpoints.jsonl")
     if settings.audit_witnesses:
+        from patchgate.adapters.webhooks import HttpWebhooks
+
         return WitnessedJournal(journal, HttpWebhooks(settings.audit_witnesses))
     return journal
 
@@ -288,6 +295,8 @@ def _wakeups(url: str | None) -> MqttWakeups | None:
     """Push over MQTT when ``PATCHGATE_MQTT_URL`` is set; nothing connects until a wake-up."""
     if not url:
         return None
+    from patchgate.adapters.mqtt_push import MqttWakeups
+
     try:
         return MqttWakeups(url)
     except ValueError as exc:

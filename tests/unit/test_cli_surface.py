@@ -85,11 +85,13 @@ def test_the_root_help_lists_each_command_with_its_own_summary() -> None:
 
 def test_help_imports_none_of_the_servers_modules() -> None:
     # ``patchgate --help`` and ``patchgate device --help`` must not pay for SQLAlchemy,
-    # FastAPI or the simulator; measured by what a fresh interpreter has imported.
+    # FastAPI or the simulator, nor ``simulate --help`` for the simulator it describes;
+    # measured by what a fresh interpreter has imported.
     script = (
         "import sys\n"
         "from patchgate.entrypoints.cli.main import main\n"
-        "for args in (['--help'], ['device', '--help'], ['device', 'add', '--help']):\n"
+        "for args in (['--help'], ['device', '--help'], ['device', 'add', '--help'],\n"
+        "             ['simulate', '--help'], ['release', 'create', '--help']):\n"
         "    try:\n"
         "        main(args)\n"
         "    except SystemExit:\n"

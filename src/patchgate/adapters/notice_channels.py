@@ -15,13 +15,16 @@ from collections.abc import Mapping, Sequence
 from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
-
-import httpx
 
 from patchgate.domain.errors import InvalidInput
 from patchgate.services.notice_ports import DeliveryFailed, Mailer, WebhookSender
+
+if TYPE_CHECKING:
+    # httpx is imported by the webhook sender when one is made: the settings read
+    # parse_endpoints at every command's start (docs/cli.md, "Start-up").
+    import httpx
 
 
 def parse_endpoints(text: str | None) -> list[str]:
@@ -94,9 +97,13 @@ class HttpWebhookSender(WebhookSender):
     """POST the notice as JSON; a 2xx answer is delivered."""
 
     def __init__(self, *, timeout: float = 5.0, transport: httpx.BaseTransport | None = None):
+        import httpx
+
         self.client = httpx.Client(timeout=timeout, transport=transport)
 
     def send(self, url: str, payload: Mapping[str, Any]) -> None:
+        import httpx
+
         try:
             answer = self.client.post(
                 url,

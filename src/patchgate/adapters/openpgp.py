@@ -6,15 +6,22 @@ from __future__ import annotations
 import threading
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from patchgate.adapters.keys import write_atomic
 from patchgate.services.advisories.ports import OpenPgpKey
 
-with warnings.catch_warnings():
-    # PGPy imports cipher names that newer cryptography releases mark as deprecated.
-    warnings.simplefilter("ignore")
+if TYPE_CHECKING:
     import pgpy
-    from pgpy.constants import EllipticCurveOID, HashAlgorithm, KeyFlags, PubKeyAlgorithm
+
+
+def _import_pgpy() -> None:
+    """Import PGPy when a key is first made or read, not with this module: every command
+    wires the key, few use it, and the import is slow (docs/cli.md, "Start-up")."""
+    with warnings.catch_warnings():
+        # PGPy imports cipher names that newer cryptography releases mark as deprecated.
+        warnings.simplefilter("ignore")
+        import pgpy  # noqa: F401
 
 
 class FileOpenPgpKey(OpenPgpKey):
@@ -32,6 +39,10 @@ class FileOpenPgpKey(OpenPgpKey):
         with self._lock:
             if self.path.is_file():
                 return False
+            _import_pgpy()
+            import pgpy
+            from pgpy.constants import EllipticCurveOID, HashAlgorithm, KeyFlags, PubKeyAlgorithm
+
             key = pgpy.PGPKey.new(PubKeyAlgorithm.EdDSA, EllipticCurveOID.Ed25519)
             uid = pgpy.PGPUID.new(user_id)
             key.add_uid(
@@ -49,14 +60,20 @@ class FileOpenPgpKey(OpenPgpKey):
             if self._key is None:
                 if not self.path.is_file():
                     raise FileNotFoundError(f"no OpenPGP key at {self.path}; run `patchgate init`")
+                _import_pgpy()
+                import pgpy
+
                 key, _ = pgpy.PGPKey.from_file(str(self.path))
                 self._key = key
             return self._key
 
     def sign(self, data: bytes) -> str:
+        key = self._loaded()
+        from pgpy.constants import HashAlgorithm
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            signature = self._loaded().sign(data, hash=HashAlgorithm.SHA512)
+            signature = key.sign(data, hash=HashAlgorithm.SHA512)
         return str(signature)
 
     def public_key(self) -> str:

@@ -16,6 +16,11 @@ the store's lock (a file lock; with the database also an advisory lock), so seve
 server processes and the CLI never interleave versions; a file is written to a temporary
 name, fsynced and renamed, or in one transaction. The timestamp is written last: a client
 that starts from it finds everything it names already in place.
+
+``tuf`` and ``securesystemslib`` are imported by the methods that read or sign metadata,
+not with this module: ``securesystemslib.signer`` imports every cloud signer it knows
+(boto3 with it, about half a second), and every command wires this repository while few
+use it (docs/cli.md, "Start-up").
 """
 
 from __future__ import annotations
@@ -24,20 +29,10 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from securesystemslib.signer import CryptoSigner
-from tuf.api.metadata import (
-    Metadata,
-    MetaFile,
-    Root,
-    Snapshot,
-    TargetFile,
-    Targets,
-    Timestamp,
-)
-from tuf.api.serialization.json import JSONSerializer
 
 from patchgate.adapters.keys import write_atomic
 from patchgate.adapters.tuf_metadata import FileMetadata, MetadataStore
@@ -66,6 +61,10 @@ signed as soon as they are created. For production, move this folder to offline 
 
 _META_NAME = re.compile(r"^(?:(\d+)\.)?(root|targets|snapshot|timestamp)\.json$")
 
+if TYPE_CHECKING:
+    from securesystemslib.signer import CryptoSigner
+    from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
+
 
 def load_signer(path: Path) -> CryptoSigner:
     """A signer for the Ed25519 (or other) PEM private key in ``path``."""
@@ -77,6 +76,8 @@ def load_signer(path: Path) -> CryptoSigner:
         private = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
         raise InvalidInput(f"{path} is not an unencrypted PEM private key") from exc
+    from securesystemslib.signer import CryptoSigner
+
     try:
         return CryptoSigner(private)
     except ValueError as exc:
@@ -84,6 +85,8 @@ def load_signer(path: Path) -> CryptoSigner:
 
 
 def _generate() -> CryptoSigner:
+    from securesystemslib.signer import CryptoSigner
+
     return CryptoSigner(Ed25519PrivateKey.generate())
 
 
@@ -127,7 +130,6 @@ class FileTrustRepository(TrustRepository):
         }
         self.lock_path = data_dir / "tuf" / ".lock"
         self.files = metadata or FileMetadata(self.metadata_dir, self.lock_path)
-        self._serializer = JSONSerializer(compact=False)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -159,6 +161,8 @@ class FileTrustRepository(TrustRepository):
 
     def root(self) -> Metadata[Root]:
         """The newest root metadata."""
+        from tuf.api.metadata import Metadata, Root
+
         return Metadata[Root].from_bytes(self.root_bytes())
 
     def root_bytes(self) -> bytes:
@@ -166,13 +170,19 @@ class FileTrustRepository(TrustRepository):
         return self._read(f"{self._root_version()}.root.json")
 
     def timestamp(self) -> Metadata[Timestamp]:
+        from tuf.api.metadata import Metadata, Timestamp
+
         return Metadata[Timestamp].from_bytes(self._read("timestamp.json"))
 
     def snapshot(self) -> Metadata[Snapshot]:
+        from tuf.api.metadata import Metadata, Snapshot
+
         version = self.timestamp().signed.snapshot_meta.version
         return Metadata[Snapshot].from_bytes(self._read(f"{version}.snapshot.json"))
 
     def targets(self) -> Metadata[Targets]:
+        from tuf.api.metadata import Metadata, Targets
+
         version = self.snapshot().signed.meta["targets.json"].version
         return Metadata[Targets].from_bytes(self._read(f"{version}.targets.json"))
 
@@ -230,7 +240,9 @@ class FileTrustRepository(TrustRepository):
     # --- writing ---------------------------------------------------------------------------
 
     def _write(self, md: Metadata, name: str) -> None:  # type: ignore[type-arg]
-        self.files.write(name, md.to_bytes(self._serializer))
+        from tuf.api.serialization.json import JSONSerializer
+
+        self.files.write(name, md.to_bytes(JSONSerializer(compact=False)))
 
     def _sign_root(self, root: Metadata[Root], signers: Sequence[CryptoSigner]) -> None:
         root.signatures.clear()
@@ -238,6 +250,8 @@ class FileTrustRepository(TrustRepository):
             root.sign(signer, append=True)
 
     def create(self, now: datetime) -> list[str]:
+        from tuf.api.metadata import Metadata, Root, Targets
+
         with self.files.locked():
             if self.exists():
                 return []
@@ -278,6 +292,8 @@ class FileTrustRepository(TrustRepository):
         self, now: datetime, *, targets_version: int, snapshot_version: int | None = None
     ) -> None:
         """Write a new snapshot naming ``targets_version`` and a timestamp naming it."""
+        from tuf.api.metadata import Metadata, MetaFile, Snapshot
+
         if snapshot_version is None:
             snapshot_version = self.snapshot().signed.version + 1
         snapshot = Metadata(
@@ -292,6 +308,8 @@ class FileTrustRepository(TrustRepository):
         self._write_timestamp(now, snapshot_version)
 
     def _write_timestamp(self, now: datetime, snapshot_version: int) -> None:
+        from tuf.api.metadata import Metadata, MetaFile, Timestamp
+
         current = self.files.read("timestamp.json")
         version = (
             1 if current is None else Metadata[Timestamp].from_bytes(current).signed.version + 1
@@ -318,6 +336,8 @@ class FileTrustRepository(TrustRepository):
     ) -> int:
         """Sign targets metadata with ``signer`` whether or not root trusts it (tests use
         this to play an attacker holding some other key)."""
+        from tuf.api.metadata import Metadata, TargetFile, Targets
+
         with self.files.locked():
             version = self.snapshot().signed.meta["targets.json"].version + 1
             md = Metadata(
@@ -377,6 +397,8 @@ class FileTrustRepository(TrustRepository):
     ) -> int:
         if role not in ROLES:
             raise InvalidInput(f"unknown TUF role {role!r} (known: {', '.join(ROLES)})")
+        from tuf.api.metadata import Metadata, Root
+
         old_signers = self._root_signers(root_key_files)
         with self.files.locked():
             current = self.root()

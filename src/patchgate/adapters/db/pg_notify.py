@@ -17,7 +17,6 @@ import os
 import threading
 from collections.abc import Callable
 
-import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -71,6 +70,10 @@ class PgStateFeed(StateFeed):
         self._stop.set()
 
     def _run(self, on_change: Callable[[int | None], None]) -> None:
+        # psycopg is imported by the listener only: every command that writes imports this
+        # module for notify(), SQLite installations included.
+        import psycopg
+
         first = True
         while not self._stop.is_set():
             try:
@@ -84,6 +87,8 @@ class PgStateFeed(StateFeed):
             self._stop.wait(_RECONNECT_SECONDS)
 
     def _listen(self, on_change: Callable[[int | None], None], *, announce: bool) -> None:
+        import psycopg
+
         with psycopg.connect(self._conninfo, autocommit=True) as conn:
             conn.execute(f"LISTEN {CHANNEL}")
             self._connected.set()

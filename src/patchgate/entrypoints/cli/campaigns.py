@@ -47,11 +47,12 @@ def _wait_for_notices() -> None:
     """Send what a command caused (a halt notice) before the CLI exits: the CLI has no
     notice timer of its own, and a server's would only notice at its next tick."""
     from patchgate.bootstrap import notice_channels
-    from patchgate.services import notifications
 
     wired = app()
     channels = notice_channels(wired.settings)
     if channels is not None:
+        from patchgate.services import notifications
+
         notifications.run_once(wired.context, channels, quick_retries=2)
 
 

@@ -6,19 +6,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from patchgate.domain.errors import InvalidInput, TooLarge
 from patchgate.entrypoints.cli.common import (
@@ -30,6 +20,10 @@ from patchgate.entrypoints.cli.common import (
     read_text_file,
 )
 from patchgate.entrypoints.cli.targeting import metadata_commands
+
+if TYPE_CHECKING:
+    # Rich draws the upload's progress bar; imported by release create only.
+    from rich.progress import Progress, TaskID
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 CHUNK = 1024 * 1024
@@ -118,6 +112,16 @@ def release_create(
                 sbom_bytes = sbom.read_bytes()
             except OSError as exc:
                 raise InvalidInput(f"cannot read SBOM {sbom}: {exc.strerror}") from exc
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),

@@ -8,20 +8,19 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from patchgate.entrypoints.cli.common import emit_json, fail
-from patchgate.sim.engine import RunResult, simulate
-from patchgate.sim.http_mode import Rehearsal
-from patchgate.sim.http_remote import ApiServerSide, simulate_remote
-from patchgate.sim.http_server import ServerError, simulate_http
-from patchgate.sim.plot import check_plot_path, plot
-from patchgate.sim.scenario import MODES, STRATEGY_NAMES, Fault, Fleet, Scenario
+
+if TYPE_CHECKING:
+    # The simulator (numpy), its HTTP modes (httpx) and Rich are imported when the
+    # command runs, not when it is named: `patchgate simulate --help` needs none of them.
+    from rich.console import Console
+
+    from patchgate.sim.engine import RunResult
+    from patchgate.sim.scenario import Scenario
 
 
 def register(cli: typer.Typer) -> None:
@@ -114,6 +113,9 @@ def simulate_command(
 ) -> None:
     """Simulate a campaign on a virtual fleet and report blast radius, bricked devices,
     reverts, time to halt and patched share at the deadline."""
+    from patchgate.sim.plot import check_plot_path, plot
+    from patchgate.sim.scenario import MODES, STRATEGY_NAMES, Fault, Scenario
+
     problems = []
     if strategy not in (*STRATEGY_NAMES, "all"):
         problems.append(f"strategy: {strategy!r} is not patchgate, hawkbit, aws or all")
@@ -153,6 +155,12 @@ def simulate_command(
     if mode == "http":
         _http(scenario, strategy, json_out, time_scale, http_timeout)
         return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from patchgate.sim.engine import simulate
+    from patchgate.sim.scenario import Fleet
+
     names = STRATEGY_NAMES if strategy == "all" else (strategy,)
     err = Console(stderr=True)
     started = time.perf_counter()
@@ -217,6 +225,11 @@ def _http(
         fail("simulate --mode http: only --strategy patchgate (the real server's gates)")
     if time_scale <= 0 or timeout <= 0:
         fail("simulate --mode http: --time-scale and --http-timeout must be more than 0")
+    from rich.console import Console
+    from rich.table import Table
+
+    from patchgate.sim.http_server import ServerError, simulate_http
+
     err = Console(stderr=True)
 
     def on_status(status: Mapping[str, Any]) -> None:
@@ -268,6 +281,9 @@ def _remote(
     timeout: float,
     on_status: Callable[[Mapping[str, Any]], None],
 ) -> dict[str, Any]:
+    from patchgate.sim.http_mode import Rehearsal
+    from patchgate.sim.http_remote import ApiServerSide, simulate_remote
+
     soak_minutes = 60.0
     soak = f"{max(1, round(soak_minutes * 60 / time_scale))}s"
     server = ApiServerSide(
@@ -305,6 +321,8 @@ def _minutes(value: float | None) -> str:
 def _table(
     console: Console, scenario: Scenario, results: dict[str, RunResult], run: dict[str, Any]
 ) -> None:
+    from rich.table import Table
+
     table = Table(
         title=(
             f"{scenario.devices:,} devices · fault {scenario.fault} · power loss "
