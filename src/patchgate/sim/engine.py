@@ -95,7 +95,7 @@ from .model import (
 )
 from .offline import OfflineModel
 from .results import RunResult, Timeline, build_result, deadline_report, flags
-from .scenario import BEFORE_BOOT, GROUPS_OF, OPTIN, Fleet, Scenario, device_id
+from .scenario import BEFORE_BOOT, GROUPS_OF, OPTIN, Fleet, Scenario
 
 __all__ = ["Run", "RunResult", "Timeline", "simulate"]
 
@@ -222,6 +222,7 @@ class Run(DeviceFeedback):
         self.client_of_mask = [client_kind(groups, configured) for groups in GROUPS_OF]
         self.items = fleet.items
         self.mask_list: list[int] = self.items.mask
+        self.ids = fleet.ids
         window = ex.DEFAULT_EXECUTION_POLICY.confirmation_window
         self.confirm_minutes = window.total_seconds() / 60
         # Every device's execution events, in order, when a test asks for them.
@@ -284,7 +285,7 @@ class Run(DeviceFeedback):
             release = OLD if self.open_kind[device] == _REVERT else NEW
             action = open_action_of(execution, device + 1, CAMPAIGN_ID, release)
         return DeviceFacts(
-            device_id(device),
+            self.ids[device],
             PRODUCT,
             groups=GROUPS_OF[self.mask_list[device]],
             installed_version=env.installed_version,
