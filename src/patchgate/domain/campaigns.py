@@ -102,6 +102,7 @@ from patchgate.domain.cohorts import CohortCut, cohort_bucket, first_admitting_s
 from patchgate.domain.errors import Conflict, InvalidInput
 from patchgate.domain.executions import CANCELLABLE, S_RETRYING, Execution
 from patchgate.domain.ratelimit import FULL, RateLimit, TokenBucket
+from patchgate.domain.records import quick_init
 from patchgate.domain.stages import Stage
 from patchgate.domain.versions import VersionRange
 from patchgate.domain.windows import MaintenanceWindow
@@ -252,6 +253,7 @@ def open_action_of(
 _NO_VALUES: Final[Mapping[str, object]] = MappingProxyType({})
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DeviceFacts:
     """What the poll knows of the device from its row (one indexed read).
@@ -322,6 +324,7 @@ class Snapshot:
 EMPTY_SNAPSHOT: Final = Snapshot.build(0, ())
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Offer:
     """A deployment to offer (DDI ``deploymentBase``). ``kind`` is ``rollout``, ``retry``
@@ -348,6 +351,7 @@ class Cancel:
     reason: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The answer to one poll: an offer, a cancellation, or nothing, with the rule that

@@ -46,6 +46,8 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Final
 
+from patchgate.domain.records import quick_init
+
 # Event kinds (past tense: they record what a device did or reported).
 OFFERED: Final = "offered"
 DOWNLOADING: Final = "downloading"
@@ -112,6 +114,7 @@ FROM_DDI_STATUS: Final = {
 DDI_CANCELLABLE: Final = frozenset(s for s, e in FROM_DDI_STATUS.items() if e in CANCELLABLE)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Event:
     """One thing a device did or reported about one execution.
@@ -151,6 +154,7 @@ class ExecutionPolicy:
 DEFAULT_EXECUTION_POLICY: Final = ExecutionPolicy()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Execution:
     """The folded state of one execution: status, attempts, and the times the rules need."""

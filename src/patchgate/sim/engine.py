@@ -39,6 +39,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -95,7 +96,7 @@ from .model import (
 )
 from .offline import OfflineModel
 from .results import RunResult, Timeline, build_result, deadline_report, flags
-from .scenario import BEFORE_BOOT, GROUPS_OF, OPTIN, Fleet, Scenario, device_id
+from .scenario import BEFORE_BOOT, GROUPS_OF, OPTIN, Fleet, Scenario
 
 __all__ = ["Run", "RunResult", "Timeline", "simulate"]
 
@@ -197,6 +198,9 @@ class Run(DeviceFeedback):
         self.open: list[ex.Execution | None] = [None] * n
         self.open_kind = bytearray(n)
         self.pending: list[InstallResult | None] = [None] * n
+        # When each device's install pass began, in minutes and as the clock's datetime
+        # (its success report names that instant: converted once, not again at the end).
+        self.began: list[tuple[float, datetime] | None] = [None] * n
         self.queue = EventQueue()
         self.n_new = 0
         self.in_flight = 0
@@ -222,6 +226,7 @@ class Run(DeviceFeedback):
         self.client_of_mask = [client_kind(groups, configured) for groups in GROUPS_OF]
         self.items = fleet.items
         self.mask_list: list[int] = self.items.mask
+        self.ids = fleet.ids
         window = ex.DEFAULT_EXECUTION_POLICY.confirmation_window
         self.confirm_minutes = window.total_seconds() / 60
         # Every device's execution events, in order, when a test asks for them.
@@ -284,7 +289,7 @@ class Run(DeviceFeedback):
             release = OLD if self.open_kind[device] == _REVERT else NEW
             action = open_action_of(execution, device + 1, CAMPAIGN_ID, release)
         return DeviceFacts(
-            device_id(device),
+            self.ids[device],
             PRODUCT,
             groups=GROUPS_OF[self.mask_list[device]],
             installed_version=env.installed_version,
@@ -386,6 +391,7 @@ class Run(DeviceFeedback):
         if cut is not None:
             self.power_cuts += 1
         self.pending[device] = result
+        self.began[device] = (t, now)
         self.queue.push(t + result.minutes, device, FINISH)
         if self.mask_list[device] & BEFORE_BOOT:
             # The client reports success once the image is written (after the outage of
@@ -400,6 +406,8 @@ class Run(DeviceFeedback):
         result = self.pending[device]
         assert result is not None
         self.pending[device] = None
+        began = self.began[device]
+        self.began[device] = None
         kind = self.open_kind[device]
         self.env[device] = result.env
         self.in_flight -= 1
@@ -409,7 +417,11 @@ class Run(DeviceFeedback):
         if self.mask_list[device] & BEFORE_BOOT:
             self._back_after_reboot(device, t)  # its success was reported when written
         elif success:
-            started = at(t - result.minutes)
+            assert began is not None
+            start = t - result.minutes
+            # ``at`` is pure: the datetime of the instant the pass began, when the float
+            # subtraction gives that instant back exactly (it mostly does).
+            started = began[1] if start == began[0] else at(start)
             self._event(
                 device, success_report(self._client(device), progress_at=started, success_at=at(t))
             )

@@ -179,8 +179,10 @@ class Fleet:
         self.n = n
         self.salt = f"sim-{scenario.seed}"
         rng = np.random.default_rng([scenario.seed, 0])
+        # The controller ids, made once: every poll's DeviceFacts names its device.
+        self.ids: list[str] = [device_id(i) for i in range(n)]
         self.bucket: npt.NDArray[np.int32] = np.fromiter(
-            (cohort_bucket(self.salt, device_id(i)) for i in range(n)), dtype=np.int32, count=n
+            (cohort_bucket(self.salt, name) for name in self.ids), dtype=np.int32, count=n
         )
         mask = np.zeros(n, dtype=np.uint8)
         size = scenario.group_size
