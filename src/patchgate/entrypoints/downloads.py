@@ -7,7 +7,8 @@ DDI link the device's token and the offer in the same connection, the token firs
 the store's answer (``store_answers.blob_answer``: a ``files.BlobResponse`` for the local
 store, a redirect or a stream for a remote one, docs/storage.md); no unit of work, no
 routing, and on SQLite no worker thread (the read is a local call of tens of
-microseconds; on PostgreSQL it goes to a worker thread).
+microseconds; on PostgreSQL it goes to a worker thread). The request's headers are read
+once, and a local store's file stays open between requests (``files.OpenFiles``).
 Anything else — an unknown or withdrawn target, a refused token, an artifact not offered,
 a missing blob, another method, the ``.MD5SUM`` link — goes on to the wrapped application,
 whose routes decide and word the answer (404, 401, 405), so both paths keep one rule.
@@ -26,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from patchgate.bootstrap import make_download_reader
 from patchgate.domain.errors import PatchgateError
 from patchgate.entrypoints.ddi.app import ARTIFACT, PATH
-from patchgate.entrypoints.files import serve_blob
+from patchgate.entrypoints.files import ASKED, Asked, OpenFiles, first_headers, serve_blob
 from patchgate.entrypoints.middleware import Metrics
 from patchgate.entrypoints.runtime import Runtime
 from patchgate.entrypoints.store_answers import RemoteBlobResponse
@@ -60,8 +61,12 @@ class Downloads:
         # still checked on every request, first.
         self._offered: dict[tuple[int, int, str], ArtifactView] = {}
         # The local file of a blob, once found (blobs are content-addressed: a path never
-        # names other bytes; a blob removed since is found missing when it is opened).
+        # names other bytes; a blob removed since is found missing when it is opened),
+        # and the files open (files.OpenFiles: each checked by one fstat per request).
         self._paths: dict[str, str] = {}
+        self._files = OpenFiles()
+        self._store: ArtifactStore | None = None
+        self._remote = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
@@ -72,29 +77,38 @@ class Downloads:
                 group = "ddi"
             else:
                 group = ""
-            if group and not _has_body(scope) and await self._served(group, scope, receive, send):
-                return
+            if group:
+                headers = _Headers(scope)
+                if not headers.body and await self._served(group, headers, scope, receive, send):
+                    return
         await self.app(scope, receive, send)
 
-    async def _served(self, group: str, scope: Scope, receive: Receive, send: Send) -> bool:
+    async def _served(
+        self, group: str, headers: _Headers, scope: Scope, receive: Receive, send: Send
+    ) -> bool:
         """Answer the request if it may be served here, counted in the metrics; False
         when nothing was sent (the request is passed on)."""
         start = time.perf_counter()
         status = 500  # what an error before the answer counts as, as in Metrics
         try:
             try:
-                found = await self._find(scope["path"], scope)
+                found = await self._find(scope["path"], headers)
             except PatchgateError:
                 # Refused or unanswerable here (the database away, say): passed on, so
                 # the route answers it in its own words through the one error table.
                 found = None
             store = self.ctx.artifacts
-            if found is not None and isinstance(store, RemoteArtifactStore):
+            if store is not self._store:  # an ABC's isinstance costs a microsecond
+                self._store, self._remote = store, isinstance(store, RemoteArtifactStore)
+            if found is not None and self._remote:
+                assert isinstance(store, RemoteArtifactStore)
                 status = -1  # counted by ``measure``
                 remote = RemoteBlobResponse(store, found[0], filename=found[1])
                 await self.metrics.measure(remote, scope, receive, send, start)
             else:
-                status = 0 if found is None else await self._local(store, *found, scope, send)
+                status = (
+                    0 if found is None else await self._local(store, *found, headers, scope, send)
+                )
         finally:
             if status > 0:
                 seconds = time.perf_counter() - start
@@ -106,6 +120,7 @@ class Downloads:
         store: ArtifactStore | None,
         blob: BlobRef,
         filename: str | None,
+        headers: _Headers,
         scope: Scope,
         send: Send,
     ) -> int:
@@ -119,22 +134,27 @@ class Downloads:
             if len(self._paths) >= PATHS_KEPT:
                 self._paths.clear()
             file = self._paths[blob.sha256] = str(local)
-        return await serve_blob(scope, send, file, f'"{blob.sha256}"', filename=filename)
+        return await serve_blob(
+            scope,
+            send,
+            file,
+            f'"{blob.sha256}"',
+            filename=filename,
+            ask=headers.asked,
+            files=self._files,
+        )
 
-    async def _find(self, path: str, scope: Scope) -> tuple[BlobRef, str | None] | None:
+    async def _find(self, path: str, headers: _Headers) -> tuple[BlobRef, str | None] | None:
         """The blob this request may download (and the DDI link's file name), else None."""
         if path.startswith(TARGETS):
             lookup = partial(downloads.target_blob, self.reader)
             blob = await self._read(partial(resolve_target, lookup, path[len(TARGETS) :]))
             return None if blob is None else (blob, None)
-        link = _ddi_link(path, scope)
+        link = _ddi_link(path, headers)
         if link is None:
             return None
         tenant, cid, module_id, filename = link
-        authorization = next(
-            (v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None
-        )
-        device = partial(self._device_file, tenant, cid, authorization, module_id, filename)
+        device = partial(self._device_file, tenant, cid, headers.authorization, module_id, filename)
         blob = await self._read(device)
         return None if blob is None else (blob, filename)
 
@@ -160,15 +180,29 @@ class Downloads:
         return fn() if self.inline else await anyio.to_thread.run_sync(fn)
 
 
-def _has_body(scope: Scope) -> bool:
-    """Whether the request announces a body (a ``Content-Length: 0`` is none)."""
-    return any(
-        k == b"transfer-encoding" or (k == b"content-length" and v.strip() != b"0")
-        for k, v in scope["headers"]
-    )
+class _Headers:
+    """What the fast path reads of a request's headers, in one pass over them: whether
+    it announces a body (a ``Content-Length: 0`` is none), its ``Authorization`` and
+    whether it has an ``If-Match`` (the first of each), and the ``files.Asked`` of its
+    answer."""
+
+    __slots__ = ("asked", "authorization", "body", "if_match")
+
+    def __init__(self, scope: Scope) -> None:
+        found = first_headers(scope, _READ)
+        self.body = b"transfer-encoding" in found or (
+            found.get(b"content-length", b"0").strip() != b"0"
+        )
+        authorization = found.get(b"authorization")
+        self.authorization = None if authorization is None else authorization.decode("latin-1")
+        self.if_match = b"if-match" in found
+        self.asked = Asked(scope["method"], found)
 
 
-def _ddi_link(path: str, scope: Scope) -> tuple[str, str, int, str] | None:
+_READ = ASKED | {b"authorization", b"if-match", b"content-length", b"transfer-encoding"}
+
+
+def _ddi_link(path: str, headers: _Headers) -> tuple[str, str, int, str] | None:
     """(tenant, controllerId, module id, file name) of a DDI artifact link this path may
     serve; None for anything the DDI app answers itself."""
     match = PATH.match(path)
@@ -177,6 +211,6 @@ def _ddi_link(path: str, scope: Scope) -> tuple[str, str, int, str] | None:
     link = ARTIFACT.match(match["rest"] or "")
     if link is None or link[2].endswith(".MD5SUM"):
         return None
-    if any(k == b"if-match" for k, _ in scope["headers"]):
+    if headers.if_match:
         return None  # the DDI app answers If-Match (412 when it names another version)
     return match["tenant"], match["cid"], int(link[1]), link[2]

@@ -18,13 +18,24 @@ answer for one file shares (its header bytes, its ``Last-Modified`` date) is bui
 file and modification time, and one range in the usual form (``bytes=a-b``) is parsed
 without the general parser: a small range request is a few dictionary look-ups, one
 ``open``, ``fstat`` and ``pread``, and two messages to the server (docs/downloads.md).
+
+The download fast path goes further with ``OpenFiles``: a stored file stays open and
+mapped read-only between requests, so a range costs one ``fstat`` (the file is still the
+one opened: same size and modification time, not removed) and a copy out of the map, no
+``open``, ``close`` or ``pread``. That relies on how the local store writes blobs
+(``adapters/artifact_store.py``): a blob is written to a temporary file and renamed into
+place only when no blob of that name exists, never written in place or truncated, and
+removed only once no release uses it; the download checks its release first.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import stat
+import threading
+import weakref
 from collections.abc import AsyncIterator
 from email.utils import formatdate
 from pathlib import Path
@@ -61,14 +72,110 @@ class _Plain(Response):
     media_type = "text/plain"
 
 
-async def _read(fd: int, start: int, end: int) -> AsyncIterator[bytes]:
-    """The bytes ``start``..``end`` of ``fd``: one read on the loop when short, else
+class StoredFile:
+    """A stored file open for answering: its descriptor, its size and modification time
+    as opened, and — when ``OpenFiles`` keeps it — a read-only map of its bytes, read
+    without a system call. A mapped file's reads do not use the descriptor, so closing it
+    (``OpenFiles`` drops a file) never cuts an answer short; the map goes when its last
+    reader does."""
+
+    __slots__ = ("fd", "map", "mtime_ns", "size", "st")
+
+    def __init__(self, fd: int, st: os.stat_result, *, mapped: bool) -> None:
+        self.fd = fd
+        self.st = st
+        self.size = st.st_size
+        self.mtime_ns = st.st_mtime_ns
+        # An empty file cannot be mapped (and has nothing to read).
+        self.map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if mapped and self.size else None
+
+    @classmethod
+    def open(cls, path: str, *, mapped: bool = False) -> StoredFile | None:
+        """The regular file at ``path``, open; None when there is none."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode):
+                return cls(fd, st, mapped=mapped)
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+        return None
+
+    def current(self) -> bool:
+        """Whether the path's file is still the one opened (one ``fstat``): not removed,
+        the same size and modification time (a re-upload of the same bytes touches it)."""
+        st = os.fstat(self.fd)
+        return st.st_nlink > 0 and st.st_mtime_ns == self.mtime_ns and st.st_size == self.size
+
+    def read(self, start: int, end: int) -> bytes:
+        """The bytes ``start``..``end`` (on the caller's thread)."""
+        if self.map is not None:
+            return self.map[start:end]
+        return os.pread(self.fd, end - start, start)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class OpenFiles:
+    """Stored files kept open and mapped by path, for the download fast path of one
+    server process; up to ``kept`` at a time (all are closed when one more is needed).
+    Only the thread that first used it keeps files here (the event loop's); another
+    thread's ``get`` opens a file for that one answer, which it closes (``release``)."""
+
+    def __init__(self, kept: int = 64) -> None:
+        self.kept = kept
+        self._files: dict[str, StoredFile] = {}
+        self._owner: int | None = None
+        # Closed with their owner too (an application dropped in a test, say).
+        weakref.finalize(self, _close_all, self._files)
+
+    def get(self, path: str) -> tuple[StoredFile | None, bool]:
+        """The open file at ``path`` (None: no such file), and whether the caller
+        must close it after its answer (it is not kept)."""
+        me = threading.get_ident()
+        if self._owner is None:
+            self._owner = me
+        if self._owner != me:
+            return StoredFile.open(path), True
+        file = self._files.get(path)
+        if file is not None:
+            if file.current():
+                return file, False
+            del self._files[path]
+            file.close()
+        file = StoredFile.open(path, mapped=True)
+        if file is not None:
+            if len(self._files) >= self.kept:
+                self.close()
+            self._files[path] = file
+        return file, False
+
+    def close(self) -> None:
+        _close_all(self._files)
+
+
+def _close_all(files: dict[str, StoredFile]) -> None:
+    kept = list(files.values())
+    files.clear()
+    for file in kept:
+        file.close()
+
+
+async def _read(file: StoredFile, start: int, end: int) -> AsyncIterator[bytes]:
+    """The bytes ``start``..``end`` of ``file``: one read on the loop when short, else
     ``CHUNK_BYTES`` reads in a worker thread."""
     if end - start <= INLINE_BYTES:
-        yield os.pread(fd, end - start, start)
+        yield file.read(start, end)
         return
     while start < end:
-        chunk = await anyio.to_thread.run_sync(os.pread, fd, min(CHUNK_BYTES, end - start), start)
+        stop = min(start + CHUNK_BYTES, end)
+        chunk = await anyio.to_thread.run_sync(file.read, start, stop)
         if not chunk:
             raise RuntimeError("the stored file is shorter than its size")
         start += len(chunk)
@@ -124,6 +231,34 @@ def _head(
     return head
 
 
+ASKED = frozenset((b"range", b"if-range", b"if-none-match"))
+
+
+def first_headers(scope: Scope, names: frozenset[bytes]) -> dict[bytes, bytes]:
+    """The first value of each header of ``names`` the request has, in one pass."""
+    found: dict[bytes, bytes] = {}
+    for name, value in scope["headers"]:
+        if name in names and name not in found:
+            found[name] = value
+    return found
+
+
+class Asked:
+    """What an answer depends on in the request: the method (HEAD: no body) and the first
+    ``Range``, ``If-Range`` and ``If-None-Match`` header (``found``: by ``first_headers``
+    for at least the names of ``ASKED``)."""
+
+    __slots__ = ("head_only", "if_none_match", "if_range", "range")
+
+    def __init__(self, method: str, found: dict[bytes, bytes]) -> None:
+        self.head_only = method == "HEAD"
+        self.range = found.get(b"range")
+        if_range = found.get(b"if-range")
+        self.if_range = None if if_range is None else if_range.decode("latin-1")
+        if_none_match = found.get(b"if-none-match")
+        self.if_none_match = None if if_none_match is None else if_none_match.decode("latin-1")
+
+
 async def serve_blob(
     scope: Scope,
     send: Send,
@@ -133,60 +268,72 @@ async def serve_blob(
     filename: str | None = None,
     cache_control: str = "public, max-age=3600",
     media_type: str = OCTET_STREAM,
+    ask: Asked | None = None,
+    files: OpenFiles | None = None,
 ) -> int:
     """Answer a GET or HEAD of the stored file ``path`` (strong ``etag``) as the module
     docstring describes; the status sent, or 0 when there is no such file and nothing was
-    sent (the caller words that answer)."""
-    http_range = if_range = if_none_match = None
-    for name, value in scope["headers"]:
-        if name == b"range":
-            http_range = value
-        elif name == b"if-range":
-            if_range = value.decode("latin-1")
-        elif name == b"if-none-match":
-            if_none_match = value.decode("latin-1")
-    if if_none_match is not None and etag_matches(if_none_match, etag):
+    sent (the caller words that answer). ``ask``: the request's headers when the caller
+    has read them already; ``files``: the open files to take the file from (else it is
+    opened for this answer)."""
+    if ask is None:
+        ask = Asked(scope["method"], first_headers(scope, ASKED))
+    if ask.if_none_match is not None and etag_matches(ask.if_none_match, etag):
         cached = [(b"etag", etag.encode()), (b"cache-control", cache_control.encode())]
         await send({"type": "http.response.start", "status": 304, "headers": cached})
         await send({"type": "http.response.body", "body": b""})
         return 304
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except (FileNotFoundError, NotADirectoryError):
+    if files is None:
+        file, own = StoredFile.open(path), True
+    else:
+        file, own = files.get(path)
+    if file is None:
         return 0
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return 0
-        head = _head(etag, filename, cache_control, media_type, st)
-        head_only = scope["method"] == "HEAD"
-        if http_range is None or not _use_range(if_range, etag, head.last_modified):
-            await _whole(scope, send, fd, path, head, head_only)
-            return 200
-        one = _ONE_RANGE.fullmatch(http_range)
-        if one is not None and int(one[1]) < head.size and int(one[1]) <= int(one[2]):
-            start = int(one[1])
-            ranges: Ranges = [(start, min(int(one[2]) + 1, head.size))]
-        else:
-            try:
-                ranges = FileResponse._parse_range_header(http_range.decode("latin-1"), head.size)
-            except MalformedRangeHeader as exc:
-                await _Plain(exc.content, status_code=400)(scope, _no_body, send)
-                return 400
-            except RangeNotSatisfiable:
-                unsatisfiable = {"content-range": f"bytes */{head.size}"}
-                await _Plain(status_code=416, headers=unsatisfiable)(scope, _no_body, send)
-                return 416
-            if not ranges:  # more ranges than Starlette's limit: the whole file
-                await _whole(scope, send, fd, path, head, head_only)
-                return 200
-        if len(ranges) > 1:
-            await _multiple(send, fd, head, media_type, ranges, head_only)
-        else:
-            await _single(send, fd, head, ranges[0], head_only)
-        return 206
+        head = _head(etag, filename, cache_control, media_type, file.st)
+        return await _answer(scope, send, ask, file, path, head, etag, media_type)
     finally:
-        os.close(fd)
+        if own:
+            file.close()
+
+
+async def _answer(
+    scope: Scope,
+    send: Send,
+    ask: Asked,
+    file: StoredFile,
+    path: str,
+    head: _Head,
+    etag: str,
+    media_type: str,
+) -> int:
+    head_only = ask.head_only
+    http_range = ask.range
+    if http_range is None or not _use_range(ask.if_range, etag, head.last_modified):
+        await _whole(scope, send, file, path, head, head_only)
+        return 200
+    one = _ONE_RANGE.fullmatch(http_range)
+    if one is not None and int(one[1]) < head.size and int(one[1]) <= int(one[2]):
+        start = int(one[1])
+        ranges: Ranges = [(start, min(int(one[2]) + 1, head.size))]
+    else:
+        try:
+            ranges = FileResponse._parse_range_header(http_range.decode("latin-1"), head.size)
+        except MalformedRangeHeader as exc:
+            await _Plain(exc.content, status_code=400)(scope, _no_body, send)
+            return 400
+        except RangeNotSatisfiable:
+            unsatisfiable = {"content-range": f"bytes */{head.size}"}
+            await _Plain(status_code=416, headers=unsatisfiable)(scope, _no_body, send)
+            return 416
+        if not ranges:  # more ranges than Starlette's limit: the whole file
+            await _whole(scope, send, file, path, head, head_only)
+            return 200
+    if len(ranges) > 1:
+        await _multiple(send, file, head, media_type, ranges, head_only)
+    else:
+        await _single(send, file, head, ranges[0], head_only)
+    return 206
 
 
 def _use_range(if_range: str | None, etag: str, last_modified: str) -> bool:
@@ -239,7 +386,7 @@ class BlobResponse(Response):
 
 
 async def _whole(
-    scope: Scope, send: Send, fd: int, path: str, head: _Head, head_only: bool
+    scope: Scope, send: Send, file: StoredFile, path: str, head: _Head, head_only: bool
 ) -> None:
     headers = [*head.headers, (b"content-length", str(head.size).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -248,27 +395,32 @@ async def _whole(
     elif "http.response.pathsend" in scope.get("extensions", {}) and head.size > INLINE_BYTES:
         await send({"type": "http.response.pathsend", "path": path})
     else:
-        await _send_chunks(send, _read(fd, 0, head.size), last=True)
+        await _send_chunks(send, _read(file, 0, head.size), last=True)
 
 
-async def _single(send: Send, fd: int, head: _Head, span: tuple[int, int], head_only: bool) -> None:
+async def _single(
+    send: Send, file: StoredFile, head: _Head, span: tuple[int, int], head_only: bool
+) -> None:
     start, end = span
     headers = [
         *head.headers,
         (b"content-range", b"bytes %d-%d%s" % (start, end - 1, head.size_tail)),
         (b"content-length", b"%d" % (end - start)),
     ]
-    await send({"type": "http.response.start", "status": 206, "headers": headers})
     if head_only:
-        await send({"type": "http.response.body", "body": b""})
+        body = b""
     elif end - start <= INLINE_BYTES:
-        await send({"type": "http.response.body", "body": os.pread(fd, end - start, start)})
+        body = file.read(start, end)
     else:
-        await _send_chunks(send, _read(fd, start, end), last=True)
+        await send({"type": "http.response.start", "status": 206, "headers": headers})
+        await _send_chunks(send, _read(file, start, end), last=True)
+        return
+    await send({"type": "http.response.start", "status": 206, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _multiple(
-    send: Send, fd: int, head: _Head, content_type: str, ranges: Ranges, head_only: bool
+    send: Send, file: StoredFile, head: _Head, content_type: str, ranges: Ranges, head_only: bool
 ) -> None:
     size = head.size
     boundary = token_hex(13)
@@ -290,7 +442,7 @@ async def _multiple(
         return
     for part, (start, end) in zip(parts, ranges, strict=True):
         await send({"type": "http.response.body", "body": part, "more_body": True})
-        await _send_chunks(send, _read(fd, start, end), last=False)
+        await _send_chunks(send, _read(file, start, end), last=False)
         await send({"type": "http.response.body", "body": b"\r\n", "more_body": True})
     await send({"type": "http.response.body", "body": closing})
 

@@ -55,25 +55,31 @@ _INSERT = (
     "SELECT :tenant, s.controller_id, s.token_hash, s.hardware, s.version, {empty}, :now, "
     "{groups}, :yes, :no FROM device_import_rows s ORDER BY s.line"
 )
-# PostgreSQL, per staged batch (the rows after line ``after``): the clashes, then the
-# devices and their group rows in one statement — the group rows from the rows just
-# inserted (their ids and group names), not from a join of the fleet on controllerId.
+# PostgreSQL, per staged batch (the staging table holds one batch: it is emptied after
+# each): the clashes, then the devices and their group rows in one statement — the group
+# rows from the rows just inserted (their ids and group names), not from a join of the
+# fleet on controllerId. A clash is looked up row by row in the (tenant_id,
+# controller_id) index (the LATERAL … LIMIT 1): a join would let the planner hash the
+# whole devices table for every batch, which grows to a million rows during the import
+# (seen at 1,000,000 rows: the backend reading a hash join's spill files, the import far
+# over a minute).
 _PG_CLASHES = (
     "SELECT s.line, s.controller_id, d.removed_at FROM device_import_rows s "
-    "JOIN devices d ON d.tenant_id = %(tenant)s AND d.controller_id = s.controller_id "
-    "WHERE s.line > %(after)s ORDER BY s.line LIMIT %(limit)s"
+    "CROSS JOIN LATERAL (SELECT removed_at FROM devices WHERE tenant_id = %(tenant)s "
+    "AND controller_id = s.controller_id LIMIT 1) d ORDER BY s.line LIMIT %(limit)s"
 )
 _PG_INSERT = (
     "WITH written AS (INSERT INTO devices (tenant_id, controller_id, token_hash, hardware, "
     "installed_version, attributes, registered_at, group_names, config_requested, "
     "auto_confirm) SELECT %(tenant)s, s.controller_id, s.token_hash, s.hardware, s.version, "
     "CAST('{}' AS JSON), %(now)s, CAST(s.group_names AS JSON), true, false "
-    "FROM device_import_rows s WHERE s.line > %(after)s ORDER BY s.line "
+    "FROM device_import_rows s ORDER BY s.line "
     "RETURNING id, group_names), "
     "grouped AS (INSERT INTO device_groups (device_id, name) "
     "SELECT w.id, json_array_elements_text(w.group_names) FROM written w) "
     "SELECT count(*) FROM written"
 )
+_PG_EMPTY = "TRUNCATE device_import_rows"
 _SQLITE_INSERT = _INSERT.format(empty="'{}'", groups="s.group_names")
 _SQLITE_INSERT_GROUPS = (
     "INSERT INTO device_groups (device_id, name) SELECT d.id, g.name "
@@ -105,34 +111,34 @@ class _PgPipeline:
         self.found: list[Clash] = []
         self.count = 0
         self.error: BaseException | None = None
-        self.queue: queue.Queue[tuple[str, int] | None] = queue.Queue(maxsize=2)
+        self.queue: queue.Queue[str | None] = queue.Queue(maxsize=2)
         self.thread = threading.Thread(target=self._run, name="device-import", daemon=True)
         self.thread.start()
 
-    def put(self, block: str, after: int) -> None:
+    def put(self, block: str) -> None:
         if self.error is None:
-            self.queue.put((block, after))
+            self.queue.put(block)
 
     def _run(self) -> None:
         while (item := self.queue.get()) is not None:
             if self.error is None:
                 try:
-                    self._write(*item)
+                    self._write(item)
                 except BaseException as exc:  # handed to the caller by finish()
                     self.error = exc
 
-    def _write(self, block: str, after: int) -> None:
+    def _write(self, block: str) -> None:
         with self.raw.cursor() as cursor:
             with cursor.copy(_COPY_ROWS) as copy:
                 copy.write(block)
-            params = {**self.params, "after": after}
             if len(self.found) < MAX_CLASHES:
-                cursor.execute(_PG_CLASHES, {**params, "limit": MAX_CLASHES})
+                cursor.execute(_PG_CLASHES, {**self.params, "limit": MAX_CLASHES})
                 self.found.extend(Clash(int(r[0]), str(r[1]), r[2] is not None) for r in cursor)
             if not self.found:
-                cursor.execute(_PG_INSERT, params)
+                cursor.execute(_PG_INSERT, self.params)
                 row = cursor.fetchone()
                 self.count += int(row[0]) if row else 0
+            cursor.execute(_PG_EMPTY)
 
     def finish(self, *, check: bool = True) -> None:
         """Wait for the batches handed over; raise what writing one raised (``check``)."""
@@ -179,7 +185,7 @@ class SqlDeviceImportWriter(DeviceImportWriter):
         if not rows:
             return
         if self.pipeline is not None:
-            self.pipeline.put(_copy_text(rows), rows[0].line - 1)
+            self.pipeline.put(_copy_text(rows))
             return
         staged = [
             (r.line, r.controller_id, r.token_hash, r.hardware, r.version, json.dumps(r.groups))
