@@ -38,7 +38,7 @@ VERSIONS: Final = {ROLLOUT: NEW.version, REVERT: OLD.version}
 
 
 class DeviceFeedback:
-    """The feedback half of :class:`~.engine.Run` (the state below is the run's)."""
+    """The feedback part of :class:`~.engine.Run` (the state below is the run's)."""
 
     open: list[ex.Execution | None]
     open_kind: bytearray
