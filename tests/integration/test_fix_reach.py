@@ -16,6 +16,7 @@ from patchgate.services import devices as device_service
 from patchgate.services.policy import in_force
 from patchgate.services.vulnerabilities import commands
 from patchgate.services.vulnerabilities import facts as fx
+from patchgate.services.vulnerability_ports import FixReach, FixShare
 from tests.conftest import Env
 from tests.factories import make_release
 
@@ -92,3 +93,36 @@ def test_the_database_count_agrees_with_the_rule(demo_env: Env) -> None:
     assert counted == rule
     assert (counted.affected, counted.ran_fix) == (12, 12)
     assert counted.reached_at == T0 + timedelta(hours=33)  # the 12th of 12 (95 % of 12)
+
+
+def test_the_nth_device_that_makes_the_share(demo_env: Env) -> None:
+    """``fix_reach`` finds the n-th earliest first finish for any share, not only the last
+    device; each device counts once, at its earliest finish; nothing while fewer devices
+    ran the fix than the share needs."""
+    env = demo_env
+    fix = make_release(env, "2.0.0", {"fw.bin": b"fix"}, hardware=[HW])
+    other = make_release(env, "2.1.0", {"fw.bin": b"other"}, hardware=[HW])
+    tokens = {}
+    for i in range(6):
+        cid = f"gw-{i:02d}"
+        tokens[cid] = device_service.add_device(
+            env.ctx, cid, hardware=HW, version="1.0.0", actor="t"
+        ).token
+        _run(env, cid, tokens[cid], fix.id, 6 - i, "success")  # gw-00 at hour 6 … gw-05 at 1
+    _run(env, "gw-00", tokens["gw-00"], other.id, 0, "success")  # then 2.1.0, timed hour 0
+
+    def reach(base: int, percent: int, releases: list[int], skip: list[str]) -> FixReach:
+        with env.ctx.read_uow() as uow:
+            return uow.vulnerabilities.fix_reach(
+                [HW], release_ids=releases, skip_versions=skip, share=FixShare(base, percent)
+            )
+
+    at = [T0 + timedelta(hours=h) for h in range(7)]
+    assert reach(2, 50, [fix.id], []) == FixReach(6, at[4])  # 50 % of 2 + 6: the 4th
+    assert reach(0, 95, [fix.id], []) == FixReach(6, at[6])  # 95 % of 6: all six
+    assert reach(0, 1, [fix.id], []) == FixReach(6, at[1])  # the first
+    assert reach(10, 95, [fix.id], []) == FixReach(6, None)  # 16 needed, 6 ran it
+    assert reach(0, 50, [fix.id], ["2.1.0"]) == FixReach(5, at[3])  # gw-00 left out
+    assert reach(0, 95, [fix.id, other.id], []) == FixReach(6, at[5])  # gw-00 at hour 0
+    assert reach(0, 95, [], []) == FixReach(0, None)
+    assert reach(0, 95, [fix.id], ["2.0.0", "2.1.0"]) == FixReach(0, None)
