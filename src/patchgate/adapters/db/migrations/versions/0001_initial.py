@@ -453,7 +453,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("actions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_actions_campaign_id"), ["campaign_id"], unique=False)
-        batch_op.create_index("ix_actions_campaign_status", ["campaign_id", "status"], unique=False)
+        batch_op.create_index(
+            "ix_actions_campaign_status",
+            ["campaign_id", "status", "active", "release_id"],
+            unique=False,
+        )
         batch_op.create_index("ix_actions_closed_at", ["closed_at"], unique=False)
         batch_op.create_index("ix_actions_device_created", ["device_id", "id"], unique=False)
         batch_op.create_index("ix_actions_release_status", ["release_id", "status"], unique=False)
