@@ -260,10 +260,9 @@ class DeviceFacts:
     ``finished_campaigns`` and ``finished_reverts`` are the campaigns whose rollout,
     respectively revert, execution on this device has ended (any terminal status).
     ``attributes``, ``metadata`` and ``last_seen`` are read only by a device query.
-    ``cohort``, when the caller already knows it, is ``(salt, bucket)``: the device's
-    cohort bucket for campaigns of that salt (docs/campaign-core.md "The poll"), which the
-    poll then reads instead of hashing the device's id again; a campaign of another salt
-    hashes it as always."""
+    ``cohort`` is an optional ``(salt, bucket)`` the caller already knows: the poll reads
+    that bucket for a campaign of that salt instead of hashing the id again, and hashes for
+    any other (docs/campaign-core.md "The poll")."""
 
     device_id: str
     product: str | None
