@@ -458,3 +458,24 @@ def test_a_stop_cancels_the_pending_actions_it_names_and_no_other() -> None:
     running = c.StopFacts(9, c.RUNNING, 3, None, None)
     assert c.stop_cancel("offered", True, 3, running) is None
     assert c.stop_cancel("offered", True, 3, None) is None
+
+
+@pytest.mark.parametrize("percent", [10, 50])
+def test_a_known_cohort_bucket_decides_as_the_hash_and_only_for_its_salt(percent: int) -> None:
+    plan = make_plan(stage=2 if percent == 10 else 3)  # the 10 % and 50 % stages
+    snap = Snapshot.build(1, [plan])
+    inside, outside = in_percent(percent), in_percent(percent, outside=True)
+    for did in (inside, outside):
+        bucket = cohort_bucket(plan.salt, did)
+        hashed = decide(device(did), snap, T0)
+        known = decide(device(did, cohort=(plan.salt, bucket)), snap, T0)
+        assert known == hashed
+    assert decide(device(inside), snap, T0).offer is not None
+    assert decide(device(outside), snap, T0).reason == c.NOT_IN_STAGE
+    # The poll reads the caller's bucket for the plan's salt: a bucket outside the stage
+    # keeps the device out, one inside lets it in ...
+    assert decide(device(inside, cohort=(plan.salt, 9_999)), snap, T0).reason == c.NOT_IN_STAGE
+    assert decide(device(outside, cohort=(plan.salt, 0)), snap, T0).offer is not None
+    # ... and ignores a bucket of another salt, hashing the id as always.
+    assert decide(device(outside, cohort=("other-salt", 0)), snap, T0).reason == c.NOT_IN_STAGE
+    assert decide(device(inside, cohort=("other-salt", 9_999)), snap, T0).offer is not None

@@ -259,7 +259,10 @@ class DeviceFacts:
     """What the poll knows of the device from its row (one indexed read).
     ``finished_campaigns`` and ``finished_reverts`` are the campaigns whose rollout,
     respectively revert, execution on this device has ended (any terminal status).
-    ``attributes``, ``metadata`` and ``last_seen`` are read only by a device query."""
+    ``attributes``, ``metadata`` and ``last_seen`` are read only by a device query.
+    ``cohort`` is an optional ``(salt, bucket)`` the caller already knows: the poll reads
+    that bucket for a campaign of that salt instead of hashing the id again, and hashes for
+    any other (docs/campaign-core.md "The poll")."""
 
     device_id: str
     product: str | None
@@ -273,6 +276,7 @@ class DeviceFacts:
     attributes: Mapping[str, object] = field(default_factory=lambda: _NO_VALUES)
     metadata: Mapping[str, object] = field(default_factory=lambda: _NO_VALUES)
     last_seen: datetime | None = None
+    cohort: tuple[str, int] | None = None
 
     @property
     def controller_id(self) -> str:
@@ -500,7 +504,11 @@ def _consider(
         return _NOTHING[BELOW_FLOOR]
     stage = len(plan.stages) - 1 if state == COMPLETED else plan.progress.stage_index
     if device.installed_version not in plan.priority_versions:
-        bucket = cohort_bucket(plan.salt, device.device_id)
+        known = device.cohort
+        if known is not None and known[0] == plan.salt:
+            bucket = known[1]
+        else:
+            bucket = cohort_bucket(plan.salt, device.device_id)
         first = first_admitting_stage(plan.cuts[: stage + 1], bucket, device.groups)
         if first is None:
             return _NOTHING[NOT_IN_STAGE]

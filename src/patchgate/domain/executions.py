@@ -275,17 +275,19 @@ def settle(
     state: Execution, now: datetime, policy: ExecutionPolicy = DEFAULT_EXECUTION_POLICY
 ) -> Execution:
     """The execution as it stands at ``now``: applies the timeouts of rule 2."""
-    if state.status not in OPEN or state.last_event_at is None:
+    status, last = state.status, state.last_event_at
+    if status not in OPEN or last is None:
         return state
-    timed = _in_progress_timeout(state, now, policy)
-    if timed is not None:
-        return timed
-    if state.status == S_CONFIRMING and state.success_reported_at is not None:
+    if policy.in_progress_timeout is not None:  # (none by default: nothing to check)
+        timed = _in_progress_timeout(state, now, policy)
+        if timed is not None:
+            return timed
+    if status == S_CONFIRMING and state.success_reported_at is not None:
         deadline = state.success_reported_at + policy.confirmation_window
         if now >= deadline:
             return _finish(state, TIMED_OUT, deadline)
         return state
-    deadline = state.last_event_at + policy.action_timeout
+    deadline = last + policy.action_timeout
     if now >= deadline:
         return _finish(state, TIMED_OUT, deadline)
     return state

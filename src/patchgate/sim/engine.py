@@ -215,6 +215,8 @@ class Run(DeviceEvents):
         self.items = fleet.items
         self.mask_list: list[int] = self.items.mask
         self.ids = fleet.ids
+        self.salt = fleet.salt
+        self.buckets = fleet.bucket_list
         window = ex.DEFAULT_EXECUTION_POLICY.confirmation_window
         self.confirm_minutes = window.total_seconds() / 60
         # Every device's execution events, in order, when a test asks for them.

@@ -35,6 +35,13 @@ CODE: Final = {
     ex.CANCELLED: 10,
 }
 VERSIONS: Final = {ROLLOUT: NEW.version, REVERT: OLD.version}
+# The same, by kind as an index, and the core's names the fold reads per report, bound
+# once (a global read is cheaper than a module attribute's).
+_VERSION_OF: Final = (VERSIONS[ROLLOUT], VERSIONS[REVERT])
+_step: Final = ex.step
+_settle: Final = ex.settle
+_NONE: Final = ex.NONE
+_TERMINAL: Final = ex.TERMINAL
 
 
 class DeviceFeedback:
@@ -73,10 +80,10 @@ class DeviceFeedback:
         counts move once, from the status before them to the status after."""
         if self.trace is not None and kind == ROLLOUT:
             self.trace.setdefault(device, []).extend(events)
-        version = VERSIONS[kind]
+        version = _VERSION_OF[kind]
         new = old
         for event in events:
-            new = ex.step(ex.settle(new, event.at), event, version)
+            new = _step(_settle(new, event.at), event, version)
         self._move(device, kind, old, new)
 
     def _move(self, device: int, kind: int, old: ex.Execution, new: ex.Execution) -> None:
@@ -90,11 +97,11 @@ class DeviceFeedback:
                 stage = self.stage_list[device]
                 tally = self.tallies[stage] if stage >= 0 else None
             if tally is not None:
-                if old_status != ex.NONE:
+                if old_status != _NONE:
                     tally[old_status] -= 1
-                if status != ex.NONE:
+                if status != _NONE:
                     tally[status] = tally.get(status, 0) + 1
-            if status in ex.TERMINAL:
+            if status in _TERMINAL:
                 self.open[device] = None
                 (self.rstatus if kind == REVERT else self.status)[device] = CODE[status]
                 return

@@ -38,11 +38,15 @@ def at(minutes: float) -> datetime:
     last = _last_at
     if minutes == last[0]:
         return last[1]
-    value = T0 + timedelta(minutes=minutes)
+    # ``timedelta(0, 0, 0, 0, minutes)`` is ``timedelta(minutes=minutes)`` (its fifth
+    # parameter, the same rounding) without parsing a keyword, and ``_T0_PLUS`` is
+    # ``T0 +`` without the operator's dispatch: the same datetime, about a third cheaper.
+    value = _T0_PLUS(timedelta(0, 0, 0, 0, minutes))
     _last_at = (minutes, value)  # one object: a reader never sees half an update
     return value
 
 
+_T0_PLUS: Final = T0.__add__
 # The last instant converted: a device's poll, offer and first events share one instant.
 _last_at: tuple[float, datetime] = (math.nan, T0)
 

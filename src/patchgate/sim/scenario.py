@@ -219,6 +219,12 @@ class Fleet:
             self.download_minutes.tolist(),
         )
 
+    @functools.cached_property
+    def bucket_list(self) -> list[int]:
+        """The cohort buckets as a list: each poll reads one device's (built once)."""
+        buckets: list[int] = self.bucket.tolist()
+        return buckets
+
     def group_count(self, bit: int) -> int:
         return int(np.count_nonzero(self.mask & bit))
 
