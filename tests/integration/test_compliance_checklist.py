@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
+from patchgate.adapters.db.models import Device
 from patchgate.adapters.notice_channels import HttpWebhookSender
 from patchgate.domain.notices import Routes
 from patchgate.services import ddi, notifications
@@ -107,6 +109,29 @@ def test_atomic_updates(env: Env) -> None:
     assert state(env, "atomic_updates") == "pass"
     _device(env, "gw-3", {"version": "1.0.1"})
     assert state(env, "atomic_updates") == "warn"
+
+
+def test_the_fleet_read_the_dashboard_shares(env: Env) -> None:
+    """Devices in service (with any hardware model or none; removed ones not), those seen
+    in the last day, and per model of the policy's products those reporting A/B; a kept
+    read stays as it was for ``max_age`` seconds, a fresh one counts again."""
+    _device(env, "gw-1", {"slot": "a"})
+    _device(env, "gw-2", {"version": "1.0.1"})
+    device_service.add_device(env.ctx, "odd-1", actor="t")  # no hardware model yet
+    device_service.add_device(env.ctx, "gone-1", hardware="demo-gw-1", actor="t")
+    device_service.remove_device(env.ctx, "gone-1", actor="t")
+    with env.app.engines.write.begin() as conn:
+        seen = {"gw-1": NOW - timedelta(hours=23), "odd-1": NOW - timedelta(hours=1),
+                "gw-2": NOW - timedelta(hours=25), "gone-1": NOW}  # fmt: skip
+        for cid, at in seen.items():
+            conn.execute(update(Device).where(Device.controller_id == cid).values(last_seen=at))
+    found = checklist.fleet(env.ctx)
+    assert (found.total, found.seen) == (3, 2)
+    assert found.schemes == {"demo-gw-1": (2, 1)}
+    kept = checklist.fleet(env.ctx, max_age=60)
+    device_service.add_device(env.ctx, "gw-3", hardware="demo-gw-1", actor="t")
+    assert checklist.fleet(env.ctx, max_age=60) == kept
+    assert checklist.fleet(env.ctx).total == 4
 
 
 def test_eol_communication_and_the_notices(env: Env, tmp_path: Path) -> None:

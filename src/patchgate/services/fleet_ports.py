@@ -17,6 +17,16 @@ class Finish:
 
 
 @dataclass(frozen=True)
+class Census:
+    """The devices in service: all of them, those seen since a time, and per hardware
+    model asked about, (devices, of them those reporting an update scheme)."""
+
+    total: int
+    seen: int
+    schemes: Mapping[str, tuple[int, int]]
+
+
+@dataclass(frozen=True)
 class FinishPoint:
     """The campaign's finished actions up to ``at``: how many, and how many failed."""
 
@@ -27,17 +37,15 @@ class FinishPoint:
 
 class FleetQueries(abc.ABC):
     @abc.abstractmethod
-    def counts(self, tenant: str, seen_since: datetime) -> tuple[int, int]:
-        """(devices in service, of them those seen since ``seen_since``)."""
-
-    @abc.abstractmethod
-    def update_schemes(
-        self, tenant: str, hardware: Sequence[str], keys: Sequence[str], suffix: str,
-        values: Sequence[str],
-    ) -> Mapping[str, tuple[int, int]]:  # fmt: skip
-        """Per hardware model of ``hardware``: (devices in service, of them those with an
-        attribute named one of ``keys`` or ending in ``suffix`` whose value is one of
-        ``values``; names and values compared in lower case). One aggregate."""
+    def census(
+        self, tenant: str, seen_since: datetime, hardware: Sequence[str], keys: Sequence[str],
+        suffix: str, values: Sequence[str],
+    ) -> Census:  # fmt: skip
+        """The devices in service and those seen since ``seen_since`` (one aggregate by
+        hardware model); per hardware model of ``hardware``: (devices in service, of them
+        those with an attribute named one of ``keys`` or ending in ``suffix`` whose value
+        is one of ``values``; names and values compared in lower case), one aggregate
+        over the attributes."""
 
     @abc.abstractmethod
     def campaign_tallies(self, campaign_ids: Sequence[int]) -> Mapping[int, Mapping[str, int]]:

@@ -14,7 +14,7 @@ from patchgate.adapters.db.campaign_repos import status_as_stopped, stop_facts
 from patchgate.adapters.db.models import Action, Device, Tenant
 from patchgate.domain.actions import Status
 from patchgate.domain.clock import as_utc
-from patchgate.services.fleet_ports import Finish, FinishPoint, FleetQueries
+from patchgate.services.fleet_ports import Census, Finish, FinishPoint, FleetQueries
 
 _FAILED = (Status.ERROR.value,)
 
@@ -23,35 +23,35 @@ class SqlFleetQueries(FleetQueries):
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def counts(self, tenant: str, seen_since: datetime) -> tuple[int, int]:
-        total, seen = self.session.execute(
-            select(func.count(), func.count().filter(Device.last_seen >= seen_since))
-            .select_from(Device)
+    def census(
+        self, tenant: str, seen_since: datetime, hardware: Sequence[str], keys: Sequence[str],
+        suffix: str, values: Sequence[str],
+    ) -> Census:  # fmt: skip
+        in_fleet = (Tenant.name == tenant, Device.removed_at.is_(None))
+        rows = self.session.execute(
+            select(Device.hardware, func.count(),
+                   func.count().filter(Device.last_seen >= seen_since))
             .join(Tenant, Tenant.id == Device.tenant_id)
-            .where(Tenant.name == tenant, Device.removed_at.is_(None))
-        ).one()
-        return int(total), int(seen)
+            .where(*in_fleet)
+            .group_by(Device.hardware)
+        ).all()  # fmt: skip
+        asked = set(hardware)
+        out = {str(h): (int(n), 0) for h, n, _s in rows if h in asked}
+        total, seen = sum(int(n) for _h, n, _s in rows), sum(int(s) for _h, _n, s in rows)
+        if out:
+            self._schemes(out, in_fleet, list(out), keys, suffix, values)
+        return Census(total, seen, out)
 
-    def update_schemes(
-        self, tenant: str, hardware: Sequence[str], keys: Sequence[str], suffix: str,
-        values: Sequence[str],
-    ) -> Mapping[str, tuple[int, int]]:  # fmt: skip
-        if not hardware:
-            return {}
+    def _schemes(
+        self, out: dict[str, tuple[int, int]], in_fleet: tuple[Any, ...], hardware: list[str],
+        keys: Sequence[str], suffix: str, values: Sequence[str],
+    ) -> None:  # fmt: skip
         in_service = (
             select(Device.id, Device.hardware, Device.attributes)
             .join(Tenant, Tenant.id == Device.tenant_id)
-            .where(
-                Tenant.name == tenant,
-                Device.removed_at.is_(None),
-                Device.hardware.in_(list(hardware)),
-            )
+            .where(*in_fleet, Device.hardware.in_(hardware))
             .subquery()
         )
-        totals = self.session.execute(
-            select(in_service.c.hardware, func.count()).group_by(in_service.c.hardware)
-        ).all()
-        out = {str(h): (int(n), 0) for h, n in totals}
         # The attributes are a JSON object per device: each backend's JSON table function
         # lists its members (SQLite json_each, PostgreSQL json_each_text).
         dialect = self.session.get_bind().dialect.name
@@ -72,7 +72,6 @@ class SqlFleetQueries(FleetQueries):
         for h, n in found:
             total, _ab = out.get(str(h), (0, 0))
             out[str(h)] = (total, int(n))
-        return out
 
     def campaign_tallies(self, campaign_ids: Sequence[int]) -> Mapping[int, Mapping[str, int]]:
         out: dict[int, dict[str, int]] = {c: {} for c in campaign_ids}

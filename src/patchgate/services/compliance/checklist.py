@@ -13,6 +13,7 @@ from patchgate.domain.policy import Policy
 from patchgate.services.compliance import sources, support
 from patchgate.services.compliance.views import ChecklistView
 from patchgate.services.context import Context
+from patchgate.services.fleet_ports import Census
 
 TECHFILE_ACTION = "techfile.export"
 AB_VALUES = ("a", "b", "ab", "a/b", "dual", "dual-copy", "symmetric")
@@ -73,16 +74,29 @@ def reports_ab(attributes: dict[str, Any]) -> bool:
     return False
 
 
+def _hardware(policy: Policy, names: Sequence[str]) -> dict[str, str]:
+    return {h: p.name for p in policy.products if p.name in names for h in p.hardware}
+
+
+def fleet(ctx: Context, *, max_age: float = 0.0) -> Census:
+    """The read of the fleet the checklist's A/B item takes for every product: the
+    dashboard's counts of devices in service and seen come from it too (``max_age``: as
+    in ``view``)."""
+    policy = sources.policy(ctx)
+    hardware = list(_hardware(policy, _products(policy, None)))
+    return sources.census(ctx, hardware, AB_KEYS, AB_SUFFIX, AB_VALUES, max_age=max_age)
+
+
 def _fleets(
     ctx: Context, policy: Policy, names: Sequence[str], max_age: float
 ) -> list[rules.Fleet]:
     """Per product: devices in service, and those reporting an A/B scheme (``reports_ab``,
     counted by one aggregate over the devices' attributes)."""
-    product_of = {h: p.name for p in policy.products if p.name in names for h in p.hardware}
+    product_of = _hardware(policy, names)
     counts = {n: [0, 0] for n in names}
-    found = sources.update_schemes(
+    found = sources.census(
         ctx, list(product_of), AB_KEYS, AB_SUFFIX, AB_VALUES, max_age=max_age
-    )
+    ).schemes
     for hardware, (total, ab) in found.items():
         product = product_of.get(hardware)
         if product is not None:

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from patchgate.services import policy as policy_service
 from patchgate.services import releases as release_service
 from patchgate.services.context import Context
 from patchgate.services.device_ports import DeviceRecord
+from patchgate.services.fleet_ports import Census
 from patchgate.services.release_ports import ReleaseRecord
 from patchgate.services.releases import shapes as release_shapes
 from patchgate.services.releases import views as release_views
@@ -95,26 +96,30 @@ def campaign_plans(ctx: Context) -> list[CampaignPlan]:
             after = page[-1].id
 
 
-_schemes: dict[tuple[int, tuple[str, ...]], tuple[float, Mapping[str, tuple[int, int]]]] = {}
+# How recently a device polled to count as seen on the dashboard.
+SEEN_WITHIN = timedelta(days=1)
+_census: dict[tuple[int, tuple[str, ...]], tuple[float, Census]] = {}
 
 
-def update_schemes(
+def census(
     ctx: Context, hardware: Sequence[str], keys: Sequence[str], suffix: str,
     values: Sequence[str], *, max_age: float = 0.0,
-) -> Mapping[str, tuple[int, int]]:  # fmt: skip
-    """Per hardware model: devices in service, and those reporting an update scheme. The
-    count reads every device's attributes; with ``max_age`` this process reuses a count
-    that young (the console: the share of A/B devices moves slowly, and the dashboard asks
-    for it on every load)."""
+) -> Census:  # fmt: skip
+    """The devices in service, those seen within ``SEEN_WITHIN``, and per hardware model:
+    devices in service and those reporting an update scheme. The count reads every
+    device's attributes; with ``max_age`` this process reuses a count that young (the
+    console: the share of A/B devices moves slowly, and the dashboard asks for it and for
+    the devices seen on every load, from this one read)."""
     from patchgate.services.devices import DEFAULT_TENANT
 
     key = (id(ctx), tuple(hardware))
-    kept = _schemes.get(key)
+    kept = _census.get(key)
     if kept is not None and time.monotonic() - kept[0] < max_age:
         return kept[1]
+    since = ctx.clock() - SEEN_WITHIN
     with ctx.read_uow() as uow:
-        found = uow.fleet.update_schemes(DEFAULT_TENANT, hardware, keys, suffix, values)
-    _schemes[key] = (time.monotonic(), found)
+        found = uow.fleet.census(DEFAULT_TENANT, since, hardware, keys, suffix, values)
+    _census[key] = (time.monotonic(), found)
     return found
 
 
