@@ -13,7 +13,8 @@ from tests.conftest import Env
 
 # Imported by other commands or by the server only: Alembic (db upgrade, init), the web
 # stack (serve), numpy (simulate), Rich (progress bars), httpx (notices, witnesses, the
-# agent), boto3 (an S3 store), TUF (release signing), PGPy (CSAF advisories), paho (push).
+# agent), boto3 (an S3 store), TUF (release signing), PGPy (CSAF advisories), paho (push);
+# Pydantic, which Typer converts values with, for no value these commands take.
 NOT_IMPORTED = (
     "alembic",
     "fastapi",
@@ -29,6 +30,8 @@ NOT_IMPORTED = (
     "securesystemslib",
     "pgpy",
     "paho",
+    "pydantic",
+    "pydantic_core",
 )
 
 
