@@ -54,6 +54,9 @@ def test_a_halt_and_the_everyday_reads_import_nothing_they_do_not_use(env: Env) 
         "loaded = {m.split('.')[0] for m in sys.modules}\n"
         f"print('LOADED', sorted(loaded & set({NOT_IMPORTED!r})), file=sys.stderr)\n"
         "print('SQLALCHEMY', 'sqlalchemy' in loaded, file=sys.stderr)\n"
+        # The audit key is read without cryptography's serialization module (keys.py).
+        "print('KEY SERIALIZATION', 'cryptography.hazmat.primitives.serialization' in "
+        "sys.modules, file=sys.stderr)\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", script],
@@ -67,3 +70,4 @@ def test_a_halt_and_the_everyday_reads_import_nothing_they_do_not_use(env: Env) 
     assert "state: halted" in proc.stdout
     assert "LOADED []" in proc.stderr, proc.stderr
     assert "SQLALCHEMY True" in proc.stderr  # the commands did reach the database
+    assert "KEY SERIALIZATION False" in proc.stderr
