@@ -1,8 +1,10 @@
 """Command-line values converted without Pydantic give what Typer's own conversion gives
-(docs/cli.md, "Start-up"), and leave everything else to it."""
+(docs/cli.md, "Start-up"), and leave everything else to it; the start-up's pause of the
+cycle collector ends with the start-up."""
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -99,3 +101,20 @@ def test_a_bad_number_is_refused_in_typers_words(capsys: pytest.CaptureFixture[s
     assert "Input should be a valid integer, unable to parse string as an integer" in (
         capsys.readouterr().err
     )
+
+
+def test_the_cycle_collector_runs_again_after_the_start_up() -> None:
+    from patchgate.entrypoints.cli import common
+
+    assert gc.isenabled()
+    with common._collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        with common._collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert common._FROZEN  # set aside once in this process
