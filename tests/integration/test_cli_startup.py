@@ -13,7 +13,8 @@ from tests.conftest import Env
 
 # Imported by other commands or by the server only: Alembic (db upgrade, init), the web
 # stack (serve), numpy (simulate), Rich (progress bars), httpx (notices, witnesses, the
-# agent), boto3 (an S3 store), TUF (release signing), PGPy (CSAF advisories), paho (push).
+# agent), boto3 (an S3 store), TUF (release signing), PGPy (CSAF advisories), paho (push);
+# Pydantic, which Typer converts values with, for no value these commands take.
 NOT_IMPORTED = (
     "alembic",
     "fastapi",
@@ -29,6 +30,8 @@ NOT_IMPORTED = (
     "securesystemslib",
     "pgpy",
     "paho",
+    "pydantic",
+    "pydantic_core",
 )
 
 
@@ -51,6 +54,9 @@ def test_a_halt_and_the_everyday_reads_import_nothing_they_do_not_use(env: Env) 
         "loaded = {m.split('.')[0] for m in sys.modules}\n"
         f"print('LOADED', sorted(loaded & set({NOT_IMPORTED!r})), file=sys.stderr)\n"
         "print('SQLALCHEMY', 'sqlalchemy' in loaded, file=sys.stderr)\n"
+        # The audit key is read without cryptography's serialization module (keys.py).
+        "print('KEY SERIALIZATION', 'cryptography.hazmat.primitives.serialization' in "
+        "sys.modules, file=sys.stderr)\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", script],
@@ -64,3 +70,4 @@ def test_a_halt_and_the_everyday_reads_import_nothing_they_do_not_use(env: Env) 
     assert "state: halted" in proc.stdout
     assert "LOADED []" in proc.stderr, proc.stderr
     assert "SQLALCHEMY True" in proc.stderr  # the commands did reach the database
+    assert "KEY SERIALIZATION False" in proc.stderr

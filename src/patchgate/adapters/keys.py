@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import json
 import os
@@ -9,7 +11,6 @@ import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from patchgate.domain.audit import Checkpoint, parse_checkpoints
@@ -58,6 +59,8 @@ class Ed25519Signer(ports.Signer):
     def load_or_create(cls, path: Path) -> Ed25519Signer:
         """Load the key at ``path``, creating it (mode 0600) on first use."""
         if not path.exists():
+            from cryptography.hazmat.primitives import serialization
+
             key = Ed25519PrivateKey.generate()
             pem = key.private_bytes(
                 serialization.Encoding.PEM,
@@ -65,7 +68,7 @@ class Ed25519Signer(ports.Signer):
                 serialization.NoEncryption(),
             )
             write_atomic(path, pem, mode=0o600)
-        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        loaded = _load_private_key(path.read_bytes())
         if not isinstance(loaded, Ed25519PrivateKey):
             raise ValueError(f"{path.name} is not an Ed25519 private key")
         return cls(loaded, loaded.public_key())
@@ -79,6 +82,30 @@ class Ed25519Signer(ports.Signer):
         except (InvalidSignature, ValueError):
             return False
         return True
+
+
+# An unencrypted Ed25519 key in PKCS #8 (RFC 8410, section 7): these 16 bytes, then the
+# 32-byte private key. The PEM that ``load_or_create`` writes, and OpenSSL's.
+_PKCS8_ED25519 = bytes.fromhex("302e020100300506032b657004220420")
+_PEM_BEGIN, _PEM_END = b"-----BEGIN PRIVATE KEY-----", b"-----END PRIVATE KEY-----"
+
+
+def _load_private_key(pem: bytes) -> object:
+    """The private key in ``pem``: an unencrypted Ed25519 key read here (the serialization
+    module costs a few tens of milliseconds to import, at every CLI command), any other
+    text by ``cryptography``'s PEM loader, with its errors."""
+    text = pem.strip()
+    if text.startswith(_PEM_BEGIN) and text.endswith(_PEM_END):
+        body = b"".join(text[len(_PEM_BEGIN) : -len(_PEM_END)].split())
+        try:
+            der = base64.b64decode(body, validate=True)
+        except binascii.Error:
+            der = b""
+        if len(der) == 48 and der.startswith(_PKCS8_ED25519):
+            return Ed25519PrivateKey.from_private_bytes(der[16:])
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_private_key(pem, password=None)
 
 
 class FileCheckpointJournal(ports.CheckpointJournal):

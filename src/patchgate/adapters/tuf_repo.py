@@ -17,10 +17,10 @@ server processes and the CLI never interleave versions; a file is written to a t
 name, fsynced and renamed, or in one transaction. The timestamp is written last: a client
 that starts from it finds everything it names already in place.
 
-``tuf`` and ``securesystemslib`` are imported by the methods that read or sign metadata,
-not with this module: ``securesystemslib.signer`` imports every cloud signer it knows
-(boto3 with it, about half a second), and every command wires this repository while few
-use it (docs/cli.md, "Start-up").
+``tuf``, ``securesystemslib`` and ``cryptography``'s key loading are imported by the
+methods that read or sign metadata, not with this module: ``securesystemslib.signer``
+imports every cloud signer it knows (boto3 with it, about half a second), and every
+command wires this repository while few use it (docs/cli.md, "Start-up").
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from patchgate.adapters.keys import write_atomic
@@ -72,6 +71,8 @@ def load_signer(path: Path) -> CryptoSigner:
         data = path.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"cannot read key file {path}: {exc.strerror}") from exc
+    from cryptography.hazmat.primitives import serialization
+
     try:
         private = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:

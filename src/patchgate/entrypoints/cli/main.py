@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from patchgate.domain.errors import PatchgateError
-from patchgate.entrypoints.cli import common
+from patchgate.entrypoints.cli import common, values
 from patchgate.entrypoints.errors import exit_code
 
 # The process umask of server-side commands: new files 0600, new folders 0700.
@@ -157,6 +157,7 @@ def _root(
 
 def build_cli() -> Any:
     """The command tree (a Click group whose subcommands load on first use)."""
+    values.install()
     cli = typer.Typer(
         name="patchgate",
         cls=LazyGroup,
