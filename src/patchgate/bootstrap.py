@@ -331,7 +331,7 @@ def make_download_reader(app: App, *, dedicated: bool = False) -> DownloadReader
     read engine; ``dedicated`` as for :func:`make_device_auth_reader`."""
     from patchgate.adapters.db.download_reads import SqlDownloadReader
 
-    return SqlDownloadReader(app.engines.read, dedicated=dedicated)
+    return SqlDownloadReader(app.engines.read, dedicated=dedicated, write=app.engines.write)
 
 
 def make_async_device_auth_reader(app: App) -> AsyncDeviceAuthReader | None:
