@@ -3,7 +3,9 @@ link (``…/softwaremodules/{id}/artifacts/{filename}``), answered before FastAP
 DDI handler (docs/downloads.md).
 
 A download that may be served costs one prepared read (``services.downloads``: for a
-DDI link the device's token and the offer in the same connection, the token first) and
+DDI link the device's token and the offer in the same connection, the token first; on
+SQLite none while the access mark stands since the answer was read, docs/downloads.md
+"What a server process remembers") and
 the store's answer (``store_answers.blob_answer``: a ``files.BlobResponse`` for the local
 store, a redirect or a stream for a remote one, docs/storage.md); no unit of work, no
 routing, and on SQLite no worker thread (the read is a local call of tens of

@@ -70,7 +70,7 @@ class AccessMark:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         with self._locked():
             if os.fstat(self._fd).st_size < _PAIR.size:
                 os.ftruncate(self._fd, _PAIR.size)
