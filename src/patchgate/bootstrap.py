@@ -216,8 +216,9 @@ def owner_only(settings: Settings) -> None:
     ``init``, migrations). The data folder holds the database (token hashes, the fleet),
     signing keys, the audit journal and the artifacts: its folders are made 0700 (the
     artifact store's too), the SQLite file 0600 (created so when missing; SQLite gives
-    its -wal and -shm files the same mode), and the key files and the audit checkpoint
-    journal 0600. Paths owned by another user are left as they are."""
+    its -wal and -shm files the same mode, and the access mark is created so), and the
+    key files and the audit checkpoint journal 0600. Paths owned by another user are left
+    as they are."""
     folders = [settings.data_dir, settings.keys_dir, settings.artifacts_dir]
     folders += [p for p in (settings.offline_keys_dir, settings.data_dir / "tmp") if p.exists()]
     for folder in folders:
@@ -238,6 +239,7 @@ def owner_only(settings: Settings) -> None:
                 # An SQLite Database File", §2.2).
                 os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
             files += [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
+            files.append(Path(f"{database}-access"))  # the access mark (docs/downloads.md)
     for path in files:
         _chmod_own(path, 0o600)
 
@@ -331,7 +333,7 @@ def make_download_reader(app: App, *, dedicated: bool = False) -> DownloadReader
     read engine; ``dedicated`` as for :func:`make_device_auth_reader`."""
     from patchgate.adapters.db.download_reads import SqlDownloadReader
 
-    return SqlDownloadReader(app.engines.read, dedicated=dedicated)
+    return SqlDownloadReader(app.engines.read, dedicated=dedicated, write=app.engines.write)
 
 
 def make_async_device_auth_reader(app: App) -> AsyncDeviceAuthReader | None:

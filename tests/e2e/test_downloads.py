@@ -213,3 +213,33 @@ def test_downloads_served_in_front_of_the_middleware_are_counted(served: Served)
         for group in ("tuf", "ddi"):
             assert _count(after, group, "206") - _count(before, group, "206") == 3
         assert 'patchgate_http_request_seconds_count{group="tuf"}' in after
+
+
+def test_a_revoking_commit_in_another_process_stops_what_the_server_remembered(
+    served: Served,
+) -> None:
+    """The server remembers a token's device and a target's blob between requests
+    (docs/downloads.md); a rotation, a removal or a withdrawal committed by another
+    process (this one) is obeyed by the very next request."""
+    ctx = served.env.ctx
+    ranged = {"Range": "bytes=0-9"}
+    old = {"Authorization": f"TargetToken {served.token}", **ranged}
+    with httpx.Client() as http:
+        for _ in range(5):  # remembered after the first
+            assert http.get(served.ddi_url, headers=old).content == PAYLOAD[:10]
+            assert http.get(served.tuf_url, headers=ranged).status_code == 206
+        # a change that revokes nothing leaves the server's answers as they were
+        devices.tag_device(ctx, "dl-1", ["qa"], actor="test")
+        assert http.get(served.ddi_url, headers=old).status_code == 206
+
+        rotated = devices.rotate_token(ctx, "dl-1", actor="test")
+        assert http.get(served.ddi_url, headers=old).status_code == 401
+        new = {"Authorization": f"TargetToken {rotated.token}", **ranged}
+        for _ in range(3):
+            assert http.get(served.ddi_url, headers=new).content == PAYLOAD[:10]
+
+        devices.remove_device(ctx, "dl-1", actor="test")
+        assert http.get(served.ddi_url, headers=new).status_code == 401
+
+        releases.withdraw_release(ctx, served.release_id, reason="test", actor="test")
+        assert http.get(served.tuf_url, headers=ranged).status_code == 404

@@ -3,7 +3,9 @@ link (``…/softwaremodules/{id}/artifacts/{filename}``), answered before FastAP
 DDI handler (docs/downloads.md).
 
 A download that may be served costs one prepared read (``services.downloads``: for a
-DDI link the device's token and the offer in the same connection, the token first) and
+DDI link the device's token and the offer in the same connection, the token first; on
+SQLite none while the access mark stands since the answer was read, docs/downloads.md
+"What a server process remembers") and
 the store's answer (``store_answers.blob_answer``: a ``files.BlobResponse`` for the local
 store, a redirect or a stream for a remote one, docs/storage.md); no unit of work, no
 routing, and on SQLite no worker thread (the read is a local call of tens of
@@ -16,6 +18,7 @@ whose routes decide and word the answer (404, 401, 405), so both paths keep one 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from functools import partial
@@ -37,9 +40,12 @@ from patchgate.services.artifact_ports import ArtifactStore, BlobRef, RemoteArti
 from patchgate.services.device_ports import ArtifactView
 
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 TARGETS = "/tuf/targets/"
-OFFERED_CACHE = 65536
+KEPT = 65536
 PATHS_KEPT = 4096
+log = logging.getLogger("patchgate")
 
 
 class Downloads:
@@ -60,6 +66,18 @@ class Downloads:
         # true (actions are the device's history and are never deleted), and the token is
         # still checked on every request, first.
         self._offered: dict[tuple[int, int, str], ArtifactView] = {}
+        # The answers of the reads, reused while the reader's access stamp stands where it
+        # stood when they were read (docs/downloads.md, "What a server process
+        # remembers"): a target's blob by its path, a TargetToken's device by the link's
+        # tenant, controllerId and the Authorization header. Only yeses; every move of the
+        # stamp drops them all (and the offers above).
+        self._stamp: int | None = None
+        self._targets: dict[str, BlobRef] = {}
+        self._devices: dict[tuple[str, str, str], int] = {}
+        try:
+            self.reader.settle()
+        except Exception:  # the stamp stays None: every request reads, as before
+            log.exception("settling the download access mark failed")
         # The local file of a blob, once found (blobs are content-addressed: a path never
         # names other bytes; a blob removed since is found missing when it is opened),
         # and the files open (files.OpenFiles: each checked by one fstat per request).
@@ -146,38 +164,70 @@ class Downloads:
 
     async def _find(self, path: str, headers: _Headers) -> tuple[BlobRef, str | None] | None:
         """The blob this request may download (and the DDI link's file name), else None."""
+        stamp = self.reader.access_stamp()
+        if stamp != self._stamp:
+            self._targets.clear()
+            self._devices.clear()
+            self._offered.clear()
+            self._stamp = stamp
         if path.startswith(TARGETS):
-            lookup = partial(downloads.target_blob, self.reader)
-            blob = await self._read(partial(resolve_target, lookup, path[len(TARGETS) :]))
+            blob = self._targets.get(path)
+            if blob is None:
+                lookup = partial(downloads.target_blob, self.reader)
+                blob = await self._read(partial(resolve_target, lookup, path[len(TARGETS) :]))
+                if blob is not None and stamp is not None:
+                    _keep(self._targets, path, blob)
             return None if blob is None else (blob, None)
         link = _ddi_link(path, headers)
         if link is None:
             return None
         tenant, cid, module_id, filename = link
-        device = partial(self._device_file, tenant, cid, headers.authorization, module_id, filename)
-        blob = await self._read(device)
+        device = partial(self._device_file, stamp, tenant, cid, headers.authorization)
+        blob = await self._read(partial(device, module_id, filename))
         return None if blob is None else (blob, filename)
 
     def _device_file(
-        self, tenant: str, cid: str, authorization: str | None, module_id: int, filename: str
+        self,
+        stamp: int | None,
+        tenant: str,
+        cid: str,
+        authorization: str | None,
+        module_id: int,
+        filename: str,
     ) -> BlobRef | None:
         """The blob of an artifact this device may download; None to pass the request on
         (which answers why not)."""
-        device_id = downloads.device_id(self.ctx, self.reader, tenant, cid, authorization)
+        known = None if authorization is None else (tenant, cid, authorization)
+        device_id = None if known is None else self._devices.get(known)
         if device_id is None:
-            return None
+            device_id = downloads.device_id(self.ctx, self.reader, tenant, cid, authorization)
+            if device_id is None:
+                return None
+            if stamp is not None and known is not None and _target_token(known[2]):
+                _keep(self._devices, known, device_id)
         key = (device_id, module_id, filename)
         artifact = self._offered.get(key)
         if artifact is None:
             artifact = downloads.device_artifact(self.reader, device_id, module_id, filename)
             if artifact is not None:
-                if len(self._offered) >= OFFERED_CACHE:
-                    self._offered.clear()
-                self._offered[key] = artifact
+                _keep(self._offered, key, artifact)
         return None if artifact is None else BlobRef(artifact.sha256, artifact.size)
 
     async def _read(self, fn: Callable[[], T]) -> T:
         return fn() if self.inline else await anyio.to_thread.run_sync(fn)
+
+
+def _keep(kept: dict[K, V], key: K, value: V) -> None:
+    if len(kept) >= KEPT:
+        kept.clear()
+    kept[key] = value
+
+
+def _target_token(authorization: str) -> bool:
+    """Whether the header is a ``TargetToken`` (read as ``ddi_auth.auth_lookup`` reads
+    it): only a device's own token is remembered, a gateway token goes through the poll's
+    whole authentication every time."""
+    return authorization.strip().partition(" ")[0].lower() == "targettoken"
 
 
 class _Headers:

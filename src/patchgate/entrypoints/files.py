@@ -20,12 +20,14 @@ without the general parser: a small range request is a few dictionary look-ups, 
 ``open``, ``fstat`` and ``pread``, and two messages to the server (docs/downloads.md).
 
 The download fast path goes further with ``OpenFiles``: a stored file stays open and
-mapped read-only between requests, so a range costs one ``fstat`` (the file is still the
-one opened: same size and modification time, not removed) and a copy out of the map, no
-``open``, ``close`` or ``pread``. That relies on how the local store writes blobs
-(``adapters/artifact_store.py``): a blob is written to a temporary file and renamed into
-place only when no blob of that name exists, never written in place or truncated, and
-removed only once no release uses it; the download checks its release first.
+mapped read-only between requests, so a range costs a copy out of the map and at most
+one ``fstat`` a second per file (the file is still the one opened: same size and
+modification time, not removed), no ``open``, ``close`` or ``pread``. That relies on how
+the local store writes blobs (``adapters/artifact_store.py``): a blob is written to a
+temporary file and renamed into place only when no blob of that name exists, never
+written in place or truncated, and removed only once no release uses it; the download
+checks its release first. A file removed meanwhile keeps its map, whose bytes are still
+the ones its content address names.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import os
 import re
 import stat
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator
 from email.utils import formatdate
@@ -47,6 +50,10 @@ from starlette.responses import FileResponse, MalformedRangeHeader, RangeNotSati
 from starlette.types import Message, Receive, Scope, Send
 
 INLINE_BYTES = 512 * 1024
+# How long a kept file is served before its path is checked again (one fstat). Its map
+# stays valid even if the file is removed meanwhile: the bytes of a content-addressed
+# blob are what its name says, so the check only lets a replaced file go.
+RECHECK_SECONDS = 1.0
 CHUNK_BYTES = 1024 * 1024
 OCTET_STREAM = "application/octet-stream"
 
@@ -79,13 +86,14 @@ class StoredFile:
     (``OpenFiles`` drops a file) never cuts an answer short; the map goes when its last
     reader does."""
 
-    __slots__ = ("fd", "map", "mtime_ns", "size", "st")
+    __slots__ = ("checked", "fd", "map", "mtime_ns", "size", "st")
 
     def __init__(self, fd: int, st: os.stat_result, *, mapped: bool) -> None:
         self.fd = fd
         self.st = st
         self.size = st.st_size
         self.mtime_ns = st.st_mtime_ns
+        self.checked = time.monotonic()
         # An empty file cannot be mapped (and has nothing to read).
         self.map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if mapped and self.size else None
 
@@ -145,7 +153,11 @@ class OpenFiles:
             return StoredFile.open(path), True
         file = self._files.get(path)
         if file is not None:
+            now = time.monotonic()
+            if now - file.checked < RECHECK_SECONDS:
+                return file, False
             if file.current():
+                file.checked = now
                 return file, False
             del self._files[path]
             file.close()

@@ -43,6 +43,18 @@ class DeviceArtifactRow:
 class DownloadReader(DeviceAuthReader):
     """The device's authentication read plus the reads a download needs."""
 
+    def access_stamp(self) -> int | None:
+        """A value that stays the same only while nothing that could take away a
+        download's permission has changed (a token, a device's removal, a release's
+        state, an artifact, an offer) in any process, so the answers of the reads below
+        may be reused while it holds; None when it cannot say (nothing may be reused).
+        Cheap: read on every request (docs/downloads.md)."""
+        return None
+
+    def settle(self) -> None:
+        """At a server's start: clear what a process that died inside a revoking write
+        left of it on the stamp (while it is left, the stamp is None)."""
+
     @abc.abstractmethod
     def device_by_token(self, tenant: str, token_hash: str) -> tuple[int, str] | None:
         """(device id, controllerId) of the tenant's device with that target token hash:

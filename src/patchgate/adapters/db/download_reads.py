@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, exists, select
 
+from patchgate.adapters.db import access_mark
 from patchgate.adapters.db.models import Action, Blob, Device, Release, ReleaseArtifact
 from patchgate.adapters.db.poll_reads import Prepared, SqlDeviceAuthReader, by_token_query
 from patchgate.services.device_ports import ArtifactView
@@ -57,11 +58,23 @@ class SqlDownloadReader(SqlDeviceAuthReader, DownloadReader):
     """The device read of the poll plus the target and artifact reads of a download, each
     one statement on the same connection (``dedicated``: the event loop's own)."""
 
-    def __init__(self, engine: Any, *, dedicated: bool = False) -> None:
+    def __init__(self, engine: Any, *, dedicated: bool = False, write: Any = None) -> None:
         super().__init__(engine, dedicated=dedicated)
+        sqlite = engine.dialect.name == "sqlite"
+        self._mark = access_mark.for_database(engine.url.database) if sqlite else None
+        self._write = write
         self._target = Prepared(engine, _TARGET)
         self._device_by_token = Prepared(engine, _DEVICE_BY_TOKEN)
         self._device_artifact = Prepared(engine, _DEVICE_ARTIFACT)
+
+    def access_stamp(self) -> int | None:
+        # SQLite: the access mark beside the file. PostgreSQL: None, every request reads
+        # (servers on several hosts share no memory; docs/downloads.md).
+        return None if self._mark is None else self._mark.stamp()
+
+    def settle(self) -> None:
+        if self._mark is not None and self._write is not None:
+            access_mark.settle(self._write)
 
     def device_by_token(self, tenant: str, token_hash: str) -> tuple[int, str] | None:
         row = self._fetch(self._device_by_token, {"tenant": tenant, "token_hash": token_hash})

@@ -24,6 +24,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from patchgate.adapters.db import access_mark
 from patchgate.domain.errors import DatabaseUnavailable
 
 # How long a SQLite connection waits for another process's write lock before giving up.
@@ -79,9 +80,15 @@ class WriteGate:
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    # The access mark beside the file (docs/downloads.md): moved by revoking writes.
+    mark = access_mark.for_database(make_url(url).database)
     engine = create_engine(
         url,
-        connect_args={"timeout": SQLITE_BUSY_SECONDS, "check_same_thread": False},
+        connect_args={
+            "timeout": SQLITE_BUSY_SECONDS,
+            "check_same_thread": False,
+            "factory": access_mark.MarkedConnection,
+        },
         # One connection per thread is enough for SQLite; NullPool would reopen the file
         # for every unit of work and re-run the pragmas.
         pool_size=8,
@@ -92,12 +99,16 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the sqlite3 module so BEGIN is ours to issue.
         dbapi_connection.isolation_level = None
+        dbapi_connection.access_mark = mark
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
         cursor.close()
+
+    if mark is not None:
+        event.listen(engine, "after_cursor_execute", access_mark.after_execute)
 
     if not immediate:
 
