@@ -175,7 +175,7 @@ class Downloads:
             if blob is None:
                 lookup = partial(downloads.target_blob, self.reader)
                 blob = await self._read(partial(resolve_target, lookup, path[len(TARGETS) :]))
-                if blob is not None and stamp is not None:
+                if blob is not None and stamp is not None and stamp == self._stamp:
                     _keep(self._targets, path, blob)
             return None if blob is None else (blob, None)
         link = _ddi_link(path, headers)
@@ -203,7 +203,10 @@ class Downloads:
             device_id = downloads.device_id(self.ctx, self.reader, tenant, cid, authorization)
             if device_id is None:
                 return None
-            if stamp is not None and known is not None and _target_token(known[2]):
+            # Kept only under the stamp read before the read (a read that ran in a worker
+            # thread while another request saw the stamp move must not be kept).
+            fresh = stamp is not None and stamp == self._stamp
+            if fresh and known is not None and _target_token(known[2]):
                 _keep(self._devices, known, device_id)
         key = (device_id, module_id, filename)
         artifact = self._offered.get(key)
