@@ -33,6 +33,13 @@ def new_target_token() -> str:
     return secrets.token_hex(16)
 
 
+def new_target_tokens(count: int) -> list[str]:
+    """``count`` fresh tokens like :func:`new_target_token`, from one draw of random bytes
+    (an import draws them a batch at a time)."""
+    drawn = secrets.token_hex(16 * count)
+    return [drawn[i : i + 32] for i in range(0, 32 * count, 32)]
+
+
 @dataclass(frozen=True)
 class Provisioned:
     """A device just provisioned, with its target token (shown once)."""
