@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import queue
+import sys
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -64,8 +65,7 @@ _SQLITE_INSERT_GROUPS = (
 # batch (an array of them): a join against the batch could let the planner hash the
 # whole devices table, which grows to a million rows during the import.
 _PG_CLASHES = (
-    "SELECT controller_id, removed_at FROM devices "
-    "WHERE tenant_id = %s AND controller_id = ANY(%s)"
+    "SELECT controller_id, removed_at FROM devices WHERE tenant_id = %s AND controller_id = ANY(%s)"
 )
 _PG_IDS = (
     "SELECT string_agg(CAST(nextval(pg_get_serial_sequence('devices', 'id')) AS TEXT), ' ') "
@@ -119,6 +119,11 @@ class _PgPipeline:
         self.tails: dict[tuple[str | None, str | None, tuple[str, ...]], tuple[str, str]] = {}
         self.now = now.isoformat()
         self.queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=2)
+        # Between two statements the database waits for this thread, which waits for the
+        # interpreter lock the checking thread holds: by default up to 5 ms a time, a few
+        # times a batch. Handed over sooner while the import runs (restored by finish()).
+        self.switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(self.switch, 0.0005))
         self.thread = threading.Thread(target=self._run, name="device-import", daemon=True)
         self.thread.start()
 
@@ -127,10 +132,10 @@ class _PgPipeline:
         found = self.tails.get(key)
         if found is None:
             names = _field(json.dumps(row.groups))
-            tail = f"\t{_field(row.hardware)}\t{_field(row.version)}\t{{}}\t{self.now}\t{names}\tt\tf\n"
+            made = f"{_field(row.hardware)}\t{_field(row.version)}\t{{}}\t{self.now}"
+            tail = f"\t{made}\t{names}\tt\tf\n"
             groups = "".join(
-                "{0}\t" + _field(g).replace("{", "{{").replace("}", "}}") + "\n"
-                for g in row.groups
+                "{0}\t" + _field(g).replace("{", "{{").replace("}", "}}") + "\n" for g in row.groups
             )
             found = self.tails[key] = (tail, groups)
         return found
@@ -183,6 +188,7 @@ class _PgPipeline:
         if self.thread.is_alive():
             self.queue.put(None)
             self.thread.join()
+            sys.setswitchinterval(self.switch)
         if check and self.error is not None:
             refusal = _refusal(self.error)
             if refusal is self.error:
@@ -263,4 +269,3 @@ class SqlDeviceImportWriter(DeviceImportWriter):
     def close(self) -> None:
         if self.pipeline is not None:
             self.pipeline.finish(check=False)  # an error was raised to the caller already
-

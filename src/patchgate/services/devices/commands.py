@@ -22,6 +22,7 @@ __all__ = [
     "create_gateway_token",
     "import_devices",
     "new_target_token",
+    "new_target_tokens",
     "revoke_gateway_token",
     "set_anonymous",
     "tag_device",

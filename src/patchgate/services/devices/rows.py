@@ -15,11 +15,11 @@ from patchgate.domain.versions import is_version
 
 __all__ = [
     "CSV_COLUMNS",
+    "Cells",
     "DeviceRow",
     "check_controller_id",
     "check_groups",
     "check_row",
-    "Cells",
     "csv_cells",
     "csv_rows",
     "parse_csv",
