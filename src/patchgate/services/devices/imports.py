@@ -1,6 +1,7 @@
 """Importing a fleet from CSV (docs/devices.md, "Importing a fleet"): the rows stream
-from the file through the same checks as a single device (``rows.check_row``) into a
-staging table (COPY on PostgreSQL) and are written in one transaction: all of them, or —
+from the file through the same checks as a single device (``rows.check_row``) to the
+writer a batch at a time (on PostgreSQL COPYed into the fleet's tables at once, on SQLite
+staged) and are written in one transaction: all of them, or —
 on a bad row, a controllerId the tenant has, or an interruption — none. Memory holds one
 batch of rows, the IDs seen (duplicates are refused) and the new tokens, printed once
 after the commit."""
