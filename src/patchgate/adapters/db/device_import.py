@@ -137,7 +137,9 @@ class _PgPipeline:
             groups = "".join(
                 "{0}\t" + _field(g).replace("{", "{{").replace("}", "}}") + "\n" for g in row.groups
             )
-            found = self.tails[key] = (tail, groups)
+            found = (tail, groups)
+            if len(self.tails) < 10_000:  # a file of all-different rows builds each anew
+                self.tails[key] = found
         return found
 
     def put(self, rows: Sequence[StagedRow]) -> None:
