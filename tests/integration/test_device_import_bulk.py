@@ -1,7 +1,7 @@
-"""``device import`` at fleet scale, on both backends: rows stream into a staging table
-(COPY on PostgreSQL) and are written in one transaction, so a bad row among many, a
-controllerId the tenant has, or a process killed halfway leaves nothing imported
-(docs/devices.md, "Importing a fleet")."""
+"""``device import`` at fleet scale, on both backends: rows stream into the fleet's
+tables (COPY on PostgreSQL, a staging table on SQLite) and are written in one
+transaction, so a bad row among many, a controllerId the tenant has, or a process killed
+halfway leaves nothing imported (docs/devices.md, "Importing a fleet")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Port of the bulk device import (docs/devices.md, "Importing a fleet"): rows are staged
-as they stream in, checked against the fleet in one query, then written in one statement,
-all in the caller's transaction."""
+"""Port of the bulk device import (docs/devices.md, "Importing a fleet"): rows are handed
+over a batch at a time as they stream in, checked against the fleet and written (as they
+come, or at the end), all in the caller's transaction."""
 
 from __future__ import annotations
 
@@ -41,15 +41,17 @@ class DeviceImportWriter(abc.ABC):
 
     @abc.abstractmethod
     def stage(self, rows: Sequence[StagedRow]) -> None:
-        """Stage a batch of rows (streamed: COPY on PostgreSQL, batched inserts else)."""
+        """Take a batch of rows (on PostgreSQL checked and written as it comes, by COPY;
+        on SQLite staged by batched inserts)."""
 
     @abc.abstractmethod
     def clashes(self, *, limit: int) -> Sequence[Clash]:
-        """Staged rows whose controllerId exists in the tenant, by line."""
+        """Rows handed over whose controllerId exists in the tenant, by line."""
 
     @abc.abstractmethod
     def write(self) -> int:
-        """Insert every staged row as a device and its groups; returns how many."""
+        """Insert every row handed over as a device and its groups (those not written
+        yet); returns how many."""
 
     def close(self) -> None:  # noqa: B027 - most writers hold nothing to release
         """Release what staging holds (a writing thread), written or not; before the

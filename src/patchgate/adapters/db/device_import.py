@@ -1,18 +1,23 @@
 """The bulk device import's SQL (``services.device_import_ports``; docs/devices.md,
-"Importing a fleet"): rows are staged in a temporary table — with COPY on PostgreSQL,
-batched inserts on SQLite — then checked against the fleet in one query and written with
-one ``INSERT … SELECT`` (on PostgreSQL one statement writes the devices and, from the
-rows it inserted, their group rows), all in the caller's transaction: a failure or a
-killed process leaves nothing behind.
+"Importing a fleet"), all in the caller's transaction: a failure or a killed process
+leaves nothing behind.
 
-On PostgreSQL a batch goes to ``COPY`` as one block of text (the COPY text format,
-PostgreSQL documentation "COPY", "File Formats"), not row by row: at a million rows the
-per-row calls were most of the client's time."""
+PostgreSQL: each batch is written straight into ``devices`` and ``device_groups``, with
+no staging table — its controllerIds are first looked up in the ``(tenant_id,
+controller_id)`` index with one query, its device ids are taken from the table's
+sequence with another (``nextval`` once per row: safe beside concurrent inserts, which
+take ids from the same sequence), then the devices and their group rows go to ``COPY``
+as blocks of text (the COPY text format, PostgreSQL documentation "COPY", "File
+Formats"), with those ids. Every row is written once, and the group rows need no lookup.
+
+SQLite: rows are staged in a temporary table by batched inserts, checked against the
+fleet in one query and written with ``INSERT … SELECT``."""
 
 from __future__ import annotations
 
 import json
 import queue
+import sys
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -30,63 +35,47 @@ from patchgate.services.device_import_ports import (
     StagedRow,
 )
 
-_COPY_ROWS = (
-    "COPY device_import_rows (line, controller_id, token_hash, hardware, version, group_names) "
-    "FROM STDIN"
-)
-# Temporary tables belong to the connection: the names cannot clash with another import.
-_ROWS = (
+# SQLite: temporary tables belong to the connection, so the names cannot clash with
+# another import.
+_SQLITE_CREATE = (
     "CREATE TEMPORARY TABLE device_import_rows (line BIGINT PRIMARY KEY, "
     "controller_id VARCHAR(255) NOT NULL, token_hash VARCHAR(64) NOT NULL, "
-    "hardware VARCHAR(128), version VARCHAR(128), group_names TEXT NOT NULL)"
+    "hardware VARCHAR(128), version VARCHAR(128), group_names TEXT NOT NULL)",
+    "CREATE TEMPORARY TABLE device_import_groups (line BIGINT, name VARCHAR(64))",
 )
-_GROUPS = "CREATE TEMPORARY TABLE device_import_groups (line BIGINT, name VARCHAR(64))"
-_PG_CREATE = (_ROWS + " ON COMMIT DROP",)
-_SQLITE_CREATE = (_ROWS, _GROUPS)
 _SQLITE_DROP = ("DROP TABLE device_import_rows", "DROP TABLE device_import_groups")
 _SQLITE_CLASHES = (
     "SELECT s.line, s.controller_id, d.removed_at FROM device_import_rows s "
     "JOIN devices d ON d.tenant_id = :tenant AND d.controller_id = s.controller_id "
     "ORDER BY s.line LIMIT :limit"
 )
-_INSERT = (
+_SQLITE_INSERT = (
     "INSERT INTO devices (tenant_id, controller_id, token_hash, hardware, installed_version, "
     "attributes, registered_at, group_names, config_requested, auto_confirm) "
-    "SELECT :tenant, s.controller_id, s.token_hash, s.hardware, s.version, {empty}, :now, "
-    "{groups}, :yes, :no FROM device_import_rows s ORDER BY s.line"
+    "SELECT :tenant, s.controller_id, s.token_hash, s.hardware, s.version, '{}', :now, "
+    "s.group_names, :yes, :no FROM device_import_rows s ORDER BY s.line"
 )
-# PostgreSQL, per staged batch (the staging table holds one batch: it is emptied after
-# each): the clashes, then the devices and their group rows in one statement — the group
-# rows from the rows just inserted (their ids and group names), not from a join of the
-# fleet on controllerId. A clash is looked up row by row in the (tenant_id,
-# controller_id) index (the LATERAL … LIMIT 1): a join would let the planner hash the
-# whole devices table for every batch, which grows to a million rows during the import
-# (seen at 1,000,000 rows: the backend reading a hash join's spill files, the import far
-# over a minute).
-_PG_CLASHES = (
-    "SELECT s.line, s.controller_id, d.removed_at FROM device_import_rows s "
-    "CROSS JOIN LATERAL (SELECT removed_at FROM devices WHERE tenant_id = %(tenant)s "
-    "AND controller_id = s.controller_id LIMIT 1) d ORDER BY s.line LIMIT %(limit)s"
-)
-_PG_INSERT = (
-    "WITH written AS (INSERT INTO devices (tenant_id, controller_id, token_hash, hardware, "
-    "installed_version, attributes, registered_at, group_names, config_requested, "
-    "auto_confirm) SELECT %(tenant)s, s.controller_id, s.token_hash, s.hardware, s.version, "
-    "CAST('{}' AS JSON), %(now)s, CAST(s.group_names AS JSON), true, false "
-    "FROM device_import_rows s ORDER BY s.line "
-    "RETURNING id, group_names), "
-    "grouped AS (INSERT INTO device_groups (device_id, name) "
-    "SELECT w.id, json_array_elements_text(w.group_names) FROM written w) "
-    "SELECT count(*) FROM written"
-)
-_PG_EMPTY = "TRUNCATE device_import_rows"
-_SQLITE_INSERT = _INSERT.format(empty="'{}'", groups="s.group_names")
 _SQLITE_INSERT_GROUPS = (
     "INSERT INTO device_groups (device_id, name) SELECT d.id, g.name "
     "FROM device_import_groups g JOIN device_import_rows s ON s.line = g.line "
     "JOIN devices d ON d.tenant_id = :tenant AND d.controller_id = s.controller_id"
 )
 
+# PostgreSQL, per batch. The clash query probes the index once per controllerId of the
+# batch (an array of them): a join against the batch could let the planner hash the
+# whole devices table, which grows to a million rows during the import.
+_PG_CLASHES = (
+    "SELECT controller_id, removed_at FROM devices WHERE tenant_id = %s AND controller_id = ANY(%s)"
+)
+_PG_IDS = (
+    "SELECT string_agg(CAST(nextval(pg_get_serial_sequence('devices', 'id')) AS TEXT), ' ') "
+    "FROM generate_series(1, %s)"
+)
+_PG_COPY_DEVICES = (
+    "COPY devices (id, tenant_id, controller_id, token_hash, hardware, installed_version, "
+    "attributes, registered_at, group_names, config_requested, auto_confirm) FROM STDIN"
+)
+_PG_COPY_GROUPS = "COPY device_groups (device_id, name) FROM STDIN"
 
 # COPY's text format: a backslash, and the characters that end a field or a row, are
 # escaped; ``\\N`` is NULL (PostgreSQL documentation, "COPY", "Text Format").
@@ -97,27 +86,77 @@ def _field(value: str | None) -> str:
     return "\\N" if value is None else value.translate(_COPY_ESCAPES)
 
 
+class _Batch:
+    """A batch in COPY text, but for each device's id (known once the sequence gave it):
+    per row its line, controllerId, the rest of its ``devices`` line and the template of
+    its group rows (``{0}``: the device id)."""
+
+    __slots__ = ("controller_ids", "group_rows", "lines", "tails")
+
+    def __init__(self) -> None:
+        self.lines: list[int] = []
+        self.controller_ids: list[str] = []
+        self.tails: list[str] = []
+        self.group_rows: list[str] = []
+
+
 class _PgPipeline:
-    """PostgreSQL: each batch is copied to the staging table, checked for clashes and
-    written by a background thread on the import's own connection (so in its
-    transaction), while the caller checks the rows of the next one; at a million rows the
-    database's writing and the client's checking then overlap instead of adding up.
-    Once a clash is found nothing more is written (the caller refuses the file and the
-    transaction rolls back); the batches left are still checked for clashes."""
+    """PostgreSQL: each batch is checked for clashes and written by a background thread
+    on the import's own connection (so in its transaction), while the caller checks the
+    rows of the next one; at a million rows the database's writing and the client's
+    checking then overlap instead of adding up. Once a clash is found nothing more is
+    written (the caller refuses the file and the transaction rolls back); the batches
+    left are still checked for clashes."""
 
     def __init__(self, raw: Any, tenant_id: int, now: datetime) -> None:
         self.raw = raw
-        self.params: dict[str, Any] = {"tenant": tenant_id, "now": now}
+        self.tenant_id = tenant_id
         self.found: list[Clash] = []
         self.count = 0
         self.error: BaseException | None = None
-        self.queue: queue.Queue[str | None] = queue.Queue(maxsize=2)
+        # The COPY text of a device after its controllerId and token hash, by hardware,
+        # version and groups (few distinct in a fleet): built and escaped once each.
+        self.tails: dict[tuple[str | None, str | None, tuple[str, ...]], tuple[str, str]] = {}
+        self.now = now.isoformat()
+        self.queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=2)
+        # Between two statements the database waits for this thread, which waits for the
+        # interpreter lock the checking thread holds: by default up to 5 ms a time, a few
+        # times a batch. Handed over sooner while the import runs (restored by finish()).
+        self.switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(self.switch, 0.0005))
         self.thread = threading.Thread(target=self._run, name="device-import", daemon=True)
         self.thread.start()
 
-    def put(self, block: str) -> None:
-        if self.error is None:
-            self.queue.put(block)
+    def _tail(self, row: StagedRow) -> tuple[str, str]:
+        key = (row.hardware, row.version, row.groups)
+        found = self.tails.get(key)
+        if found is None:
+            names = _field(json.dumps(row.groups))
+            made = f"{_field(row.hardware)}\t{_field(row.version)}\t{{}}\t{self.now}"
+            tail = f"\t{made}\t{names}\tt\tf\n"
+            groups = "".join(
+                "{0}\t" + _field(g).replace("{", "{{").replace("}", "}}") + "\n" for g in row.groups
+            )
+            found = (tail, groups)
+            if len(self.tails) < 10_000:  # a file of all-different rows builds each anew
+                self.tails[key] = found
+        return found
+
+    def put(self, rows: Sequence[StagedRow]) -> None:
+        if self.error is not None:
+            return
+        batch = _Batch()
+        tenant = f"\t{self.tenant_id}\t"
+        for r in rows:
+            tail, groups = self._tail(r)
+            cid = r.controller_id
+            if "\\" in cid or not cid.isprintable():
+                cid = _field(cid)
+            batch.lines.append(r.line)
+            batch.controller_ids.append(r.controller_id)
+            batch.tails.append(f"{tenant}{cid}\t{r.token_hash}{tail}")
+            batch.group_rows.append(groups)
+        self.queue.put(batch)
 
     def _run(self) -> None:
         while (item := self.queue.get()) is not None:
@@ -127,24 +166,31 @@ class _PgPipeline:
                 except BaseException as exc:  # handed to the caller by finish()
                     self.error = exc
 
-    def _write(self, block: str) -> None:
+    def _write(self, batch: _Batch) -> None:
         with self.raw.cursor() as cursor:
-            with cursor.copy(_COPY_ROWS) as copy:
-                copy.write(block)
             if len(self.found) < MAX_CLASHES:
-                cursor.execute(_PG_CLASHES, {**self.params, "limit": MAX_CLASHES})
-                self.found.extend(Clash(int(r[0]), str(r[1]), r[2] is not None) for r in cursor)
-            if not self.found:
-                cursor.execute(_PG_INSERT, self.params)
-                row = cursor.fetchone()
-                self.count += int(row[0]) if row else 0
-            cursor.execute(_PG_EMPTY)
+                cursor.execute(_PG_CLASHES, (self.tenant_id, batch.controller_ids))
+                clashes = cursor.fetchall()
+                if clashes:
+                    line = dict(zip(batch.controller_ids, batch.lines, strict=True))
+                    self.found.extend(Clash(line[c], c, r is not None) for c, r in clashes)
+            if self.found:
+                return
+            cursor.execute(_PG_IDS, (len(batch.lines),))
+            row = cursor.fetchone()
+            ids = str(row[0]).split() if row else []
+            with cursor.copy(_PG_COPY_DEVICES) as copy:
+                copy.write("".join(map(str.__add__, ids, batch.tails)))
+            with cursor.copy(_PG_COPY_GROUPS) as copy:
+                copy.write("".join(map(str.format, batch.group_rows, ids)))
+            self.count += len(ids)
 
     def finish(self, *, check: bool = True) -> None:
         """Wait for the batches handed over; raise what writing one raised (``check``)."""
         if self.thread.is_alive():
             self.queue.put(None)
             self.thread.join()
+            sys.setswitchinterval(self.switch)
         if check and self.error is not None:
             refusal = _refusal(self.error)
             if refusal is self.error:
@@ -174,18 +220,19 @@ class SqlDeviceImportWriter(DeviceImportWriter):
         self.tenant_id = tenant_id
         self.now = now
         self.postgres = session.get_bind().dialect.name == "postgresql"
-        for statement in _PG_CREATE if self.postgres else _SQLITE_CREATE:
-            session.execute(text(statement))
         self.pipeline: _PgPipeline | None = None
         if self.postgres:
             raw = session.connection().connection.driver_connection
             self.pipeline = _PgPipeline(raw, tenant_id, now)
+        else:
+            for statement in _SQLITE_CREATE:
+                session.execute(text(statement))
 
     def stage(self, rows: Sequence[StagedRow]) -> None:
         if not rows:
             return
         if self.pipeline is not None:
-            self.pipeline.put(_copy_text(rows))
+            self.pipeline.put(rows)
             return
         staged = [
             (r.line, r.controller_id, r.token_hash, r.hardware, r.version, json.dumps(r.groups))
@@ -224,18 +271,3 @@ class SqlDeviceImportWriter(DeviceImportWriter):
     def close(self) -> None:
         if self.pipeline is not None:
             self.pipeline.finish(check=False)  # an error was raised to the caller already
-
-
-def _copy_text(rows: Sequence[StagedRow]) -> str:
-    """A batch as one block of COPY text (one row a line)."""
-    groups_json: dict[tuple[str, ...], str] = {}  # most rows share a few group sets
-    lines = []
-    for r in rows:
-        names = groups_json.get(r.groups)
-        if names is None:
-            names = groups_json[r.groups] = _field(json.dumps(r.groups))
-        lines.append(
-            f"{r.line}\t{_field(r.controller_id)}\t{_field(r.token_hash)}\t"
-            f"{_field(r.hardware)}\t{_field(r.version)}\t{names}\n"
-        )
-    return "".join(lines)

@@ -22,6 +22,7 @@ __all__ = [
     "create_gateway_token",
     "import_devices",
     "new_target_token",
+    "new_target_tokens",
     "revoke_gateway_token",
     "set_anonymous",
     "tag_device",
@@ -31,6 +32,13 @@ __all__ = [
 def new_target_token() -> str:
     """A fresh per-device token (128 random bits, hex, safe in any client config file)."""
     return secrets.token_hex(16)
+
+
+def new_target_tokens(count: int) -> list[str]:
+    """``count`` fresh tokens like :func:`new_target_token`, from one draw of random bytes
+    (an import draws them a batch at a time)."""
+    drawn = secrets.token_hex(16 * count)
+    return [drawn[i : i + 32] for i in range(0, 32 * count, 32)]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Importing a fleet from CSV (docs/devices.md, "Importing a fleet"): the rows stream
-from the file through the same checks as a single device (``rows.check_row``) into a
-staging table (COPY on PostgreSQL) and are written in one transaction: all of them, or —
+from the file through the same checks as a single device (``rows.check_row``) to the
+writer a batch at a time (on PostgreSQL COPYed into the fleet's tables at once, on SQLite
+staged) and are written in one transaction: all of them, or —
 on a bad row, a controllerId the tenant has, or an interruption — none. Memory holds one
 batch of rows, the IDs seen (duplicates are refused) and the new tokens, printed once
 after the commit."""
@@ -8,7 +9,7 @@ after the commit."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from patchgate.domain.errors import Conflict, InvalidInput, NotFound
@@ -17,13 +18,14 @@ from patchgate.services.access import hash_token
 from patchgate.services.context import Context
 from patchgate.services.device_import_ports import DeviceImportWriter, StagedRow
 from patchgate.services.device_ports import DEFAULT_TENANT
-from patchgate.services.devices.commands import known_hardware, new_target_token
+from patchgate.services.devices.commands import known_hardware, new_target_tokens
 from patchgate.services.devices.rows import (
-    DeviceRow,
+    Cells,
     check_controller_id,
     check_groups,
     check_row,
-    csv_rows,
+    csv_cells,
+    row_of,
 )
 
 BATCH = 10_000
@@ -56,16 +58,16 @@ class _Stager:
         self.seen: set[str] = set()
         self.problems: list[str] = []
         self.tokens: list[tuple[str, str]] = []
-        self.batch: list[StagedRow] = []
+        self.batch: list[tuple[int, str, Any]] = []
         self.checked: dict[tuple[Any, ...], tuple[str, Any]] = {}
 
-    def _rest(self, item: DeviceRow) -> tuple[str, Any]:
+    def _rest(self, cells: Cells) -> tuple[str, Any]:
         """("", (groups with the import's, hardware, version)) or ("problem", None)."""
-        key = (item.groups, item.hardware, item.version)
+        key = cells[2:]
         found = self.checked.get(key)
         if found is None:
             try:
-                row = check_row(replace(item, controller_id="x"), self.known)
+                row = check_row(row_of((cells[0], "x", *key)), self.known)
             except InvalidInput as exc:
                 found = (exc.message, None)
             else:
@@ -75,38 +77,43 @@ class _Stager:
                 self.checked[key] = found
         return found
 
-    def take(self, item: DeviceRow | str) -> None:
+    def take(self, item: Cells | str) -> None:
         if isinstance(item, str):
             self.problems.append(item)
             return
+        line, controller_id = item[0], item[1]
         try:
-            check_controller_id(item.controller_id)
+            check_controller_id(controller_id)
         except InvalidInput as exc:
-            self.problems.append(f"line {item.line}: {exc.message}")
+            self.problems.append(f"line {line}: {exc.message}")
             return
         problem, rest = self._rest(item)
         if problem:
-            self.problems.append(f"line {item.line}: {problem}")
+            self.problems.append(f"line {line}: {problem}")
             return
-        controller_id = item.controller_id
         if controller_id in self.seen:
-            self.problems.append(f"line {item.line}: device ID {controller_id!r} appears twice")
+            self.problems.append(f"line {line}: device ID {controller_id!r} appears twice")
             return
         self.seen.add(controller_id)
         if self.problems:
             return  # nothing will be written: only look for more problems
-        token = new_target_token()
-        self.tokens.append((controller_id, token))
-        groups, hardware, version = rest
-        self.batch.append(
-            StagedRow(item.line or 0, controller_id, hash_token(token), hardware, version, groups)
-        )
+        self.batch.append((line, controller_id, rest))
         if len(self.batch) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
+        """Give the batch its tokens (drawn for the whole batch at once) and stage it."""
         if self.batch and not self.problems:
-            self.writer.stage(self.batch)
+            tokens = new_target_tokens(len(self.batch))
+            staged = []
+            for (line, controller_id, (groups, hardware, version)), token in zip(
+                self.batch, tokens, strict=True
+            ):
+                self.tokens.append((controller_id, token))
+                staged.append(
+                    StagedRow(line, controller_id, hash_token(token), hardware, version, groups)
+                )
+            self.writer.stage(staged)
         self.batch = []
 
 
@@ -123,7 +130,7 @@ def _clash_problems(writer: DeviceImportWriter) -> list[str]:
 
 def _stream(stager: _Stager, lines: Iterable[str]) -> tuple[int, list[tuple[str, str]]]:
     """Check and stage every row, then write them (or refuse naming each problem)."""
-    for item in csv_rows(lines):
+    for item in csv_cells(lines):
         stager.take(item)
         if len(stager.problems) >= MAX_PROBLEMS:
             break

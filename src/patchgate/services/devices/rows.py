@@ -15,12 +15,15 @@ from patchgate.domain.versions import is_version
 
 __all__ = [
     "CSV_COLUMNS",
+    "Cells",
     "DeviceRow",
     "check_controller_id",
     "check_groups",
     "check_row",
+    "csv_cells",
     "csv_rows",
     "parse_csv",
+    "row_of",
 ]
 
 CSV_COLUMNS = ("id", "groups", "hardware", "version")
@@ -117,8 +120,30 @@ def parse_csv(text: str) -> list[DeviceRow]:
 def csv_rows(lines: Iterable[str]) -> Iterator[DeviceRow | str]:
     """The rows of a device CSV as they stream in, each with its line number, or a
     problem naming its line (a bad header ends the stream: nothing after it is read)."""
+    for item in csv_cells(lines):
+        if isinstance(item, str):
+            yield item
+        else:
+            yield row_of(item)
+
+
+# A CSV row's cells as read: (line, id, groups cell, hardware cell, version cell), each
+# stripped, a missing cell empty.
+Cells = tuple[int, str, str, str, str]
+
+
+def row_of(cells: Cells) -> DeviceRow:
+    """The device a row's cells give (groups split at ``;``, an empty cell none)."""
+    line, controller_id, groups_cell, hardware, version = cells
+    groups = tuple(g for g in groups_cell.split(";") if g.strip()) if groups_cell else ()
+    return DeviceRow(controller_id, groups, hardware or None, version or None, line=line)
+
+
+def csv_cells(lines: Iterable[str]) -> Iterator[Cells | str]:
+    """:func:`csv_rows` as cells: a million-row import reads them without making a
+    ``DeviceRow`` per row."""
     columns: list[str] = list(CSV_COLUMNS)
-    at: dict[str, int] | None = None  # each column's cell, once the header is known
+    at: tuple[int, int, int, int] | None = None  # each column's cell, once the header is known
     reader = csv.reader(lines)
     while True:
         try:
@@ -129,7 +154,7 @@ def csv_rows(lines: Iterable[str]) -> Iterator[DeviceRow | str]:
             raise InvalidInput(f"not a CSV file: line {reader.line_num}: {exc}") from exc
         line_no = reader.line_num
         cells = [c.strip() for c in raw]
-        if not cells or all(not c for c in cells):
+        if not any(cells):
             continue
         if line_no == 1 and cells[0].lower() == "id":
             unknown = [c for c in cells if c.lower() not in CSV_COLUMNS]
@@ -139,17 +164,19 @@ def csv_rows(lines: Iterable[str]) -> Iterator[DeviceRow | str]:
                 return
             columns = [c.lower() for c in cells]
             continue
-        if len(cells) > len(columns):
-            yield f"line {line_no}: {len(cells)} cells, expected at most {len(columns)}"
-            continue
-        at = {name: i for i, name in enumerate(columns)} if at is None else at
         count = len(cells)
-        groups_cell = cells[at["groups"]] if at.get("groups", count) < count else ""
-        groups = tuple(g for g in groups_cell.split(";") if g.strip()) if groups_cell else ()
-        yield DeviceRow(
-            cells[at["id"]] if at.get("id", count) < count else "",
-            groups,
-            (cells[at["hardware"]] or None) if at.get("hardware", count) < count else None,
-            (cells[at["version"]] or None) if at.get("version", count) < count else None,
-            line=line_no,
+        if count > len(columns):
+            yield f"line {line_no}: {count} cells, expected at most {len(columns)}"
+            continue
+        if at is None:  # a column the header leaves out is past every row's cells
+            where = {name: i for i, name in enumerate(columns)}
+            i, g, h, v = (where.get(name, len(columns)) for name in CSV_COLUMNS)
+            at = (i, g, h, v)
+        i, g, h, v = at
+        yield (
+            line_no,
+            cells[i] if i < count else "",
+            cells[g] if g < count else "",
+            cells[h] if h < count else "",
+            cells[v] if v < count else "",
         )
