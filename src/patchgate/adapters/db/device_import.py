@@ -101,15 +101,22 @@ class _Batch:
 
 
 class _PgPipeline:
-    """PostgreSQL: each batch is checked for clashes and written by a background thread
-    on the import's own connection (so in its transaction), while the caller checks the
-    rows of the next one; at a million rows the database's writing and the client's
-    checking then overlap instead of adding up. Once a clash is found nothing more is
-    written (the caller refuses the file and the transaction rolls back); the batches
-    left are still checked for clashes."""
+    """PostgreSQL: two threads beside the caller, which checks the rows of the next batch
+    meanwhile. The first looks a batch's controllerIds up and takes its ids from the
+    sequence on a second connection, and builds its COPY text; the second only COPYs
+    batches on the import's own connection (so in its transaction). The database's writing
+    then waits on neither the client's checking nor the round trips of the lookups (at a
+    million rows the import's backend is what limits the import).
 
-    def __init__(self, raw: Any, tenant_id: int, now: datetime) -> None:
+    The lookups see the fleet as committed, not the rows this import wrote: those are the
+    file's own, whose controllerIds the caller refuses twice; a device registered by
+    someone else after its lookup stops the COPY on the unique index (``_refusal``).
+    Once a clash is found nothing more is written (the caller refuses the file and the
+    transaction rolls back); the batches left are still checked for clashes."""
+
+    def __init__(self, raw: Any, lookups: Any, tenant_id: int, now: datetime) -> None:
         self.raw = raw
+        self.lookups = lookups  # a pooled connection of the same engine, read and sequence only
         self.tenant_id = tenant_id
         self.found: list[Clash] = []
         self.count = 0
@@ -118,14 +125,19 @@ class _PgPipeline:
         # version and groups (few distinct in a fleet): built and escaped once each.
         self.tails: dict[tuple[str | None, str | None, tuple[str, ...]], tuple[str, str]] = {}
         self.now = now.isoformat()
-        self.queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=2)
-        # Between two statements the database waits for this thread, which waits for the
+        self.batches: queue.Queue[_Batch | None] = queue.Queue(maxsize=2)
+        self.blocks: queue.Queue[tuple[str, str, int] | None] = queue.Queue(maxsize=2)
+        # Between two statements the database waits for a thread, which waits for the
         # interpreter lock the checking thread holds: by default up to 5 ms a time, a few
         # times a batch. Handed over sooner while the import runs (restored by finish()).
         self.switch = sys.getswitchinterval()
         sys.setswitchinterval(min(self.switch, 0.0005))
-        self.thread = threading.Thread(target=self._run, name="device-import", daemon=True)
-        self.thread.start()
+        self.threads = [
+            threading.Thread(target=self._prepare_all, name="device-import-lookup", daemon=True),
+            threading.Thread(target=self._copy_all, name="device-import-copy", daemon=True),
+        ]
+        for thread in self.threads:
+            thread.start()
 
     def _tail(self, row: StagedRow) -> tuple[str, str]:
         key = (row.hardware, row.version, row.groups)
@@ -156,18 +168,19 @@ class _PgPipeline:
             batch.controller_ids.append(r.controller_id)
             batch.tails.append(f"{tenant}{cid}\t{r.token_hash}{tail}")
             batch.group_rows.append(groups)
-        self.queue.put(batch)
+        self.batches.put(batch)
 
-    def _run(self) -> None:
-        while (item := self.queue.get()) is not None:
+    def _prepare_all(self) -> None:
+        while (item := self.batches.get()) is not None:
             if self.error is None:
                 try:
-                    self._write(item)
+                    self._prepare(item)
                 except BaseException as exc:  # handed to the caller by finish()
                     self.error = exc
+        self.blocks.put(None)
 
-    def _write(self, batch: _Batch) -> None:
-        with self.raw.cursor() as cursor:
+    def _prepare(self, batch: _Batch) -> None:
+        with self.lookups.cursor() as cursor:
             if len(self.found) < MAX_CLASHES:
                 cursor.execute(_PG_CLASHES, (self.tenant_id, batch.controller_ids))
                 clashes = cursor.fetchall()
@@ -178,19 +191,35 @@ class _PgPipeline:
                 return
             cursor.execute(_PG_IDS, (len(batch.lines),))
             row = cursor.fetchone()
-            ids = str(row[0]).split() if row else []
-            with cursor.copy(_PG_COPY_DEVICES) as copy:
-                copy.write("".join(map(str.__add__, ids, batch.tails)))
-            with cursor.copy(_PG_COPY_GROUPS) as copy:
-                copy.write("".join(map(str.format, batch.group_rows, ids)))
-            self.count += len(ids)
+        ids = str(row[0]).split() if row else []
+        devices = "".join(map(str.__add__, ids, batch.tails))
+        groups = "".join(map(str.format, batch.group_rows, ids))
+        self.blocks.put((devices, groups, len(ids)))
+
+    def _copy_all(self) -> None:
+        while (item := self.blocks.get()) is not None:
+            if self.error is None:
+                try:
+                    devices, groups, count = item
+                    with self.raw.cursor() as cursor:
+                        with cursor.copy(_PG_COPY_DEVICES) as copy:
+                            copy.write(devices)
+                        with cursor.copy(_PG_COPY_GROUPS) as copy:
+                            copy.write(groups)
+                    self.count += count
+                except BaseException as exc:  # handed to the caller by finish()
+                    self.error = exc
 
     def finish(self, *, check: bool = True) -> None:
         """Wait for the batches handed over; raise what writing one raised (``check``)."""
-        if self.thread.is_alive():
-            self.queue.put(None)
-            self.thread.join()
+        if self.threads[0].is_alive():
+            self.batches.put(None)
+        for thread in self.threads:
+            thread.join()
+        if self.lookups is not None:
             sys.setswitchinterval(self.switch)
+            self.lookups.close()  # back to the pool, which ends its transaction
+            self.lookups = None
         if check and self.error is not None:
             refusal = _refusal(self.error)
             if refusal is self.error:
@@ -223,7 +252,8 @@ class SqlDeviceImportWriter(DeviceImportWriter):
         self.pipeline: _PgPipeline | None = None
         if self.postgres:
             raw = session.connection().connection.driver_connection
-            self.pipeline = _PgPipeline(raw, tenant_id, now)
+            lookups = session.get_bind().engine.raw_connection()
+            self.pipeline = _PgPipeline(raw, lookups, tenant_id, now)
         else:
             for statement in _SQLITE_CREATE:
                 session.execute(text(statement))
