@@ -29,6 +29,11 @@ from patchgate.adapters.db.engine import make_engines
         ("INSERT INTO devices (controller_id) VALUES (?)", False),
         ("SELECT token_hash FROM devices", False),
         ("update releases set state = 'withdrawn'", True),
+        ("\n  UPDATE devices SET removed_at=? WHERE devices.id = ?", True),
+        ("WITH x AS (SELECT 1) UPDATE releases SET state = 'withdrawn'", True),
+        ("WITH x AS (SELECT 1) SELECT * FROM x", False),
+        ("INSERT OR REPLACE INTO devices (id) VALUES (?)", True),
+        ("REPLACE INTO blobs (sha256) VALUES (?)", True),
     ],
 )
 def test_which_statements_revoke(statement: str, moves: bool) -> None:

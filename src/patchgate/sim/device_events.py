@@ -86,13 +86,12 @@ class DeviceEvents(DeviceFeedback):
         return DeviceFacts(
             self.ids[device],
             PRODUCT,
-            None,
-            GROUPS_OF[self.mask_list[device]],
-            env.installed_version,
-            env.security_floor,
-            action,
-            _FINISHED if self.status[device] in _TERMINAL_CODES else _NOTHING,
-            _FINISHED if self.rstatus[device] in _TERMINAL_CODES else _NOTHING,
+            groups=GROUPS_OF[self.mask_list[device]],
+            installed_version=env.installed_version,
+            security_floor=env.security_floor,
+            open_action=action,
+            finished_campaigns=_FINISHED if self.status[device] in _TERMINAL_CODES else _NOTHING,
+            finished_reverts=_FINISHED if self.rstatus[device] in _TERMINAL_CODES else _NOTHING,
             # The fleet's bucket of the device (the campaign's salt is the fleet's): the
             # poll reads it instead of hashing the id again.
             cohort=(self.salt, self.buckets[device]),

@@ -21,7 +21,8 @@ moving (downloads take the read path: slower, never wrong) until ``settle`` runs
 The statements that can revoke (``revokes``): any UPDATE or DELETE of ``tenants``,
 ``releases``, ``release_artifacts``, ``blobs``; a DELETE of ``actions`` (an offer is an
 action); an UPDATE of ``devices`` that sets its token, controllerId, tenant or removal.
-Everything else (polls' last-seen times, feedback, audit, new rows) leaves the mark alone.
+A write the check cannot place (a CTE around an UPDATE or DELETE, a REPLACE) counts as
+revoking. Everything else (polls' last-seen times, feedback, audit, new rows) leaves the mark alone.
 Writes made outside patchgate's engines (the ``sqlite3`` shell) do not move it; stop the
 servers for those.
 """
@@ -44,11 +45,21 @@ SUFFIX = "-access"
 _ANY_CHANGE = frozenset(("tenants", "releases", "release_artifacts", "blobs"))
 _DEVICE_KEYS = ("token_hash", "controller_id", "tenant_id", "removed_at")
 _WRITE = re.compile(r"\s*(UPDATE|DELETE\s+FROM)\s+\"?(\w+)\"?", re.IGNORECASE)
+_HIDDEN_WRITE = re.compile(r"\b(UPDATE|DELETE)\b", re.IGNORECASE)
+_REPLACE = re.compile(r"(REPLACE|INSERT\s+OR\s+REPLACE)\b", re.IGNORECASE)
 
 
 def revokes(statement: str) -> bool:
-    """Whether ``statement`` (SQL text) can take away a download's permission."""
-    head = statement[:6].upper()
+    """Whether ``statement`` (SQL text) can take away a download's permission. Read
+    conservatively: a statement whose write it cannot place (a CTE around an UPDATE or
+    DELETE, a REPLACE) counts as revoking."""
+    statement = statement.lstrip()
+    head = statement[:7].upper()
+    if head.startswith("WITH"):
+        return _HIDDEN_WRITE.search(statement) is not None
+    if head.startswith(("REPLACE", "INSERT ")):
+        return _REPLACE.match(statement) is not None
+    head = head[:6]
     if head not in ("UPDATE", "DELETE"):
         return False
     match = _WRITE.match(statement)
