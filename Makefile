@@ -73,7 +73,7 @@ services:
 	@(exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && echo "127.0.0.1:1883 - accepting connections"
 
 test: deps test-deps services
-	PATCHGATE_TEST_POSTGRES=postgresql://postgres@127.0.0.1:5432/test $(BIN)/pytest -q -n 2 --dist loadfile
+	PATCHGATE_TEST_POSTGRES=postgresql://postgres@127.0.0.1:5432/test $(BIN)/pytest -q -n 2 --dist loadfile --durations=30
 
 lint:
 	$(BIN)/ruff check src tests bench
