@@ -271,11 +271,8 @@ def _as_stopped(row: Any) -> p.ActionRecord:
 def _succeeds(event: p.NewActionEvent) -> bool:
     """Whether the event is a successful finish: a deployment feedback ``closed``/``success``
     that moved its action to ``finished`` (the time ``actions.succeeded_at`` keeps)."""
-    return (event.channel, event.status_after, event.finished) == (
-        "deployment",
-        "finished",
-        "success",
-    )
+    finish = event.channel == "deployment" and event.status_after == "finished"
+    return finish and event.finished == "success"
 
 
 def _event(row: ActionEvent) -> p.ActionEventRecord:

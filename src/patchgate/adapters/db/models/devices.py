@@ -107,7 +107,7 @@ class Action(Base):
         Index("ix_actions_campaign_status", "campaign_id", "status", "active", "release_id"),
         # A release's successful finishes with their devices, from the index alone: the
         # fix rollout of a vulnerability (docs/console.md, "Performance"). Only actions
-        # that finished are in it: offers and the feedback before a finish leave it alone.
+        # that succeeded are in it: offers and the feedback before a finish leave it alone.
         Index(
             "ix_actions_release_succeeded",
             "release_id",
