@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from patchgate.adapters.db.models import Action, ActionEvent, Device, Release
+from patchgate.adapters.db.models import Action, ActionEvent, Device
 from patchgate.domain.actions import ActionGone
+from patchgate.domain.clock import as_utc
 from patchgate.services import actions, ddi
 from patchgate.services import devices as device_service
 from patchgate.services.campaigns import commands
@@ -35,8 +36,8 @@ def _at(env: Env, hours: float) -> datetime:
     return when
 
 
-def _device(env: Env, cid: str, version: str = "1.0.0") -> str:
-    return device_service.add_device(env.ctx, cid, hardware=HW, version=version, actor="t").token
+def _device(env: Env, cid: str) -> str:
+    return device_service.add_device(env.ctx, cid, hardware=HW, version="1.0.0", actor="t").token
 
 
 def _offer(env: Env, cid: str, release: int, hours: float) -> int:
@@ -57,7 +58,7 @@ def _report(
 def _succeeded(env: Env, action: int) -> datetime | None:
     with env.app.engines.write.connect() as conn:
         value = conn.execute(select(Action.succeeded_at).where(Action.id == action)).scalar_one()
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+    return as_utc(value) if value is not None else None
 
 
 def test_a_successful_finish_is_kept_and_never_changed(demo_env: Env) -> None:
@@ -153,7 +154,7 @@ def _from_events(env: Env) -> dict[tuple[int, int], datetime]:
             )
             .group_by(Action.device_id, Action.release_id)
         ).all()
-    return {(d, r): at if at.tzinfo else at.replace(tzinfo=UTC) for d, r, at in rows}
+    return {(d, r): as_utc(at) for d, r, at in rows}
 
 
 def test_the_rollout_reads_what_the_events_say(demo_env: Env) -> None:
@@ -179,16 +180,11 @@ def test_the_rollout_reads_what_the_events_say(demo_env: Env) -> None:
     _at(env, 20)
     device_service.remove_device(env.ctx, "gw-07", actor="t")  # removed: still counted
 
-    events = _from_events(env)
+    expected = _from_events(env)  # every device is of HW, every release of PRODUCT
     with env.ctx.read_uow() as uow:
         runs = uow.vulnerabilities.fix_runs([HW], PRODUCT)
     with env.app.engines.write.connect() as conn:
-        hw_of = dict(conn.execute(select(Device.id, Device.hardware)).all())
-        product_of = dict(conn.execute(select(Release.id, Release.product)).all())
         versions = dict(conn.execute(select(Device.id, Device.installed_version)).all())
-    expected = {
-        (d, r): at for (d, r), at in events.items() if hw_of[d] == HW and product_of[r] == PRODUCT
-    }
     assert {(run.device_id, run.release_id): run.at for run in runs} == expected
     assert all(run.installed_version == versions[run.device_id] for run in runs)
     assert len(expected) == 7
