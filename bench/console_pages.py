@@ -297,7 +297,8 @@ def _actions(app: Any, campaign: int, release: int, version: str, hardware: tupl
                  "active": not closed, "download_type": "forced", "update_type": "forced",
                  "result": {"finished": "success", "error": "failure"}.get(status),
                  "last_execution": "closed" if closed else "proceeding", "created_at": began,
-                 "updated_at": at, "closed_at": at if closed else None, "created_by": "bench"}
+                 "updated_at": at, "closed_at": at if closed else None,
+                 "succeeded_at": at if status == "finished" else None, "created_by": "bench"}
             )  # fmt: skip
         if not rows:
             return

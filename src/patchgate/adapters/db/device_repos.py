@@ -268,6 +268,13 @@ def _as_stopped(row: Any) -> p.ActionRecord:
     return replace(record, status="canceling", cancel_requested_at=cancelled[0])
 
 
+def _succeeds(event: p.NewActionEvent) -> bool:
+    """Whether the event is a successful finish: a deployment feedback ``closed``/``success``
+    that moved its action to ``finished`` (the time ``actions.succeeded_at`` keeps)."""
+    finish = event.channel == "deployment" and event.status_after == "finished"
+    return finish and event.finished == "success"
+
+
 def _event(row: ActionEvent) -> p.ActionEventRecord:
     return p.ActionEventRecord(
         id=row.id,
@@ -361,6 +368,15 @@ class SqlActionRepository(p.ActionRepository):
         values["details"] = list(event.details)
         self.session.add(ActionEvent(**values))
         self.session.flush()
+        if _succeeds(event):
+            # The first successful finish, kept on the action in the same transaction
+            # as its event (docs/console.md, "Performance"); a later one leaves it.
+            self.session.execute(
+                update(Action)
+                .where(Action.id == event.action_id, Action.succeeded_at.is_(None))
+                .values(succeeded_at=event.at)
+                .execution_options(synchronize_session=False)
+            )
 
     def last_event(self, action_id: int, channel: str) -> p.ActionEventRecord | None:
         query = (

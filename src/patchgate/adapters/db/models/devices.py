@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from patchgate.adapters.db.models.base import Base, intpk, str64, str255
@@ -89,6 +89,9 @@ class Action(Base):
     ``downloading``, ``downloaded``, ``running``, ``canceling``, ``finished``, ``error``,
     ``canceled``); ``active`` is false once it is closed. ``campaign_id`` names the campaign
     that made the offer (no foreign key: the campaign tables belong to the campaign engine).
+    ``succeeded_at`` is the time of the action's first successful finish (a deployment
+    feedback ``closed``/``success`` that moved it to ``finished``), written with that
+    feedback's event and never changed after.
     """
 
     __tablename__ = "actions"
@@ -102,6 +105,17 @@ class Action(Base):
         # with ``active`` and the release, which a stopped campaign's reads need to say
         # an action is cancelled (docs/campaigns.md, "Halt"), still without the rows.
         Index("ix_actions_campaign_status", "campaign_id", "status", "active", "release_id"),
+        # A release's successful finishes with their devices, from the index alone: the
+        # fix rollout of a vulnerability (docs/console.md, "Performance"). Only actions
+        # that succeeded are in it: offers and the feedback before a finish leave it alone.
+        Index(
+            "ix_actions_release_succeeded",
+            "release_id",
+            "succeeded_at",
+            "device_id",
+            sqlite_where=text("succeeded_at IS NOT NULL"),
+            postgresql_where=text("succeeded_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[intpk]
@@ -123,6 +137,7 @@ class Action(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
+    succeeded_at: Mapped[datetime | None]
     cancel_requested_at: Mapped[datetime | None]
     created_by: Mapped[str255]
     # The version the device reported running when the action was created: with the

@@ -434,6 +434,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("succeeded_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("cancel_requested_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_by", sa.String(length=255), nullable=False),
         sa.Column("from_version", sa.String(length=128), nullable=True),
@@ -461,6 +462,13 @@ def upgrade() -> None:
         batch_op.create_index("ix_actions_closed_at", ["closed_at"], unique=False)
         batch_op.create_index("ix_actions_device_created", ["device_id", "id"], unique=False)
         batch_op.create_index("ix_actions_release_status", ["release_id", "status"], unique=False)
+        batch_op.create_index(
+            "ix_actions_release_succeeded",
+            ["release_id", "succeeded_at", "device_id"],
+            unique=False,
+            sqlite_where=sa.text("succeeded_at IS NOT NULL"),
+            postgresql_where=sa.text("succeeded_at IS NOT NULL"),
+        )
 
     op.create_table(
         "campaigns",
@@ -805,6 +813,11 @@ def downgrade() -> None:
 
     op.drop_table("campaigns")
     with op.batch_alter_table("actions", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_actions_release_succeeded",
+            sqlite_where=sa.text("succeeded_at IS NOT NULL"),
+            postgresql_where=sa.text("succeeded_at IS NOT NULL"),
+        )
         batch_op.drop_index("ix_actions_release_status")
         batch_op.drop_index("ix_actions_device_created")
         batch_op.drop_index("ix_actions_closed_at")
