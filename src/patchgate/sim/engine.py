@@ -37,7 +37,6 @@ Shortcuts that keep a million devices fast, none of which changes an answer:
 from __future__ import annotations
 
 import gc
-import heapq
 import random
 from collections import deque
 from collections.abc import Callable
@@ -413,18 +412,18 @@ class Run(DeviceEvents):
             CONFIRM_DUE: self._on_confirm_due,
         }
         handlers = tuple(by_kind[kind] for kind in range(len(by_kind)))
-        pop = heapq.heappop
+        pop_due = queue.pop_due
         while True:
-            heap = queue.heap
-            if heap and not queue.batches:
+            current = queue.current
+            if current and not queue.batches:
                 # The usual case, without a call: the current bucket's earliest event.
-                t, code = heap[0]
+                t, code = current[-1]
                 if t > until:
                     return
-                pop(heap)
+                current.pop()
                 device, kind = divmod(code, KINDS)
             else:
-                due = queue.pop_due(until)
+                due = pop_due(until)
                 if due is None:
                     return
                 t, device, kind = due
