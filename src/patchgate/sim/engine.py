@@ -184,10 +184,9 @@ class Run(DeviceEvents):
         # revert: meaningful while it is open), and its install pass while one runs.
         self.open: list[ex.Execution | None] = [None] * n
         self.open_kind = bytearray(n)
-        self.pending: list[InstallResult | None] = [None] * n
-        # When each device's install pass began, in minutes and as the clock's datetime
-        # (its success report names that instant: converted once, not again at the end).
-        self.began: list[tuple[float, datetime] | None] = [None] * n
+        # Each device's install pass while one runs, with the minute it began and that
+        # minute as the clock's datetime.
+        self.pending: list[tuple[InstallResult, float, datetime] | None] = [None] * n
         self.queue = EventQueue()
         self.n_new = 0
         self.in_flight = 0

@@ -76,15 +76,18 @@ class EventQueue:
         order = np.argsort(times, kind="stable")[::-1]
         self.batches.append((times[order].tolist(), devices[order].tolist()))
 
-    def earliest(self) -> float:
-        """The time of the earliest single event (inf when there is none), its bucket
-        made the current one if it was a later one."""
+    def earliest(self, until: float) -> float:
+        """The time of the earliest single event, or inf when there is none at or before
+        ``until``; a later bucket is made the current one only when its first instant is
+        (so that the current bucket stays small: a push into it is an insertion)."""
         current = self.current
         if current:
             return current[-1][0]
-        if not self.later_keys:
+        later_keys = self.later_keys
+        if not later_keys or later_keys[0] * BUCKET_MINUTES > until:
+            # (Exact: a bucket's index times a power of two is its first instant.)
             return math.inf
-        bucket = heapq.heappop(self.later_keys)
+        bucket = heapq.heappop(later_keys)
         current = self.current = self.later.pop(bucket)
         current.sort(reverse=True)
         self.current_bucket = bucket
@@ -94,7 +97,7 @@ class EventQueue:
         """The earliest event at or before ``until`` as ``(t, device, kind)``, removed;
         None when there is none. A single event comes before a batch's poll of the same
         instant."""
-        best_t = self.earliest()
+        best_t = self.earliest(until)
         batches = self.batches
         best_batch = -1
         for index, (times, _) in enumerate(batches):
