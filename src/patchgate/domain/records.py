@@ -9,9 +9,9 @@ direct write to a slot. :func:`quick_init` builds the object as an instance of a
 ``__setattr__`` of its own, whose slots the interpreter writes directly — and then makes it
 an instance of the record's class by assigning ``__class__``, which Python allows between
 two classes of the same slot layout (the interpreter checks the layouts at every such
-assignment, and refuses one that differs). The same parameters, defaults, default factories and ``__post_init__``, the
-same stored values, in about half the time of a dataclass constructor that stores each
-field through its slot's setter.
+assignment, and refuses one that differs). The same parameters, defaults, default
+factories and ``__post_init__``, the same stored values, in about half the time of a
+dataclass constructor that stores each field through its slot's setter.
 
 The constructor is the class's ``__new__`` (its ``__init__`` is ``object``'s, so nothing is
 stored twice). Everything else the dataclass made (frozen ``__setattr__``, ``__eq__``,
@@ -102,12 +102,13 @@ def quick_init(cls: type[T]) -> type[T]:
     new.__doc__ = original.__doc__
     names = tuple(f.name for f in params)
 
-    def __reduce__(self: T) -> tuple[type[T], tuple[object, ...]]:
+    def reduce(self: T) -> tuple[type[T], tuple[object, ...]]:
         return type(self), tuple(getattr(self, name) for name in names)
 
-    __reduce__.__qualname__ = f"{cls.__qualname__}.__reduce__"
+    reduce.__name__ = "__reduce__"
+    reduce.__qualname__ = f"{cls.__qualname__}.__reduce__"
     cls.__new__ = staticmethod(new)  # type: ignore[assignment]
     # ``object.__init__``: it accepts the arguments once ``__new__`` is the class's own.
     del cls.__init__  # type: ignore[misc]
-    cls.__reduce__ = __reduce__  # type: ignore[assignment,method-assign]
+    cls.__reduce__ = reduce  # type: ignore[assignment,method-assign]
     return cls
