@@ -3,6 +3,7 @@ dataclass's own constructor builds."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import pickle
@@ -73,6 +74,28 @@ def test_a_quick_record_stays_frozen_and_replace_works() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         event.kind = ex.DOWNLOADING  # type: ignore[misc]
     assert dataclasses.replace(event, kind=ex.DOWNLOADING) == ex.Event(ex.DOWNLOADING, NOW)
+
+
+def test_a_quick_record_is_an_instance_of_its_class_and_copies_as_one() -> None:
+    execution = ex.Execution(ex.S_OFFERED, 1, NOW, None, None, None, NOW)
+    assert type(execution) is ex.Execution
+    assert copy.copy(execution) == execution
+    assert copy.deepcopy(execution) == execution
+    assert type(copy.deepcopy(execution)) is ex.Execution
+
+
+def test_a_subclass_of_a_quick_record_is_built_as_the_subclass() -> None:
+    class Retried(ex.Event):
+        __slots__ = ()
+
+    event = Retried(ex.FAILURE_REPORTED, NOW, transient=True)
+    assert type(event) is Retried
+    assert (event.kind, event.at, event.transient, event.detail) == (
+        ex.FAILURE_REPORTED,
+        NOW,
+        True,
+        "",
+    )
 
 
 def test_default_factories_and_post_init_run() -> None:

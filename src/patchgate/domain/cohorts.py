@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 BUCKETS = 10_000
@@ -38,7 +38,20 @@ CANARY_OPTIN_GROUP = "canary-optin"
 
 def cohort_bucket(salt: str, device_id: str) -> int:
     """The device's bucket in ``[0, 10000)`` for a campaign salt (module rule "Bucket")."""
-    digest = hashlib.blake2b(salt.encode() + b"\x00" + device_id.encode(), digest_size=8).digest()
+    return _bucket(f"{salt}\x00{device_id}")
+
+
+def cohort_buckets(salt: str, device_ids: Iterable[str]) -> list[int]:
+    """The buckets of many devices for one campaign salt, in order: each one's
+    :func:`cohort_bucket`, with the salt's part of the hashed text made once."""
+    prefix = f"{salt}\x00"
+    return [_bucket(prefix + device_id) for device_id in device_ids]
+
+
+def _bucket(text: str) -> int:
+    """The bucket of ``salt ‖ 0x00 ‖ device_id`` given as one text (UTF-8 encodes each
+    part to the same bytes as the whole)."""
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % BUCKETS
 
 

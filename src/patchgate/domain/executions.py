@@ -186,28 +186,17 @@ def _finish(state: Execution, status: str, at: datetime) -> Execution:
 _PROGRESS: Final = {DOWNLOADING: S_DOWNLOADING, DOWNLOADED: S_DOWNLOADING, INSTALLING: S_INSTALLING}
 
 
-def _moved(state: Execution, status: str, at: datetime, attempts: int) -> Execution:
-    """``replace(state, status=status, attempts=attempts, last_event_at=at)``, built
-    directly: ``dataclasses.replace`` inspects the fields on every call, which made it most
-    of the cost of a fold (the fleet simulator folds every event of every device)."""
-    return Execution(
-        status,
-        attempts,
-        at,
-        state.success_reported_at,
-        state.finished_at,
-        state.retry_after,
-        state.offered_at,
-    )
-
-
 def step(
     state: Execution,
     event: Event,
     release_version: str,
     policy: ExecutionPolicy = DEFAULT_EXECUTION_POLICY,
 ) -> Execution:
-    """The execution after ``event`` (rules 1, 3, 4, 5, 6). Pure and constant-time."""
+    """The execution after ``event`` (rules 1, 3, 4, 5, 6). Pure and constant-time.
+
+    The common results are built directly rather than through ``dataclasses.replace``,
+    which inspects the fields on every call (the fleet simulator folds every event of
+    every device, and the server every report)."""
     kind, at = event.kind, event.at
     status = state.status
     if status in TERMINAL:
@@ -217,24 +206,35 @@ def step(
         ):
             return _finish(state, REVERTED, at)  # rule 3, after success
         return state  # rule 6
-    if kind == OFFERED:
-        if status in (NONE, S_RETRYING):  # a new attempt: its in-progress timer starts
-            return Execution(
-                S_OFFERED,
-                state.attempts + 1,
-                at,
-                state.success_reported_at,
-                state.finished_at,
-                state.retry_after,
-                at,
-            )
-        return _moved(state, S_OFFERED, at, state.attempts)
-    if (moved_to := _PROGRESS.get(kind)) is not None:
-        return _moved(state, moved_to, at, state.attempts)
+    moved_to = _PROGRESS.get(kind)
+    if moved_to is not None or kind == OFFERED:
+        attempts, offered_at = state.attempts, state.offered_at
+        if moved_to is None:
+            moved_to = S_OFFERED
+            if status in (NONE, S_RETRYING):  # a new attempt: its in-progress timer starts
+                attempts += 1
+                offered_at = at
+        return Execution(
+            moved_to,
+            attempts,
+            at,
+            state.success_reported_at,
+            state.finished_at,
+            state.retry_after,
+            offered_at,
+        )
     if kind == SUCCESS_REPORTED:
         if event.confirmed:
             return _finish(state, SUCCEEDED, at)  # rule 1a
-        return replace(state, status=S_CONFIRMING, last_event_at=at, success_reported_at=at)
+        return Execution(  # confirmed later (rule 1c) or timed out (rule 2)
+            S_CONFIRMING,
+            state.attempts,
+            at,
+            at,
+            state.finished_at,
+            state.retry_after,
+            state.offered_at,
+        )
     if kind in (HEALTH, SEEN_WITH_VERSION):
         return _seen(state, event, release_version)
     if kind == REVERTED_EVENT:

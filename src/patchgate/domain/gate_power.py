@@ -62,11 +62,11 @@ def failure_power(gates: StageGates, devices: int, rate: float) -> float:
     # ratio reaches the boundary is absorbed (halted), so few states stay alive.
     alive = [1.0]
     halted = 0.0
+    keep = 1 - rate
     for k in range(1, n + 1):
-        step = [0.0] * (len(alive) + 1)
-        for failures, p in enumerate(alive):
-            step[failures] += p * (1 - rate)
-            step[failures + 1] += p * rate
+        # After device k: f failures if it kept f (and did not fail) or had f - 1 (and
+        # failed); the two products are summed as they are in any order (a + b == b + a).
+        step = [p * keep + q * rate for p, q in zip([*alive, 0.0], [0.0, *alive], strict=True)]
         for failures in range(len(step) - 1, -1, -1):
             if failures * up + (k - failures) * down < bound:
                 break

@@ -8,7 +8,6 @@ reports that follow folded as the server folds them (:mod:`.feedback`)."""
 from __future__ import annotations
 
 from collections import deque
-from datetime import datetime
 
 from patchgate.domain import executions as ex
 from patchgate.domain.campaigns import (
@@ -36,6 +35,12 @@ from .scenario import BEFORE_BOOT, GROUPS_OF, DeviceItems, Scenario
 
 _ROLLOUT, _REVERT = ROLLOUT, REVERT
 _CODE = CODE
+# The core's names a device's events read, bound once (a global read is cheaper than a
+# module attribute's).
+_Event = ex.Event
+_NEW = ex.NEW
+_OFFERED, _DOWNLOADING = ex.OFFERED, ex.DOWNLOADING
+_DOWNLOADED, _INSTALLING = ex.DOWNLOADED, ex.INSTALLING
 _TERMINAL_CODES = frozenset(_CODE[s] for s in ex.TERMINAL)
 _FINISHED = frozenset({CAMPAIGN_ID})
 _NOTHING: frozenset[int] = frozenset()
@@ -59,7 +64,6 @@ class DeviceEvents(DeviceFeedback):
     buckets: list[int]
     bad_release: bool
     timing: Timing
-    began: list[tuple[float, datetime] | None]
     exposed: bytearray
     installed: bytearray
     ab_reverted: bytearray
@@ -77,7 +81,8 @@ class DeviceEvents(DeviceFeedback):
         return t + self.poll * (1 + j * (2 * self.rng.random() - 1))
 
     def _facts(self, device: int) -> DeviceFacts:
-        env = self.table.envs[self.env[device]]
+        env = self.env[device]
+        table = self.table
         action = None
         execution = self.open[device]
         if execution is not None:
@@ -87,8 +92,8 @@ class DeviceEvents(DeviceFeedback):
             self.ids[device],
             PRODUCT,
             groups=GROUPS_OF[self.mask_list[device]],
-            installed_version=env.installed_version,
-            security_floor=env.security_floor,
+            installed_version=table.versions[env],
+            security_floor=table.floors[env],
             open_action=action,
             finished_campaigns=_FINISHED if self.status[device] in _TERMINAL_CODES else _NOTHING,
             finished_reverts=_FINISHED if self.rstatus[device] in _TERMINAL_CODES else _NOTHING,
@@ -146,7 +151,7 @@ class DeviceEvents(DeviceFeedback):
         key = REVERT_ACTION if revert else ROLLOUT_ACTION
         env = self.env
         env[device] = self.table.apply(env[device], "begin_download", key)
-        self._fold(device, kind, ex.NEW, ex.Event(ex.OFFERED, now), ex.Event(ex.DOWNLOADING, now))
+        self._fold(device, kind, _NEW, _Event(_OFFERED, now), _Event(_DOWNLOADING, now))
         self.in_flight += 1
         self.queue.push(t + self.items.download_minutes[device], device, DOWNLOAD_DONE)
 
@@ -162,7 +167,7 @@ class DeviceEvents(DeviceFeedback):
             self.in_flight -= 1
             self._after(device, t)
             return
-        self._event(device, ex.Event(ex.DOWNLOADED, now), ex.Event(ex.INSTALLING, now))
+        self._event(device, _Event(_DOWNLOADED, now), _Event(_INSTALLING, now))
         items = self.items
         if kind == _REVERT:
             cut_code = items.cut_revert[device]
@@ -188,8 +193,9 @@ class DeviceEvents(DeviceFeedback):
         )
         if cut is not None:
             self.power_cuts += 1
-        self.pending[device] = result
-        self.began[device] = (t, now)
+        # The pass, and when it began (in minutes and as the clock's datetime: its success
+        # report names that instant, converted once, not again at its end).
+        self.pending[device] = (result, t, now)
         self.queue.push(t + result.minutes, device, FINISH)
         if self.mask_list[device] & BEFORE_BOOT:
             # The client reports success once the image is written (after the outage of
@@ -201,11 +207,10 @@ class DeviceEvents(DeviceFeedback):
 
     def _on_finish(self, device: int, t: float) -> None:
         """The install pass ended: the device rebooted into the new release or fell back."""
-        result = self.pending[device]
-        assert result is not None
+        pending = self.pending[device]
+        assert pending is not None
         self.pending[device] = None
-        began = self.began[device]
-        self.began[device] = None
+        result, began_t, began_at = pending
         kind = self.open_kind[device]
         self.env[device] = result.env
         self.in_flight -= 1
@@ -215,14 +220,12 @@ class DeviceEvents(DeviceFeedback):
         if self.mask_list[device] & BEFORE_BOOT:
             self._back_after_reboot(device, t)  # its success was reported when written
         elif success:
-            assert began is not None
             start = t - result.minutes
             # ``at`` is pure: the datetime of the instant the pass began, when the float
             # subtraction gives that instant back exactly (it mostly does).
-            started = began[1] if start == began[0] else at(start)
-            self._event(
-                device, success_report(self._client(device), progress_at=started, success_at=at(t))
-            )
+            started = began_at if start == began_t else at(start)
+            client = self.client_of_mask[self.mask_list[device]]
+            self._event(device, success_report(client, progress_at=started, success_at=at(t)))
         else:
             # The agent reports ``closed``/``failure`` after its A/B fallback: a failure
             # once installing, as the server folds it (services: DDI feedback).

