@@ -107,8 +107,8 @@ def quick_init(cls: type[T]) -> type[T]:
 
     reduce.__name__ = "__reduce__"
     reduce.__qualname__ = f"{cls.__qualname__}.__reduce__"
-    cls.__new__ = staticmethod(new)  # type: ignore[assignment]
+    cls.__new__ = staticmethod(new)  # type: ignore[method-assign]
     # ``object.__init__``: it accepts the arguments once ``__new__`` is the class's own.
-    del cls.__init__  # type: ignore[misc]
+    del cls.__init__
     cls.__reduce__ = reduce  # type: ignore[assignment,method-assign]
     return cls

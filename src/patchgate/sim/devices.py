@@ -170,12 +170,12 @@ class EnvTable:
                 result = self._uncut[uncut] = _result(found, outage)
             return result
         key = (env, offer_key, image_boots, cut)
-        found = self._installs.get(key)
-        if found is None:
-            found = self._installs[key] = _install_pass(
+        kept = self._installs.get(key)
+        if kept is None:
+            kept = self._installs[key] = _install_pass(
                 self, env, offer_key, image_boots=image_boots, cut=cut, timing=timing
             )
-        return _result(found, outage)
+        return _result(kept, outage)
 
 
 class InstallResult(NamedTuple):
