@@ -52,8 +52,11 @@ def quick_init(cls: type[T]) -> type[T]:
     slots = tuple(getattr(cls, "__slots__", ()))
     if not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
         raise TypeError(f"{cls.__name__}: quick_init is for frozen dataclasses")
-    if tuple(f.name for f in params) != slots or cls.__bases__ != (object,):
+    if tuple(f.name for f in params) != slots:
         raise TypeError(f"{cls.__name__}: every field must be a slot (slots=True)")
+    if cls.__bases__ != (object,):
+        # The layout twin copies this class's own slots only: a base's would be missing.
+        raise TypeError(f"{cls.__name__}: quick_init is for records without a base class")
     if any(f.kw_only or not f.init for f in params) or hasattr(cls, "__dataclass_initvars__"):
         raise TypeError(f"{cls.__name__}: only plain positional fields are supported")
     layout = type(f"_{cls.__name__}Layout", (), {"__slots__": slots, "__module__": cls.__module__})
